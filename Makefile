@@ -1,0 +1,89 @@
+# usbserver: a software KVM switch for libvirt domains.
+#
+#   make                  build usbserver and usbctl
+#   make check            run the test suite, then again under ASan+UBSan
+#   make install          PREFIX=/usr/local, DESTDIR, BINDIR, UNITDIR
+#
+# Your CFLAGS are added to ours, never in place of them.
+
+PREFIX	?= /usr/local
+BINDIR	?= $(PREFIX)/bin
+MANDIR	?= $(PREFIX)/share/man
+UNITDIR	?= /etc/systemd/system
+DESTDIR	?=
+
+CC	?= cc
+CFLAGS	?= -O2 -g
+WARN	 = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	   -Wmissing-prototypes -Wwrite-strings
+HARDEN	 = -fstack-protector-strong -D_FORTIFY_SOURCE=2
+MY_CFLAGS = -std=c11 $(WARN) -pthread
+
+# Where a build goes; "make check" builds twice: here and, sanitized,
+# under build/sanitize.
+O	?= .
+SAN	?=
+SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=all \
+	   -fno-omit-frame-pointer
+
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
+
+TEST_SRC = test/check_main.c test/helpers.c test/test_common.c \
+	   test/test_virsh.c test/test_client.c test/test_daemon.c
+
+# -O0 -g for the sanitized build: clear reports; FORTIFY needs -O.
+ifeq ($(SAN),)
+BUILD_CFLAGS = $(MY_CFLAGS) $(HARDEN) $(CFLAGS)
+else
+BUILD_CFLAGS = $(MY_CFLAGS) $(CFLAGS) -O1 -g $(SAN)
+endif
+
+.PHONY: all check check-plain check-sanitize test-run install uninstall clean
+
+all: $(O)/usbserver $(O)/usbctl
+
+$(O)/usbserver: usbserver.c common.h
+	@mkdir -p $(O)
+	$(CC) $(BUILD_CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ usbserver.c
+
+$(O)/usbctl: usbctl.c common.h
+	@mkdir -p $(O)
+	$(CC) $(BUILD_CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ usbctl.c
+
+$(O)/test/check_usbserver: $(TEST_SRC) test/tests.h common.h usbserver.c usbctl.c
+	@if [ -z "$(CHECK_LIBS)" ]; then \
+		echo "the Check framework is missing: apt-get install check pkg-config" >&2; \
+		exit 1; fi
+	@mkdir -p $(O)/test
+	$(CC) $(BUILD_CFLAGS) $(CPPFLAGS) $(CHECK_CFLAGS) -Itest \
+		-DUSBSERVER_BIN='"$(abspath $(O)/usbserver)"' \
+		-DUSBCTL_BIN='"$(abspath $(O)/usbctl)"' \
+		$(LDFLAGS) -o $@ $(TEST_SRC) $(CHECK_LIBS)
+
+test-run: $(O)/usbserver $(O)/usbctl $(O)/test/check_usbserver
+	$(O)/test/check_usbserver
+
+check: check-plain check-sanitize
+
+check-plain:
+	$(MAKE) test-run
+
+check-sanitize:
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	UBSAN_OPTIONS=print_stacktrace=1 \
+	$(MAKE) O=build/sanitize SAN="$(SANITIZE)" test-run
+
+install: $(O)/usbserver $(O)/usbctl
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(O)/usbserver $(O)/usbctl $(DESTDIR)$(BINDIR)/
+	sed 's|/usr/local/bin/usbserver|$(BINDIR)/usbserver|' \
+		contrib/usbserver.service > $(DESTDIR)$(UNITDIR)/usbserver.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/usbserver.service
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/usbserver $(DESTDIR)$(BINDIR)/usbctl \
+		$(DESTDIR)$(UNITDIR)/usbserver.service
+
+clean:
+	rm -rf usbserver usbctl test/check_usbserver build

@@ -1,0 +1,371 @@
+/*
+ * common.h: what usbserver and usbctl share: the line protocol, its limits,
+ * the validators, and the text both sides write and read.
+ *
+ * Everything here is pure (no I/O, no allocation, no globals) so that the
+ * unit tests and the fuzzers can feed it any bytes at all.
+ */
+#ifndef USBSERVER_COMMON_H
+#define USBSERVER_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#define USBSERVER_VERSION	"0.1.0"
+
+#define DEFAULT_SOCKET		"/var/run/vm-usbserver.sock"
+#define DEFAULT_XML_DIR		"/tmp"
+#define DEFAULT_VIRSH		"virsh"
+/* The only PATH virsh is looked up on and runs with in the daemon. */
+#define SAFE_PATH		"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+#define VIRSH_TIMEOUT		30	/* seconds one virsh run may take */
+#define MAX_TIMEOUT		3600	/* largest --timeout accepted */
+#define MAX_LINE		512	/* longest line, either direction, without '\n' */
+#define MAX_VM_NAME		128	/* longest domain name we accept */
+#define MAX_REASON		256	/* longest failure reason in a reply or log */
+#define DEVICE_LEN		9	/* "046d:c52b" */
+#define XML_MAX			160	/* the hostdev document, with room to spare */
+
+enum action {
+	ACT_ATTACH,
+	ACT_DETACH,
+};
+
+struct command {
+	char		vm[MAX_VM_NAME + 1];
+	enum action	action;
+	char		device[DEVICE_LEN + 1];	/* lower case */
+};
+
+static inline const char *
+action_name(enum action a)
+{
+	return a == ACT_ATTACH ? "attach" : "detach";
+}
+
+/* ------------------------------------------------------------------ */
+/* Validators: whitelists, checked before any field touches a file,   */
+/* an argument vector or a log line.                                  */
+
+static inline bool
+is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static inline bool
+is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+	    (c >= 'A' && c <= 'F');
+}
+
+/* A libvirt domain name as we accept it: letters, digits and ._+- only,
+ * not starting with '-', 1..MAX_VM_NAME bytes. */
+static inline bool
+valid_vm_name(const char *s, size_t len)
+{
+	if (len == 0 || len > MAX_VM_NAME || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		    c == '+' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* "VID:PID", four hex digits each, either case. On success writes the
+ * lower-case form (DEVICE_LEN bytes and a NUL) to out. */
+static inline bool
+parse_device(const char *s, size_t len, char out[DEVICE_LEN + 1])
+{
+	if (len != DEVICE_LEN || s[4] != ':')
+		return false;
+	for (size_t i = 0; i < DEVICE_LEN; i++) {
+		if (i == 4)
+			continue;
+		if (!is_hex(s[i]))
+			return false;
+	}
+	for (size_t i = 0; i < DEVICE_LEN; i++) {
+		char c = s[i];
+		out[i] = (c >= 'A' && c <= 'F') ? (char)(c - 'A' + 'a') : c;
+	}
+	out[DEVICE_LEN] = '\0';
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Line assembly: bytes arrive in chunks of any size; lines come out   */
+/* whole, or are reported as overlong and skipped up to their newline. */
+
+struct linebuf {
+	size_t	len;		/* bytes kept in buf */
+	size_t	total;		/* bytes seen in this line, kept or not */
+	bool	overlong;	/* the line outgrew buf: skipping to '\n' */
+	bool	done;		/* buf holds a finished line; clear on next feed */
+	char	buf[MAX_LINE + 1];
+};
+
+enum line_event {
+	LINE_MORE,		/* input used up, no line finished */
+	LINE_READY,		/* buf[0..len) is a line (NUL-terminated) */
+	LINE_OVERLONG,		/* a line longer than MAX_LINE ended; buf has its start */
+};
+
+static inline void
+line_clear(struct linebuf *lb)
+{
+	lb->len = lb->total = 0;
+	lb->overlong = lb->done = false;
+	lb->buf[0] = '\0';
+}
+
+/* Consumes bytes from *data up to and including the first '\n', advancing
+ * *data and *n. Call again while *n > 0: one event per finished line. */
+static inline enum line_event
+line_feed(struct linebuf *lb, const char **data, size_t *n)
+{
+	if (lb->done)
+		line_clear(lb);
+	while (*n > 0) {
+		char c = **data;
+		(*data)++;
+		(*n)--;
+		if (c == '\n') {
+			lb->buf[lb->len] = '\0';
+			lb->done = true;
+			return lb->overlong ? LINE_OVERLONG : LINE_READY;
+		}
+		lb->total++;
+		if (lb->len < MAX_LINE)
+			lb->buf[lb->len++] = c;
+		else
+			lb->overlong = true;
+	}
+	return LINE_MORE;
+}
+
+/* At end of input: a last line without '\n' still counts. */
+static inline enum line_event
+line_finish(struct linebuf *lb)
+{
+	if (lb->done)
+		line_clear(lb);
+	if (lb->total == 0)
+		return LINE_MORE;
+	lb->buf[lb->len] = '\0';
+	lb->done = true;
+	return lb->overlong ? LINE_OVERLONG : LINE_READY;
+}
+
+/* ------------------------------------------------------------------ */
+/* Escaping for logs and replies: one line of printable ASCII out of  */
+/* any bytes. Control bytes, DEL, bytes >= 0x80 and '\' become \xHH.   */
+/* Never splits an escape; returns the length written (size > 0).     */
+
+static inline size_t
+escape_text(char *dst, size_t size, const char *src, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)src[i];
+		bool plain = c >= 0x20 && c < 0x7f && c != '\\';
+		size_t need = plain ? 1 : 4;
+		if (o + need >= size)
+			break;
+		if (plain) {
+			dst[o++] = (char)c;
+		} else {
+			dst[o++] = '\\';
+			dst[o++] = 'x';
+			dst[o++] = hex[c >> 4];
+			dst[o++] = hex[c & 0xf];
+		}
+	}
+	dst[o] = '\0';
+	return o;
+}
+
+/* ------------------------------------------------------------------ */
+/* Parsing a request line.                                             */
+
+enum parse_result {
+	PARSE_EMPTY,		/* blank line: ignored, never answered */
+	PARSE_COMMAND,		/* *cmd filled in */
+	PARSE_REPLY_ON,
+	PARSE_REPLY_OFF,
+	PARSE_ERROR,		/* *why says what is wrong */
+};
+
+#define MAX_FIELDS	4	/* we need three; one more tells "too many" */
+
+/* Drops a trailing '\r' and surrounding blanks: sets *start and returns
+ * the length of what is left. */
+static inline size_t
+line_trim(const char *line, size_t len, const char **start)
+{
+	while (len > 0 && (is_blank(line[len - 1]) || line[len - 1] == '\r'))
+		len--;
+	while (len > 0 && is_blank(*line)) {
+		line++;
+		len--;
+	}
+	*start = line;
+	return len;
+}
+
+static inline bool
+field_is(const char *f, size_t flen, const char *word)
+{
+	return flen == strlen(word) && memcmp(f, word, flen) == 0;
+}
+
+/* line[0..len) is one line without its '\n'; it may hold any bytes. */
+static inline enum parse_result
+parse_line(const char *line, size_t len, struct command *cmd, const char **why)
+{
+	const char *f[MAX_FIELDS];
+	size_t flen[MAX_FIELDS];
+	size_t nf = 0;
+
+	len = line_trim(line, len, &line);
+	if (len == 0)
+		return PARSE_EMPTY;
+
+	for (size_t i = 0; i < len && nf < MAX_FIELDS; ) {
+		size_t j = i;
+		while (j < len && !is_blank(line[j]))
+			j++;
+		f[nf] = line + i;
+		flen[nf++] = j - i;
+		while (j < len && is_blank(line[j]))
+			j++;
+		i = j;
+	}
+
+	if (nf == 2 && field_is(f[0], flen[0], "reply")) {
+		if (field_is(f[1], flen[1], "on"))
+			return PARSE_REPLY_ON;
+		if (field_is(f[1], flen[1], "off"))
+			return PARSE_REPLY_OFF;
+		*why = "expected 'reply on' or 'reply off'";
+		return PARSE_ERROR;
+	}
+	if (nf != 3) {
+		*why = "expected: VM attach|detach VID:PID";
+		return PARSE_ERROR;
+	}
+	if (flen[0] > MAX_VM_NAME) {
+		*why = "VM name too long";
+		return PARSE_ERROR;
+	}
+	if (!valid_vm_name(f[0], flen[0])) {
+		*why = "invalid VM name (letters, digits and ._+- only, "
+		    "not starting with -)";
+		return PARSE_ERROR;
+	}
+	if (field_is(f[1], flen[1], "attach"))
+		cmd->action = ACT_ATTACH;
+	else if (field_is(f[1], flen[1], "detach"))
+		cmd->action = ACT_DETACH;
+	else {
+		*why = "unknown action (expected attach or detach)";
+		return PARSE_ERROR;
+	}
+	if (!parse_device(f[2], flen[2], cmd->device)) {
+		*why = "invalid device (expected VID:PID, four hex digits each)";
+		return PARSE_ERROR;
+	}
+	memcpy(cmd->vm, f[0], flen[0]);
+	cmd->vm[flen[0]] = '\0';
+	return PARSE_COMMAND;
+}
+
+/* ------------------------------------------------------------------ */
+/* The text we write: the hostdev document and the reply lines. Each   */
+/* returns the length written, or -1 when it would not fit.            */
+
+static inline int
+fit(int n, size_t size)
+{
+	return (n < 0 || (size_t)n >= size) ? -1 : n;
+}
+
+static inline int
+xml_format(char *buf, size_t size, const char *device)
+{
+	return fit(snprintf(buf, size,
+	    "<hostdev mode='subsystem' type='usb'><source>"
+	    "<vendor id='0x%.4s'/><product id='0x%.4s'/>"
+	    "</source></hostdev>\n", device, device + 5), size);
+}
+
+/* "ok VM ACTION VID:PID\n", or with a reason
+ * "error VM ACTION VID:PID: REASON\n"; the reason is escaped and cut to
+ * MAX_REASON bytes. */
+static inline int
+reply_format(char *buf, size_t size, const struct command *cmd,
+    const char *reason)
+{
+	char esc[MAX_REASON + 1];
+
+	if (reason == NULL)
+		return fit(snprintf(buf, size, "ok %s %s %s\n", cmd->vm,
+		    action_name(cmd->action), cmd->device), size);
+	escape_text(esc, sizeof(esc), reason, strlen(reason));
+	return fit(snprintf(buf, size, "error %s %s %s: %s\n", cmd->vm,
+	    action_name(cmd->action), cmd->device, esc), size);
+}
+
+/* "error: WHY\n", for a line that is not a command. */
+static inline int
+reply_format_invalid(char *buf, size_t size, const char *why)
+{
+	char esc[MAX_REASON + 1];
+
+	escape_text(esc, sizeof(esc), why, strlen(why));
+	return fit(snprintf(buf, size, "error: %s\n", esc), size);
+}
+
+enum reply_kind {
+	REPLY_OK,		/* the command succeeded */
+	REPLY_ERROR,		/* *reason points into the line */
+	REPLY_UNEXPECTED,	/* not an answer to this command */
+};
+
+/* Reads the daemon's answer to cmd (a line without its '\n'). */
+static inline enum reply_kind
+reply_parse(const char *line, const struct command *cmd, const char **reason)
+{
+	char head[MAX_LINE + 1];
+	size_t n;
+
+	if (fit(snprintf(head, sizeof(head), "ok %s %s %s", cmd->vm,
+	    action_name(cmd->action), cmd->device), sizeof(head)) < 0)
+		return REPLY_UNEXPECTED;
+	if (strcmp(line, head) == 0)
+		return REPLY_OK;
+	if (strncmp(line, "error: ", 7) == 0) {
+		*reason = line + 7;
+		return REPLY_ERROR;
+	}
+	n = strlen(head + 3);
+	if (strncmp(line, "error ", 6) == 0 &&
+	    strncmp(line + 6, head + 3, n) == 0 &&
+	    strncmp(line + 6 + n, ": ", 2) == 0) {
+		*reason = line + 6 + n + 2;
+		return REPLY_ERROR;
+	}
+	return REPLY_UNEXPECTED;
+}
+
+#endif /* USBSERVER_COMMON_H */

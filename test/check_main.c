@@ -1,0 +1,23 @@
+/*
+ * check_main.c: runs every suite. The binaries under test are the ones
+ * the Makefile built beside this runner (USBSERVER_BIN, USBCTL_BIN).
+ */
+#include <stdlib.h>
+
+#include "tests.h"
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(parse_suite());
+	int failed;
+
+	srunner_add_suite(sr, text_suite());
+	srunner_add_suite(sr, virsh_suite());
+	srunner_add_suite(sr, client_suite());
+	srunner_add_suite(sr, daemon_suite());
+	srunner_run_all(sr, CK_ENV);	/* CK_VERBOSITY picks the detail */
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

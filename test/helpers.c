@@ -1,0 +1,419 @@
+/*
+ * helpers.c: the world each live test runs in: a temporary directory, a
+ * fake virsh that reports every call on a FIFO, the daemon as a process
+ * with its log on a pipe, and clients on its real socket.
+ *
+ * Everything waits on real events (a line on a pipe, a FIFO or the
+ * socket) with a generous deadline, never on a bare sleep.
+ */
+#define _GNU_SOURCE
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <sys/pidfd.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests.h"
+
+extern char **environ;
+
+struct world w;
+
+/*
+ * The fake virsh. It records its arguments, environment, open descriptors
+ * and the XML file it was given, reports "start" and "end" on the events
+ * FIFO, and answers by the domain's name as the real one would:
+ *   fail*   two "error:" lines (virsh's generic one, then the reason), exit 1
+ *   quiet*  exit 3, no output
+ *   noisy*  an ordinary line on stdout and stderr, exit 1
+ *   sig*    killed by SIGKILL
+ *   hang*   never returns (sleeps past any deadline a test sets)
+ *   gate*   waits for a line on the gate FIFO, then succeeds
+ *   other   "Device attached successfully", exit 0
+ * and "list" prints the file "domains" in its directory, if there is one.
+ */
+static const char fake_virsh[] =
+    "#!/bin/sh\n"
+    "dir='%s'\n"
+    "id=$$\n"
+    "for a in \"$@\"; do printf '%%s\\n' \"$a\"; done > \"$dir/call.$id.args\"\n"
+    "env > \"$dir/call.$id.env\"\n"
+    "ls -l /proc/$$/fd > \"$dir/call.$id.fds\"\n"
+    "verb= dom= file=\n"
+    "while [ $# -gt 0 ]; do\n"
+    "	case $1 in\n"
+    "	-c) shift ;;\n"
+    "	--domain) dom=$2; shift ;;\n"
+    "	--file) file=$2; shift ;;\n"
+    "	*-device|list) verb=$1 ;;\n"
+    "	esac\n"
+    "	shift\n"
+    "done\n"
+    "if [ \"$verb\" = list ]; then\n"
+    "	cat \"$dir/domains\" 2>/dev/null\n"
+    "	exit 0\n"
+    "fi\n"
+    "[ -n \"$file\" ] && cat -- \"$file\" > \"$dir/call.$id.xml\"\n"
+    "echo \"start $id $dom $verb\" > \"$dir/events\"\n"
+    "status=0\n"
+    "case $dom in\n"
+    "fail*)\n"
+    "	echo \"error: Failed to ${verb%%-device} device from $file\" >&2\n"
+    "	echo \"error: Requested operation is not valid: fake refusal\" >&2\n"
+    "	status=1 ;;\n"
+    "quiet*) status=3 ;;\n"
+    "noisy*) echo 'some output'; echo 'a warning, not an error' >&2; status=1 ;;\n"
+    "sig*) kill -KILL $$ ;;\n"
+    "hang*) exec sleep 60 ;;\n"
+    "gate*) read go < \"$dir/gate\" ;;\n"
+    "esac\n"
+    "echo \"end $id $dom $verb\" > \"$dir/events\"\n"
+    "[ $status = 0 ] && echo 'Device attached successfully'\n"
+    "exit $status\n";
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+
+	ck_assert_msg(fd != -1, "open %s: %s", path, strerror(errno));
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	ck_assert_int_eq(close(fd), 0);
+}
+
+void
+world_setup(void)
+{
+	char path[256], script[sizeof(fake_virsh) + 128];
+
+	memset(&w, 0, sizeof(w));
+	w.daemon = -1;
+	w.gate = w.events.fd = w.log.fd = -1;
+	snprintf(w.dir, sizeof(w.dir), "/tmp/usbserver-test.XXXXXX");
+	ck_assert_msg(mkdtemp(w.dir) != NULL, "mkdtemp: %s", strerror(errno));
+	snprintf(w.sock, sizeof(w.sock), "%s/sock", w.dir);
+	snprintf(w.virsh, sizeof(w.virsh), "%s/virsh", w.dir);
+	snprintf(w.xmldir, sizeof(w.xmldir), "%s/xml", w.dir);
+	ck_assert_int_eq(mkdir(w.xmldir, 0700), 0);
+
+	snprintf(script, sizeof(script), fake_virsh, w.dir);
+	write_file(w.virsh, script, 0755);
+
+	/* Held open read-write, so the fake never blocks opening them. */
+	snprintf(path, sizeof(path), "%s/events", w.dir);
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	w.events.fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	ck_assert_int_ne(w.events.fd, -1);
+	snprintf(path, sizeof(path), "%s/gate", w.dir);
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	w.gate = open(path, O_RDWR | O_CLOEXEC);
+	ck_assert_int_ne(w.gate, -1);
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void
+world_teardown(void)
+{
+	if (w.daemon > 0) {
+		kill(w.daemon, SIGKILL);
+		waitpid(w.daemon, NULL, 0);
+	}
+	if (w.events.fd != -1)
+		close(w.events.fd);
+	if (w.gate != -1)
+		close(w.gate);
+	if (w.log.fd != -1)
+		close(w.log.fd);
+	if (w.dir[0] != '\0')
+		nftw(w.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int
+reader_line(struct reader *r, char *out, size_t size, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	char *nl;
+	size_t n;
+	ssize_t got;
+
+	for (;;) {
+		nl = memchr(r->buf, '\n', r->len);
+		if (nl != NULL || r->len == sizeof(r->buf)) {
+			n = nl != NULL ? (size_t)(nl - r->buf) : r->len;
+			snprintf(out, size, "%.*s", (int)n, r->buf);
+			n = nl != NULL ? n + 1 : n;
+			memmove(r->buf, r->buf + n, r->len - n);
+			r->len -= n;
+			return 1;
+		}
+		int64_t left = deadline - now_ms();
+		struct pollfd p = { .fd = r->fd, .events = POLLIN };
+		if (left <= 0)
+			return -1;
+		if (poll(&p, 1, (int)left) <= 0)
+			continue;
+		got = read(r->fd, r->buf + r->len, sizeof(r->buf) - r->len);
+		if (got == -1 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (got <= 0) {
+			if (r->len == 0)
+				return 0;
+			snprintf(out, size, "%.*s", (int)r->len, r->buf);
+			r->len = 0;
+			return 1;
+		}
+		r->len += (size_t)got;
+	}
+}
+
+bool
+reader_wait(struct reader *r, const char *needle, char *line, size_t size)
+{
+	int64_t deadline = now_ms() + WAIT_MS;
+	char buf[8192];
+
+	while (now_ms() < deadline) {
+		if (reader_line(r, buf, sizeof(buf), (int)(deadline - now_ms())) != 1)
+			return false;
+		if (strstr(buf, needle) != NULL) {
+			if (line != NULL)
+				snprintf(line, size, "%s", buf);
+			return true;
+		}
+	}
+	return false;
+}
+
+bool
+log_wait(const char *needle, char *line, size_t size)
+{
+	return reader_wait(&w.log, needle, line, size);
+}
+
+void
+daemon_start(const char *first, ...)
+{
+	char *argv[32];
+	int argc = 0, fd[2];
+	posix_spawn_file_actions_t fa;
+	const char *a;
+	va_list ap;
+
+	argv[argc++] = (char *)USBSERVER_BIN;
+	argv[argc++] = (char *)"--debug";
+	argv[argc++] = (char *)"--socket";
+	argv[argc++] = w.sock;
+	argv[argc++] = (char *)"--xml-dir";
+	argv[argc++] = w.xmldir;
+	argv[argc++] = (char *)"--virsh";
+	argv[argc++] = w.virsh;
+	va_start(ap, first);
+	for (a = first; a != NULL && argc < 31; a = va_arg(ap, const char *))
+		argv[argc++] = (char *)a;
+	va_end(ap);
+	argv[argc] = NULL;
+
+	ck_assert_int_eq(pipe2(fd, O_CLOEXEC), 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, fd[1], 2);
+	ck_assert_int_eq(posix_spawn(&w.daemon, argv[0], &fa, NULL, argv,
+	    environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(fd[1]);
+	w.log.fd = fd[0];
+	w.log.len = 0;
+	ck_assert_msg(log_wait("listening on", NULL, 0),
+	    "the daemon did not start");
+}
+
+/* Waits for pid to end within WAIT_MS; its wait status, or -1. */
+static int
+wait_deadline(pid_t pid)
+{
+	struct pollfd p = { .fd = pidfd_open(pid, 0), .events = POLLIN };
+	int status = -1;
+
+	ck_assert_int_ne(p.fd, -1);
+	if (poll(&p, 1, WAIT_MS) == 1)
+		waitpid(pid, &status, 0);
+	close(p.fd);
+	return status;
+}
+
+int
+daemon_stop(void)
+{
+	int status;
+
+	ck_assert_int_gt(w.daemon, 0);
+	ck_assert_int_eq(kill(w.daemon, SIGTERM), 0);
+	status = wait_deadline(w.daemon);
+	ck_assert_msg(status != -1, "the daemon did not stop on SIGTERM");
+	w.daemon = -1;
+	return status;
+}
+
+void
+client_open(struct client *c)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w.sock);
+	c->r.len = 0;
+	c->r.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ne(c->r.fd, -1);
+	ck_assert_msg(connect(c->r.fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
+	    "connect %s: %s", w.sock, strerror(errno));
+}
+
+void
+client_sendn(struct client *c, const void *buf, size_t len)
+{
+	ck_assert_int_eq(send(c->r.fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+void
+client_send(struct client *c, const char *s)
+{
+	client_sendn(c, s, strlen(s));
+}
+
+void
+client_reply(struct client *c, char *line, size_t size)
+{
+	int r = reader_line(&c->r, line, size, WAIT_MS);
+
+	ck_assert_msg(r == 1, r == 0 ? "the daemon closed the connection" :
+	    "no reply within %d ms", WAIT_MS);
+}
+
+void
+client_close(struct client *c)
+{
+	close(c->r.fd);
+	c->r.fd = -1;
+}
+
+int
+run(char *const argv[], const char *in, char *out, size_t size)
+{
+	posix_spawn_file_actions_t fa;
+	int ofd[2], ifd[2] = { -1, -1 }, status;
+	size_t len = 0;
+	ssize_t n;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe2(ofd, O_CLOEXEC), 0);
+	posix_spawn_file_actions_init(&fa);
+	if (in != NULL) {
+		ck_assert_int_eq(pipe2(ifd, O_CLOEXEC), 0);
+		posix_spawn_file_actions_adddup2(&fa, ifd[0], 0);
+	} else
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, ofd[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, ofd[1], 2);
+	ck_assert_int_eq(posix_spawn(&pid, argv[0], &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(ofd[1]);
+	if (in != NULL) {
+		close(ifd[0]);
+		ck_assert_int_eq(write(ifd[1], in, strlen(in)), (ssize_t)strlen(in));
+		close(ifd[1]);
+	}
+	while ((n = read(ofd[0], out + len, size - 1 - len)) > 0 &&
+	    (len += (size_t)n) < size - 1)
+		;
+	out[len] = '\0';
+	close(ofd[0]);
+	status = wait_deadline(pid);
+	if (status == -1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		ck_abort_msg("%s did not finish within %d ms", argv[0], WAIT_MS);
+	}
+	return status;
+}
+
+ssize_t
+slurp(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t len = 0;
+	ssize_t n;
+
+	if (fd == -1)
+		return -1;
+	while ((n = read(fd, buf + len, size - 1 - len)) > 0 &&
+	    (len += (size_t)n) < size - 1)
+		;
+	buf[len] = '\0';
+	close(fd);
+	return (ssize_t)len;
+}
+
+void
+event_wait(const char *kind, const char *vm, char *id, size_t size)
+{
+	char line[256], want[160];
+	int64_t deadline = now_ms() + WAIT_MS;
+
+	while (now_ms() < deadline) {
+		ck_assert_msg(reader_line(&w.events, line, sizeof(line),
+		    (int)(deadline - now_ms())) == 1,
+		    "no '%s' from the fake virsh for %s", kind, vm);
+		/* "KIND ID VM VERB" */
+		char *sp1 = strchr(line, ' ');
+		char *sp2 = sp1 != NULL ? strchr(sp1 + 1, ' ') : NULL;
+		if (sp2 == NULL || (size_t)(sp1 - line) != strlen(kind) ||
+		    strncmp(line, kind, strlen(kind)) != 0)
+			continue;
+		snprintf(want, sizeof(want), " %s ", vm);
+		if (strncmp(sp2, want, strlen(want)) != 0)
+			continue;
+		snprintf(id, size, "%.*s", (int)(sp2 - sp1 - 1), sp1 + 1);
+		return;
+	}
+	ck_abort_msg("no '%s' from the fake virsh for %s", kind, vm);
+}
+
+ssize_t
+call_file(const char *id, const char *what, char *buf, size_t size)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/call.%s.%s", w.dir, id, what);
+	return slurp(path, buf, size);
+}

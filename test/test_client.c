@@ -1,0 +1,342 @@
+/*
+ * test_client.c: usbctl. Its parsing of "virsh list --name" in process
+ * (the source included, main renamed), then the program itself against
+ * the daemon, with the fake virsh and with real virsh's test driver.
+ */
+int usbctl_main(int, char *[]);
+#define main usbctl_main
+#include "../usbctl.c"
+#undef main
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <time.h>
+
+#include "tests.h"
+
+#define OUT	4096
+
+static void
+expect_first(const char *out, const char *want)
+{
+	char name[64];
+
+	ck_assert_int_eq(list_first(out, strlen(out), name, sizeof(name)), 0);
+	ck_assert_str_eq(name, want);
+}
+
+START_TEST(test_list_first_line_is_the_domain)
+{
+	expect_first("test\n\n", "test");
+	expect_first("win10\nlinux\n\n", "win10");
+}
+END_TEST
+
+START_TEST(test_list_skips_empty_lines_and_trims)
+{
+	expect_first("\n  \n\t win10 \r\nother\n", "win10");
+}
+END_TEST
+
+START_TEST(test_list_keeps_a_name_with_spaces_whole)
+{
+	expect_first("my gaming vm\nother\n", "my gaming vm");
+}
+END_TEST
+
+START_TEST(test_list_without_newline_at_end)
+{
+	expect_first("win10", "win10");
+}
+END_TEST
+
+START_TEST(test_list_empty_output_has_no_domain)
+{
+	char name[64];
+
+	ck_assert_int_eq(list_first("", 0, name, sizeof(name)), -1);
+	ck_assert_int_eq(list_first("\n\n \n", 4, name, sizeof(name)), -1);
+}
+END_TEST
+
+START_TEST(test_list_name_too_long_or_with_nul_is_refused)
+{
+	char name[8];
+
+	ck_assert_int_eq(list_first("longername\n", 11, name, sizeof(name)), -1);
+	ck_assert_int_eq(list_first("ab\0cd\n", 6, name, sizeof(name)), -1);
+	ck_assert_int_eq(list_first("1234567\n", 8, name, sizeof(name)), 0);
+	ck_assert_str_eq(name, "1234567");
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* usbctl live                                                         */
+
+static void
+domains(const char *text)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/domains", w.dir);
+	ck_assert_ptr_nonnull(f = fopen(path, "we"));
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Runs usbctl with the world's socket and fake virsh, then args. */
+static int
+usbctl(char *out, const char *first, ...)
+{
+	char *argv[32];
+	int argc = 0, status;
+	const char *a;
+	va_list ap;
+
+	argv[argc++] = (char *)USBCTL_BIN;
+	argv[argc++] = (char *)"--socket";
+	argv[argc++] = w.sock;
+	argv[argc++] = (char *)"--virsh";
+	argv[argc++] = w.virsh;
+	va_start(ap, first);
+	for (a = first; a != NULL && argc < 31; a = va_arg(ap, const char *))
+		argv[argc++] = (char *)a;
+	va_end(ap);
+	argv[argc] = NULL;
+	status = run(argv, NULL, out, OUT);
+	ck_assert_msg(WIFEXITED(status), "usbctl died: %#x", status);
+	return WEXITSTATUS(status);
+}
+
+START_TEST(test_usbctl_attaches_to_the_first_running_domain)
+{
+	char out[OUT], id[32], args[OUT];
+
+	daemon_start(NULL);
+	domains("win10\nother\n");
+	ck_assert_int_eq(usbctl(out, "046D:C52B", "046d:c077", NULL), 0);
+	ck_assert_str_eq(out, "");
+	ck_assert(log_wait("[VMusb] win10 attached device 046d:c52b", NULL, 0));
+	ck_assert(log_wait("[VMusb] win10 attached device 046d:c077", NULL, 0));
+	event_wait("end", "win10", id, sizeof(id));
+	ck_assert_int_gt(call_file(id, "args", args, sizeof(args)), 0);
+	ck_assert_ptr_nonnull(strstr(args, "attach-device\n--domain\nwin10\n"));
+}
+END_TEST
+
+START_TEST(test_usbctl_lists_domains_in_the_c_locale)
+{
+	char out[OUT], path[300], env[OUT];
+	struct dirent *de;
+	DIR *d;
+	bool found = false;
+
+	daemon_start(NULL);
+	domains("win10\n");
+	setenv("LC_ALL", "de_DE.UTF-8", 1);
+	ck_assert_int_eq(usbctl(out, "--connect", "test:///default", "046d:c52b",
+	    NULL), 0);
+	/* The list call is the one whose args start with -c URI list. */
+	ck_assert_ptr_nonnull(d = opendir(w.dir));
+	while ((de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+		if (strncmp(de->d_name, "call.", 5) != 0 || n < 5 ||
+		    strcmp(de->d_name + n - 5, ".args") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", w.dir, de->d_name);
+		ck_assert_int_gt(slurp(path, env, sizeof(env)), 0);
+		if (strcmp(env, "-c\ntest:///default\nlist\n--state-running\n"
+		    "--name\n") != 0)
+			continue;
+		found = true;
+		strcpy(path + strlen(path) - 4, "env");
+		ck_assert_int_gt(slurp(path, env, sizeof(env)), 0);
+		ck_assert_ptr_nonnull(strstr(env, "LC_ALL=C\n"));
+	}
+	closedir(d);
+	ck_assert(found);
+}
+END_TEST
+
+START_TEST(test_usbctl_detach_to_a_named_domain)
+{
+	char out[OUT];
+
+	daemon_start(NULL);
+	ck_assert_int_eq(usbctl(out, "--domain", "linux-1", "detach",
+	    "046d:c52b", NULL), 0);
+	ck_assert(log_wait("[VMusb] linux-1 detached device 046d:c52b", NULL, 0));
+}
+END_TEST
+
+START_TEST(test_usbctl_no_running_domain_exits_1)
+{
+	char out[OUT];
+
+	daemon_start(NULL);
+	domains("\n");
+	ck_assert_int_eq(usbctl(out, "046d:c52b", NULL), 1);
+	ck_assert_str_eq(out, "usbctl: no running domain found\n");
+}
+END_TEST
+
+START_TEST(test_usbctl_reports_each_failure_and_exits_1)
+{
+	char out[OUT];
+
+	daemon_start(NULL);
+	ck_assert_int_eq(usbctl(out, "-d", "failvm", "046d:c52b", "046d:c077",
+	    NULL), 1);
+	ck_assert_str_eq(out,
+	    "usbctl: failvm attach 046d:c52b: Requested operation is not valid: "
+	    "fake refusal\n"
+	    "usbctl: failvm attach 046d:c077: Requested operation is not valid: "
+	    "fake refusal\n");
+}
+END_TEST
+
+START_TEST(test_usbctl_refuses_a_domain_name_the_daemon_would)
+{
+	char out[OUT];
+
+	daemon_start(NULL);
+	domains("my gaming vm\n");
+	ck_assert_int_eq(usbctl(out, "046d:c52b", NULL), 1);
+	ck_assert_ptr_nonnull(strstr(out, "domain 'my gaming vm' has a name "
+	    "usbserver does not accept"));
+}
+END_TEST
+
+START_TEST(test_usbctl_usage_errors_exit_2)
+{
+	char out[OUT];
+
+	ck_assert_int_eq(usbctl(out, NULL), 2);
+	ck_assert_int_eq(usbctl(out, "attach", NULL), 2);
+	ck_assert_int_eq(usbctl(out, "zzzz:0000", NULL), 2);
+	ck_assert_ptr_nonnull(strstr(out, "not a device"));
+	ck_assert_int_eq(usbctl(out, "046d:c52b", "-x", NULL), 2);
+	ck_assert_int_eq(usbctl(out, "--help", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(out, "usage: usbctl"));
+}
+END_TEST
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+START_TEST(test_usbctl_retries_then_gives_up_without_a_daemon)
+{
+	char out[OUT], want[OUT];
+	int64_t t0 = mono_ms(), took;
+
+	ck_assert_int_eq(usbctl(out, "-d", "win10", "046d:c52b", NULL), 1);
+	took = mono_ms() - t0;
+	snprintf(want, sizeof(want), "usbctl: cannot connect to usbserver at "
+	    "%s: No such file or directory\n", w.sock);
+	ck_assert_str_eq(out, want);
+	/* Five tries, a second apart. */
+	ck_assert_int_ge(took, (CONNECT_TRIES - 1) * CONNECT_PAUSE * 1000);
+}
+END_TEST
+
+START_TEST(test_usbctl_without_replies_says_so)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char out[OUT], buf[512];
+	int lfd, fd;
+	pid_t pid;
+
+	/* A server of the guide's kind: reads its lines, answers nothing. */
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w.sock);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 1), 0);
+	if ((pid = fork()) == 0) {
+		fd = accept(lfd, NULL, NULL);
+		while (read(fd, buf, sizeof(buf)) > 0)
+			;
+		_exit(0);
+	}
+	ck_assert_int_eq(usbctl(out, "-d", "win10", "046d:c52b", NULL), 1);
+	ck_assert_str_eq(out, "usbctl: win10 attach 046d:c52b: no reply from "
+	    "usbserver (is it an older server without replies?)\n");
+	waitpid(pid, NULL, 0);
+}
+END_TEST
+
+/* Real virsh: discovery through libvirt's test driver, whose running
+ * domain is "test"; with the daemon on real virsh too, libvirt's own
+ * refusal comes back to the user. */
+START_TEST(test_usbctl_with_real_virsh_test_driver)
+{
+	char out[OUT];
+	char *argv[] = { (char *)USBCTL_BIN, (char *)"--socket", w.sock,
+	    (char *)"--connect", (char *)"test:///default", (char *)"046d:c52b",
+	    NULL };
+
+	daemon_start("--virsh", "/usr/bin/virsh", "--connect", "test:///default",
+	    NULL);
+	ck_assert_int_eq(WEXITSTATUS(run(argv, NULL, out, sizeof(out))), 1);
+	ck_assert_str_eq(out, "usbctl: test attach 046d:c52b: this function is "
+	    "not supported by the connection driver: virDomainAttachDevice\n");
+	ck_assert(log_wait("[VMusb] test attaching device 046d:c52b failed: "
+	    "this function is not supported", NULL, 0));
+}
+END_TEST
+
+START_TEST(test_usbctl_real_virsh_discovery_names_test)
+{
+	char out[OUT], id[32];
+	char *argv[] = { (char *)USBCTL_BIN, (char *)"--socket", w.sock,
+	    (char *)"--connect", (char *)"test:///default", (char *)"046d:c52b",
+	    NULL };
+
+	/* Real virsh finds the domain; the fake one answers the daemon. */
+	daemon_start(NULL);
+	ck_assert_int_eq(WEXITSTATUS(run(argv, NULL, out, sizeof(out))), 0);
+	event_wait("end", "test", id, sizeof(id));
+}
+END_TEST
+
+Suite *
+client_suite(void)
+{
+	Suite *s = suite_create("client");
+	TCase *list = tcase_create("virsh list parsing");
+	TCase *live = tcase_create("usbctl");
+
+	tcase_add_test(list, test_list_first_line_is_the_domain);
+	tcase_add_test(list, test_list_skips_empty_lines_and_trims);
+	tcase_add_test(list, test_list_keeps_a_name_with_spaces_whole);
+	tcase_add_test(list, test_list_without_newline_at_end);
+	tcase_add_test(list, test_list_empty_output_has_no_domain);
+	tcase_add_test(list, test_list_name_too_long_or_with_nul_is_refused);
+	suite_add_tcase(s, list);
+
+	tcase_add_checked_fixture(live, world_setup, world_teardown);
+	tcase_set_timeout(live, 60);
+	tcase_add_test(live, test_usbctl_attaches_to_the_first_running_domain);
+	tcase_add_test(live, test_usbctl_lists_domains_in_the_c_locale);
+	tcase_add_test(live, test_usbctl_detach_to_a_named_domain);
+	tcase_add_test(live, test_usbctl_no_running_domain_exits_1);
+	tcase_add_test(live, test_usbctl_reports_each_failure_and_exits_1);
+	tcase_add_test(live, test_usbctl_refuses_a_domain_name_the_daemon_would);
+	tcase_add_test(live, test_usbctl_usage_errors_exit_2);
+	tcase_add_test(live, test_usbctl_retries_then_gives_up_without_a_daemon);
+	tcase_add_test(live, test_usbctl_without_replies_says_so);
+	tcase_add_test(live, test_usbctl_with_real_virsh_test_driver);
+	tcase_add_test(live, test_usbctl_real_virsh_discovery_names_test);
+	suite_add_tcase(s, live);
+	return s;
+}

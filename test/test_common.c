@@ -1,0 +1,1480 @@
+/*
+ * test_common.c: the pure protocol code of common.h: validators, line
+ * assembly, the request parser, and the text both sides write and read.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+
+/* These tests hand the formatters buffers that are too small on purpose;
+ * gcc sees it through the inlining and would call it a bug. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
+
+#include "tests.h"
+#include "../common.h"
+
+/* A string literal and its length, NUL bytes inside included. */
+#define LIT(s)		(s), (sizeof(s) - 1)
+
+#define DEV		"046d:c52b"
+#define SENTINEL	0x5a
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+
+static bool
+vm_name(const char *s)
+{
+	return valid_vm_name(s, strlen(s));
+}
+
+static bool
+device(const char *s, char out[DEVICE_LEN + 1])
+{
+	return parse_device(s, strlen(s), out);
+}
+
+/* Fills buf with n copies of c and a NUL. */
+static char *
+repeat(char *buf, char c, size_t n)
+{
+	memset(buf, c, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+static void
+command_init(struct command *cmd)
+{
+	memset(cmd, SENTINEL, sizeof(*cmd));
+}
+
+static bool
+untouched(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] != SENTINEL)
+			return false;
+	return true;
+}
+
+/* line[0..len) must be PARSE_ERROR with a reason, and must leave
+ * neither a VM name nor a device behind in the command. */
+static void
+expect_parse_error(const char *line, size_t len)
+{
+	struct command cmd;
+	const char *why = NULL;
+	char shown[4 * MAX_LINE + 1];
+
+	command_init(&cmd);
+	escape_text(shown, sizeof(shown), line, len);
+	ck_assert_msg(parse_line(line, len, &cmd, &why) == PARSE_ERROR,
+	    "'%s' is not PARSE_ERROR", shown);
+	ck_assert_msg(why != NULL && why[0] != '\0',
+	    "'%s' gives no reason", shown);
+	ck_assert_msg(untouched(cmd.vm, sizeof(cmd.vm)),
+	    "'%s' wrote a VM name", shown);
+	ck_assert_msg(untouched(cmd.device, sizeof(cmd.device)),
+	    "'%s' wrote a device", shown);
+}
+
+static void
+expect_command(const char *line, size_t len, const char *vm,
+    enum action action, const char *dev)
+{
+	struct command cmd;
+	const char *why = NULL;
+
+	command_init(&cmd);
+	ck_assert_int_eq(parse_line(line, len, &cmd, &why), PARSE_COMMAND);
+	ck_assert_str_eq(cmd.vm, vm);
+	ck_assert_int_eq(cmd.action, action);
+	ck_assert_str_eq(cmd.device, dev);
+}
+
+static enum parse_result
+parse_only(const char *line, size_t len)
+{
+	struct command cmd;
+	const char *why = NULL;
+
+	command_init(&cmd);
+	return parse_line(line, len, &cmd, &why);
+}
+
+static void
+make_command(struct command *cmd, const char *vm, enum action action,
+    const char *dev)
+{
+	memset(cmd, 0, sizeof(*cmd));
+	strcpy(cmd->vm, vm);
+	cmd->action = action;
+	strcpy(cmd->device, dev);
+}
+
+/* ------------------------------------------------------------------ */
+/* valid_vm_name                                                       */
+
+START_TEST(test_vm_name_plain_is_accepted)
+{
+	ck_assert(vm_name("win10"));
+}
+END_TEST
+
+START_TEST(test_vm_name_letters_digits_dot_underscore_plus_dash_are_accepted)
+{
+	ck_assert(vm_name("abcdefghijklmnopqrstuvwxyz"));
+	ck_assert(vm_name("ABCDEFGHIJKLMNOPQRSTUVWXYZ"));
+	ck_assert(vm_name("0123456789"));
+	ck_assert(vm_name("a._+-z"));
+	ck_assert(vm_name("."));
+	ck_assert(vm_name("_"));
+	ck_assert(vm_name("+"));
+	ck_assert(vm_name("win-10_guest.2+x"));
+}
+END_TEST
+
+START_TEST(test_vm_name_empty_is_rejected)
+{
+	ck_assert(!vm_name(""));
+	ck_assert(!valid_vm_name("win10", 0));
+}
+END_TEST
+
+START_TEST(test_vm_name_leading_dash_is_rejected)
+{
+	ck_assert(!vm_name("-"));
+	ck_assert(!vm_name("-c"));
+	ck_assert(!vm_name("--connect"));
+	ck_assert(vm_name("c-"));
+}
+END_TEST
+
+START_TEST(test_vm_name_of_max_length_is_accepted)
+{
+	char name[MAX_VM_NAME + 2];
+
+	ck_assert(vm_name(repeat(name, 'a', MAX_VM_NAME)));
+}
+END_TEST
+
+START_TEST(test_vm_name_over_max_length_is_rejected)
+{
+	char name[MAX_VM_NAME + 2];
+
+	ck_assert(!vm_name(repeat(name, 'a', MAX_VM_NAME + 1)));
+}
+END_TEST
+
+START_TEST(test_vm_name_slash_is_rejected)
+{
+	ck_assert(!vm_name("/"));
+	ck_assert(!vm_name("a/b"));
+	ck_assert(!vm_name("/etc"));
+}
+END_TEST
+
+START_TEST(test_vm_name_path_traversal_is_rejected)
+{
+	ck_assert(!vm_name("../x"));
+	ck_assert(!vm_name("../../etc/passwd"));
+	ck_assert(!vm_name("x/.."));
+}
+END_TEST
+
+START_TEST(test_vm_name_quotes_are_rejected)
+{
+	ck_assert(!vm_name("win'10"));
+	ck_assert(!vm_name("win\"10"));
+	ck_assert(!vm_name("win`10`"));
+}
+END_TEST
+
+START_TEST(test_vm_name_markup_is_rejected)
+{
+	ck_assert(!vm_name("win<10"));
+	ck_assert(!vm_name("win>10"));
+	ck_assert(!vm_name("a&b"));
+}
+END_TEST
+
+START_TEST(test_vm_name_blanks_are_rejected)
+{
+	ck_assert(!vm_name("win 10"));
+	ck_assert(!vm_name("win\t10"));
+	ck_assert(!vm_name("win10 "));
+}
+END_TEST
+
+START_TEST(test_vm_name_nul_inside_is_rejected)
+{
+	ck_assert(!valid_vm_name(LIT("win\0" "10")));
+	ck_assert(!valid_vm_name(LIT("win10\0")));
+	ck_assert(!valid_vm_name(LIT("\0")));
+}
+END_TEST
+
+START_TEST(test_vm_name_high_bytes_are_rejected)
+{
+	ck_assert(!vm_name("win\x80" "10"));
+	ck_assert(!vm_name("win\xff"));
+	ck_assert(!vm_name("\xc3\xa9t\xc3\xa9"));
+}
+END_TEST
+
+START_TEST(test_vm_name_every_byte_outside_the_whitelist_is_rejected)
+{
+	const char *ok = "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-";
+
+	for (int b = 0; b < 256; b++) {
+		char name[3] = { 'a', (char)b, 'z' };
+		bool allowed = b != 0 && strchr(ok, b) != NULL;
+
+		ck_assert_msg(valid_vm_name(name, sizeof(name)) == allowed,
+		    "byte 0x%02x: expected %s", b,
+		    allowed ? "accepted" : "rejected");
+	}
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* parse_device                                                        */
+
+START_TEST(test_device_lower_case_is_kept)
+{
+	char out[DEVICE_LEN + 1];
+
+	ck_assert(device("046d:c52b", out));
+	ck_assert_str_eq(out, "046d:c52b");
+}
+END_TEST
+
+START_TEST(test_device_upper_case_is_lowered)
+{
+	char out[DEVICE_LEN + 1];
+
+	ck_assert(device("046D:C52B", out));
+	ck_assert_str_eq(out, "046d:c52b");
+	ck_assert(device("ABCD:EF01", out));
+	ck_assert_str_eq(out, "abcd:ef01");
+}
+END_TEST
+
+START_TEST(test_device_wrong_length_is_rejected)
+{
+	char out[DEVICE_LEN + 1];
+
+	ck_assert(!device("", out));
+	ck_assert(!device("046d:c52", out));
+	ck_assert(!device("46d:c52b", out));
+	ck_assert(!device("0046d:c52b", out));
+	ck_assert(!parse_device("046d:c52b", DEVICE_LEN - 1, out));
+}
+END_TEST
+
+START_TEST(test_device_missing_colon_is_rejected)
+{
+	char out[DEVICE_LEN + 1];
+
+	ck_assert(!device("046d0c52b", out));
+	ck_assert(!device("046d-c52b", out));
+	ck_assert(!device("046dc52b:", out));
+	ck_assert(!device(":046dc52b", out));
+}
+END_TEST
+
+START_TEST(test_device_non_hex_is_rejected)
+{
+	char out[DEVICE_LEN + 1];
+
+	ck_assert(!device("04g6:c52b", out));
+	ck_assert(!device("046d:c52g", out));
+	ck_assert(!device("046d:c5 b", out));
+	ck_assert(!device("0x6d:c52b", out));
+	ck_assert(!device("046d::52b", out));
+}
+END_TEST
+
+START_TEST(test_device_extra_characters_are_rejected)
+{
+	char out[DEVICE_LEN + 1];
+
+	ck_assert(!device("046d:c52b0", out));
+	ck_assert(!device("046d:c52b ", out));
+	ck_assert(!device("046d:c52b<", out));
+	ck_assert(!device("046d:c52b:0000", out));
+}
+END_TEST
+
+START_TEST(test_device_leading_dash_is_rejected)
+{
+	char out[DEVICE_LEN + 1];
+
+	ck_assert(!device("-46d:c52b", out));
+	ck_assert(!device("-046d:c52b", out));
+	ck_assert(!device("--file", out));
+}
+END_TEST
+
+START_TEST(test_device_nul_inside_is_rejected)
+{
+	char out[DEVICE_LEN + 1];
+
+	ck_assert(!parse_device(LIT("046d:c5\0" "b"), out));
+	ck_assert(!parse_device(LIT("\0" "46d:c52b"), out));
+	ck_assert(!parse_device(LIT("046d\0c52b"), out));
+}
+END_TEST
+
+START_TEST(test_device_high_bytes_are_rejected)
+{
+	char out[DEVICE_LEN + 1];
+
+	ck_assert(!device("046d:c52\xff", out));
+	ck_assert(!device("\x80" "46d:c52b", out));
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* line_feed / line_finish                                             */
+
+START_TEST(test_line_in_one_chunk_is_ready)
+{
+	struct linebuf lb;
+	const char *data = "win10 attach 046d:c52b\n";
+	size_t n = strlen(data);
+
+	line_clear(&lb);
+	ck_assert_int_eq(line_feed(&lb, &data, &n), LINE_READY);
+	ck_assert_str_eq(lb.buf, "win10 attach 046d:c52b");
+	ck_assert_uint_eq(lb.len, strlen("win10 attach 046d:c52b"));
+	ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
+START_TEST(test_line_fed_byte_by_byte_comes_out_whole)
+{
+	struct linebuf lb;
+	const char *text = "win10 attach 046d:c52b\n";
+	size_t last = strlen(text) - 1;
+
+	line_clear(&lb);
+	for (size_t i = 0; i <= last; i++) {
+		const char *data = text + i;
+		size_t n = 1;
+
+		ck_assert_int_eq(line_feed(&lb, &data, &n),
+		    i == last ? LINE_READY : LINE_MORE);
+		ck_assert_uint_eq(n, 0);
+		ck_assert_ptr_eq(data, text + i + 1);
+	}
+	ck_assert_str_eq(lb.buf, "win10 attach 046d:c52b");
+	ck_assert_uint_eq(lb.len, last);
+}
+END_TEST
+
+START_TEST(test_line_two_in_one_chunk_come_out_one_at_a_time)
+{
+	struct linebuf lb;
+	const char *text = "first line\nsecond\n";
+	const char *data = text;
+	size_t n = strlen(text);
+
+	line_clear(&lb);
+	ck_assert_int_eq(line_feed(&lb, &data, &n), LINE_READY);
+	ck_assert_str_eq(lb.buf, "first line");
+	ck_assert_uint_eq(lb.len, strlen("first line"));
+	ck_assert_ptr_eq(data, text + strlen("first line\n"));
+	ck_assert_uint_eq(n, strlen("second\n"));
+
+	ck_assert_int_eq(line_feed(&lb, &data, &n), LINE_READY);
+	ck_assert_str_eq(lb.buf, "second");
+	ck_assert_uint_eq(lb.len, strlen("second"));
+	ck_assert_ptr_eq(data, text + strlen(text));
+	ck_assert_uint_eq(n, 0);
+
+	ck_assert_int_eq(line_finish(&lb), LINE_MORE);
+}
+END_TEST
+
+START_TEST(test_line_partial_then_rest_is_ready)
+{
+	struct linebuf lb;
+	const char *data = "win10 att";
+	size_t n = strlen(data);
+
+	line_clear(&lb);
+	ck_assert_int_eq(line_feed(&lb, &data, &n), LINE_MORE);
+	ck_assert_uint_eq(n, 0);
+	data = "ach 046d:c52b\nnext";
+	n = strlen(data);
+	ck_assert_int_eq(line_feed(&lb, &data, &n), LINE_READY);
+	ck_assert_str_eq(lb.buf, "win10 attach 046d:c52b");
+	ck_assert_uint_eq(n, strlen("next"));
+	ck_assert_int_eq(line_feed(&lb, &data, &n), LINE_MORE);
+	ck_assert_int_eq(line_finish(&lb), LINE_READY);
+	ck_assert_str_eq(lb.buf, "next");
+}
+END_TEST
+
+START_TEST(test_line_empty_is_ready_and_empty)
+{
+	struct linebuf lb;
+	const char *data = "\n";
+	size_t n = 1;
+
+	line_clear(&lb);
+	ck_assert_int_eq(line_feed(&lb, &data, &n), LINE_READY);
+	ck_assert_uint_eq(lb.len, 0);
+	ck_assert_str_eq(lb.buf, "");
+}
+END_TEST
+
+START_TEST(test_line_of_max_length_is_ready)
+{
+	struct linebuf lb;
+	char text[MAX_LINE + 2];
+	char want[MAX_LINE + 1];
+	const char *data = text;
+	size_t n = MAX_LINE + 1;
+
+	repeat(text, 'x', MAX_LINE);
+	text[MAX_LINE] = '\n';
+	repeat(want, 'x', MAX_LINE);
+	line_clear(&lb);
+	ck_assert_int_eq(line_feed(&lb, &data, &n), LINE_READY);
+	ck_assert_uint_eq(lb.len, MAX_LINE);
+	ck_assert_str_eq(lb.buf, want);
+	ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
+START_TEST(test_line_over_max_length_is_overlong)
+{
+	struct linebuf lb;
+	char text[MAX_LINE + 3];
+	const char *data = text;
+	size_t n = MAX_LINE + 2;
+
+	repeat(text, 'x', MAX_LINE + 1);
+	text[MAX_LINE + 1] = '\n';
+	line_clear(&lb);
+	ck_assert_int_eq(line_feed(&lb, &data, &n), LINE_OVERLONG);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_uint_le(lb.len, MAX_LINE);
+	ck_assert_uint_eq(strlen(lb.buf), lb.len);
+}
+END_TEST
+
+START_TEST(test_line_after_overlong_is_ready_and_intact)
+{
+	struct linebuf lb;
+	char text[MAX_LINE + 64];
+	const char *data = text;
+	size_t n;
+
+	repeat(text, 'x', MAX_LINE + 1);
+	strcpy(text + MAX_LINE + 1, "\nwin10 attach 046d:c52b\n");
+	n = strlen(text);
+	line_clear(&lb);
+	ck_assert_int_eq(line_feed(&lb, &data, &n), LINE_OVERLONG);
+	ck_assert_uint_eq(n, strlen("win10 attach 046d:c52b\n"));
+	ck_assert_int_eq(line_feed(&lb, &data, &n), LINE_READY);
+	ck_assert_str_eq(lb.buf, "win10 attach 046d:c52b");
+	ck_assert_uint_eq(lb.len, strlen("win10 attach 046d:c52b"));
+	ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
+START_TEST(test_line_overlong_across_chunks_is_reported_once)
+{
+	struct linebuf lb;
+	char chunk[100];
+	const char *data;
+	size_t n;
+	int overlong = 0, ready = 0;
+
+	repeat(chunk, 'y', sizeof(chunk) - 1);
+	line_clear(&lb);
+	/* 30 chunks of 99 bytes: far past MAX_LINE, no newline yet. */
+	for (int i = 0; i < 30; i++) {
+		data = chunk;
+		n = strlen(chunk);
+		ck_assert_int_eq(line_feed(&lb, &data, &n), LINE_MORE);
+		ck_assert_uint_eq(n, 0);
+	}
+	data = "yyy\nok\n";
+	n = strlen(data);
+	while (n > 0) {
+		switch (line_feed(&lb, &data, &n)) {
+		case LINE_OVERLONG:
+			overlong++;
+			break;
+		case LINE_READY:
+			ready++;
+			ck_assert_str_eq(lb.buf, "ok");
+			break;
+		case LINE_MORE:
+			break;
+		}
+	}
+	ck_assert_int_eq(overlong, 1);
+	ck_assert_int_eq(ready, 1);
+	ck_assert_int_eq(line_finish(&lb), LINE_MORE);
+}
+END_TEST
+
+START_TEST(test_line_overlong_without_newline_is_finished_as_overlong)
+{
+	struct linebuf lb;
+	char text[MAX_LINE + 11];
+	const char *data = text;
+	size_t n = MAX_LINE + 10;
+
+	repeat(text, 'z', MAX_LINE + 10);
+	line_clear(&lb);
+	ck_assert_int_eq(line_feed(&lb, &data, &n), LINE_MORE);
+	ck_assert_int_eq(line_finish(&lb), LINE_OVERLONG);
+	ck_assert_int_eq(line_finish(&lb), LINE_MORE);
+}
+END_TEST
+
+START_TEST(test_line_last_without_newline_is_finished)
+{
+	struct linebuf lb;
+	const char *data = "first\nlast";
+	size_t n = strlen(data);
+
+	line_clear(&lb);
+	ck_assert_int_eq(line_feed(&lb, &data, &n), LINE_READY);
+	ck_assert_str_eq(lb.buf, "first");
+	ck_assert_int_eq(line_feed(&lb, &data, &n), LINE_MORE);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(line_finish(&lb), LINE_READY);
+	ck_assert_str_eq(lb.buf, "last");
+	ck_assert_uint_eq(lb.len, strlen("last"));
+}
+END_TEST
+
+START_TEST(test_line_finish_on_nothing_is_more)
+{
+	struct linebuf lb;
+
+	line_clear(&lb);
+	ck_assert_int_eq(line_finish(&lb), LINE_MORE);
+}
+END_TEST
+
+START_TEST(test_line_finish_after_ready_is_more)
+{
+	struct linebuf lb;
+	const char *data = "done\n";
+	size_t n = strlen(data);
+
+	line_clear(&lb);
+	ck_assert_int_eq(line_feed(&lb, &data, &n), LINE_READY);
+	ck_assert_int_eq(line_finish(&lb), LINE_MORE);
+}
+END_TEST
+
+START_TEST(test_line_nul_bytes_are_kept)
+{
+	struct linebuf lb;
+	const char text[] = "a\0b\0\0c\n";
+	const char *data = text;
+	size_t n = sizeof(text) - 1;
+
+	line_clear(&lb);
+	ck_assert_int_eq(line_feed(&lb, &data, &n), LINE_READY);
+	ck_assert_uint_eq(lb.len, 6);
+	ck_assert_mem_eq(lb.buf, "a\0b\0\0c", 7);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* parse_line                                                          */
+
+START_TEST(test_parse_attach_command)
+{
+	expect_command(LIT("win10 attach 046d:c52b"), "win10", ACT_ATTACH,
+	    DEV);
+}
+END_TEST
+
+START_TEST(test_parse_detach_command)
+{
+	expect_command(LIT("win10 detach 046d:c52b"), "win10", ACT_DETACH,
+	    DEV);
+}
+END_TEST
+
+START_TEST(test_parse_device_is_lowered)
+{
+	expect_command(LIT("win10 attach 046D:C52B"), "win10", ACT_ATTACH,
+	    DEV);
+}
+END_TEST
+
+START_TEST(test_parse_only_len_bytes_are_read)
+{
+	expect_command("win10 attach 046d:c52bXYZ", strlen(
+	    "win10 attach 046d:c52b"), "win10", ACT_ATTACH, DEV);
+}
+END_TEST
+
+START_TEST(test_parse_trailing_cr_is_dropped)
+{
+	expect_command(LIT("win10 attach 046d:c52b\r"), "win10", ACT_ATTACH,
+	    DEV);
+}
+END_TEST
+
+START_TEST(test_parse_surrounding_blanks_are_dropped)
+{
+	expect_command(LIT("  \twin10 attach 046d:c52b \t "), "win10",
+	    ACT_ATTACH, DEV);
+	expect_command(LIT("\t win10 detach 046d:c52b\t\r"), "win10",
+	    ACT_DETACH, DEV);
+}
+END_TEST
+
+START_TEST(test_parse_several_blanks_between_fields)
+{
+	expect_command(LIT("win10   attach\t\t 046d:c52b"), "win10",
+	    ACT_ATTACH, DEV);
+}
+END_TEST
+
+START_TEST(test_parse_vm_name_of_max_length_is_accepted)
+{
+	char name[MAX_VM_NAME + 1];
+	char line[MAX_VM_NAME + 32];
+
+	repeat(name, 'v', MAX_VM_NAME);
+	snprintf(line, sizeof(line), "%s attach %s", name, DEV);
+	expect_command(line, strlen(line), name, ACT_ATTACH, DEV);
+}
+END_TEST
+
+START_TEST(test_parse_empty_line_is_empty)
+{
+	ck_assert_int_eq(parse_only(LIT("")), PARSE_EMPTY);
+}
+END_TEST
+
+START_TEST(test_parse_blank_line_is_empty)
+{
+	ck_assert_int_eq(parse_only(LIT(" ")), PARSE_EMPTY);
+	ck_assert_int_eq(parse_only(LIT("\t")), PARSE_EMPTY);
+	ck_assert_int_eq(parse_only(LIT(" \t  \t")), PARSE_EMPTY);
+	ck_assert_int_eq(parse_only(LIT("\r")), PARSE_EMPTY);
+	ck_assert_int_eq(parse_only(LIT("  \t\r")), PARSE_EMPTY);
+}
+END_TEST
+
+START_TEST(test_parse_reply_on)
+{
+	ck_assert_int_eq(parse_only(LIT("reply on")), PARSE_REPLY_ON);
+	ck_assert_int_eq(parse_only(LIT(" reply\t on \r")), PARSE_REPLY_ON);
+}
+END_TEST
+
+START_TEST(test_parse_reply_off)
+{
+	ck_assert_int_eq(parse_only(LIT("reply off")), PARSE_REPLY_OFF);
+	ck_assert_int_eq(parse_only(LIT("reply   off\r")), PARSE_REPLY_OFF);
+}
+END_TEST
+
+START_TEST(test_parse_reply_unknown_value_is_error)
+{
+	expect_parse_error(LIT("reply maybe"));
+	expect_parse_error(LIT("reply ON"));
+	expect_parse_error(LIT("reply onn"));
+	expect_parse_error(LIT("reply"));
+	expect_parse_error(LIT("reply on off"));
+}
+END_TEST
+
+START_TEST(test_parse_one_field_is_error)
+{
+	expect_parse_error(LIT("win10"));
+}
+END_TEST
+
+START_TEST(test_parse_two_fields_is_error)
+{
+	expect_parse_error(LIT("win10 attach"));
+}
+END_TEST
+
+START_TEST(test_parse_four_fields_is_error)
+{
+	expect_parse_error(LIT("win10 attach 046d:c52b extra"));
+	expect_parse_error(LIT("win10 attach 046d:c52b 046d:c52b a b c"));
+}
+END_TEST
+
+START_TEST(test_parse_unknown_action_is_error)
+{
+	expect_parse_error(LIT("win10 attached 046d:c52b"));
+	expect_parse_error(LIT("win10 ATTACH 046d:c52b"));
+	expect_parse_error(LIT("win10 reattach 046d:c52b"));
+	expect_parse_error(LIT("win10 attac 046d:c52b"));
+	expect_parse_error(LIT("win10 Detach 046d:c52b"));
+}
+END_TEST
+
+START_TEST(test_parse_hostile_fields_are_errors)
+{
+	static const char *const lines[] = {
+		"../../etc/passwd attach 046d:c52b",
+		"win10 attach ../../x",
+		"-c attach 046d:c52b",
+		"win10 attach --file",
+		"win'10 attach 046d:c52b",
+		"win\"10 attach 046d:c52b",
+		"win10 attach 046d:c52b<",
+		"a&b attach 046d:c52b",
+		"<hostdev/> attach 046d:c52b",
+		"win10;rm attach 046d:c52b",
+		"$(id) attach 046d:c52b",
+		"win10 attach -046d:c52",
+	};
+
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		expect_parse_error(lines[i], strlen(lines[i]));
+}
+END_TEST
+
+START_TEST(test_parse_nul_in_each_field_is_error)
+{
+	expect_parse_error(LIT("win\0" "10 attach 046d:c52b"));
+	expect_parse_error(LIT("\0" "win10 attach 046d:c52b"));
+	expect_parse_error(LIT("win10 att\0" "ach 046d:c52b"));
+	expect_parse_error(LIT("win10 attach\0 046d:c52b"));
+	expect_parse_error(LIT("win10 attach 046d:c5\0" "b"));
+	expect_parse_error(LIT("win10 attach 046d:c52b\0"));
+}
+END_TEST
+
+START_TEST(test_parse_high_byte_in_each_field_is_error)
+{
+	expect_parse_error(LIT("win\xff" "10 attach 046d:c52b"));
+	expect_parse_error(LIT("win10 att\xff" "ach 046d:c52b"));
+	expect_parse_error(LIT("win10 attach\xff 046d:c52b"));
+	expect_parse_error(LIT("win10 attach 046d:c5\xff" "b"));
+	expect_parse_error(LIT("win10 attach 046d:c52b\xff"));
+}
+END_TEST
+
+START_TEST(test_parse_vm_name_over_max_length_is_error)
+{
+	char name[MAX_VM_NAME + 2];
+	char line[MAX_VM_NAME + 32];
+
+	repeat(name, 'v', MAX_VM_NAME + 1);
+	snprintf(line, sizeof(line), "%s attach %s", name, DEV);
+	expect_parse_error(line, strlen(line));
+}
+END_TEST
+
+START_TEST(test_parse_very_long_line_is_error)
+{
+	char line[4 * MAX_LINE];
+
+	repeat(line, 'v', sizeof(line) - 1);
+	memcpy(line + sizeof(line) - 1 - 17, " attach 046d:c52b", 17);
+	expect_parse_error(line, strlen(line));
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* xml_format                                                          */
+
+#define XML_046D_C52B	"<hostdev mode='subsystem' type='usb'><source>" \
+	"<vendor id='0x046d'/><product id='0xc52b'/></source></hostdev>\n"
+
+START_TEST(test_xml_document_is_exact)
+{
+	char buf[XML_MAX];
+
+	ck_assert_int_ge(xml_format(buf, sizeof(buf), DEV), 0);
+	ck_assert_str_eq(buf, XML_046D_C52B);
+}
+END_TEST
+
+START_TEST(test_xml_returns_its_length)
+{
+	char buf[XML_MAX];
+	int n = xml_format(buf, sizeof(buf), DEV);
+
+	ck_assert_int_eq(n, (int)strlen(buf));
+	ck_assert_int_eq(n, (int)strlen(XML_046D_C52B));
+}
+END_TEST
+
+START_TEST(test_xml_fits_in_xml_max)
+{
+	char buf[XML_MAX];
+
+	ck_assert_int_lt(xml_format(buf, sizeof(buf), "ffff:ffff"), XML_MAX);
+	ck_assert_int_gt(xml_format(buf, sizeof(buf), "ffff:ffff"), 0);
+}
+END_TEST
+
+START_TEST(test_xml_one_byte_short_is_error)
+{
+	char buf[XML_MAX];
+	size_t need = strlen(XML_046D_C52B) + 1;
+
+	ck_assert_int_eq(xml_format(buf, need - 1, DEV), -1);
+}
+END_TEST
+
+START_TEST(test_xml_exact_room_fits)
+{
+	char buf[XML_MAX];
+	size_t need = strlen(XML_046D_C52B) + 1;
+
+	ck_assert_int_eq(xml_format(buf, need, DEV),
+	    (int)strlen(XML_046D_C52B));
+	ck_assert_str_eq(buf, XML_046D_C52B);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* escape_text                                                         */
+
+START_TEST(test_escape_printable_passes_unchanged)
+{
+	char src[96], dst[96];
+	size_t n = 0;
+
+	for (int c = 0x20; c < 0x7f; c++)
+		if (c != '\\')
+			src[n++] = (char)c;
+	src[n] = '\0';
+	ck_assert_uint_eq(escape_text(dst, sizeof(dst), src, n), n);
+	ck_assert_str_eq(dst, src);
+}
+END_TEST
+
+START_TEST(test_escape_control_bytes_become_hex)
+{
+	char dst[64];
+
+	ck_assert_uint_eq(escape_text(dst, sizeof(dst), LIT("a\nb\rc\td")),
+	    strlen("a\\x0ab\\x0dc\\x09d"));
+	ck_assert_str_eq(dst, "a\\x0ab\\x0dc\\x09d");
+	escape_text(dst, sizeof(dst), LIT("\x01\x1b\x1f"));
+	ck_assert_str_eq(dst, "\\x01\\x1b\\x1f");
+}
+END_TEST
+
+START_TEST(test_escape_nul_byte_becomes_hex)
+{
+	char dst[64];
+
+	ck_assert_uint_eq(escape_text(dst, sizeof(dst), LIT("a\0b")), 6);
+	ck_assert_str_eq(dst, "a\\x00b");
+}
+END_TEST
+
+START_TEST(test_escape_del_and_high_bytes_become_hex)
+{
+	char dst[64];
+
+	escape_text(dst, sizeof(dst), LIT("\x7f\x80\xff"));
+	ck_assert_str_eq(dst, "\\x7f\\x80\\xff");
+}
+END_TEST
+
+START_TEST(test_escape_backslash_becomes_hex)
+{
+	char dst[64];
+
+	escape_text(dst, sizeof(dst), LIT("a\\b"));
+	ck_assert_str_eq(dst, "a\\x5cb");
+}
+END_TEST
+
+START_TEST(test_escape_hex_is_lower_case)
+{
+	char dst[64];
+
+	escape_text(dst, sizeof(dst), LIT("\xab\xcd\xef"));
+	ck_assert_str_eq(dst, "\\xab\\xcd\\xef");
+}
+END_TEST
+
+START_TEST(test_escape_every_byte_gives_printable_ascii)
+{
+	char src[256], dst[4 * 256 + 1];
+	size_t n;
+
+	for (int b = 0; b < 256; b++)
+		src[b] = (char)b;
+	n = escape_text(dst, sizeof(dst), src, sizeof(src));
+	ck_assert_uint_eq(n, strlen(dst));
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)dst[i];
+
+		ck_assert_msg(c >= 0x20 && c < 0x7f, "byte 0x%02x at %zu",
+		    c, i);
+	}
+	/* 94 printable bytes (all but '\') stay, the other 162 take 4 each. */
+	ck_assert_uint_eq(n, 94 + 162 * 4);
+}
+END_TEST
+
+START_TEST(test_escape_never_ends_in_partial_escape)
+{
+	char dst[16];
+
+	/* "a\x01" is 5 bytes: it needs size 6, and size 5 keeps just "a". */
+	ck_assert_uint_eq(escape_text(dst, 5, LIT("a\x01")), 1);
+	ck_assert_str_eq(dst, "a");
+	ck_assert_uint_eq(escape_text(dst, 4, LIT("a\x01")), 1);
+	ck_assert_str_eq(dst, "a");
+	ck_assert_uint_eq(escape_text(dst, 6, LIT("a\x01")), 5);
+	ck_assert_str_eq(dst, "a\\x01");
+}
+END_TEST
+
+START_TEST(test_escape_stops_at_first_escape_that_does_not_fit)
+{
+	char dst[16];
+
+	/* No later plain byte may slip in after a dropped escape. */
+	ck_assert_uint_eq(escape_text(dst, 4, LIT("a\x01" "bc")), 1);
+	ck_assert_str_eq(dst, "a");
+}
+END_TEST
+
+START_TEST(test_escape_output_never_exceeds_size)
+{
+	const char src[] = "ab\x01\\c\xff" "de\n\x7f" "fgh";
+	char dst[64];
+
+	for (size_t size = 1; size < sizeof(dst); size++) {
+		size_t n;
+
+		memset(dst, 'X', sizeof(dst));
+		n = escape_text(dst, size, src, sizeof(src) - 1);
+		ck_assert_uint_le(n, size - 1);
+		ck_assert_uint_eq(strlen(dst), n);
+		for (size_t i = size; i < sizeof(dst); i++)
+			ck_assert_msg(dst[i] == 'X',
+			    "size %zu: wrote byte %zu", size, i);
+		/* Never a partial "\xH" at the end. */
+		for (size_t i = 0; i < n; i++)
+			if (dst[i] == '\\')
+				ck_assert_msg(i + 4 <= n,
+				    "size %zu: partial escape '%s'", size,
+				    dst);
+	}
+}
+END_TEST
+
+START_TEST(test_escape_size_one_gives_empty_string)
+{
+	char dst[4] = "XXX";
+
+	ck_assert_uint_eq(escape_text(dst, 1, LIT("abc")), 0);
+	ck_assert_str_eq(dst, "");
+}
+END_TEST
+
+START_TEST(test_escape_is_nul_terminated)
+{
+	char dst[16];
+
+	memset(dst, 'X', sizeof(dst));
+	ck_assert_uint_eq(escape_text(dst, sizeof(dst), LIT("hi")), 2);
+	ck_assert_int_eq(dst[2], '\0');
+	memset(dst, 'X', sizeof(dst));
+	ck_assert_uint_eq(escape_text(dst, sizeof(dst), LIT("")), 0);
+	ck_assert_int_eq(dst[0], '\0');
+	memset(dst, 'X', sizeof(dst));
+	ck_assert_uint_eq(escape_text(dst, 8, LIT("0123456789")), 7);
+	ck_assert_int_eq(dst[7], '\0');
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* reply_format / reply_format_invalid                                 */
+
+START_TEST(test_reply_ok)
+{
+	struct command cmd;
+	char buf[MAX_LINE + 1];
+
+	make_command(&cmd, "win10", ACT_ATTACH, DEV);
+	ck_assert_int_eq(reply_format(buf, sizeof(buf), &cmd, NULL),
+	    (int)strlen("ok win10 attach 046d:c52b\n"));
+	ck_assert_str_eq(buf, "ok win10 attach 046d:c52b\n");
+}
+END_TEST
+
+START_TEST(test_reply_error_with_reason)
+{
+	struct command cmd;
+	char buf[MAX_LINE + 1];
+
+	make_command(&cmd, "win10", ACT_DETACH, DEV);
+	ck_assert_int_eq(reply_format(buf, sizeof(buf), &cmd, "boom"),
+	    (int)strlen("error win10 detach 046d:c52b: boom\n"));
+	ck_assert_str_eq(buf, "error win10 detach 046d:c52b: boom\n");
+}
+END_TEST
+
+START_TEST(test_reply_reason_control_bytes_are_escaped)
+{
+	struct command cmd;
+	char buf[MAX_LINE + 1];
+
+	make_command(&cmd, "win10", ACT_ATTACH, DEV);
+	ck_assert_int_gt(reply_format(buf, sizeof(buf), &cmd,
+	    "a\nb\rc\x1b" "d\xff" "e\\f"), 0);
+	ck_assert_str_eq(buf, "error win10 attach 046d:c52b: "
+	    "a\\x0ab\\x0dc\\x1bd\\xffe\\x5cf\n");
+}
+END_TEST
+
+START_TEST(test_reply_is_one_line_of_printable_ascii)
+{
+	struct command cmd;
+	char reason[256], buf[2 * MAX_LINE];
+	int n;
+
+	for (int b = 1; b < 256; b++)
+		reason[b - 1] = (char)b;
+	reason[255] = '\0';
+	make_command(&cmd, "win10", ACT_ATTACH, DEV);
+	n = reply_format(buf, sizeof(buf), &cmd, reason);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(buf[n - 1], '\n');
+	for (int i = 0; i < n - 1; i++)
+		ck_assert_msg((unsigned char)buf[i] >= 0x20 &&
+		    (unsigned char)buf[i] < 0x7f, "byte 0x%02x at %d",
+		    (unsigned char)buf[i], i);
+}
+END_TEST
+
+START_TEST(test_reply_long_reason_is_cut)
+{
+	struct command cmd;
+	char reason[4 * MAX_REASON + 1];
+	char buf[4 * MAX_LINE];
+	const char *head = "error win10 attach 046d:c52b: ";
+	int n;
+
+	repeat(reason, 'r', sizeof(reason) - 1);
+	make_command(&cmd, "win10", ACT_ATTACH, DEV);
+	n = reply_format(buf, sizeof(buf), &cmd, reason);
+	ck_assert_int_eq(n, (int)(strlen(head) + MAX_REASON + 1));
+	ck_assert_int_eq(n, (int)strlen(buf));
+	ck_assert_int_eq(strncmp(buf, head, strlen(head)), 0);
+	ck_assert_ptr_eq(strchr(buf, '\n'), buf + n - 1);
+}
+END_TEST
+
+START_TEST(test_reply_long_escaped_reason_is_cut_at_an_escape)
+{
+	struct command cmd;
+	char reason[MAX_REASON + 1];
+	char buf[4 * MAX_LINE];
+	const char *head = "error win10 attach 046d:c52b: ";
+	int n;
+
+	/* Each byte escapes to 4: only whole escapes, one newline. */
+	repeat(reason, '\x01', MAX_REASON);
+	make_command(&cmd, "win10", ACT_ATTACH, DEV);
+	n = reply_format(buf, sizeof(buf), &cmd, reason);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_le(n, (int)(strlen(head) + MAX_REASON + 1));
+	ck_assert_int_eq((n - 1 - (int)strlen(head)) % 4, 0);
+	ck_assert_str_eq(buf + n - 5, "\\x01\n");
+	ck_assert_ptr_eq(strchr(buf, '\n'), buf + n - 1);
+}
+END_TEST
+
+START_TEST(test_reply_longest_fits_in_a_line)
+{
+	struct command cmd;
+	char name[MAX_VM_NAME + 1];
+	char reason[4 * MAX_REASON + 1];
+	char buf[4 * MAX_LINE];
+	int n;
+
+	repeat(name, 'v', MAX_VM_NAME);
+	repeat(reason, '\xff', sizeof(reason) - 1);
+	make_command(&cmd, name, ACT_DETACH, DEV);
+	n = reply_format(buf, sizeof(buf), &cmd, reason);
+	ck_assert_int_gt(n, 0);
+	/* MAX_LINE is the longest line without its '\n'. */
+	ck_assert_int_le(n - 1, MAX_LINE);
+}
+END_TEST
+
+START_TEST(test_reply_buffer_too_small_is_error)
+{
+	struct command cmd;
+	char buf[MAX_LINE + 1];
+	size_t ok_len = strlen("ok win10 attach 046d:c52b\n");
+	size_t err_len = strlen("error win10 attach 046d:c52b: boom\n");
+
+	make_command(&cmd, "win10", ACT_ATTACH, DEV);
+	ck_assert_int_eq(reply_format(buf, ok_len, &cmd, NULL), -1);
+	ck_assert_int_eq(reply_format(buf, ok_len + 1, &cmd, NULL),
+	    (int)ok_len);
+	ck_assert_int_eq(reply_format(buf, err_len, &cmd, "boom"), -1);
+	ck_assert_int_eq(reply_format(buf, err_len + 1, &cmd, "boom"),
+	    (int)err_len);
+	ck_assert_int_eq(reply_format(buf, 1, &cmd, "boom"), -1);
+}
+END_TEST
+
+START_TEST(test_reply_invalid)
+{
+	char buf[MAX_LINE + 1];
+
+	ck_assert_int_eq(reply_format_invalid(buf, sizeof(buf),
+	    "not a command"), (int)strlen("error: not a command\n"));
+	ck_assert_str_eq(buf, "error: not a command\n");
+}
+END_TEST
+
+START_TEST(test_reply_invalid_why_is_escaped)
+{
+	char buf[MAX_LINE + 1];
+
+	ck_assert_int_gt(reply_format_invalid(buf, sizeof(buf), "a\nb\\"), 0);
+	ck_assert_str_eq(buf, "error: a\\x0ab\\x5c\n");
+}
+END_TEST
+
+START_TEST(test_reply_invalid_buffer_too_small_is_error)
+{
+	char buf[MAX_LINE + 1];
+	size_t len = strlen("error: WHY\n");
+
+	ck_assert_int_eq(reply_format_invalid(buf, len, "WHY"), -1);
+	ck_assert_int_eq(reply_format_invalid(buf, len + 1, "WHY"),
+	    (int)len);
+	ck_assert_str_eq(buf, "error: WHY\n");
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* reply_parse                                                         */
+
+/* Formats a reply to cmd and strips its '\n', as the client reads it. */
+static void
+reply_line(char *buf, size_t size, const struct command *cmd,
+    const char *reason)
+{
+	int n = reply_format(buf, size, cmd, reason);
+
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(buf[n - 1], '\n');
+	buf[n - 1] = '\0';
+}
+
+START_TEST(test_reply_parse_ok_round_trip)
+{
+	struct command cmd;
+	char line[MAX_LINE + 1];
+	const char *reason = NULL;
+
+	make_command(&cmd, "win10", ACT_ATTACH, DEV);
+	reply_line(line, sizeof(line), &cmd, NULL);
+	ck_assert_int_eq(reply_parse(line, &cmd, &reason), REPLY_OK);
+}
+END_TEST
+
+START_TEST(test_reply_parse_error_round_trip)
+{
+	struct command cmd;
+	char line[MAX_LINE + 1];
+	const char *reason = NULL;
+
+	make_command(&cmd, "win10", ACT_DETACH, DEV);
+	reply_line(line, sizeof(line), &cmd, "device not found");
+	ck_assert_int_eq(reply_parse(line, &cmd, &reason), REPLY_ERROR);
+	ck_assert_ptr_nonnull(reason);
+	ck_assert_str_eq(reason, "device not found");
+}
+END_TEST
+
+START_TEST(test_reply_parse_escaped_reason_round_trip)
+{
+	struct command cmd;
+	char line[MAX_LINE + 1];
+	const char *reason = NULL;
+
+	make_command(&cmd, "win10", ACT_ATTACH, DEV);
+	reply_line(line, sizeof(line), &cmd, "x\ny");
+	ck_assert_int_eq(reply_parse(line, &cmd, &reason), REPLY_ERROR);
+	ck_assert_str_eq(reason, "x\\x0ay");
+}
+END_TEST
+
+START_TEST(test_reply_parse_invalid_line_error)
+{
+	struct command cmd;
+	const char *reason = NULL;
+
+	make_command(&cmd, "win10", ACT_ATTACH, DEV);
+	ck_assert_int_eq(reply_parse("error: not a command", &cmd, &reason),
+	    REPLY_ERROR);
+	ck_assert_str_eq(reason, "not a command");
+}
+END_TEST
+
+START_TEST(test_reply_parse_invalid_round_trip)
+{
+	struct command cmd;
+	char line[MAX_LINE + 1];
+	const char *reason = NULL;
+	int n;
+
+	make_command(&cmd, "win10", ACT_ATTACH, DEV);
+	n = reply_format_invalid(line, sizeof(line), "VM name too long");
+	ck_assert_int_gt(n, 0);
+	line[n - 1] = '\0';
+	ck_assert_int_eq(reply_parse(line, &cmd, &reason), REPLY_ERROR);
+	ck_assert_str_eq(reason, "VM name too long");
+}
+END_TEST
+
+START_TEST(test_reply_parse_other_device_is_unexpected)
+{
+	struct command cmd, other;
+	char line[MAX_LINE + 1];
+	const char *reason = NULL;
+
+	make_command(&cmd, "win10", ACT_ATTACH, DEV);
+	make_command(&other, "win10", ACT_ATTACH, "046d:c52c");
+	reply_line(line, sizeof(line), &other, NULL);
+	ck_assert_int_eq(reply_parse(line, &cmd, &reason), REPLY_UNEXPECTED);
+	reply_line(line, sizeof(line), &other, "boom");
+	ck_assert_int_eq(reply_parse(line, &cmd, &reason), REPLY_UNEXPECTED);
+}
+END_TEST
+
+START_TEST(test_reply_parse_other_vm_is_unexpected)
+{
+	struct command cmd, other;
+	char line[MAX_LINE + 1];
+	const char *reason = NULL;
+
+	make_command(&cmd, "win1", ACT_ATTACH, DEV);
+	make_command(&other, "win10", ACT_ATTACH, DEV);
+	reply_line(line, sizeof(line), &other, NULL);
+	ck_assert_int_eq(reply_parse(line, &cmd, &reason), REPLY_UNEXPECTED);
+	reply_line(line, sizeof(line), &other, "boom");
+	ck_assert_int_eq(reply_parse(line, &cmd, &reason), REPLY_UNEXPECTED);
+	/* and the other way round: a prefix of the name is no match */
+	reply_line(line, sizeof(line), &cmd, NULL);
+	ck_assert_int_eq(reply_parse(line, &other, &reason),
+	    REPLY_UNEXPECTED);
+}
+END_TEST
+
+START_TEST(test_reply_parse_other_action_is_unexpected)
+{
+	struct command cmd, other;
+	char line[MAX_LINE + 1];
+	const char *reason = NULL;
+
+	make_command(&cmd, "win10", ACT_ATTACH, DEV);
+	make_command(&other, "win10", ACT_DETACH, DEV);
+	reply_line(line, sizeof(line), &other, NULL);
+	ck_assert_int_eq(reply_parse(line, &cmd, &reason), REPLY_UNEXPECTED);
+	reply_line(line, sizeof(line), &other, "boom");
+	ck_assert_int_eq(reply_parse(line, &cmd, &reason), REPLY_UNEXPECTED);
+}
+END_TEST
+
+START_TEST(test_reply_parse_garbage_is_unexpected)
+{
+	static const char *const lines[] = {
+		"",
+		"ok",
+		"ok ",
+		"okay",
+		"error",
+		"error:",
+		"hello world",
+		"OK win10 attach 046d:c52b",
+		"ok win10 attach 046d:c52b ",
+		"ok win10 attach 046d:c52b extra",
+		" ok win10 attach 046d:c52b",
+		"ok  win10 attach 046d:c52b",
+		"error win10 attach 046d:c52b",
+		"error win10 attach 046d:c52b boom",
+		"error win10 attach 046d:c52bboom",
+		"ok win10 attach 046D:C52B",
+	};
+	struct command cmd;
+
+	make_command(&cmd, "win10", ACT_ATTACH, DEV);
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		const char *reason = NULL;
+
+		ck_assert_msg(reply_parse(lines[i], &cmd, &reason) ==
+		    REPLY_UNEXPECTED, "'%s' is not REPLY_UNEXPECTED",
+		    lines[i]);
+	}
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Suites                                                              */
+
+Suite *
+parse_suite(void)
+{
+	Suite *s = suite_create("parse");
+	TCase *tc;
+
+	tc = tcase_create("valid_vm_name");
+	tcase_add_test(tc, test_vm_name_plain_is_accepted);
+	tcase_add_test(tc,
+	    test_vm_name_letters_digits_dot_underscore_plus_dash_are_accepted);
+	tcase_add_test(tc, test_vm_name_empty_is_rejected);
+	tcase_add_test(tc, test_vm_name_leading_dash_is_rejected);
+	tcase_add_test(tc, test_vm_name_of_max_length_is_accepted);
+	tcase_add_test(tc, test_vm_name_over_max_length_is_rejected);
+	tcase_add_test(tc, test_vm_name_slash_is_rejected);
+	tcase_add_test(tc, test_vm_name_path_traversal_is_rejected);
+	tcase_add_test(tc, test_vm_name_quotes_are_rejected);
+	tcase_add_test(tc, test_vm_name_markup_is_rejected);
+	tcase_add_test(tc, test_vm_name_blanks_are_rejected);
+	tcase_add_test(tc, test_vm_name_nul_inside_is_rejected);
+	tcase_add_test(tc, test_vm_name_high_bytes_are_rejected);
+	tcase_add_test(tc,
+	    test_vm_name_every_byte_outside_the_whitelist_is_rejected);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("parse_device");
+	tcase_add_test(tc, test_device_lower_case_is_kept);
+	tcase_add_test(tc, test_device_upper_case_is_lowered);
+	tcase_add_test(tc, test_device_wrong_length_is_rejected);
+	tcase_add_test(tc, test_device_missing_colon_is_rejected);
+	tcase_add_test(tc, test_device_non_hex_is_rejected);
+	tcase_add_test(tc, test_device_extra_characters_are_rejected);
+	tcase_add_test(tc, test_device_leading_dash_is_rejected);
+	tcase_add_test(tc, test_device_nul_inside_is_rejected);
+	tcase_add_test(tc, test_device_high_bytes_are_rejected);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("line_feed");
+	tcase_add_test(tc, test_line_in_one_chunk_is_ready);
+	tcase_add_test(tc, test_line_fed_byte_by_byte_comes_out_whole);
+	tcase_add_test(tc, test_line_two_in_one_chunk_come_out_one_at_a_time);
+	tcase_add_test(tc, test_line_partial_then_rest_is_ready);
+	tcase_add_test(tc, test_line_empty_is_ready_and_empty);
+	tcase_add_test(tc, test_line_of_max_length_is_ready);
+	tcase_add_test(tc, test_line_over_max_length_is_overlong);
+	tcase_add_test(tc, test_line_after_overlong_is_ready_and_intact);
+	tcase_add_test(tc, test_line_overlong_across_chunks_is_reported_once);
+	tcase_add_test(tc,
+	    test_line_overlong_without_newline_is_finished_as_overlong);
+	tcase_add_test(tc, test_line_last_without_newline_is_finished);
+	tcase_add_test(tc, test_line_finish_on_nothing_is_more);
+	tcase_add_test(tc, test_line_finish_after_ready_is_more);
+	tcase_add_test(tc, test_line_nul_bytes_are_kept);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("parse_line");
+	tcase_add_test(tc, test_parse_attach_command);
+	tcase_add_test(tc, test_parse_detach_command);
+	tcase_add_test(tc, test_parse_device_is_lowered);
+	tcase_add_test(tc, test_parse_only_len_bytes_are_read);
+	tcase_add_test(tc, test_parse_trailing_cr_is_dropped);
+	tcase_add_test(tc, test_parse_surrounding_blanks_are_dropped);
+	tcase_add_test(tc, test_parse_several_blanks_between_fields);
+	tcase_add_test(tc, test_parse_vm_name_of_max_length_is_accepted);
+	tcase_add_test(tc, test_parse_empty_line_is_empty);
+	tcase_add_test(tc, test_parse_blank_line_is_empty);
+	tcase_add_test(tc, test_parse_reply_on);
+	tcase_add_test(tc, test_parse_reply_off);
+	tcase_add_test(tc, test_parse_reply_unknown_value_is_error);
+	tcase_add_test(tc, test_parse_one_field_is_error);
+	tcase_add_test(tc, test_parse_two_fields_is_error);
+	tcase_add_test(tc, test_parse_four_fields_is_error);
+	tcase_add_test(tc, test_parse_unknown_action_is_error);
+	tcase_add_test(tc, test_parse_hostile_fields_are_errors);
+	tcase_add_test(tc, test_parse_nul_in_each_field_is_error);
+	tcase_add_test(tc, test_parse_high_byte_in_each_field_is_error);
+	tcase_add_test(tc, test_parse_vm_name_over_max_length_is_error);
+	tcase_add_test(tc, test_parse_very_long_line_is_error);
+	suite_add_tcase(s, tc);
+
+	return s;
+}
+
+Suite *
+text_suite(void)
+{
+	Suite *s = suite_create("text");
+	TCase *tc;
+
+	tc = tcase_create("xml_format");
+	tcase_add_test(tc, test_xml_document_is_exact);
+	tcase_add_test(tc, test_xml_returns_its_length);
+	tcase_add_test(tc, test_xml_fits_in_xml_max);
+	tcase_add_test(tc, test_xml_one_byte_short_is_error);
+	tcase_add_test(tc, test_xml_exact_room_fits);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("escape_text");
+	tcase_add_test(tc, test_escape_printable_passes_unchanged);
+	tcase_add_test(tc, test_escape_control_bytes_become_hex);
+	tcase_add_test(tc, test_escape_nul_byte_becomes_hex);
+	tcase_add_test(tc, test_escape_del_and_high_bytes_become_hex);
+	tcase_add_test(tc, test_escape_backslash_becomes_hex);
+	tcase_add_test(tc, test_escape_hex_is_lower_case);
+	tcase_add_test(tc, test_escape_every_byte_gives_printable_ascii);
+	tcase_add_test(tc, test_escape_never_ends_in_partial_escape);
+	tcase_add_test(tc, test_escape_stops_at_first_escape_that_does_not_fit);
+	tcase_add_test(tc, test_escape_output_never_exceeds_size);
+	tcase_add_test(tc, test_escape_size_one_gives_empty_string);
+	tcase_add_test(tc, test_escape_is_nul_terminated);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("reply_format");
+	tcase_add_test(tc, test_reply_ok);
+	tcase_add_test(tc, test_reply_error_with_reason);
+	tcase_add_test(tc, test_reply_reason_control_bytes_are_escaped);
+	tcase_add_test(tc, test_reply_is_one_line_of_printable_ascii);
+	tcase_add_test(tc, test_reply_long_reason_is_cut);
+	tcase_add_test(tc, test_reply_long_escaped_reason_is_cut_at_an_escape);
+	tcase_add_test(tc, test_reply_longest_fits_in_a_line);
+	tcase_add_test(tc, test_reply_buffer_too_small_is_error);
+	tcase_add_test(tc, test_reply_invalid);
+	tcase_add_test(tc, test_reply_invalid_why_is_escaped);
+	tcase_add_test(tc, test_reply_invalid_buffer_too_small_is_error);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("reply_parse");
+	tcase_add_test(tc, test_reply_parse_ok_round_trip);
+	tcase_add_test(tc, test_reply_parse_error_round_trip);
+	tcase_add_test(tc, test_reply_parse_escaped_reason_round_trip);
+	tcase_add_test(tc, test_reply_parse_invalid_line_error);
+	tcase_add_test(tc, test_reply_parse_invalid_round_trip);
+	tcase_add_test(tc, test_reply_parse_other_device_is_unexpected);
+	tcase_add_test(tc, test_reply_parse_other_vm_is_unexpected);
+	tcase_add_test(tc, test_reply_parse_other_action_is_unexpected);
+	tcase_add_test(tc, test_reply_parse_garbage_is_unexpected);
+	suite_add_tcase(s, tc);
+
+	return s;
+}

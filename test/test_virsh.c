@@ -1,0 +1,366 @@
+/*
+ * test_virsh.c: the daemon's virsh runner and XML file, tested in process.
+ * The daemon's source is included whole, its main() renamed, so its static
+ * functions are tested as they are.
+ */
+int usbserver_main(int, char *[]);
+#define main usbserver_main
+#include "../usbserver.c"
+#undef main
+
+#include <sys/stat.h>
+
+#include <dirent.h>
+
+#include "tests.h"
+
+/* Writes an executable sh script into the world's directory. */
+static const char *
+script(const char *name, const char *body)
+{
+	static char path[256];
+	char text[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", w.dir, name);
+	snprintf(text, sizeof(text), "#!/bin/sh\n%s\n", body);
+	ck_assert_ptr_nonnull(f = fopen(path, "we"));
+	ck_assert_int_ge(fputs(text, f), 0);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(chmod(path, 0755), 0);
+	return path;
+}
+
+static void
+run_script(const char *body, int timeout, struct virsh_result *res)
+{
+	char *argv[] = { (char *)script("s", body), (char *)"arg", NULL };
+
+	virsh_run(argv, timeout, res);
+}
+
+static void
+setup(void)
+{
+	world_setup();
+	opt.xml_dir = w.xmldir;
+	build_virsh_env();
+}
+
+START_TEST(test_exit_zero_is_ok)
+{
+	struct virsh_result res;
+
+	run_script("echo Device attached successfully", 5, &res);
+	ck_assert_int_eq(res.outcome, VIRSH_OK);
+}
+END_TEST
+
+START_TEST(test_last_error_line_is_the_reason)
+{
+	struct virsh_result res;
+
+	run_script("echo 'error: Failed to attach device from /tmp/x.xml' >&2\n"
+	    "echo 'error: Requested operation is not valid: no such device' >&2\n"
+	    "exit 1", 5, &res);
+	ck_assert_int_eq(res.outcome, VIRSH_FAILED);
+	ck_assert_str_eq(res.reason,
+	    "Requested operation is not valid: no such device");
+}
+END_TEST
+
+START_TEST(test_error_on_stdout_counts_too)
+{
+	struct virsh_result res;
+
+	run_script("echo 'error: said on stdout'; exit 1", 5, &res);
+	ck_assert_int_eq(res.outcome, VIRSH_FAILED);
+	ck_assert_str_eq(res.reason, "said on stdout");
+}
+END_TEST
+
+START_TEST(test_without_error_line_the_last_line_is_the_reason)
+{
+	struct virsh_result res;
+
+	run_script("echo first; echo '  last words  ' >&2; echo; exit 1", 5, &res);
+	ck_assert_int_eq(res.outcome, VIRSH_FAILED);
+	ck_assert_str_eq(res.reason, "last words");
+}
+END_TEST
+
+START_TEST(test_silent_failure_gives_the_status)
+{
+	struct virsh_result res;
+
+	run_script("exit 3", 5, &res);
+	ck_assert_int_eq(res.outcome, VIRSH_FAILED);
+	ck_assert_str_eq(res.reason, "virsh exited with status 3");
+}
+END_TEST
+
+START_TEST(test_killed_by_signal_is_a_failure)
+{
+	struct virsh_result res;
+
+	run_script("kill -KILL $$", 5, &res);
+	ck_assert_int_eq(res.outcome, VIRSH_FAILED);
+	ck_assert_str_eq(res.reason, "virsh killed by signal 9");
+}
+END_TEST
+
+START_TEST(test_missing_program_cannot_run)
+{
+	struct virsh_result res;
+	char *argv[] = { (char *)"/nonexistent/virsh", NULL };
+
+	virsh_run(argv, 5, &res);
+	ck_assert_int_eq(res.outcome, VIRSH_NORUN);
+	ck_assert_str_eq(res.reason,
+	    "cannot run /nonexistent/virsh: No such file or directory");
+}
+END_TEST
+
+START_TEST(test_hang_is_killed_at_the_deadline_with_its_children)
+{
+	struct virsh_result res;
+	char path[300], buf[400], stat[256];
+	int64_t t0 = now_ms(), took;
+	pid_t child;
+
+	/* A grandchild in the background, then virsh itself hangs. */
+	snprintf(path, sizeof(path), "%s/child", w.dir);
+	snprintf(buf, sizeof(buf), "sleep 60 & echo $! > %s\nexec sleep 60",
+	    path);
+	run_script(buf, 1, &res);
+	took = now_ms() - t0;
+	ck_assert_int_eq(res.outcome, VIRSH_TIMED_OUT);
+	ck_assert_str_eq(res.reason, "timed out");
+	ck_assert_int_ge(took, 1000);
+	ck_assert_int_lt(took, WAIT_MS);
+
+	/* The grandchild went with the group: gone, or a zombie. */
+	ck_assert_int_gt(slurp(path, buf, sizeof(buf)), 0);
+	child = (pid_t)atoi(buf);
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)child);
+	if (slurp(path, stat, sizeof(stat)) > 0)
+		ck_assert_ptr_nonnull(strstr(stat, ") Z "));
+}
+END_TEST
+
+START_TEST(test_grandchild_holding_the_pipe_does_not_hold_us)
+{
+	struct virsh_result res;
+	char path[300], body[400], buf[64];
+	int64_t t0 = now_ms();
+
+	/* virsh exits at once, leaving a child with its stdout open. */
+	snprintf(path, sizeof(path), "%s/child", w.dir);
+	snprintf(body, sizeof(body), "sleep 30 & echo $! > %s\n"
+	    "echo 'error: gone' >&2; exit 1", path);
+	run_script(body, 30, &res);
+	ck_assert_int_lt(now_ms() - t0, 3000);
+	ck_assert_int_eq(res.outcome, VIRSH_FAILED);
+	ck_assert_str_eq(res.reason, "gone");
+	ck_assert_int_gt(slurp(path, buf, sizeof(buf)), 0);
+	kill((pid_t)atoi(buf), SIGKILL);
+}
+END_TEST
+
+START_TEST(test_megabytes_of_output_are_drained)
+{
+	struct virsh_result res;
+
+	run_script("head -c 4000000 /dev/zero | tr '\\0' x; echo;"
+	    "echo 'error: after the flood' >&2; exit 1", 10, &res);
+	ck_assert_int_eq(res.outcome, VIRSH_FAILED);
+	ck_assert_str_eq(res.reason, "after the flood");
+}
+END_TEST
+
+START_TEST(test_stdin_is_dev_null)
+{
+	struct virsh_result res;
+
+	/* Reading stdin must give EOF at once, not wait on anything of ours. */
+	run_script("test \"$(readlink /proc/$$/fd/0)\" = /dev/null || exit 1\n"
+	    "cat > /dev/null", 5, &res);
+	ck_assert_int_eq(res.outcome, VIRSH_OK);
+}
+END_TEST
+
+START_TEST(test_environment_is_small_and_fixed)
+{
+	struct virsh_result res;
+	char path[300], body[400], env[4096];
+
+	setenv("SECRET_TOKEN", "leak", 1);
+	setenv("HOME", "/home/someone", 1);
+	setenv("LIBVIRT_DEFAULT_URI", "test:///default", 1);
+	setenv("LD_PRELOAD", "/evil.so", 1);
+	build_virsh_env();
+	snprintf(path, sizeof(path), "%s/env", w.dir);
+	snprintf(body, sizeof(body), "/usr/bin/env > %s", path);
+	run_script(body, 5, &res);
+	ck_assert_int_eq(res.outcome, VIRSH_OK);
+	ck_assert_int_gt(slurp(path, env, sizeof(env)), 0);
+	/* dash adds PWD of its own; nothing else may appear. */
+	ck_assert_ptr_nonnull(strstr(env, "PATH=" SAFE_PATH "\n"));
+	ck_assert_ptr_nonnull(strstr(env, "LC_ALL=C\n"));
+	ck_assert_ptr_nonnull(strstr(env, "HOME=/home/someone\n"));
+	ck_assert_ptr_nonnull(strstr(env, "LIBVIRT_DEFAULT_URI=test:///default\n"));
+	ck_assert_ptr_null(strstr(env, "SECRET_TOKEN"));
+	ck_assert_ptr_null(strstr(env, "LD_PRELOAD"));
+}
+END_TEST
+
+START_TEST(test_default_virsh_is_found_on_the_safe_path_only)
+{
+	char prog[PATH_MAX];
+
+	opt.virsh = NULL;
+	/* A virsh planted on the caller's PATH is not looked at. */
+	setenv("PATH", w.dir, 1);
+	if (virsh_path(prog, sizeof(prog)) == 0) {
+		ck_assert_int_eq(prog[0], '/');
+		ck_assert_ptr_null(strstr(prog, w.dir));
+		ck_assert_int_eq(access(prog, X_OK), 0);
+	} else
+		ck_assert_str_eq(prog, "virsh");
+}
+END_TEST
+
+static void
+xml_expect(const char *device, const char *path)
+{
+	char buf[512], want[XML_MAX];
+	struct stat st;
+
+	ck_assert_int_gt(xml_format(want, sizeof(want), device), 0);
+	ck_assert_int_eq(lstat(path, &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	ck_assert_uint_eq(st.st_uid, geteuid());
+	ck_assert_uint_eq(st.st_mode & 077, 0);
+	ck_assert_int_gt(slurp(path, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, want);
+}
+
+START_TEST(test_xml_file_is_written_with_the_document)
+{
+	char path[PATH_MAX], why[MAX_REASON + 1], want[PATH_MAX];
+
+	ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), why,
+	    sizeof(why)), 0);
+	snprintf(want, sizeof(want), "%s/device-046d:c52b.xml", w.xmldir);
+	ck_assert_str_eq(path, want);
+	xml_expect("046d:c52b", path);
+}
+END_TEST
+
+START_TEST(test_xml_file_replaces_a_planted_symlink_without_following_it)
+{
+	char path[PATH_MAX], why[MAX_REASON + 1], victim[300], buf[64];
+
+	snprintf(victim, sizeof(victim), "%s/victim", w.dir);
+	FILE *f = fopen(victim, "we");
+	ck_assert_ptr_nonnull(f);
+	fputs("precious\n", f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/device-046d:c52b.xml", w.xmldir);
+	ck_assert_int_eq(symlink(victim, path), 0);
+
+	ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), why,
+	    sizeof(why)), 0);
+	xml_expect("046d:c52b", path);
+	ck_assert_int_gt(slurp(victim, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "precious\n");
+}
+END_TEST
+
+START_TEST(test_xml_file_never_trusts_a_file_already_there)
+{
+	char path[PATH_MAX], why[MAX_REASON + 1];
+	struct stat before, after;
+
+	/* Someone else's file, with other content, is at the path. */
+	snprintf(path, sizeof(path), "%s/device-046d:c52b.xml", w.xmldir);
+	FILE *f = fopen(path, "we");
+	ck_assert_ptr_nonnull(f);
+	fputs("<hostdev mode='subsystem' type='pci'/>\n", f);
+	fclose(f);
+	ck_assert_int_eq(chmod(path, 0666), 0);
+	ck_assert_int_eq(stat(path, &before), 0);
+
+	ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), why,
+	    sizeof(why)), 0);
+	ck_assert_int_eq(stat(path, &after), 0);
+	ck_assert(before.st_ino != after.st_ino);	/* a new file, ours */
+	xml_expect("046d:c52b", path);
+}
+END_TEST
+
+START_TEST(test_xml_file_leaves_no_temporary_files)
+{
+	char path[PATH_MAX], why[MAX_REASON + 1], entries[4096] = "";
+	struct dirent *de;
+	DIR *d;
+
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), why,
+		    sizeof(why)), 0);
+	ck_assert_ptr_nonnull(d = opendir(w.xmldir));
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' || strncmp(de->d_name, ".device", 7) == 0) {
+			strcat(entries, de->d_name);
+			strcat(entries, " ");
+		}
+	closedir(d);
+	ck_assert_str_eq(entries, "device-046d:c52b.xml ");
+}
+END_TEST
+
+START_TEST(test_xml_file_in_a_missing_directory_fails_with_a_reason)
+{
+	char path[PATH_MAX], why[MAX_REASON + 1];
+
+	opt.xml_dir = "/nonexistent";
+	ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), why,
+	    sizeof(why)), -1);
+	ck_assert_str_eq(why, "cannot create a file in /nonexistent: "
+	    "No such file or directory");
+}
+END_TEST
+
+Suite *
+virsh_suite(void)
+{
+	Suite *s = suite_create("virsh");
+	TCase *run = tcase_create("run");
+	TCase *xml = tcase_create("xml file");
+
+	tcase_add_checked_fixture(run, setup, world_teardown);
+	tcase_set_timeout(run, 30);
+	tcase_add_test(run, test_exit_zero_is_ok);
+	tcase_add_test(run, test_last_error_line_is_the_reason);
+	tcase_add_test(run, test_error_on_stdout_counts_too);
+	tcase_add_test(run, test_without_error_line_the_last_line_is_the_reason);
+	tcase_add_test(run, test_silent_failure_gives_the_status);
+	tcase_add_test(run, test_killed_by_signal_is_a_failure);
+	tcase_add_test(run, test_missing_program_cannot_run);
+	tcase_add_test(run, test_hang_is_killed_at_the_deadline_with_its_children);
+	tcase_add_test(run, test_grandchild_holding_the_pipe_does_not_hold_us);
+	tcase_add_test(run, test_megabytes_of_output_are_drained);
+	tcase_add_test(run, test_stdin_is_dev_null);
+	tcase_add_test(run, test_environment_is_small_and_fixed);
+	tcase_add_test(run, test_default_virsh_is_found_on_the_safe_path_only);
+	suite_add_tcase(s, run);
+
+	tcase_add_checked_fixture(xml, setup, world_teardown);
+	tcase_add_test(xml, test_xml_file_is_written_with_the_document);
+	tcase_add_test(xml, test_xml_file_replaces_a_planted_symlink_without_following_it);
+	tcase_add_test(xml, test_xml_file_never_trusts_a_file_already_there);
+	tcase_add_test(xml, test_xml_file_leaves_no_temporary_files);
+	tcase_add_test(xml, test_xml_file_in_a_missing_directory_fails_with_a_reason);
+	suite_add_tcase(s, xml);
+	return s;
+}

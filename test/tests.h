@@ -1,0 +1,82 @@
+/*
+ * tests.h: the suites of the Check test runner (test/check_main.c) and
+ * the helpers they share (test/helpers.c).
+ */
+#ifndef USBSERVER_TESTS_H
+#define USBSERVER_TESTS_H
+
+#include <check.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* One suite per area, most basic first. */
+Suite *parse_suite(void);	/* test_common.c: validators, line parser, assembly */
+Suite *text_suite(void);	/* test_common.c: XML, reply and escaping text */
+Suite *virsh_suite(void);	/* test_virsh.c: the daemon's virsh runner and XML file */
+Suite *client_suite(void);	/* test_client.c: usbctl's parsing and the client live */
+Suite *daemon_suite(void);	/* test_daemon.c: the daemon live over its socket */
+
+#endif
+
+/* ------------------------------------------------------------------ */
+/* helpers.c: one test's world, rebuilt for every test (Check forks).  */
+
+#define WAIT_MS		10000	/* generous bound on any awaited event */
+
+/* Lines from a descriptor, read with a deadline. */
+struct reader {
+	int	fd;
+	size_t	len;
+	char	buf[8192];
+};
+
+struct world {
+	char		dir[64];	/* the test's temporary directory */
+	char		sock[108];	/* the daemon's socket: fits sun_path */
+	char		virsh[128];	/* the fake virsh script */
+	char		xmldir[128];	/* where the daemon writes XML */
+	struct reader	events;		/* fake virsh: "start|end ID VM VERB" */
+	int		gate;		/* a "gate*" VM's virsh waits for a line here */
+	pid_t		daemon;
+	struct reader	log;		/* the daemon's stderr (--debug) */
+};
+
+extern struct world w;
+
+void	world_setup(void);
+void	world_teardown(void);
+
+/* Reads one line (without '\n') within timeout_ms: 1, 0 at EOF, -1 on
+ * timeout. */
+int	reader_line(struct reader *, char *, size_t, int);
+/* Reads lines until one contains needle; copies it to line. */
+bool	reader_wait(struct reader *, const char *, char *, size_t);
+
+/* Starts the daemon with --debug, the world's socket, XML dir and fake
+ * virsh, then the extra arguments (NULL-terminated); returns once it
+ * listens. */
+void	daemon_start(const char *, ...);
+/* SIGTERM, then waits for it: its wait status. */
+int	daemon_stop(void);
+bool	log_wait(const char *, char *, size_t);
+
+struct client {
+	struct reader	r;
+};
+void	client_open(struct client *);
+void	client_send(struct client *, const char *);
+void	client_sendn(struct client *, const void *, size_t);
+/* The next reply line within WAIT_MS; fails the test on EOF or timeout. */
+void	client_reply(struct client *, char *, size_t);
+void	client_close(struct client *);
+
+/* Spawns argv with stdout and stderr captured into out (NUL-terminated,
+ * cut to size) and stdin from in (NULL: /dev/null); its wait status. */
+int	run(char *const [], const char *, char *, size_t);
+/* Reads a whole small file into buf; its length or -1. */
+ssize_t	slurp(const char *, char *, size_t);
+/* Waits for an "end" event of the fake virsh for vm; fills id. */
+void	event_wait(const char *, const char *, char *, size_t);
+/* A recorded file of the fake virsh call id: "args", "env", "xml", "fds". */
+ssize_t	call_file(const char *, const char *, char *, size_t);

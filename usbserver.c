@@ -1,0 +1,1025 @@
+/*
+ * usbserver: moves host USB devices into and out of libvirt domains on
+ * request. Reads "VM attach|detach VID:PID" lines on a Unix socket, writes
+ * the hostdev XML, and runs virsh.
+ *
+ * One detached thread per connection; one virsh at a time per domain, in
+ * the order the lines arrived; different domains in parallel.
+ */
+#define _GNU_SOURCE
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/signalfd.h>
+#include <sys/pidfd.h>
+#include <linux/close_range.h>
+
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+
+#define MAX_CONNS	128		/* live connections; more wait in the backlog */
+#define THREAD_STACK	(128 * 1024)	/* per connection thread */
+#define OUTBOX_SIZE	4096		/* replies queued for a slow reader */
+#define LINGER_MS	5000		/* flushing replies after the peer's EOF */
+#define ACCEPT_BACKOFF_MS 100		/* after EMFILE and the like */
+#define LOG_MAX		(MAX_LINE * 4 + MAX_REASON + 128)
+
+static struct {
+	const char	*socket;
+	const char	*xml_dir;
+	const char	*virsh;		/* NULL: look up DEFAULT_VIRSH on SAFE_PATH */
+	const char	*connect;
+	int		 timeout;
+	bool		 debug;
+} opt = {
+	.socket = DEFAULT_SOCKET,
+	.xml_dir = DEFAULT_XML_DIR,
+	.timeout = VIRSH_TIMEOUT,
+};
+
+static char	*virsh_env[5];		/* fixed environment of every virsh */
+
+/* ------------------------------------------------------------------ */
+/* Logging                                                             */
+
+static void log_msg(int, const char *, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+log_msg(int prio, const char *fmt, ...)
+{
+	char buf[LOG_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(buf) - 1)
+		n = sizeof(buf) - 2;	/* cut: still one whole line */
+	if (opt.debug) {
+		buf[n++] = '\n';
+		(void)!write(STDERR_FILENO, buf, (size_t)n);
+	} else
+		syslog(prio, "%s", buf);
+}
+
+#define log_info(...)	log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...)	log_msg(LOG_WARNING, __VA_ARGS__)
+
+static const char *
+errstr(int e, char *buf, size_t size)
+{
+	return strerror_r(e, buf, size);	/* the GNU one: thread-safe */
+}
+
+static void reasonf(char *, size_t, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Formats a failure reason. It is read by people only, so cutting it
+ * short to fit is fine. */
+static void
+reasonf(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+}
+
+/* ------------------------------------------------------------------ */
+/* The XML file: written anew for every command, atomically, as ours.  */
+
+/* Writes DIR/device-VID:PID.xml and its path to path. On failure returns
+ * -1 with a reason in why. */
+static int
+xml_write(const char *device, char *path, size_t pathsz, char *why,
+    size_t whysz)
+{
+	char tmp[PATH_MAX], doc[XML_MAX], e[128];
+	int fd = -1, len, rc = -1;
+	ssize_t w;
+
+	len = xml_format(doc, sizeof(doc), device);
+	if (fit(snprintf(path, pathsz, "%s/device-%s.xml", opt.xml_dir,
+	    device), pathsz) < 0 ||
+	    fit(snprintf(tmp, sizeof(tmp), "%s/.device-%s.xml.XXXXXX",
+	    opt.xml_dir, device), sizeof(tmp)) < 0 || len < 0) {
+		reasonf(why, whysz, "XML file name too long");
+		return -1;
+	}
+	/* A fresh name, created with O_EXCL: never a file someone left. */
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
+		reasonf(why, whysz, "cannot create a file in %s: %s",
+		    opt.xml_dir, errstr(errno, e, sizeof(e)));
+		return -1;
+	}
+	w = write(fd, doc, (size_t)len);
+	if (w != len) {
+		reasonf(why, whysz, "cannot write %s: %s", tmp,
+		    w < 0 ? errstr(errno, e, sizeof(e)) : "short write");
+		goto out;
+	}
+	if (close(fd) == -1) {
+		fd = -1;
+		reasonf(why, whysz, "cannot write %s: %s", tmp,
+		    errstr(errno, e, sizeof(e)));
+		goto out;
+	}
+	fd = -1;
+	/* rename() replaces whatever sits at path, a symlink included,
+	 * without following it. */
+	if (rename(tmp, path) == -1) {
+		reasonf(why, whysz, "cannot rename %s to %s: %s", tmp, path,
+		    errstr(errno, e, sizeof(e)));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (fd != -1)
+		close(fd);
+	if (rc == -1)
+		unlink(tmp);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Running virsh                                                       */
+
+enum virsh_outcome {
+	VIRSH_OK,		/* exit status 0 */
+	VIRSH_FAILED,		/* non-zero exit or killed by a signal */
+	VIRSH_TIMED_OUT,		/* killed at the deadline */
+	VIRSH_NORUN,		/* could not be started */
+};
+
+struct virsh_result {
+	enum virsh_outcome	outcome;
+	char			reason[MAX_REASON + 1];	/* unless VIRSH_OK */
+};
+
+/* What virsh wrote, read as lines: keep its last "error: " line, and the
+ * last other line in case there is none. */
+struct virsh_output {
+	struct linebuf	line;
+	char		error[MAX_REASON + 1];
+	char		last[MAX_REASON + 1];
+};
+
+static void
+virsh_output_line(struct virsh_output *o)
+{
+	const char *s;
+	size_t n = line_trim(o->line.buf, o->line.len, &s);
+
+	if (n == 0)
+		return;
+	if (n > 7 && strncmp(s, "error: ", 7) == 0)
+		snprintf(o->error, sizeof(o->error), "%.*s", (int)(n - 7), s + 7);
+	else
+		snprintf(o->last, sizeof(o->last), "%.*s", (int)n, s);
+}
+
+static void
+virsh_output_feed(struct virsh_output *o, const char *p, size_t n)
+{
+	while (n > 0)
+		if (line_feed(&o->line, &p, &n) != LINE_MORE)
+			virsh_output_line(o);
+}
+
+/* Reads what is there; returns 0 at EOF, 1 if more may come. */
+static int
+virsh_drain(int fd, struct virsh_output *o)
+{
+	char buf[4096];
+	ssize_t n;
+
+	for (;;) {
+		n = read(fd, buf, sizeof(buf));
+		if (n > 0)
+			virsh_output_feed(o, buf, (size_t)n);
+		else if (n == 0)
+			return 0;
+		else if (errno == EINTR)
+			continue;
+		else
+			return errno == EAGAIN ? 1 : 0;
+	}
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The program to run: --virsh as given, or DEFAULT_VIRSH on SAFE_PATH. */
+static int
+virsh_path(char *buf, size_t size)
+{
+	const char *p, *end;
+
+	if (opt.virsh != NULL)
+		return fit(snprintf(buf, size, "%s", opt.virsh), size) < 0 ? -1 : 0;
+	for (p = SAFE_PATH; *p != '\0'; p = *end ? end + 1 : end) {
+		end = strchrnul(p, ':');
+		if (fit(snprintf(buf, size, "%.*s/%s", (int)(end - p), p,
+		    DEFAULT_VIRSH), size) >= 0 && access(buf, X_OK) == 0)
+			return 0;
+	}
+	errno = ENOENT;
+	snprintf(buf, size, "%s", DEFAULT_VIRSH);
+	return -1;
+}
+
+/*
+ * Runs argv[0] with argv and the fixed environment: stdin from /dev/null,
+ * stdout and stderr into one pipe we read, its own process group, default
+ * signal handling. Kills the group at the deadline; always reaps.
+ */
+static void
+virsh_run(char *const argv[], int timeout_s, struct virsh_result *res)
+{
+	struct virsh_output out = { 0 };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t sa;
+	sigset_t none, dfl;
+	int pipefd[2] = { -1, -1 }, pidfd = -1, status, e;
+	int64_t deadline = now_ms() + (int64_t)timeout_s * 1000;
+	bool open_out = true, exited = false;
+	pid_t pid;
+	char eb[128];
+
+	res->outcome = VIRSH_NORUN;
+	res->reason[0] = '\0';
+
+	if (pipe2(pipefd, O_CLOEXEC) == -1) {
+		reasonf(res->reason, sizeof(res->reason),
+		    "cannot run %s: pipe: %s", argv[0], errstr(errno, eb, sizeof(eb)));
+		return;
+	}
+	/* Only our end is non-blocking: virsh's writes must not fail. */
+	(void)fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	sigaddset(&dfl, SIGTERM);
+	sigaddset(&dfl, SIGINT);
+	posix_spawnattr_init(&sa);
+	posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETPGROUP |
+	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	posix_spawnattr_setpgroup(&sa, 0);
+	posix_spawnattr_setsigmask(&sa, &none);
+	posix_spawnattr_setsigdefault(&sa, &dfl);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
+	    O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDERR_FILENO);
+
+	e = posix_spawn(&pid, argv[0], &fa, &sa, argv, virsh_env);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&sa);
+	close(pipefd[1]);
+	if (e != 0) {
+		reasonf(res->reason, sizeof(res->reason), "cannot run %s: %s",
+		    argv[0], errstr(e, eb, sizeof(eb)));
+		close(pipefd[0]);
+		return;
+	}
+
+	/* Without a pidfd (kernels before 5.3) we wait for EOF instead. */
+	pidfd = pidfd_open(pid, 0);
+	while (!exited && (open_out || pidfd != -1)) {
+		struct pollfd p[2] = {
+			{ .fd = open_out ? pipefd[0] : -1, .events = POLLIN },
+			{ .fd = pidfd, .events = POLLIN },
+		};
+		int64_t left = deadline - now_ms();
+
+		if (left <= 0)
+			break;
+		if (poll(p, 2, (int)(left > INT_MAX ? INT_MAX : left)) == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[0].revents != 0 && virsh_drain(pipefd[0], &out) == 0)
+			open_out = false;
+		if (p[1].revents != 0)
+			exited = true;
+		if (!open_out && pidfd == -1)
+			exited = true;
+	}
+	if (!exited) {
+		/* The deadline: the whole group goes, grandchildren too. */
+		kill(-pid, SIGKILL);
+		res->outcome = VIRSH_TIMED_OUT;
+		reasonf(res->reason, sizeof(res->reason), "timed out");
+	}
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	/* What is left in the pipe; a grandchild may hold it open, so we
+	 * take what is there and do not wait for EOF. */
+	if (open_out)
+		virsh_drain(pipefd[0], &out);
+	if (line_finish(&out.line) != LINE_MORE)
+		virsh_output_line(&out);
+	close(pipefd[0]);
+	if (pidfd != -1)
+		close(pidfd);
+	if (!exited)
+		return;
+
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		res->outcome = VIRSH_OK;
+		return;
+	}
+	res->outcome = VIRSH_FAILED;
+	if (out.error[0] != '\0')
+		reasonf(res->reason, sizeof(res->reason), "%s", out.error);
+	else if (out.last[0] != '\0')
+		reasonf(res->reason, sizeof(res->reason), "%s", out.last);
+	else if (WIFEXITED(status))
+		reasonf(res->reason, sizeof(res->reason),
+		    "virsh exited with status %d", WEXITSTATUS(status));
+	else
+		reasonf(res->reason, sizeof(res->reason),
+		    "virsh killed by signal %d", WTERMSIG(status));
+}
+
+/* ------------------------------------------------------------------ */
+/* One domain at a time: a ticket queue per VM name, in arrival order. */
+
+struct vm_queue {
+	struct vm_queue	*next;
+	unsigned long	 next_ticket;
+	unsigned long	 serving;
+	unsigned	 users;
+	pthread_cond_t	 turn;
+	char		 name[MAX_VM_NAME + 1];
+};
+
+static pthread_mutex_t	vm_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vm_queue	*vm_queues;
+static pthread_cond_t	vm_idle = PTHREAD_COND_INITIALIZER;
+static unsigned		vm_running;	/* commands between enter and leave */
+static bool		vm_stopping;	/* shutting down: run nothing new */
+
+/* Gives the turn to the next ticket; frees the queue when unused.
+ * Called with vm_lock held. */
+static void
+vm_pass_locked(struct vm_queue *q)
+{
+	struct vm_queue **pp;
+
+	q->serving++;
+	if (--q->users > 0) {
+		pthread_cond_broadcast(&q->turn);
+		return;
+	}
+	for (pp = &vm_queues; *pp != q; pp = &(*pp)->next)
+		;
+	*pp = q->next;
+	pthread_cond_destroy(&q->turn);
+	free(q);
+}
+
+/* Waits for this VM's turn. -1 with errno ENOMEM, or ECANCELED when the
+ * daemon is shutting down. */
+static int
+vm_enter(const char *name, struct vm_queue **qp)
+{
+	struct vm_queue *q;
+	unsigned long ticket;
+
+	pthread_mutex_lock(&vm_lock);
+	for (q = vm_queues; q != NULL; q = q->next)
+		if (strcmp(q->name, name) == 0)
+			break;
+	if (q == NULL) {
+		if ((q = calloc(1, sizeof(*q))) == NULL) {
+			pthread_mutex_unlock(&vm_lock);
+			errno = ENOMEM;
+			return -1;
+		}
+		pthread_cond_init(&q->turn, NULL);
+		snprintf(q->name, sizeof(q->name), "%s", name);
+		q->next = vm_queues;
+		vm_queues = q;
+	}
+	q->users++;
+	ticket = q->next_ticket++;
+	while (q->serving != ticket)
+		pthread_cond_wait(&q->turn, &vm_lock);
+	if (vm_stopping) {
+		vm_pass_locked(q);
+		pthread_mutex_unlock(&vm_lock);
+		errno = ECANCELED;
+		return -1;
+	}
+	vm_running++;
+	pthread_mutex_unlock(&vm_lock);
+	*qp = q;
+	return 0;
+}
+
+static void
+vm_leave(struct vm_queue *q)
+{
+	pthread_mutex_lock(&vm_lock);
+	vm_pass_locked(q);
+	if (--vm_running == 0)
+		pthread_cond_broadcast(&vm_idle);
+	pthread_mutex_unlock(&vm_lock);
+}
+
+/* Called once on SIGTERM: lets running commands finish, starts none. */
+static void
+vm_drain(void)
+{
+	pthread_mutex_lock(&vm_lock);
+	vm_stopping = true;
+	while (vm_running > 0)
+		pthread_cond_wait(&vm_idle, &vm_lock);
+	pthread_mutex_unlock(&vm_lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* A command: the XML file, then virsh, one at a time for its VM.      */
+
+static void
+command_run(const struct command *cmd, struct virsh_result *res)
+{
+	char path[PATH_MAX], prog[PATH_MAX], verb[16];
+	char *argv[10];
+	struct vm_queue *q;
+	int argc = 0;
+
+	res->outcome = VIRSH_NORUN;
+	if (vm_enter(cmd->vm, &q) == -1) {
+		reasonf(res->reason, sizeof(res->reason), "%s",
+		    errno == ECANCELED ? "shutting down" : "out of memory");
+		return;
+	}
+	if (xml_write(cmd->device, path, sizeof(path), res->reason,
+	    sizeof(res->reason)) == -1)
+		goto out;
+	if (virsh_path(prog, sizeof(prog)) == -1) {
+		reasonf(res->reason, sizeof(res->reason),
+		    "cannot run %s: not found in %s", prog, SAFE_PATH);
+		goto out;
+	}
+	snprintf(verb, sizeof(verb), "%s-device", action_name(cmd->action));
+	/* Every field passed validation; every parameter is named. */
+	argv[argc++] = prog;
+	if (opt.connect != NULL) {
+		argv[argc++] = (char *)"-c";
+		argv[argc++] = (char *)opt.connect;
+	}
+	argv[argc++] = verb;
+	argv[argc++] = (char *)"--domain";
+	argv[argc++] = (char *)cmd->vm;
+	argv[argc++] = (char *)"--file";
+	argv[argc++] = path;
+	argv[argc] = NULL;
+	virsh_run(argv, opt.timeout, res);
+out:
+	vm_leave(q);
+}
+
+/* ------------------------------------------------------------------ */
+/* Connections                                                         */
+
+struct conn {
+	int		fd;
+	bool		reply;		/* the peer said "reply on" */
+	bool		eof;
+	size_t		outlen;		/* replies not yet sent */
+	unsigned long	dropped;	/* replies lost to a peer that does not read */
+	struct linebuf	in;
+	char		out[OUTBOX_SIZE];
+};
+
+static pthread_mutex_t	conn_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned		conn_live;
+static int		conn_wake = -1;	/* written when a connection ends */
+
+/* Sends what the peer will take now, never waiting. */
+static void
+conn_flush(struct conn *c)
+{
+	ssize_t n;
+
+	while (c->outlen > 0) {
+		n = send(c->fd, c->out, c->outlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			memmove(c->out, c->out + n, c->outlen - (size_t)n);
+			c->outlen -= (size_t)n;
+		} else if (n == -1 && errno == EINTR)
+			continue;
+		else if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		else {
+			c->outlen = 0;		/* the peer is gone */
+			return;
+		}
+	}
+}
+
+/* Queues one reply line whole, or drops it whole. */
+static void
+conn_reply(struct conn *c, const char *line, int len)
+{
+	if (!c->reply || len < 0)
+		return;
+	if ((size_t)len > sizeof(c->out) - c->outlen) {
+		if (c->dropped++ == 0)
+			log_warn("[VMusb] client does not read its replies; "
+			    "dropping them");
+		return;
+	}
+	memcpy(c->out + c->outlen, line, (size_t)len);
+	c->outlen += (size_t)len;
+	conn_flush(c);
+}
+
+static void
+conn_line(struct conn *c, const char *line, size_t len)
+{
+	char esc[MAX_LINE * 4 + 1], buf[MAX_LINE + 1];
+	struct command cmd;
+	struct virsh_result res;
+	const char *why = "", *act;
+
+	switch (parse_line(line, len, &cmd, &why)) {
+	case PARSE_EMPTY:
+		return;
+	case PARSE_REPLY_ON:
+		c->reply = true;
+		return;
+	case PARSE_REPLY_OFF:
+		c->reply = false;
+		return;
+	case PARSE_ERROR:
+		len = line_trim(line, len, &line);
+		escape_text(esc, sizeof(esc), line, len);
+		log_warn("[VMusb] invalid action: %s", esc);
+		conn_reply(c, buf, reply_format_invalid(buf, sizeof(buf), why));
+		return;
+	case PARSE_COMMAND:
+		break;
+	}
+
+	command_run(&cmd, &res);
+	act = action_name(cmd.action);
+	if (res.outcome == VIRSH_OK) {
+		log_info("[VMusb] %s %sed device %s", cmd.vm, act, cmd.device);
+		conn_reply(c, buf, reply_format(buf, sizeof(buf), &cmd, NULL));
+	} else {
+		escape_text(esc, sizeof(esc), res.reason, strlen(res.reason));
+		log_warn("[VMusb] %s %sing device %s failed: %s", cmd.vm, act,
+		    cmd.device, esc);
+		conn_reply(c, buf, reply_format(buf, sizeof(buf), &cmd,
+		    res.reason));
+	}
+}
+
+static void
+conn_overlong(struct conn *c)
+{
+	char esc[64 * 4 + 1], buf[MAX_LINE + 1];
+
+	escape_text(esc, sizeof(esc), c->in.buf, c->in.len < 64 ? c->in.len : 64);
+	log_warn("[VMusb] invalid action: line too long (%zu bytes, limit %d), "
+	    "skipped: %s...", c->in.total, MAX_LINE, esc);
+	conn_reply(c, buf, reply_format_invalid(buf, sizeof(buf),
+	    "line too long"));
+}
+
+static void
+conn_event(struct conn *c, enum line_event ev)
+{
+	if (ev == LINE_READY)
+		conn_line(c, c->in.buf, c->in.len);
+	else if (ev == LINE_OVERLONG)
+		conn_overlong(c);
+}
+
+static void
+conn_input(struct conn *c, const char *p, size_t n)
+{
+	while (n > 0)
+		conn_event(c, line_feed(&c->in, &p, &n));
+	if (c->eof)
+		conn_event(c, line_finish(&c->in));
+}
+
+/* After the peer's EOF: send what is queued, within LINGER_MS. */
+static void
+conn_linger(struct conn *c)
+{
+	int64_t deadline = now_ms() + LINGER_MS;
+	struct pollfd p = { .fd = c->fd, .events = POLLOUT };
+
+	conn_flush(c);
+	while (c->outlen > 0) {
+		int64_t left = deadline - now_ms();
+
+		if (left <= 0 || poll(&p, 1, (int)left) == -1 ||
+		    (p.revents & (POLLERR | POLLHUP)))
+			break;
+		conn_flush(c);
+	}
+}
+
+static void *
+conn_main(void *arg)
+{
+	struct conn *c = arg;
+	char buf[4096];
+	ssize_t n;
+
+	line_clear(&c->in);
+	while (!c->eof) {
+		struct pollfd p = { .fd = c->fd,
+		    .events = POLLIN | (c->outlen > 0 ? POLLOUT : 0) };
+
+		if (poll(&p, 1, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p.revents & POLLOUT)
+			conn_flush(c);
+		if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		n = read(c->fd, buf, sizeof(buf));
+		if (n == -1 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			c->eof = true;	/* EOF, or the peer reset us */
+		conn_input(c, buf, n > 0 ? (size_t)n : 0);
+	}
+	conn_linger(c);
+	close(c->fd);
+	if (c->dropped > 1)
+		log_warn("[VMusb] %lu replies dropped for a client that did "
+		    "not read them", c->dropped);
+	free(c);
+
+	pthread_mutex_lock(&conn_lock);
+	conn_live--;
+	pthread_mutex_unlock(&conn_lock);
+	(void)!write(conn_wake, "", 1);
+	return NULL;
+}
+
+static void
+conn_start(int fd, pthread_attr_t *attr)
+{
+	struct conn *c;
+	pthread_t t;
+	int e;
+
+	if ((c = malloc(sizeof(*c))) == NULL) {
+		log_warn("[VMusb] out of memory: connection refused");
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	c->reply = c->eof = false;
+	c->outlen = 0;
+	c->dropped = 0;
+	pthread_mutex_lock(&conn_lock);
+	conn_live++;
+	pthread_mutex_unlock(&conn_lock);
+	if ((e = pthread_create(&t, attr, conn_main, c)) != 0) {
+		char eb[128];
+
+		log_warn("[VMusb] cannot start a thread: %s; connection refused",
+		    errstr(e, eb, sizeof(eb)));
+		pthread_mutex_lock(&conn_lock);
+		conn_live--;
+		pthread_mutex_unlock(&conn_lock);
+		close(fd);
+		free(c);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* The listening socket                                                */
+
+static dev_t	sock_dev;
+static ino_t	sock_ino;
+
+static int
+listen_on(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	mode_t old;
+	int fd, probe;
+
+	if (fit(snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path),
+	    sizeof(sa.sun_path)) < 0)
+		errx(1, "socket path too long (limit %zu bytes): %s",
+		    sizeof(sa.sun_path) - 1, path);
+
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			errx(1, "%s exists and is not a socket; not touching it",
+			    path);
+		if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+			err(1, "socket");
+		if (connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			errx(1, "another server is listening on %s; not "
+			    "taking it over", path);
+		if (errno != ECONNREFUSED)
+			err(1, "cannot check %s", path);
+		close(probe);
+		/* A stale socket from an earlier run: replace it. */
+		if (unlink(path) == -1 && errno != ENOENT)
+			err(1, "cannot remove stale socket %s", path);
+	} else if (errno != ENOENT)
+		err(1, "%s", path);
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		err(1, "socket");
+	old = umask(0177);	/* born srw-------: never wider, not for a moment */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1)
+		err(1, "cannot bind %s", path);
+	umask(old);
+	if (listen(fd, SOMAXCONN) == -1)
+		err(1, "cannot listen on %s", path);
+	if (lstat(path, &st) == -1)
+		err(1, "%s", path);
+	sock_dev = st.st_dev;
+	sock_ino = st.st_ino;
+	return fd;
+}
+
+/* Removes the socket file, if it is still the one we made. */
+static void
+listen_remove(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == 0 && st.st_dev == sock_dev &&
+	    st.st_ino == sock_ino)
+		unlink(path);
+}
+
+/* Accepts until SIGTERM or SIGINT arrives on sigfd. */
+static void
+serve(int lfd, int sigfd, int wakefd)
+{
+	pthread_attr_t attr;
+	bool backoff = false;
+	char eb[128], junk[64];
+	int fd;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, THREAD_STACK);
+
+	for (;;) {
+		bool full;
+
+		pthread_mutex_lock(&conn_lock);
+		full = conn_live >= MAX_CONNS;
+		pthread_mutex_unlock(&conn_lock);
+
+		struct pollfd p[3] = {
+			{ .fd = sigfd, .events = POLLIN },
+			{ .fd = wakefd, .events = POLLIN },
+			{ .fd = full || backoff ? -1 : lfd, .events = POLLIN },
+		};
+		if (poll(p, 3, backoff ? ACCEPT_BACKOFF_MS : -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			err(1, "poll");
+		}
+		backoff = false;
+		if (p[0].revents != 0)
+			break;
+		if (p[1].revents != 0)
+			while (read(wakefd, junk, sizeof(junk)) > 0)
+				;
+		if (p[2].revents & (POLLERR | POLLNVAL))
+			errx(1, "the listening socket broke");
+		if (!(p[2].revents & POLLIN))
+			continue;
+		if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) == -1) {
+			switch (errno) {
+			case EINTR:
+			case EAGAIN:
+			case ECONNABORTED:
+			case EPROTO:
+			case EPERM:
+				continue;
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				log_warn("[VMusb] cannot accept: %s",
+				    errstr(errno, eb, sizeof(eb)));
+				backoff = true;
+				continue;
+			default:
+				err(1, "accept");
+			}
+		}
+		conn_start(fd, &attr);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+/* ------------------------------------------------------------------ */
+/* Start-up                                                            */
+
+static void __attribute__((noreturn))
+usage(int status)
+{
+	fprintf(status ? stderr : stdout,
+	    "usage: usbserver [--socket PATH] [--xml-dir DIR] [--virsh PATH]\n"
+	    "                 [--connect URI] [--timeout SECONDS] [--debug]\n"
+	    "                 [--help] [--version]\n"
+	    "\n"
+	    "Reads \"VM attach|detach VID:PID\" lines on a Unix socket and runs\n"
+	    "virsh attach-device or detach-device for them.\n"
+	    "\n"
+	    "  -s, --socket PATH     listen here (default %s)\n"
+	    "  -x, --xml-dir DIR     write device-VID:PID.xml here (default %s)\n"
+	    "  -V, --virsh PATH      the virsh to run (default: virsh on\n"
+	    "                        %s)\n"
+	    "  -c, --connect URI     passed to virsh as -c URI\n"
+	    "  -t, --timeout SECONDS deadline for one virsh run (default %d)\n"
+	    "  -d, --debug           log to standard error instead of syslog\n"
+	    "  -h, --help            show this help\n"
+	    "  -v, --version         show the version\n",
+	    DEFAULT_SOCKET, DEFAULT_XML_DIR, SAFE_PATH, VIRSH_TIMEOUT);
+	exit(status);
+}
+
+static void
+parse_options(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "socket",	required_argument,	NULL, 's' },
+		{ "xml-dir",	required_argument,	NULL, 'x' },
+		{ "virsh",	required_argument,	NULL, 'V' },
+		{ "connect",	required_argument,	NULL, 'c' },
+		{ "timeout",	required_argument,	NULL, 't' },
+		{ "debug",	no_argument,		NULL, 'd' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ "version",	no_argument,		NULL, 'v' },
+		{ NULL,		0,			NULL, 0 },
+	};
+	char *end;
+	long n;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "s:x:V:c:t:dhv", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			opt.socket = optarg;
+			break;
+		case 'x':
+			opt.xml_dir = optarg;
+			break;
+		case 'V':
+			opt.virsh = optarg;
+			break;
+		case 'c':
+			opt.connect = optarg;
+			break;
+		case 't':
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' ||
+			    n < 1 || n > MAX_TIMEOUT)
+				errx(2, "--timeout: expected seconds from 1 to "
+				    "%d, got '%s'", MAX_TIMEOUT, optarg);
+			opt.timeout = (int)n;
+			break;
+		case 'd':
+			opt.debug = true;
+			break;
+		case 'h':
+			usage(0);
+		case 'v':
+			printf("usbserver %s\n", USBSERVER_VERSION);
+			exit(0);
+		default:
+			usage(2);
+		}
+	}
+	if (optind != argc)
+		usage(2);
+}
+
+/* The XML directory must not let anyone else swap our files. */
+static void
+check_xml_dir(const char *dir)
+{
+	struct stat st;
+
+	if (dir[0] != '/')
+		errx(1, "--xml-dir must be an absolute path: %s", dir);
+	if (stat(dir, &st) == -1)
+		err(1, "%s", dir);
+	if (!S_ISDIR(st.st_mode))
+		errx(1, "%s is not a directory", dir);
+	if (st.st_uid != 0 && st.st_uid != geteuid())
+		errx(1, "%s belongs to another user (uid %u); refusing to "
+		    "write XML files there", dir, (unsigned)st.st_uid);
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+		errx(1, "%s is writable by others and not sticky; refusing to "
+		    "write XML files there", dir);
+}
+
+static void
+build_virsh_env(void)
+{
+	static char home[PATH_MAX + 8], uri[PATH_MAX + 32];
+	const char *v;
+	int n = 0;
+
+	virsh_env[n++] = (char *)"PATH=" SAFE_PATH;
+	virsh_env[n++] = (char *)"LC_ALL=C";
+	if ((v = getenv("HOME")) != NULL &&
+	    fit(snprintf(home, sizeof(home), "HOME=%s", v), sizeof(home)) >= 0)
+		virsh_env[n++] = home;
+	if ((v = getenv("LIBVIRT_DEFAULT_URI")) != NULL &&
+	    fit(snprintf(uri, sizeof(uri), "LIBVIRT_DEFAULT_URI=%s", v),
+	    sizeof(uri)) >= 0)
+		virsh_env[n++] = uri;
+	virsh_env[n] = NULL;
+}
+
+int
+main(int argc, char *argv[])
+{
+	sigset_t sigs;
+	int lfd, sigfd, wake[2];
+
+	/* Whatever we inherited stays ours: virsh must not get it. */
+	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == -1)
+		err(1, "close_range");
+	parse_options(argc, argv);
+	check_xml_dir(opt.xml_dir);
+	build_virsh_env();
+	umask(077);	/* whatever we create is ours alone */
+
+	if (!opt.debug)
+		openlog("usbserver", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		err(1, "signal");
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	/* Blocked here, before any thread: every thread inherits it. */
+	if ((errno = pthread_sigmask(SIG_BLOCK, &sigs, NULL)) != 0)
+		err(1, "pthread_sigmask");
+	if ((sigfd = signalfd(-1, &sigs, SFD_CLOEXEC)) == -1)
+		err(1, "signalfd");
+	if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) == -1)
+		err(1, "pipe");
+	conn_wake = wake[1];
+
+	lfd = listen_on(opt.socket);
+	log_info("[VMusb] listening on %s", opt.socket);
+	serve(lfd, sigfd, wake[0]);
+
+	close(lfd);
+	listen_remove(opt.socket);
+	vm_drain();
+	log_info("[VMusb] stopped");
+	return 0;
+}
