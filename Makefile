@@ -29,6 +29,9 @@ SANITIZE = -fsanitize=address,undefined -fno-sanitize-recover=all \
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 
+# The daemon the live tests run; check-valgrind puts a wrapper here.
+DAEMON_BIN ?= $(abspath $(O)/usbserver)
+
 TEST_SRC = test/check_main.c test/helpers.c test/test_common.c \
 	   test/test_virsh.c test/test_client.c test/test_daemon.c
 
@@ -39,7 +42,8 @@ else
 BUILD_CFLAGS = $(MY_CFLAGS) $(CFLAGS) -O1 -g $(SAN)
 endif
 
-.PHONY: all check check-plain check-sanitize test-run install uninstall clean
+.PHONY: all check check-plain check-sanitize check-valgrind test-run \
+	install uninstall clean
 
 all: $(O)/usbserver $(O)/usbctl
 
@@ -57,7 +61,7 @@ $(O)/test/check_usbserver: $(TEST_SRC) test/tests.h common.h usbserver.c usbctl.
 		exit 1; fi
 	@mkdir -p $(O)/test
 	$(CC) $(BUILD_CFLAGS) $(CPPFLAGS) $(CHECK_CFLAGS) -Itest \
-		-DUSBSERVER_BIN='"$(abspath $(O)/usbserver)"' \
+		-DUSBSERVER_BIN='"$(DAEMON_BIN)"' \
 		-DUSBCTL_BIN='"$(abspath $(O)/usbctl)"' \
 		$(LDFLAGS) -o $@ $(TEST_SRC) $(CHECK_LIBS)
 
@@ -73,6 +77,20 @@ check-sanitize:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1 \
 	$(MAKE) O=build/sanitize SAN="$(SANITIZE)" test-run
+
+# The whole suite with the daemon under valgrind memcheck.
+VG = build/valgrind
+check-valgrind:
+	rm -rf $(VG)/logs $(VG)/test
+	mkdir -p $(VG)/logs
+	VALGRIND_LOGS=$(abspath $(VG)/logs) \
+	VALGRIND_DAEMON=$(abspath $(VG)/usbserver) \
+	$(MAKE) O=$(VG) DAEMON_BIN=$(abspath test/valgrind-usbserver) test-run
+	@# "--PID--" lines are valgrind's notes on itself (it does not know
+	@# pidfd_open, so the daemon's fallback without pidfds runs here).
+	@if cat $(VG)/logs/* | grep -v '^--[0-9]*-- ' | grep -q .; then \
+		cat $(VG)/logs/*; echo "valgrind: errors in the daemon" >&2; \
+		exit 1; fi; echo "valgrind: the daemon ran clean"
 
 install: $(O)/usbserver $(O)/usbctl
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)

@@ -475,7 +475,7 @@ vm_drain(void)
 static void
 command_run(const struct command *cmd, struct virsh_result *res)
 {
-	char path[PATH_MAX], prog[PATH_MAX], verb[16];
+	char path[PATH_MAX], prog[PATH_MAX], verb[16], eb[128];
 	char *argv[10];
 	struct vm_queue *q;
 	int argc = 0;
@@ -492,6 +492,13 @@ command_run(const struct command *cmd, struct virsh_result *res)
 	if (virsh_path(prog, sizeof(prog)) == -1) {
 		reasonf(res->reason, sizeof(res->reason),
 		    "cannot run %s: not found in %s", prog, SAFE_PATH);
+		goto out;
+	}
+	/* posix_spawn reports a failed exec on glibc, not everywhere (nor
+	 * under valgrind); this says why in plain words on every libc. */
+	if (access(prog, X_OK) == -1) {
+		reasonf(res->reason, sizeof(res->reason), "cannot run %s: %s",
+		    prog, errstr(errno, eb, sizeof(eb)));
 		goto out;
 	}
 	snprintf(verb, sizeof(verb), "%s-device", action_name(cmd->action));

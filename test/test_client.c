@@ -131,7 +131,7 @@ END_TEST
 
 START_TEST(test_usbctl_lists_domains_in_the_c_locale)
 {
-	char out[OUT], path[300], env[OUT];
+	char out[OUT], path[PATH_MAX], env[OUT];
 	struct dirent *de;
 	DIR *d;
 	bool found = false;
