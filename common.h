@@ -63,8 +63,30 @@ is_hex(char c)
 	    (c >= 'A' && c <= 'F');
 }
 
+/* Would virsh read this as a domain's number or UUID rather than its
+ * name? ("--domain" tries those first.) */
+static inline bool
+vm_name_is_id(const char *s, size_t len)
+{
+	size_t digits = 0, hex = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		digits += s[i] >= '0' && s[i] <= '9';
+		hex += is_hex(s[i]);
+	}
+	if (digits == len)
+		return true;
+	if (len == 32 && hex == 32)
+		return true;
+	if (len != 36 || hex != 32)
+		return false;
+	return s[8] == '-' && s[13] == '-' && s[18] == '-' && s[23] == '-';
+}
+
 /* A libvirt domain name as we accept it: letters, digits and ._+- only,
- * not starting with '-', 1..MAX_VM_NAME bytes. */
+ * not starting with '-', 1..MAX_VM_NAME bytes, and not something virsh
+ * would take for a domain's number or UUID: one domain, one name, so its
+ * commands queue in one line. */
 static inline bool
 valid_vm_name(const char *s, size_t len)
 {
@@ -77,7 +99,7 @@ valid_vm_name(const char *s, size_t len)
 		    c == '+' || c == '-'))
 			return false;
 	}
-	return true;
+	return !vm_name_is_id(s, len);
 }
 
 /* "VID:PID", four hex digits each, either case. On success writes the
@@ -269,7 +291,9 @@ parse_line(const char *line, size_t len, struct command *cmd, const char **why)
 		return PARSE_ERROR;
 	}
 	if (!valid_vm_name(f[0], flen[0])) {
-		*why = "invalid VM name (letters, digits and ._+- only, "
+		*why = vm_name_is_id(f[0], flen[0]) ?
+		    "invalid VM name (a number or UUID, not a name)" :
+		    "invalid VM name (letters, digits and ._+- only, "
 		    "not starting with -)";
 		return PARSE_ERROR;
 	}

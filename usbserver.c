@@ -40,6 +40,8 @@
 #define LINGER_MS	5000		/* flushing replies after the peer's EOF */
 #define ACCEPT_BACKOFF_MS 100		/* after EMFILE and the like */
 #define LOG_MAX		(MAX_LINE * 4 + MAX_REASON + 128)
+#define DRAIN_READS	16		/* reads of virsh output between deadline checks */
+#define NOPIDFD_POLL_MS	50		/* checking on virsh without a pidfd */
 
 static struct {
 	const char	*socket;
@@ -109,11 +111,13 @@ reasonf(char *buf, size_t size, const char *fmt, ...)
 /* ------------------------------------------------------------------ */
 /* The XML file: written anew for every command, atomically, as ours.  */
 
-/* Writes DIR/device-VID:PID.xml and its path to path. On failure returns
- * -1 with a reason in why. */
+/* Writes DIR/device-VID:PID.xml and its path to path. If something we
+ * cannot replace sits there (a directory, say), path is our own uniquely
+ * named file instead, and *temporary tells the caller to remove it after
+ * use. On failure returns -1 with a reason in why. */
 static int
-xml_write(const char *device, char *path, size_t pathsz, char *why,
-    size_t whysz)
+xml_write(const char *device, char *path, size_t pathsz, bool *temporary,
+    char *why, size_t whysz)
 {
 	char tmp[PATH_MAX], doc[XML_MAX], e[128];
 	int fd = -1, len, rc = -1;
@@ -148,10 +152,15 @@ xml_write(const char *device, char *path, size_t pathsz, char *why,
 	fd = -1;
 	/* rename() replaces whatever sits at path, a symlink included,
 	 * without following it. */
+	*temporary = false;
 	if (rename(tmp, path) == -1) {
-		reasonf(why, whysz, "cannot rename %s to %s: %s", tmp, path,
-		    errstr(errno, e, sizeof(e)));
-		goto out;
+		log_warn("[VMusb] cannot replace %s (%s); using %s", path,
+		    errstr(errno, e, sizeof(e)), tmp);
+		if (fit(snprintf(path, pathsz, "%s", tmp), pathsz) < 0) {
+			reasonf(why, whysz, "XML file name too long");
+			goto out;
+		}
+		*temporary = true;
 	}
 	rc = 0;
 out:
@@ -207,14 +216,15 @@ virsh_output_feed(struct virsh_output *o, const char *p, size_t n)
 			virsh_output_line(o);
 }
 
-/* Reads what is there; returns 0 at EOF, 1 if more may come. */
+/* Reads what is there, a bounded amount so that a writer that never
+ * stops cannot keep us from our deadline: 0 at EOF, 1 if more may come. */
 static int
 virsh_drain(int fd, struct virsh_output *o)
 {
 	char buf[4096];
 	ssize_t n;
 
-	for (;;) {
+	for (int i = 0; i < DRAIN_READS; i++) {
 		n = read(fd, buf, sizeof(buf));
 		if (n > 0)
 			virsh_output_feed(o, buf, (size_t)n);
@@ -225,6 +235,7 @@ virsh_drain(int fd, struct virsh_output *o)
 		else
 			return errno == EAGAIN ? 1 : 0;
 	}
+	return 1;
 }
 
 static int64_t
@@ -255,55 +266,73 @@ virsh_path(char *buf, size_t size)
 	return -1;
 }
 
-/*
- * Runs argv[0] with argv and the fixed environment: stdin from /dev/null,
- * stdout and stderr into one pipe we read, its own process group, default
- * signal handling. Kills the group at the deadline; always reaps.
- */
-static void
-virsh_run(char *const argv[], int timeout_s, struct virsh_result *res)
+/* Starts argv[0]: stdin from /dev/null, stdout and stderr into outfd,
+ * its own process group, signals as at boot. 0, or an errno value. */
+static int
+virsh_spawn(char *const argv[], int outfd, pid_t *pid)
 {
-	struct virsh_output out = { 0 };
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t sa;
 	sigset_t none, dfl;
-	int pipefd[2] = { -1, -1 }, pidfd = -1, status, e;
-	int64_t deadline = now_ms() + (int64_t)timeout_s * 1000;
-	bool open_out = true, exited = false;
-	pid_t pid;
-	char eb[128];
-
-	res->outcome = VIRSH_NORUN;
-	res->reason[0] = '\0';
-
-	if (pipe2(pipefd, O_CLOEXEC) == -1) {
-		reasonf(res->reason, sizeof(res->reason),
-		    "cannot run %s: pipe: %s", argv[0], errstr(errno, eb, sizeof(eb)));
-		return;
-	}
-	/* Only our end is non-blocking: virsh's writes must not fail. */
-	(void)fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+	int e;
 
 	sigemptyset(&none);
 	sigemptyset(&dfl);
 	sigaddset(&dfl, SIGPIPE);
 	sigaddset(&dfl, SIGTERM);
 	sigaddset(&dfl, SIGINT);
-	posix_spawnattr_init(&sa);
-	posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETPGROUP |
-	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	posix_spawnattr_setpgroup(&sa, 0);
-	posix_spawnattr_setsigmask(&sa, &none);
-	posix_spawnattr_setsigdefault(&sa, &dfl);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
-	    O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
-	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDERR_FILENO);
-
-	e = posix_spawn(&pid, argv[0], &fa, &sa, argv, virsh_env);
+	if ((e = posix_spawnattr_init(&sa)) != 0)
+		return e;
+	if ((e = posix_spawn_file_actions_init(&fa)) != 0) {
+		posix_spawnattr_destroy(&sa);
+		return e;
+	}
+	if ((e = posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETPGROUP |
+	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) == 0 &&
+	    (e = posix_spawnattr_setpgroup(&sa, 0)) == 0 &&
+	    (e = posix_spawnattr_setsigmask(&sa, &none)) == 0 &&
+	    (e = posix_spawnattr_setsigdefault(&sa, &dfl)) == 0 &&
+	    (e = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO,
+	    "/dev/null", O_RDONLY, 0)) == 0 &&
+	    (e = posix_spawn_file_actions_adddup2(&fa, outfd,
+	    STDOUT_FILENO)) == 0 &&
+	    (e = posix_spawn_file_actions_adddup2(&fa, outfd,
+	    STDERR_FILENO)) == 0)
+		e = posix_spawn(pid, argv[0], &fa, &sa, argv, virsh_env);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&sa);
+	return e;
+}
+
+/*
+ * Runs argv with the fixed environment and reads what it writes. Kills
+ * its whole process group at the deadline; always reaps it.
+ */
+static void
+virsh_run(char *const argv[], int timeout_s, struct virsh_result *res)
+{
+	struct virsh_output out = { 0 };
+	int pipefd[2] = { -1, -1 }, pidfd, status = 0, e;
+	int64_t deadline = now_ms() + (int64_t)timeout_s * 1000, left;
+	bool open_out = true, reaped = false;
+	pid_t pid;
+	char eb[128];
+
+	res->outcome = VIRSH_NORUN;
+	res->reason[0] = '\0';
+
+	/* Only our end is non-blocking: virsh's writes must not fail. */
+	if (pipe2(pipefd, O_CLOEXEC) == -1 ||
+	    fcntl(pipefd[0], F_SETFL, O_NONBLOCK) == -1) {
+		reasonf(res->reason, sizeof(res->reason), "cannot run %s: "
+		    "pipe: %s", argv[0], errstr(errno, eb, sizeof(eb)));
+		if (pipefd[0] != -1) {
+			close(pipefd[0]);
+			close(pipefd[1]);
+		}
+		return;
+	}
+	e = virsh_spawn(argv, pipefd[1], &pid);
 	close(pipefd[1]);
 	if (e != 0) {
 		reasonf(res->reason, sizeof(res->reason), "cannot run %s: %s",
@@ -312,37 +341,42 @@ virsh_run(char *const argv[], int timeout_s, struct virsh_result *res)
 		return;
 	}
 
-	/* Without a pidfd (kernels before 5.3) we wait for EOF instead. */
+	/* A pidfd tells us it exited even while a grandchild holds the
+	 * pipe. Without one (kernels before 5.3, valgrind), we poll. */
 	pidfd = pidfd_open(pid, 0);
-	while (!exited && (open_out || pidfd != -1)) {
+	while (!reaped && (left = deadline - now_ms()) > 0) {
 		struct pollfd p[2] = {
 			{ .fd = open_out ? pipefd[0] : -1, .events = POLLIN },
 			{ .fd = pidfd, .events = POLLIN },
 		};
-		int64_t left = deadline - now_ms();
+		int wait_ms = (int)(left > INT_MAX ? INT_MAX : left);
 
-		if (left <= 0)
-			break;
-		if (poll(p, 2, (int)(left > INT_MAX ? INT_MAX : left)) == -1) {
-			if (errno == EINTR)
-				continue;
-			break;
+		if (pidfd == -1) {
+			if (waitpid(pid, &status, WNOHANG) == pid) {
+				reaped = true;
+				break;
+			}
+			if (wait_ms > NOPIDFD_POLL_MS)
+				wait_ms = NOPIDFD_POLL_MS;
 		}
+		if (poll(p, 2, wait_ms) == -1 && errno != EINTR)
+			break;
 		if (p[0].revents != 0 && virsh_drain(pipefd[0], &out) == 0)
 			open_out = false;
-		if (p[1].revents != 0)
-			exited = true;
-		if (!open_out && pidfd == -1)
-			exited = true;
+		if (p[1].revents != 0) {
+			while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+				;
+			reaped = true;
+		}
 	}
-	if (!exited) {
+	if (!reaped) {
 		/* The deadline: the whole group goes, grandchildren too. */
 		kill(-pid, SIGKILL);
+		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+			;
 		res->outcome = VIRSH_TIMED_OUT;
 		reasonf(res->reason, sizeof(res->reason), "timed out");
 	}
-	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-		;
 	/* What is left in the pipe; a grandchild may hold it open, so we
 	 * take what is there and do not wait for EOF. */
 	if (open_out)
@@ -352,7 +386,7 @@ virsh_run(char *const argv[], int timeout_s, struct virsh_result *res)
 	close(pipefd[0]);
 	if (pidfd != -1)
 		close(pidfd);
-	if (!exited)
+	if (!reaped)
 		return;
 
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
@@ -478,6 +512,7 @@ command_run(const struct command *cmd, struct virsh_result *res)
 	char path[PATH_MAX], prog[PATH_MAX], verb[16], eb[128];
 	char *argv[10];
 	struct vm_queue *q;
+	bool temporary = false;
 	int argc = 0;
 
 	res->outcome = VIRSH_NORUN;
@@ -486,7 +521,7 @@ command_run(const struct command *cmd, struct virsh_result *res)
 		    errno == ECANCELED ? "shutting down" : "out of memory");
 		return;
 	}
-	if (xml_write(cmd->device, path, sizeof(path), res->reason,
+	if (xml_write(cmd->device, path, sizeof(path), &temporary, res->reason,
 	    sizeof(res->reason)) == -1)
 		goto out;
 	if (virsh_path(prog, sizeof(prog)) == -1) {
@@ -516,6 +551,8 @@ command_run(const struct command *cmd, struct virsh_result *res)
 	argv[argc] = NULL;
 	virsh_run(argv, opt.timeout, res);
 out:
+	if (temporary)
+		unlink(path);
 	vm_leave(q);
 }
 
@@ -971,6 +1008,22 @@ check_xml_dir(const char *dir)
 		    "write XML files there", dir);
 }
 
+/* Whatever we inherited stays ours: virsh must not get it. */
+static void
+cloexec_inherited(void)
+{
+	long max;
+
+	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+	if (errno != ENOSYS && errno != EINVAL)
+		err(1, "close_range");
+	/* Kernels before 5.11 */
+	max = sysconf(_SC_OPEN_MAX);
+	for (int fd = 3; fd < (max > 0 && max < INT_MAX ? (int)max : 1024); fd++)
+		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
 static void
 build_virsh_env(void)
 {
@@ -996,9 +1049,7 @@ main(int argc, char *argv[])
 	sigset_t sigs;
 	int lfd, sigfd, wake[2];
 
-	/* Whatever we inherited stays ours: virsh must not get it. */
-	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == -1)
-		err(1, "close_range");
+	cloexec_inherited();
 	parse_options(argc, argv);
 	check_xml_dir(opt.xml_dir);
 	build_virsh_env();

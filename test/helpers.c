@@ -42,6 +42,7 @@ struct world w;
  *   noisy*  an ordinary line on stdout and stderr, exit 1
  *   sig*    killed by SIGKILL
  *   hang*   never returns (sleeps past any deadline a test sets)
+ *   closed* closes its output, then never returns
  *   gate*   waits for a line on the gate FIFO, then succeeds
  *   other   "Device attached successfully", exit 0
  * and "list" prints the file "domains" in its directory, if there is one.
@@ -79,6 +80,7 @@ static const char fake_virsh[] =
     "noisy*) echo 'some output'; echo 'a warning, not an error' >&2; status=1 ;;\n"
     "sig*) kill -KILL $$ ;;\n"
     "hang*) exec sleep 60 ;;\n"
+    "closed*) exec sleep 60 >&- 2>&- ;;\n"
     "gate*) read go < \"$dir/gate\" ;;\n"
     "esac\n"
     "echo \"end $id $dom $verb\" > \"$dir/events\"\n"

@@ -128,7 +128,7 @@ START_TEST(test_vm_name_letters_digits_dot_underscore_plus_dash_are_accepted)
 {
 	ck_assert(vm_name("abcdefghijklmnopqrstuvwxyz"));
 	ck_assert(vm_name("ABCDEFGHIJKLMNOPQRSTUVWXYZ"));
-	ck_assert(vm_name("0123456789"));
+	ck_assert(vm_name("vm0123456789"));
 	ck_assert(vm_name("a._+-z"));
 	ck_assert(vm_name("."));
 	ck_assert(vm_name("_"));
@@ -1338,6 +1338,39 @@ END_TEST
 /* ------------------------------------------------------------------ */
 /* Suites                                                              */
 
+START_TEST(test_vm_name_that_virsh_reads_as_an_id_or_uuid_is_rejected)
+{
+	/* virsh --domain tries a number, then a UUID, then a name. */
+	ck_assert(!valid_vm_name(LIT("5")));
+	ck_assert(!valid_vm_name(LIT("2024")));
+	ck_assert(!valid_vm_name(LIT("4dea22b3-1d52-d8f3-2516-782e98ab3fa0")));
+	ck_assert(!valid_vm_name(LIT("4dea22b31d52d8f32516782e98ab3fa0")));
+	ck_assert(!valid_vm_name(LIT("4DEA22B3-1D52-D8F3-2516-782E98AB3FA0")));
+}
+END_TEST
+
+START_TEST(test_vm_name_with_digits_and_more_is_accepted)
+{
+	ck_assert(valid_vm_name(LIT("win10")));
+	ck_assert(valid_vm_name(LIT("10win")));
+	ck_assert(valid_vm_name(LIT("2024.1")));
+	/* UUID-sized, but not a UUID */
+	ck_assert(valid_vm_name(LIT("4dea22b3-1d52-d8f3-2516-782e98ab3fag")));
+	ck_assert(valid_vm_name(LIT("4dea22b3_1d52_d8f3_2516_782e98ab3fa0")));
+}
+END_TEST
+
+START_TEST(test_parse_numeric_vm_name_says_why)
+{
+	struct command cmd;
+	const char *why = NULL;
+
+	ck_assert_int_eq(parse_line(LIT("3 attach 046d:c52b"), &cmd, &why),
+	    PARSE_ERROR);
+	ck_assert_str_eq(why, "invalid VM name (a number or UUID, not a name)");
+}
+END_TEST
+
 Suite *
 parse_suite(void)
 {
@@ -1345,6 +1378,9 @@ parse_suite(void)
 	TCase *tc;
 
 	tc = tcase_create("valid_vm_name");
+	tcase_add_test(tc, test_vm_name_that_virsh_reads_as_an_id_or_uuid_is_rejected);
+	tcase_add_test(tc, test_vm_name_with_digits_and_more_is_accepted);
+	tcase_add_test(tc, test_parse_numeric_vm_name_says_why);
 	tcase_add_test(tc, test_vm_name_plain_is_accepted);
 	tcase_add_test(tc,
 	    test_vm_name_letters_digits_dot_underscore_plus_dash_are_accepted);

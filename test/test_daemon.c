@@ -386,6 +386,9 @@ START_TEST(test_hung_virsh_is_killed_at_the_deadline)
 	expect_log("[VMusb] hangvm attaching device 046d:c52b failed: timed out");
 	/* The same connection goes on. */
 	expect_reply(&c, "ok win10 attach 046d:c52b");
+	/* EOF on its output is not its end: it still meets the deadline. */
+	client_send(&c, "closedvm detach 046d:c52b\n");
+	expect_reply(&c, "error closedvm detach 046d:c52b: timed out");
 }
 END_TEST
 

@@ -247,9 +247,10 @@ xml_expect(const char *device, const char *path)
 
 START_TEST(test_xml_file_is_written_with_the_document)
 {
+	bool temporary;
 	char path[PATH_MAX], why[MAX_REASON + 1], want[PATH_MAX];
 
-	ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), why,
+	ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), &temporary, why,
 	    sizeof(why)), 0);
 	snprintf(want, sizeof(want), "%s/device-046d:c52b.xml", w.xmldir);
 	ck_assert_str_eq(path, want);
@@ -259,6 +260,7 @@ END_TEST
 
 START_TEST(test_xml_file_replaces_a_planted_symlink_without_following_it)
 {
+	bool temporary;
 	char path[PATH_MAX], why[MAX_REASON + 1], victim[300], buf[64];
 
 	snprintf(victim, sizeof(victim), "%s/victim", w.dir);
@@ -269,7 +271,7 @@ START_TEST(test_xml_file_replaces_a_planted_symlink_without_following_it)
 	snprintf(path, sizeof(path), "%s/device-046d:c52b.xml", w.xmldir);
 	ck_assert_int_eq(symlink(victim, path), 0);
 
-	ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), why,
+	ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), &temporary, why,
 	    sizeof(why)), 0);
 	xml_expect("046d:c52b", path);
 	ck_assert_int_gt(slurp(victim, buf, sizeof(buf)), 0);
@@ -279,6 +281,7 @@ END_TEST
 
 START_TEST(test_xml_file_never_trusts_a_file_already_there)
 {
+	bool temporary;
 	char path[PATH_MAX], why[MAX_REASON + 1];
 	struct stat before, after;
 
@@ -291,7 +294,7 @@ START_TEST(test_xml_file_never_trusts_a_file_already_there)
 	ck_assert_int_eq(chmod(path, 0666), 0);
 	ck_assert_int_eq(stat(path, &before), 0);
 
-	ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), why,
+	ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), &temporary, why,
 	    sizeof(why)), 0);
 	ck_assert_int_eq(stat(path, &after), 0);
 	ck_assert(before.st_ino != after.st_ino);	/* a new file, ours */
@@ -301,12 +304,13 @@ END_TEST
 
 START_TEST(test_xml_file_leaves_no_temporary_files)
 {
+	bool temporary;
 	char path[PATH_MAX], why[MAX_REASON + 1], entries[4096] = "";
 	struct dirent *de;
 	DIR *d;
 
 	for (int i = 0; i < 3; i++)
-		ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), why,
+		ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), &temporary, why,
 		    sizeof(why)), 0);
 	ck_assert_ptr_nonnull(d = opendir(w.xmldir));
 	while ((de = readdir(d)) != NULL)
@@ -321,13 +325,54 @@ END_TEST
 
 START_TEST(test_xml_file_in_a_missing_directory_fails_with_a_reason)
 {
+	bool temporary;
 	char path[PATH_MAX], why[MAX_REASON + 1];
 
 	opt.xml_dir = "/nonexistent";
-	ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), why,
+	ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), &temporary, why,
 	    sizeof(why)), -1);
 	ck_assert_str_eq(why, "cannot create a file in /nonexistent: "
 	    "No such file or directory");
+}
+END_TEST
+
+START_TEST(test_xml_path_taken_by_a_directory_falls_back_to_our_own_file)
+{
+	struct virsh_result res;
+	struct command cmd = { .vm = "win10", .action = ACT_ATTACH,
+	    .device = "046d:c52b" };
+	char planted[PATH_MAX], record[300], body[1024], got[512], want[XML_MAX];
+	char entries[4096] = "";
+	struct dirent *de;
+	DIR *d;
+
+	/* Someone made a directory where our file goes: rename() cannot
+	 * replace it, and the device must not be stuck for good. */
+	snprintf(planted, sizeof(planted), "%s/device-046d:c52b.xml", w.xmldir);
+	ck_assert_int_eq(mkdir(planted, 0755), 0);
+	snprintf(record, sizeof(record), "%s/got", w.dir);
+	snprintf(body, sizeof(body), "while [ $# -gt 0 ]; do\n"
+	    "[ \"$1\" = --file ] && cat \"$2\" > %s && echo \"$2\" >> %s.path\n"
+	    "shift; done", record, record);
+	opt.virsh = script("virsh", body);
+	command_run(&cmd, &res);
+	ck_assert_int_eq(res.outcome, VIRSH_OK);
+	ck_assert_int_gt(slurp(record, got, sizeof(got)), 0);
+	ck_assert_int_gt(xml_format(want, sizeof(want), "046d:c52b"), 0);
+	ck_assert_str_eq(got, want);
+
+	/* Our file was removed after the run; the directory is untouched. */
+	ck_assert_ptr_nonnull(d = opendir(w.xmldir));
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+			strcat(entries, de->d_name);
+			strcat(entries, " ");
+		}
+	closedir(d);
+	ck_assert_str_eq(entries, "device-046d:c52b.xml ");
+	struct stat st;
+	ck_assert_int_eq(lstat(planted, &st), 0);
+	ck_assert(S_ISDIR(st.st_mode));
 }
 END_TEST
 
@@ -361,6 +406,7 @@ virsh_suite(void)
 	tcase_add_test(xml, test_xml_file_never_trusts_a_file_already_there);
 	tcase_add_test(xml, test_xml_file_leaves_no_temporary_files);
 	tcase_add_test(xml, test_xml_file_in_a_missing_directory_fails_with_a_reason);
+	tcase_add_test(xml, test_xml_path_taken_by_a_directory_falls_back_to_our_own_file);
 	suite_add_tcase(s, xml);
 	return s;
 }
