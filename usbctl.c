@@ -18,7 +18,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <spawn.h>
+#include <time.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -27,6 +29,9 @@
 #define CONNECT_TRIES	5	/* while the daemon is not there */
 #define CONNECT_PAUSE	1	/* seconds between tries */
 #define LIST_MAX	4096	/* what we keep of "virsh list" output */
+/* How long to wait for the replies: the daemon's default virsh deadline
+ * for each command, and some slack. */
+#define REPLY_WAIT_S(n)	((VIRSH_TIMEOUT + 5) * (n) + 5)
 
 extern char **environ;
 
@@ -196,6 +201,9 @@ request(const struct command *cmds, int ncmds)
 	size_t n = 0;
 	ssize_t got;
 	int fd, done = 0, failed = 0, len;
+	struct timespec t;
+	time_t deadline;
+	bool timed_out = false;
 
 	fd = daemon_connect();
 	send_all(fd, "reply on\n", 9);
@@ -207,13 +215,25 @@ request(const struct command *cmds, int ncmds)
 			errx(1, "command too long");
 		send_all(fd, line, (size_t)len);
 	}
-	shutdown(fd, SHUT_WR);
+	if (shutdown(fd, SHUT_WR) == -1)
+		err(1, "cannot write to usbserver");
 
 	line_clear(&lb);
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	deadline = t.tv_sec + REPLY_WAIT_S(ncmds);
 	while (done < ncmds) {
 		enum line_event ev = LINE_MORE;
 
 		while (n == 0) {
+			struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			if (t.tv_sec >= deadline ||
+			    poll(&pfd, 1, (int)(deadline - t.tv_sec) * 1000) == 0) {
+				got = 0;
+				timed_out = true;
+				break;
+			}
 			got = read(fd, buf, sizeof(buf));
 			if (got == -1 && errno == EINTR)
 				continue;
@@ -226,7 +246,7 @@ request(const struct command *cmds, int ncmds)
 		}
 		if (n > 0)
 			ev = line_feed(&lb, &p, &n);
-		else if ((ev = line_finish(&lb)) == LINE_MORE)
+		else if (timed_out || (ev = line_finish(&lb)) == LINE_MORE)
 			break;
 		if (ev == LINE_MORE)
 			continue;
@@ -254,9 +274,11 @@ request(const struct command *cmds, int ncmds)
 	}
 	close(fd);
 	for (; done < ncmds; done++) {
-		warnx("%s %s %s: no reply from usbserver (is it an older "
-		    "server without replies?)", cmds[done].vm,
-		    action_name(cmds[done].action), cmds[done].device);
+		warnx("%s %s %s: %s", cmds[done].vm,
+		    action_name(cmds[done].action), cmds[done].device,
+		    timed_out ? "no reply from usbserver in time" :
+		    "no reply from usbserver (is it an older server without "
+		    "replies?)");
 		failed++;
 	}
 	return failed;

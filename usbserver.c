@@ -40,6 +40,8 @@
 #define LINGER_MS	5000		/* flushing replies after the peer's EOF */
 #define ACCEPT_BACKOFF_MS 100		/* after EMFILE and the like */
 #define LOG_MAX		(MAX_LINE * 4 + MAX_REASON + 128)
+#define INVALID_LOGS	20		/* invalid lines logged per connection a minute */
+#define INVALID_WINDOW_MS 60000
 #define DRAIN_READS	16		/* reads of virsh output between deadline checks */
 #define NOPIDFD_POLL_MS	50		/* checking on virsh without a pidfd */
 
@@ -565,6 +567,9 @@ struct conn {
 	bool		eof;
 	size_t		outlen;		/* replies not yet sent */
 	unsigned long	dropped;	/* replies lost to a peer that does not read */
+	int64_t		quiet_since;	/* start of this minute's log budget */
+	unsigned	logged;		/* invalid lines logged in it */
+	unsigned long	unlogged;	/* and not logged, past the budget */
 	struct linebuf	in;
 	char		out[OUTBOX_SIZE];
 };
@@ -612,6 +617,36 @@ conn_reply(struct conn *c, const char *line, int len)
 	conn_flush(c);
 }
 
+/* Reports the invalid lines we did not log. */
+static void
+conn_unlogged(struct conn *c)
+{
+	if (c->unlogged > 0)
+		log_warn("[VMusb] %lu more invalid lines from this client were "
+		    "not logged", c->unlogged);
+	c->unlogged = 0;
+}
+
+/* May this invalid line be logged? A guest must not drown the log (and
+ * the real messages in it) by flooding its port with junk. */
+static bool
+conn_may_log(struct conn *c)
+{
+	int64_t now = now_ms();
+
+	if (now - c->quiet_since >= INVALID_WINDOW_MS) {
+		conn_unlogged(c);
+		c->quiet_since = now;
+		c->logged = 0;
+	}
+	if (c->logged < INVALID_LOGS) {
+		c->logged++;
+		return true;
+	}
+	c->unlogged++;
+	return false;
+}
+
 static void
 conn_line(struct conn *c, const char *line, size_t len)
 {
@@ -630,9 +665,11 @@ conn_line(struct conn *c, const char *line, size_t len)
 		c->reply = false;
 		return;
 	case PARSE_ERROR:
-		len = line_trim(line, len, &line);
-		escape_text(esc, sizeof(esc), line, len);
-		log_warn("[VMusb] invalid action: %s", esc);
+		if (conn_may_log(c)) {
+			len = line_trim(line, len, &line);
+			escape_text(esc, sizeof(esc), line, len);
+			log_warn("[VMusb] invalid action: %s", esc);
+		}
 		conn_reply(c, buf, reply_format_invalid(buf, sizeof(buf), why));
 		return;
 	case PARSE_COMMAND:
@@ -659,7 +696,8 @@ conn_overlong(struct conn *c)
 	char esc[64 * 4 + 1], buf[MAX_LINE + 1];
 
 	escape_text(esc, sizeof(esc), c->in.buf, c->in.len < 64 ? c->in.len : 64);
-	log_warn("[VMusb] invalid action: line too long (%zu bytes, limit %d), "
+	if (conn_may_log(c))
+		log_warn("[VMusb] invalid action: line too long (%zu bytes, limit %d), "
 	    "skipped: %s...", c->in.total, MAX_LINE, esc);
 	conn_reply(c, buf, reply_format_invalid(buf, sizeof(buf),
 	    "line too long"));
@@ -731,6 +769,7 @@ conn_main(void *arg)
 	}
 	conn_linger(c);
 	close(c->fd);
+	conn_unlogged(c);
 	if (c->dropped > 1)
 		log_warn("[VMusb] %lu replies dropped for a client that did "
 		    "not read them", c->dropped);
@@ -759,6 +798,9 @@ conn_start(int fd, pthread_attr_t *attr)
 	c->reply = c->eof = false;
 	c->outlen = 0;
 	c->dropped = 0;
+	c->quiet_since = now_ms();
+	c->logged = 0;
+	c->unlogged = 0;
 	pthread_mutex_lock(&conn_lock);
 	conn_live++;
 	pthread_mutex_unlock(&conn_lock);
