@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <sys/pidfd.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -367,6 +368,23 @@ run(char *const argv[], const char *in, char *out, size_t size)
 		ck_abort_msg("%s did not finish within %d ms", argv[0], WAIT_MS);
 	}
 	return status;
+}
+
+void
+dir_list(const char *dir, char *buf, size_t size)
+{
+	struct dirent *de;
+	size_t len = 0;
+	DIR *d = opendir(dir);
+
+	ck_assert_msg(d != NULL, "opendir %s: %s", dir, strerror(errno));
+	buf[0] = '\0';
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			len += (size_t)snprintf(buf + len, len < size ? size - len : 0,
+			    "%s ", de->d_name);
+	closedir(d);
+	ck_assert_uint_lt(len, size);
 }
 
 ssize_t

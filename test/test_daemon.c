@@ -256,8 +256,6 @@ START_TEST(test_hostile_lines_are_refused_and_the_connection_lives)
 {
 	struct client c;
 	char line[LINE], entries[LINE] = "";
-	struct dirent *de;
-	DIR *d;
 
 	start_with_replies(&c);
 	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
@@ -272,13 +270,7 @@ START_TEST(test_hostile_lines_are_refused_and_the_connection_lives)
 	expect_reply(&c, "ok win10 attach 046d:c52b");
 
 	/* The one file written is the valid command's. */
-	ck_assert_ptr_nonnull(d = opendir(w.xmldir));
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-			strcat(entries, de->d_name);
-			strcat(entries, " ");
-		}
-	closedir(d);
+	dir_list(w.xmldir, entries, sizeof(entries));
 	ck_assert_str_eq(entries, "device-046d:c52b.xml ");
 }
 END_TEST

@@ -306,19 +306,11 @@ START_TEST(test_xml_file_leaves_no_temporary_files)
 {
 	bool temporary;
 	char path[PATH_MAX], why[MAX_REASON + 1], entries[4096] = "";
-	struct dirent *de;
-	DIR *d;
 
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), &temporary, why,
 		    sizeof(why)), 0);
-	ck_assert_ptr_nonnull(d = opendir(w.xmldir));
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.' || strncmp(de->d_name, ".device", 7) == 0) {
-			strcat(entries, de->d_name);
-			strcat(entries, " ");
-		}
-	closedir(d);
+	dir_list(w.xmldir, entries, sizeof(entries));
 	ck_assert_str_eq(entries, "device-046d:c52b.xml ");
 }
 END_TEST
@@ -343,8 +335,6 @@ START_TEST(test_xml_path_taken_by_a_directory_falls_back_to_our_own_file)
 	    .device = "046d:c52b" };
 	char planted[PATH_MAX], record[300], body[1024], got[512], want[XML_MAX];
 	char entries[4096] = "";
-	struct dirent *de;
-	DIR *d;
 
 	/* Someone made a directory where our file goes: rename() cannot
 	 * replace it, and the device must not be stuck for good. */
@@ -362,13 +352,7 @@ START_TEST(test_xml_path_taken_by_a_directory_falls_back_to_our_own_file)
 	ck_assert_str_eq(got, want);
 
 	/* Our file was removed after the run; the directory is untouched. */
-	ck_assert_ptr_nonnull(d = opendir(w.xmldir));
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-			strcat(entries, de->d_name);
-			strcat(entries, " ");
-		}
-	closedir(d);
+	dir_list(w.xmldir, entries, sizeof(entries));
 	ck_assert_str_eq(entries, "device-046d:c52b.xml ");
 	struct stat st;
 	ck_assert_int_eq(lstat(planted, &st), 0);

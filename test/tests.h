@@ -74,6 +74,8 @@ void	client_close(struct client *);
 /* Spawns argv with stdout and stderr captured into out (NUL-terminated,
  * cut to size) and stdin from in (NULL: /dev/null); its wait status. */
 int	run(char *const [], const char *, char *, size_t);
+/* The names in dir but "." and "..", each followed by a space. */
+void	dir_list(const char *, char *, size_t);
 /* Reads a whole small file into buf; its length or -1. */
 ssize_t	slurp(const char *, char *, size_t);
 /* Waits for an "end" event of the fake virsh for vm; fills id. */
