@@ -48,13 +48,14 @@
 static struct {
 	const char	*socket;
 	const char	*xml_dir;
-	const char	*virsh;		/* NULL: look up DEFAULT_VIRSH on SAFE_PATH */
+	const char	*virsh;		/* a path, or a name to find on SAFE_PATH */
 	const char	*connect;
 	int		 timeout;
 	bool		 debug;
 } opt = {
 	.socket = DEFAULT_SOCKET,
 	.xml_dir = DEFAULT_XML_DIR,
+	.virsh = DEFAULT_VIRSH,
 	.timeout = VIRSH_TIMEOUT,
 };
 
@@ -249,22 +250,24 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The program to run: --virsh as given, or DEFAULT_VIRSH on SAFE_PATH. */
+/* The program to run: --virsh as given when it names a path, else that
+ * name (by default "virsh") looked up on SAFE_PATH only, never in our
+ * working directory or the caller's PATH. */
 static int
 virsh_path(char *buf, size_t size)
 {
 	const char *p, *end;
 
-	if (opt.virsh != NULL)
+	if (strchr(opt.virsh, '/') != NULL)
 		return fit(snprintf(buf, size, "%s", opt.virsh), size) < 0 ? -1 : 0;
 	for (p = SAFE_PATH; *p != '\0'; p = *end ? end + 1 : end) {
 		end = strchrnul(p, ':');
 		if (fit(snprintf(buf, size, "%.*s/%s", (int)(end - p), p,
-		    DEFAULT_VIRSH), size) >= 0 && access(buf, X_OK) == 0)
+		    opt.virsh), size) >= 0 && access(buf, X_OK) == 0)
 			return 0;
 	}
 	errno = ENOENT;
-	snprintf(buf, size, "%s", DEFAULT_VIRSH);
+	snprintf(buf, size, "%s", opt.virsh);
 	return -1;
 }
 
@@ -961,8 +964,9 @@ usage(int status)
 	    "\n"
 	    "  -s, --socket PATH     listen here (default %s)\n"
 	    "  -x, --xml-dir DIR     write device-VID:PID.xml here (default %s)\n"
-	    "  -V, --virsh PATH      the virsh to run (default: virsh on\n"
-	    "                        %s)\n"
+	    "  -V, --virsh PATH      the virsh to run; a bare name is looked up\n"
+	    "                        on %s\n"
+	    "                        (default: virsh)\n"
 	    "  -c, --connect URI     passed to virsh as -c URI\n"
 	    "  -t, --timeout SECONDS deadline for one virsh run (default %d)\n"
 	    "  -d, --debug           log to standard error instead of syslog\n"

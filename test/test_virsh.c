@@ -214,19 +214,37 @@ START_TEST(test_environment_is_small_and_fixed)
 }
 END_TEST
 
-START_TEST(test_default_virsh_is_found_on_the_safe_path_only)
+START_TEST(test_a_bare_virsh_name_is_found_on_the_safe_path_only)
 {
 	char prog[PATH_MAX];
 
-	opt.virsh = NULL;
-	/* A virsh planted on the caller's PATH is not looked at. */
+	/* A "virsh" planted in our working directory and on the caller's
+	 * PATH is never the one that runs. */
+	script("virsh", "exit 0");
+	ck_assert_int_eq(chdir(w.dir), 0);
 	setenv("PATH", w.dir, 1);
+	opt.virsh = "sh";
+	ck_assert_int_eq(virsh_path(prog, sizeof(prog)), 0);
+	ck_assert(strcmp(prog, "/usr/bin/sh") == 0 || strcmp(prog, "/bin/sh") == 0);
+	opt.virsh = "virsh";
 	if (virsh_path(prog, sizeof(prog)) == 0) {
 		ck_assert_int_eq(prog[0], '/');
 		ck_assert_ptr_null(strstr(prog, w.dir));
-		ck_assert_int_eq(access(prog, X_OK), 0);
 	} else
 		ck_assert_str_eq(prog, "virsh");
+	opt.virsh = "no-such-program-anywhere";
+	ck_assert_int_eq(virsh_path(prog, sizeof(prog)), -1);
+	ck_assert_str_eq(prog, "no-such-program-anywhere");
+}
+END_TEST
+
+START_TEST(test_a_virsh_path_is_used_as_given)
+{
+	char prog[PATH_MAX];
+
+	opt.virsh = "./virsh";
+	ck_assert_int_eq(virsh_path(prog, sizeof(prog)), 0);
+	ck_assert_str_eq(prog, "./virsh");
 }
 END_TEST
 
@@ -381,7 +399,8 @@ virsh_suite(void)
 	tcase_add_test(run, test_megabytes_of_output_are_drained);
 	tcase_add_test(run, test_stdin_is_dev_null);
 	tcase_add_test(run, test_environment_is_small_and_fixed);
-	tcase_add_test(run, test_default_virsh_is_found_on_the_safe_path_only);
+	tcase_add_test(run, test_a_bare_virsh_name_is_found_on_the_safe_path_only);
+	tcase_add_test(run, test_a_virsh_path_is_used_as_given);
 	suite_add_tcase(s, run);
 
 	tcase_add_checked_fixture(xml, setup, world_teardown);
