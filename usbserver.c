@@ -89,6 +89,8 @@ log_msg(int prio, const char *fmt, ...)
 
 #define log_info(...)	log_msg(LOG_INFO, __VA_ARGS__)
 #define log_warn(...)	log_msg(LOG_WARNING, __VA_ARGS__)
+/* What each connection does, for --debug only: never in syslog. */
+#define log_debug(...)	do { if (opt.debug) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
 
 static const char *
 errstr(int e, char *buf, size_t size)
@@ -566,6 +568,7 @@ out:
 
 struct conn {
 	int		fd;
+	unsigned long	id;		/* names it in the debug log */
 	bool		reply;		/* the peer said "reply on" */
 	bool		eof;
 	size_t		outlen;		/* replies not yet sent */
@@ -579,6 +582,7 @@ struct conn {
 
 static pthread_mutex_t	conn_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned		conn_live;
+static unsigned long	conn_count;	/* connections accepted so far */
 static int		conn_wake = -1;	/* written when a connection ends */
 
 /* Sends what the peer will take now, never waiting. */
@@ -679,6 +683,8 @@ conn_line(struct conn *c, const char *line, size_t len)
 		break;
 	}
 
+	log_debug("[VMusb] connection %lu: %s %s %s", c->id, cmd.vm,
+	    action_name(cmd.action), cmd.device);
 	command_run(&cmd, &res);
 	act = action_name(cmd.action);
 	if (res.outcome == VIRSH_OK) {
@@ -772,6 +778,7 @@ conn_main(void *arg)
 	}
 	conn_linger(c);
 	close(c->fd);
+	log_debug("[VMusb] connection %lu closed", c->id);
 	conn_unlogged(c);
 	if (c->dropped > 1)
 		log_warn("[VMusb] %lu replies dropped for a client that did "
@@ -788,6 +795,8 @@ conn_main(void *arg)
 static void
 conn_start(int fd, pthread_attr_t *attr)
 {
+	struct ucred cred = { .pid = 0 };
+	socklen_t credlen = sizeof(cred);
 	struct conn *c;
 	pthread_t t;
 	int e;
@@ -806,7 +815,13 @@ conn_start(int fd, pthread_attr_t *attr)
 	c->unlogged = 0;
 	pthread_mutex_lock(&conn_lock);
 	conn_live++;
+	c->id = ++conn_count;
 	pthread_mutex_unlock(&conn_lock);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) == 0)
+		log_debug("[VMusb] connection %lu opened by pid %ld (uid %lu)",
+		    c->id, (long)cred.pid, (unsigned long)cred.uid);
+	else
+		log_debug("[VMusb] connection %lu opened", c->id);
 	if ((e = pthread_create(&t, attr, conn_main, c)) != 0) {
 		char eb[128];
 

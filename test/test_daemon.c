@@ -205,6 +205,28 @@ START_TEST(test_invalid_line_is_logged_escaped)
 }
 END_TEST
 
+/* --debug names each connection, its peer, and what it asks for. */
+START_TEST(test_debug_log_follows_each_connection)
+{
+	char want[LINE];
+	struct client c;
+
+	daemon_start(NULL);
+	client_open(&c);
+	snprintf(want, sizeof(want), "[VMusb] connection 1 opened by pid %ld "
+	    "(uid %lu)", (long)getpid(), (unsigned long)geteuid());
+	expect_log(want);
+	client_send(&c, "win10 attach 046d:c52b\n");
+	expect_log("[VMusb] connection 1: win10 attach 046d:c52b");
+	expect_log("[VMusb] win10 attached device 046d:c52b");
+	client_close(&c);
+	expect_log("[VMusb] connection 1 closed");
+	client_open(&c);
+	ck_assert(log_wait("[VMusb] connection 2 opened by pid", NULL, 0));
+	client_close(&c);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Hostile input                                                       */
 
@@ -876,6 +898,7 @@ daemon_suite(void)
 	tcase_add_test(proto, test_empty_lines_and_blanks_are_ignored);
 	tcase_add_test(proto, test_failure_is_logged_with_virsh_reason);
 	tcase_add_test(proto, test_invalid_line_is_logged_escaped);
+	tcase_add_test(proto, test_debug_log_follows_each_connection);
 
 	tcase_add_test(hostile_tc, test_hostile_lines_are_refused_and_the_connection_lives);
 	tcase_add_test(hostile_tc, test_overlong_line_is_skipped_never_truncated_into_a_command);
