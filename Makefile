@@ -33,7 +33,8 @@ CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 DAEMON_BIN ?= $(abspath $(O)/usbserver)
 
 TEST_SRC = test/check_main.c test/helpers.c test/test_common.c \
-	   test/test_virsh.c test/test_client.c test/test_daemon.c
+	   test/test_virsh.c test/test_client.c test/test_daemon.c \
+	   test/test_e2e.c
 
 # -O0 -g for the sanitized build: clear reports; FORTIFY needs -O.
 ifeq ($(SAN),)
@@ -55,6 +56,14 @@ $(O)/usbctl: usbctl.c common.h
 	@mkdir -p $(O)
 	$(CC) $(BUILD_CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ usbctl.c
 
+# The end-to-end suite's guest: a boot sector, built with GNU as and ld.
+AS	= as
+LD	= ld
+$(O)/test/guest.img: test/guest.S
+	@mkdir -p $(O)/test
+	$(AS) --32 -o $(O)/test/guest.o test/guest.S
+	$(LD) -m elf_i386 -Ttext 0x7c00 --oformat binary -o $@ $(O)/test/guest.o
+
 $(O)/test/check_usbserver: $(TEST_SRC) test/tests.h common.h usbserver.c usbctl.c
 	@if [ -z "$(CHECK_LIBS)" ]; then \
 		echo "the Check framework is missing: apt-get install check pkg-config" >&2; \
@@ -63,9 +72,11 @@ $(O)/test/check_usbserver: $(TEST_SRC) test/tests.h common.h usbserver.c usbctl.
 	$(CC) $(BUILD_CFLAGS) $(CPPFLAGS) $(CHECK_CFLAGS) -Itest \
 		-DUSBSERVER_BIN='"$(DAEMON_BIN)"' \
 		-DUSBCTL_BIN='"$(abspath $(O)/usbctl)"' \
+		-DGUEST_IMG='"$(abspath $(O)/test/guest.img)"' \
 		$(LDFLAGS) -o $@ $(TEST_SRC) $(CHECK_LIBS)
 
-test-run: $(O)/usbserver $(O)/usbctl $(O)/test/check_usbserver
+test-run: $(O)/usbserver $(O)/usbctl $(O)/test/check_usbserver \
+	  $(O)/test/guest.img
 	$(O)/test/check_usbserver
 
 check: check-plain check-sanitize
@@ -104,4 +115,5 @@ uninstall:
 		$(DESTDIR)$(UNITDIR)/usbserver.service
 
 clean:
-	rm -rf usbserver usbctl test/check_usbserver build
+	rm -rf usbserver usbctl test/check_usbserver test/guest.o \
+		test/guest.img build

@@ -16,8 +16,11 @@ main(void)
 	srunner_add_suite(sr, virsh_suite());
 	srunner_add_suite(sr, client_suite());
 	srunner_add_suite(sr, daemon_suite());
+	srunner_add_suite(sr, e2e_suite());
+	(void)scratch_dir();		/* before the tests fork */
 	srunner_run_all(sr, CK_ENV);	/* CK_VERBOSITY picks the detail */
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	scratch_remove();
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

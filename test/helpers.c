@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -33,6 +34,24 @@
 extern char **environ;
 
 struct world w;
+
+/* The runner's directory: each test's own is made in it, and the runner
+ * removes it whole at the end, also what a failed test left behind (Check
+ * ends a failed test at once, without its teardown). */
+static char scratch[40];
+
+const char *
+scratch_dir(void)
+{
+	if (scratch[0] == '\0') {
+		snprintf(scratch, sizeof(scratch), "/tmp/usbserver-test.XXXXXX");
+		if (mkdtemp(scratch) == NULL) {
+			perror("mkdtemp");
+			exit(EXIT_FAILURE);
+		}
+	}
+	return scratch;
+}
 
 /*
  * The fake virsh. It records its arguments, environment, open descriptors
@@ -88,7 +107,7 @@ static const char fake_virsh[] =
     "[ $status = 0 ] && echo 'Device attached successfully'\n"
     "exit $status\n";
 
-static int64_t
+int64_t
 now_ms(void)
 {
 	struct timespec ts;
@@ -115,7 +134,7 @@ world_setup(void)
 	memset(&w, 0, sizeof(w));
 	w.daemon = -1;
 	w.gate = w.events.fd = w.log.fd = -1;
-	snprintf(w.dir, sizeof(w.dir), "/tmp/usbserver-test.XXXXXX");
+	snprintf(w.dir, sizeof(w.dir), "%s/t.XXXXXX", scratch_dir());
 	ck_assert_msg(mkdtemp(w.dir) != NULL, "mkdtemp: %s", strerror(errno));
 	snprintf(w.sock, sizeof(w.sock), "%s/sock", w.dir);
 	snprintf(w.virsh, sizeof(w.virsh), "%s/virsh", w.dir);
@@ -146,6 +165,19 @@ rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 }
 
 void
+remove_tree(const char *dir)
+{
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void
+scratch_remove(void)
+{
+	if (scratch[0] != '\0')
+		remove_tree(scratch);
+}
+
+void
 world_teardown(void)
 {
 	if (w.daemon > 0) {
@@ -159,7 +191,7 @@ world_teardown(void)
 	if (w.log.fd != -1)
 		close(w.log.fd);
 	if (w.dir[0] != '\0')
-		nftw(w.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		remove_tree(w.dir);
 }
 
 int
@@ -228,8 +260,8 @@ void
 daemon_start(const char *first, ...)
 {
 	char *argv[32];
-	int argc = 0, fd[2];
-	posix_spawn_file_actions_t fa;
+	int argc = 0, fd[2], null;
+	pid_t parent = getpid();
 	const char *a;
 	va_list ap;
 
@@ -239,8 +271,10 @@ daemon_start(const char *first, ...)
 	argv[argc++] = w.sock;
 	argv[argc++] = (char *)"--xml-dir";
 	argv[argc++] = w.xmldir;
-	argv[argc++] = (char *)"--virsh";
-	argv[argc++] = w.virsh;
+	if (w.virsh[0] != '\0') {
+		argv[argc++] = (char *)"--virsh";
+		argv[argc++] = w.virsh;
+	}
 	va_start(ap, first);
 	for (a = first; a != NULL && argc < 31; a = va_arg(ap, const char *))
 		argv[argc++] = (char *)a;
@@ -248,13 +282,21 @@ daemon_start(const char *first, ...)
 	argv[argc] = NULL;
 
 	ck_assert_int_eq(pipe2(fd, O_CLOEXEC), 0);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, fd[1], 2);
-	ck_assert_int_eq(posix_spawn(&w.daemon, argv[0], &fa, NULL, argv,
-	    environ), 0);
-	posix_spawn_file_actions_destroy(&fa);
+	null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ne(null, -1);
+	w.daemon = fork();
+	ck_assert_int_ne(w.daemon, -1);
+	if (w.daemon == 0) {
+		/* Dies with this test, even when Check kills it at a timeout. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+			_exit(126);
+		if (dup2(null, 0) == -1 || dup2(fd[1], 1) == -1 ||
+		    dup2(fd[1], 2) == -1)
+			_exit(126);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(null);
 	close(fd[1]);
 	w.log.fd = fd[0];
 	w.log.len = 0;
@@ -331,42 +373,73 @@ client_close(struct client *c)
 }
 
 int
-run(char *const argv[], const char *in, char *out, size_t size)
+spawn_capture(char *const argv[], const char *in, char *out, size_t size,
+    int timeout_ms)
 {
 	posix_spawn_file_actions_t fa;
-	int ofd[2], ifd[2] = { -1, -1 }, status;
+	int ofd[2], ifd[2] = { -1, -1 }, status = -1;
+	struct pollfd p = { .fd = -1, .events = POLLIN };
 	size_t len = 0;
 	ssize_t n;
 	pid_t pid;
 
-	ck_assert_int_eq(pipe2(ofd, O_CLOEXEC), 0);
+	out[0] = '\0';
+	if (pipe2(ofd, O_CLOEXEC) == -1)
+		return -1;
+	if (in != NULL && pipe2(ifd, O_CLOEXEC) == -1) {
+		close(ofd[0]);
+		close(ofd[1]);
+		return -1;
+	}
 	posix_spawn_file_actions_init(&fa);
-	if (in != NULL) {
-		ck_assert_int_eq(pipe2(ifd, O_CLOEXEC), 0);
+	if (in != NULL)
 		posix_spawn_file_actions_adddup2(&fa, ifd[0], 0);
-	} else
+	else
 		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, ofd[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, ofd[1], 2);
-	ck_assert_int_eq(posix_spawn(&pid, argv[0], &fa, NULL, argv, environ), 0);
+	if (posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ) != 0)
+		pid = -1;
 	posix_spawn_file_actions_destroy(&fa);
 	close(ofd[1]);
 	if (in != NULL) {
 		close(ifd[0]);
-		ck_assert_int_eq(write(ifd[1], in, strlen(in)), (ssize_t)strlen(in));
+		if (pid > 0)
+			(void)!write(ifd[1], in, strlen(in));
 		close(ifd[1]);
 	}
+	if (pid > 0 && (p.fd = pidfd_open(pid, 0)) == -1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		pid = -1;
+	}
+	if (pid < 0) {
+		close(ofd[0]);
+		return -1;
+	}
+	/* Small outputs: read to EOF, then wait for the exit. */
 	while ((n = read(ofd[0], out + len, size - 1 - len)) > 0 &&
 	    (len += (size_t)n) < size - 1)
 		;
 	out[len] = '\0';
 	close(ofd[0]);
-	status = wait_deadline(pid);
-	if (status == -1) {
+	if (poll(&p, 1, timeout_ms) == 1)
+		waitpid(pid, &status, 0);
+	else {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
-		ck_abort_msg("%s did not finish within %d ms", argv[0], WAIT_MS);
 	}
+	close(p.fd);
+	return status;
+}
+
+int
+run(char *const argv[], const char *in, char *out, size_t size)
+{
+	int status = spawn_capture(argv, in, out, size, WAIT_MS);
+
+	ck_assert_msg(status != -1, "%s did not run or finish within %d ms: %s",
+	    argv[0], WAIT_MS, out);
 	return status;
 }
 

@@ -8,6 +8,7 @@
 #include <check.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* One suite per area, most basic first. */
@@ -16,13 +17,14 @@ Suite *text_suite(void);	/* test_common.c: XML, reply and escaping text */
 Suite *virsh_suite(void);	/* test_virsh.c: the daemon's virsh runner and XML file */
 Suite *client_suite(void);	/* test_client.c: usbctl's parsing and the client live */
 Suite *daemon_suite(void);	/* test_daemon.c: the daemon live over its socket */
-
-#endif
+Suite *e2e_suite(void);		/* test_e2e.c: real libvirtd, QEMU guest, virsh */
 
 /* ------------------------------------------------------------------ */
 /* helpers.c: one test's world, rebuilt for every test (Check forks).  */
 
 #define WAIT_MS		10000	/* generous bound on any awaited event */
+
+int64_t	now_ms(void);		/* CLOCK_MONOTONIC */
 
 /* Lines from a descriptor, read with a deadline. */
 struct reader {
@@ -32,7 +34,7 @@ struct reader {
 };
 
 struct world {
-	char		dir[64];	/* the test's temporary directory */
+	char		dir[64];	/* the test's, in scratch_dir() */
 	char		sock[108];	/* the daemon's socket: fits sun_path */
 	char		virsh[128];	/* the fake virsh script */
 	char		xmldir[128];	/* where the daemon writes XML */
@@ -44,6 +46,12 @@ struct world {
 
 extern struct world w;
 
+/* The runner's temporary directory (made on first use), which holds each
+ * test's; scratch_remove() removes it whole. */
+const char *scratch_dir(void);
+void	scratch_remove(void);
+void	remove_tree(const char *);
+
 void	world_setup(void);
 void	world_teardown(void);
 
@@ -54,8 +62,8 @@ int	reader_line(struct reader *, char *, size_t, int);
 bool	reader_wait(struct reader *, const char *, char *, size_t);
 
 /* Starts the daemon with --debug, the world's socket, XML dir and fake
- * virsh, then the extra arguments (NULL-terminated); returns once it
- * listens. */
+ * virsh (none if w.virsh is empty), then the extra arguments
+ * (NULL-terminated); returns once it listens. It dies with the test. */
 void	daemon_start(const char *, ...);
 /* SIGTERM, then waits for it: its wait status. */
 int	daemon_stop(void);
@@ -71,8 +79,11 @@ void	client_sendn(struct client *, const void *, size_t);
 void	client_reply(struct client *, char *, size_t);
 void	client_close(struct client *);
 
-/* Spawns argv with stdout and stderr captured into out (NUL-terminated,
- * cut to size) and stdin from in (NULL: /dev/null); its wait status. */
+/* Spawns argv (looked up on PATH) with stdout and stderr captured into out
+ * (NUL-terminated, cut to size) and stdin from in (NULL: /dev/null); its
+ * wait status, or -1 if it did not run or was killed at timeout_ms. */
+int	spawn_capture(char *const [], const char *, char *, size_t, int);
+/* The same within WAIT_MS, failing the test when it cannot. */
 int	run(char *const [], const char *, char *, size_t);
 /* The names in dir but "." and "..", each followed by a space. */
 void	dir_list(const char *, char *, size_t);
@@ -82,3 +93,5 @@ ssize_t	slurp(const char *, char *, size_t);
 void	event_wait(const char *, const char *, char *, size_t);
 /* A recorded file of the fake virsh call id: "args", "env", "xml", "fds". */
 ssize_t	call_file(const char *, const char *, char *, size_t);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * guest.S: the guest of the end-to-end test (test/test_e2e.c), a 512-byte
+ * x86 boot sector. It stands for the guest's detach script: the same bytes
+ * on the same port. Every second it writes one line to COM1 (I/O port
+ * 0x3f8), in turn a valid detach and a hostile one, and halts in between.
+ *
+ * Built by the Makefile with GNU as and ld:
+ *	as --32 -o guest.o guest.S
+ *	ld -m elf_i386 -Ttext 0x7c00 --oformat binary -o guest.img guest.o
+ */
+	.code16
+	.text
+	.globl	_start
+
+	.set	COM1, 0x3f8		/* data; with DLAB set: divisor low */
+	.set	COM1_LCR, COM1 + 3	/* line control */
+	.set	COM1_LSR, COM1 + 5	/* line status */
+	.set	LSR_THRE, 0x20		/* transmit holding register empty */
+	.set	BIOS_TICKS, 0x46c	/* BIOS tick count, 18.2 a second */
+	.set	SECOND, 18		/* ticks */
+
+_start:
+	cli
+	xorw	%ax, %ax
+	movw	%ax, %ds
+	movw	%ax, %ss
+	movw	$0x7c00, %sp
+	sti
+
+	/* 115200 baud (divisor 1), 8 data bits, no parity, 1 stop bit. */
+	movw	$COM1_LCR, %dx
+	movb	$0x80, %al		/* DLAB: the next two are the divisor */
+	outb	%al, %dx
+	movw	$COM1, %dx
+	movb	$1, %al
+	outb	%al, %dx
+	incw	%dx
+	xorb	%al, %al
+	outb	%al, %dx
+	movw	$COM1_LCR, %dx
+	movb	$0x03, %al		/* 8N1, DLAB off */
+	outb	%al, %dx
+
+forever:
+	movw	$valid, %si
+	call	puts
+	call	second
+	movw	$hostile, %si
+	call	puts
+	call	second
+	jmp	forever
+
+/* Writes the NUL-terminated string at %si to COM1. */
+puts:
+	lodsb
+	testb	%al, %al
+	jz	1f
+	movb	%al, %ah
+	movw	$COM1_LSR, %dx
+2:	inb	%dx, %al
+	testb	$LSR_THRE, %al
+	jz	2b
+	movw	$COM1, %dx
+	movb	%ah, %al
+	outb	%al, %dx
+	jmp	puts
+1:	ret
+
+/* Halts until a second of BIOS ticks has passed. */
+second:
+	movw	BIOS_TICKS, %bx
+3:	hlt
+	movw	BIOS_TICKS, %ax
+	subw	%bx, %ax
+	cmpw	$SECOND, %ax
+	jb	3b
+	ret
+
+/* The domain's name is E2E_VM in test_e2e.c. */
+valid:	.asciz	"usbserver-e2e detach 046d:c52b\r\n"
+hostile: .asciz	"usbserver-e2e detach ../../etc/passwd\r\n"
+
+	.org	510
+	.word	0xaa55			/* the BIOS boots only this signature */

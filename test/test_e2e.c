@@ -1,0 +1,725 @@
+/*
+ * test_e2e.c: the guide's whole path with real parts. A libvirtd of this
+ * test's own runs a QEMU domain whose serial port connects to usbserver's
+ * socket; the guest (test/guest.S) writes detach lines on COM1; usbserver
+ * runs the real virsh against the real domain, and usbctl finds the domain
+ * through the real "virsh list".
+ *
+ * libvirtd runs as root in mount and PID namespaces of the test's own: its
+ * /etc/libvirt, /run and /var are directories of the test, so it neither
+ * sees nor disturbs a libvirtd the machine already runs. The namespaces'
+ * first process is a small init of ours that reaps what libvirtd leaves to
+ * it; when libvirtd ends, or the test runner dies, the kernel kills what is
+ * left in them, QEMU included.
+ *
+ * One libvirtd and one domain serve the suite (an unchecked fixture); each
+ * test starts its own usbserver on the socket that the domain's serial
+ * port keeps reconnecting to.
+ *
+ * Where a part cannot run (not root, packages missing) the suite says SKIP
+ * and why, and its tests pass without asserting; USBSERVER_E2E=require
+ * (CI) turns that into a failure, USBSERVER_E2E=skip skips on purpose.
+ */
+#define _GNU_SOURCE
+
+#include <sys/mount.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests.h"
+
+#define E2E_VM		"usbserver-e2e"	/* the name guest.S writes */
+#define E2E_DEVICE	"046d:c52b"	/* the device guest.S detaches */
+#define LIBVIRTD	"/usr/sbin/libvirtd"
+#define QEMU		"/usr/bin/qemu-system-x86_64"
+#define PACKAGES	"libvirt-daemon libvirt-daemon-driver-qemu " \
+			"libvirt-clients qemu-system-x86"
+#define START_MS	60000	/* bound on libvirtd's start, and the domain's */
+#define STOP_MS		30000	/* and on their ends */
+#define LINE		1024
+
+static struct {
+	char	dir[64];	/* everything of the suite's, and the roots */
+	char	uri[160];	/* virsh -c: our libvirtd's socket */
+	char	sock[108];	/* usbserver's: the domain connects here */
+	pid_t	outer;		/* our process outside the namespaces */
+	int	outer_fd;	/* its pidfd */
+	bool	domain;		/* created; destroyed at the end */
+	char	skip[256];	/* why the suite cannot run here */
+	char	error[2048];	/* why it could not start */
+} e2e = { .outer = -1, .outer_fd = -1 };
+
+static bool
+e2e_required(void)
+{
+	const char *mode = getenv("USBSERVER_E2E");
+
+	return mode != NULL && strcmp(mode, "require") == 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Inside the namespaces: never returns                                */
+
+static void __attribute__((noreturn))
+die(const char *what)
+{
+	dprintf(STDERR_FILENO, "e2e: %s: %s\n", what, strerror(errno));
+	_exit(125);
+}
+
+static int
+exit_code(int status)
+{
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/*
+ * PID 1 of the new namespace: mounts its /proc, runs libvirtd, passes
+ * SIGTERM on to it and reaps every process that ends up here (QEMU is
+ * daemonized, so it does). Ends when libvirtd does; the kernel then kills
+ * what is left in the namespace.
+ */
+static void __attribute__((noreturn))
+init_main(const sigset_t *set)
+{
+	char notify[128];
+	char *argv[] = { (char *)LIBVIRTD, (char *)"--config",
+	    (char *)"/etc/libvirt/libvirtd.conf", NULL };
+	char *envp[] = { (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+	    (char *)"LC_ALL=C", (char *)"HOME=/root", notify, NULL };
+	siginfo_t si;
+	pid_t daemon, pid;
+	int status;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1)
+		die("prctl");
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+	    NULL) == -1)
+		die("mount /proc");
+	snprintf(notify, sizeof(notify), "NOTIFY_SOCKET=%s/notify", e2e.dir);
+	if ((daemon = fork()) == -1)
+		die("fork");
+	if (daemon == 0) {
+		sigprocmask(SIG_UNBLOCK, set, NULL);
+		execve(argv[0], argv, envp);
+		die("exec " LIBVIRTD);
+	}
+	for (;;) {
+		if (sigwaitinfo(set, &si) == -1)
+			continue;
+		if (si.si_signo != SIGCHLD) {
+			kill(daemon, SIGTERM);
+			continue;
+		}
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+			if (pid == daemon)
+				_exit(exit_code(status));
+	}
+}
+
+static void
+bind_dir(const char *sub, const char *target)
+{
+	char src[128];
+
+	snprintf(src, sizeof(src), "%s/%s", e2e.dir, sub);
+	if (mount(src, target, NULL, MS_BIND, NULL) == -1)
+		die(target);
+}
+
+/*
+ * Forked from the runner, which it dies with: makes the namespaces, puts
+ * the test's directories in place, starts the init and passes SIGTERM on.
+ * Its exit status is libvirtd's.
+ */
+static void __attribute__((noreturn))
+outer_main(int log, pid_t runner)
+{
+	sigset_t set;
+	siginfo_t si;
+	pid_t init;
+	int status;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != runner)
+		_exit(125);
+	if (dup2(log, STDOUT_FILENO) == -1 || dup2(log, STDERR_FILENO) == -1)
+		_exit(125);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+
+	if (unshare(CLONE_NEWNS | CLONE_NEWPID) == -1)
+		die("unshare");
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == -1)
+		die("mount --make-rprivate /");
+	bind_dir("etc", "/etc/libvirt");
+	bind_dir("run", "/run");
+	bind_dir("var", "/var");
+	/* The QEMU driver wants a libvirt-qemu user and a kvm group. */
+	bind_dir("passwd", "/etc/passwd");
+	bind_dir("group", "/etc/group");
+	/* A host with a USB bus but no such device, where the kernel has no
+	 * USB at all: libvirt then names the device it looked for. */
+	if (access("/sys/bus/usb/devices", F_OK) == -1) {
+		if (mount("tmpfs", "/sys/bus", "tmpfs", MS_NOSUID | MS_NODEV |
+		    MS_NOEXEC, "mode=0755,size=64k") == -1)
+			die("mount /sys/bus");
+		if (mkdir("/sys/bus/usb", 0755) == -1 ||
+		    mkdir("/sys/bus/usb/devices", 0755) == -1)
+			die("mkdir /sys/bus/usb/devices");
+	}
+
+	if ((init = fork()) == -1)
+		die("fork");
+	if (init == 0)
+		init_main(&set);
+	for (;;) {
+		if (sigwaitinfo(&set, &si) == -1)
+			continue;
+		if (si.si_signo != SIGCHLD)
+			kill(init, SIGTERM);
+		else if (waitpid(init, &status, WNOHANG) == init)
+			_exit(exit_code(status));
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* The suite's world, built by the runner                              */
+
+static void e2e_fail(const char *, ...) __attribute__((format(printf, 1, 2)));
+
+/* Records why the suite could not start (its tests then fail with it). */
+static void
+e2e_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e2e.error[0] != '\0')
+		return;		/* the first cause is the one to read */
+	va_start(ap, fmt);
+	vsnprintf(e2e.error, sizeof(e2e.error), fmt, ap);
+	va_end(ap);
+}
+
+static bool
+put_file(const char *sub, const void *buf, size_t len)
+{
+	char path[128];
+	int fd;
+	bool ok;
+
+	snprintf(path, sizeof(path), "%s/%s", e2e.dir, sub);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) == -1) {
+		e2e_fail("create %s: %s", path, strerror(errno));
+		return false;
+	}
+	ok = write(fd, buf, len) == (ssize_t)len;
+	if (close(fd) == -1 || !ok) {
+		e2e_fail("write %s: %s", path, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+/* Copies the system's file with line appended, unless key names an entry
+ * it already has. */
+static bool
+put_db(const char *sub, const char *from, bool has, const char *line)
+{
+	char buf[65536];
+	ssize_t n = slurp(from, buf, sizeof(buf) - 256);
+
+	if (n < 0 || (size_t)n >= sizeof(buf) - 257) {
+		e2e_fail("cannot read %s (or it is too long)", from);
+		return false;
+	}
+	if (!has) {
+		if (n > 0 && buf[n - 1] != '\n')
+			buf[n++] = '\n';
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "%s", line);
+	}
+	return put_file(sub, buf, (size_t)n);
+}
+
+/* The last lines of one of our files, for a failure's message. */
+static const char *
+tail(const char *sub, char *buf, size_t size)
+{
+	char path[128], whole[16384];
+	ssize_t n;
+	size_t from;
+
+	snprintf(path, sizeof(path), "%s/%s", e2e.dir, sub);
+	if ((n = slurp(path, whole, sizeof(whole))) <= 0)
+		return "(nothing)";
+	from = (size_t)n >= size ? (size_t)n - (size - 1) : 0;
+	memcpy(buf, whole + from, (size_t)n - from + 1);
+	return buf;
+}
+
+static const char libvirtd_conf[] =
+    "# The e2e test's own libvirtd: a local socket for root, no auth.\n"
+    "unix_sock_rw_perms = \"0700\"\n"
+    "unix_sock_ro_perms = \"0700\"\n"
+    "auth_unix_rw = \"none\"\n"
+    "auth_unix_ro = \"none\"\n"
+    "log_outputs = \"3:stderr\"\n";
+
+/* QEMU as root, no confinement, no cgroups, no virtlogd. */
+static const char qemu_conf[] =
+    "user = \"root\"\n"
+    "group = \"root\"\n"
+    "dynamic_ownership = 0\n"
+    "security_driver = \"none\"\n"
+    "stdio_handler = \"file\"\n"
+    "cgroup_controllers = [ ]\n"
+    "namespaces = [ ]\n";
+
+/* 64 MiB, the guest's boot sector as its only disk, a USB controller, and
+ * the guide's serial port: a Unix socket in connect mode, reconnecting. */
+static const char domain_xml[] =
+    "<domain type='qemu'>\n"
+    "  <name>" E2E_VM "</name>\n"
+    "  <memory unit='MiB'>64</memory>\n"
+    "  <vcpu>1</vcpu>\n"
+    "  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>\n"
+    "  <devices>\n"
+    "    <emulator>" QEMU "</emulator>\n"
+    "    <disk type='file' device='disk'>\n"
+    "      <driver name='qemu' type='raw'/>\n"
+    "      <source file='%s/guest.img'/>\n"
+    "      <target dev='hda' bus='ide'/>\n"
+    "    </disk>\n"
+    "    <controller type='usb' model='piix3-uhci'/>\n"
+    "    <serial type='unix'>\n"
+    "      <source mode='connect' path='%s'>\n"
+    "        <reconnect enabled='yes' timeout='1'/>\n"
+    "      </source>\n"
+    "      <target port='0'/>\n"
+    "    </serial>\n"
+    "    <memballoon model='none'/>\n"
+    "  </devices>\n"
+    "</domain>\n";
+
+static bool
+e2e_tree(void)
+{
+	static const char *dirs[] = { "etc", "run", "var", "var/lib",
+	    "var/lib/libvirt", "var/log", "var/log/libvirt", "var/cache",
+	    "var/cache/libvirt", "var/tmp" };
+	char path[128], xml[sizeof(domain_xml) + 256], img[1024];
+	ssize_t n;
+	int len;
+
+	snprintf(e2e.dir, sizeof(e2e.dir), "%s/e2e.XXXXXX", scratch_dir());
+	if (mkdtemp(e2e.dir) == NULL) {
+		e2e.dir[0] = '\0';
+		e2e_fail("mkdtemp: %s", strerror(errno));
+		return false;
+	}
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", e2e.dir, dirs[i]);
+		if (mkdir(path, 0755) == -1) {
+			e2e_fail("mkdir %s: %s", path, strerror(errno));
+			return false;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/var/run", e2e.dir);
+	if (symlink("/run", path) == -1) {
+		e2e_fail("symlink %s: %s", path, strerror(errno));
+		return false;
+	}
+	snprintf(e2e.sock, sizeof(e2e.sock), "%s/sock", e2e.dir);
+	snprintf(e2e.uri, sizeof(e2e.uri),
+	    "qemu:///system?socket=%s/run/libvirt/libvirt-sock", e2e.dir);
+	len = snprintf(xml, sizeof(xml), domain_xml, e2e.dir, e2e.sock);
+
+	if ((n = slurp(GUEST_IMG, img, sizeof(img))) != 512) {
+		e2e_fail("%s: not a 512-byte boot sector (make builds it)",
+		    GUEST_IMG);
+		return false;
+	}
+	return put_file("etc/libvirtd.conf", libvirtd_conf,
+	    sizeof(libvirtd_conf) - 1) &&
+	    put_file("etc/qemu.conf", qemu_conf, sizeof(qemu_conf) - 1) &&
+	    put_db("passwd", "/etc/passwd", getpwnam("libvirt-qemu") != NULL,
+	    "libvirt-qemu:x:64055:64055:Libvirt Qemu:/nonexistent:"
+	    "/usr/sbin/nologin\n") &&
+	    put_db("group", "/etc/group", getgrnam("libvirt-qemu") != NULL &&
+	    getgrnam("kvm") != NULL, "libvirt-qemu:x:64055:\nkvm:x:64056:\n") &&
+	    put_file("domain.xml", xml, (size_t)len) &&
+	    put_file("guest.img", img, (size_t)n);
+}
+
+/* Starts the namespaces and libvirtd; returns once libvirtd says READY=1. */
+static bool
+libvirtd_start(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char path[128], msg[256], t[1024];
+	int64_t start = now_ms(), left;
+	int notify, log;
+	pid_t runner = getpid();
+	bool ready = false;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", e2e.dir);
+	notify = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (notify == -1 || bind(notify, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+		e2e_fail("notify socket %s: %s", sa.sun_path, strerror(errno));
+		if (notify != -1)
+			close(notify);
+		return false;
+	}
+	snprintf(path, sizeof(path), "%s/libvirtd.log", e2e.dir);
+	if ((log = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1) {
+		e2e_fail("create %s: %s", path, strerror(errno));
+		close(notify);
+		return false;
+	}
+	if ((e2e.outer = fork()) == 0)
+		outer_main(log, runner);
+	close(log);
+	if (e2e.outer == -1 || (e2e.outer_fd = pidfd_open(e2e.outer, 0)) == -1) {
+		e2e_fail("cannot start libvirtd: %s", strerror(errno));
+		close(notify);
+		return false;
+	}
+
+	while (!ready && (left = start + START_MS - now_ms()) > 0) {
+		struct pollfd p[2] = { { .fd = notify, .events = POLLIN },
+		    { .fd = e2e.outer_fd, .events = POLLIN } };
+		ssize_t n;
+
+		if (poll(p, 2, (int)left) <= 0)
+			continue;
+		if (p[1].revents != 0) {
+			e2e_fail("libvirtd ended before it was ready: %s",
+			    tail("libvirtd.log", t, sizeof(t)));
+			break;
+		}
+		if ((n = recv(notify, msg, sizeof(msg) - 1, 0)) > 0) {
+			msg[n] = '\0';
+			ready = strstr(msg, "READY=1") != NULL;
+		}
+	}
+	close(notify);
+	if (!ready) {
+		e2e_fail("libvirtd was not ready within %d ms: %s", START_MS,
+		    tail("libvirtd.log", t, sizeof(t)));
+		return false;
+	}
+	fprintf(stderr, "e2e: libvirtd ready in %lld ms\n",
+	    (long long)(now_ms() - start));
+	return true;
+}
+
+static int
+virsh(const char *verb, const char *arg, char *out, size_t size, int ms)
+{
+	char *argv[] = { (char *)"virsh", (char *)"-c", e2e.uri,
+	    (char *)verb, (char *)arg, NULL };
+
+	return spawn_capture(argv, NULL, out, size, ms);
+}
+
+static bool
+domain_start(void)
+{
+	char path[128], out[LINE], t[1024];
+	int64_t start = now_ms();
+
+	snprintf(path, sizeof(path), "%s/domain.xml", e2e.dir);
+	if (virsh("create", path, out, sizeof(out), START_MS) != 0) {
+		e2e_fail("virsh create: %s; QEMU's log: %s", out,
+		    tail("var/log/libvirt/qemu/" E2E_VM ".log", t, sizeof(t)));
+		return false;
+	}
+	e2e.domain = true;
+	fprintf(stderr, "e2e: domain started in %lld ms\n",
+	    (long long)(now_ms() - start));
+	return true;
+}
+
+static bool
+on_safe_path(const char *name)
+{
+	char path[256], dirs[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:"
+	    "/usr/bin:/sbin:/bin";
+
+	for (char *d = strtok(dirs, ":"); d != NULL; d = strtok(NULL, ":")) {
+		snprintf(path, sizeof(path), "%s/%s", d, name);
+		if (access(path, X_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+e2e_up(void)
+{
+	const char *mode = getenv("USBSERVER_E2E");
+
+	if (mode != NULL && strcmp(mode, "skip") == 0)
+		snprintf(e2e.skip, sizeof(e2e.skip), "USBSERVER_E2E=skip");
+	else if (geteuid() != 0)
+		snprintf(e2e.skip, sizeof(e2e.skip), "needs root: libvirtd runs "
+		    "as root, in namespaces of the test's own");
+	else if (access(LIBVIRTD, X_OK) == -1 || access(QEMU, X_OK) == -1 ||
+	    !on_safe_path("virsh"))
+		snprintf(e2e.skip, sizeof(e2e.skip), "needs libvirtd, QEMU and "
+		    "virsh: apt-get install --no-install-recommends " PACKAGES);
+	else if (access("/etc/libvirt", F_OK) == -1)
+		snprintf(e2e.skip, sizeof(e2e.skip), "no /etc/libvirt to "
+		    "mount ours on");
+	if (e2e.skip[0] != '\0') {
+		fflush(stdout);		/* after Check's "Running suite(s)" */
+		fprintf(stderr, "SKIP e2e: %s\n", e2e.skip);
+		return;
+	}
+	if (e2e_tree() && libvirtd_start())
+		domain_start();
+}
+
+/* Stops exactly what e2e_up started: the domain, then libvirtd (the
+ * kernel ends anything left in its namespace), then removes the tree. */
+static void
+e2e_down(void)
+{
+	char out[LINE];
+	struct pollfd p = { .fd = e2e.outer_fd, .events = POLLIN };
+
+	if (e2e.domain && virsh("destroy", E2E_VM, out, sizeof(out), STOP_MS) != 0)
+		fprintf(stderr, "e2e: virsh destroy: %s\n", out);
+	if (e2e.outer > 0) {
+		kill(e2e.outer, SIGTERM);
+		if (poll(&p, 1, STOP_MS) != 1) {
+			fprintf(stderr, "e2e: libvirtd did not stop; killed\n");
+			kill(e2e.outer, SIGKILL);
+		}
+		waitpid(e2e.outer, NULL, 0);
+		close(e2e.outer_fd);
+	}
+	if (e2e.dir[0] != '\0')
+		remove_tree(e2e.dir);
+}
+
+/* ------------------------------------------------------------------ */
+/* The tests                                                           */
+
+/* Each test's usbserver: the world of the other live tests, on the
+ * socket the domain connects to, with the real virsh. */
+static void
+e2e_setup(void)
+{
+	world_setup();
+	snprintf(w.sock, sizeof(w.sock), "%s", e2e.sock);
+	w.virsh[0] = '\0';
+}
+
+/* May this test run? Fails it if the suite could not start. */
+static bool
+e2e_runs(void)
+{
+	if (e2e.error[0] != '\0')
+		ck_abort_msg("%s", e2e.error);
+	if (e2e.skip[0] != '\0')
+		ck_assert_msg(!e2e_required(), "USBSERVER_E2E=require, but the "
+		    "end-to-end suite cannot run: %s", e2e.skip);
+	return e2e.skip[0] == '\0';
+}
+
+static void
+usbserver_start(void)
+{
+	daemon_start("--connect", e2e.uri, NULL);
+}
+
+/* Waits for QEMU to connect; the connection's number and QEMU's pid. */
+static unsigned long
+guest_connects(long *pid)
+{
+	char line[LINE], comm[64], path[64];
+	unsigned long id;
+
+	ck_assert_msg(log_wait("opened by pid", line, sizeof(line)),
+	    "QEMU did not connect to usbserver within %d ms", WAIT_MS);
+	ck_assert_int_eq(sscanf(line, "[VMusb] connection %lu opened by pid %ld",
+	    &id, pid), 2);
+	snprintf(path, sizeof(path), "/proc/%ld/comm", *pid);
+	ck_assert_int_gt(slurp(path, comm, sizeof(comm)), 0);
+	ck_assert_msg(strncmp(comm, "qemu-system", 11) == 0,
+	    "the peer is %s, not QEMU", comm);
+	return id;
+}
+
+/* Reads the log up to a line with needle in it (copied to line); fails if
+ * the guest's connection id closes, or another opens, first. */
+static void
+on_connection(unsigned long id, const char *needle, char *line, size_t size)
+{
+	char closed[64];
+	int64_t deadline = now_ms() + WAIT_MS;
+
+	snprintf(closed, sizeof(closed), "[VMusb] connection %lu closed", id);
+	for (;;) {
+		int64_t left = deadline - now_ms();
+
+		ck_assert_msg(left > 0 && reader_line(&w.log, line, size,
+		    (int)left) == 1, "no '%s' within %d ms", needle, WAIT_MS);
+		ck_assert_msg(strstr(line, closed) == NULL,
+		    "the guest's connection closed before '%s'", needle);
+		ck_assert_msg(strstr(line, "opened by") == NULL,
+		    "the guest connected again before '%s': %s", needle, line);
+		if (strstr(line, needle) != NULL)
+			return;
+	}
+}
+
+static const char detach_refused[] = "[VMusb] " E2E_VM " detaching device "
+    E2E_DEVICE " failed: device not found: host usb device vendor=0x046d "
+    "product=0xc52b not found";
+
+START_TEST(test_guest_detach_reaches_real_libvirt_and_its_answer_is_logged)
+{
+	char line[LINE], xml[LINE], path[160], asks[64];
+	int64_t start, connected, asked;
+	unsigned long id;
+	long qemu;
+
+	if (!e2e_runs())
+		return;
+	start = now_ms();
+	usbserver_start();
+	id = guest_connects(&qemu);
+	connected = now_ms();
+	snprintf(asks, sizeof(asks), "[VMusb] connection %lu: ", id);
+	on_connection(id, asks, line, sizeof(line));
+	ck_assert_str_eq(line + strlen(asks), E2E_VM " detach " E2E_DEVICE);
+	asked = now_ms();
+	/* libvirt looked for the device the guest named, and said so. */
+	on_connection(id, E2E_VM " detaching device", line, sizeof(line));
+	ck_assert_str_eq(line, detach_refused);
+	fprintf(stderr, "e2e: QEMU connected %lld ms after usbserver started; "
+	    "guest line to libvirt's answer: %lld ms\n",
+	    (long long)(connected - start), (long long)(now_ms() - asked));
+
+	snprintf(path, sizeof(path), "%s/device-" E2E_DEVICE ".xml", w.xmldir);
+	ck_assert_int_gt(slurp(path, xml, sizeof(xml)), 0);
+	ck_assert_str_eq(xml, "<hostdev mode='subsystem' type='usb'><source>"
+	    "<vendor id='0x046d'/><product id='0xc52b'/></source></hostdev>\n");
+}
+END_TEST
+
+START_TEST(test_usbctl_finds_the_domain_and_prints_libvirts_refusal)
+{
+	char out[LINE], line[LINE];
+	char *argv[] = { (char *)USBCTL_BIN, (char *)"--socket", w.sock,
+	    (char *)"--connect", e2e.uri, (char *)E2E_DEVICE, NULL };
+	int64_t start;
+	int status;
+
+	if (!e2e_runs())
+		return;
+	usbserver_start();
+	start = now_ms();
+	status = run(argv, NULL, out, sizeof(out));
+	fprintf(stderr, "e2e: usbctl (virsh list, request, virsh "
+	    "attach-device, reply) took %lld ms\n", (long long)(now_ms() - start));
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1,
+	    "usbctl: status %#x: %s", status, out);
+	/* Not an XML or usage error: libvirt parsed our file and looked for
+	 * this very device on the host's USB bus. */
+	ck_assert_msg(strstr(out, "Did not find USB device " E2E_DEVICE) != NULL,
+	    "usbctl printed: %s", out);
+	ck_assert_ptr_null(strstr(out, "XML"));
+	ck_assert(log_wait("[VMusb] " E2E_VM " attaching device", line,
+	    sizeof(line)));
+	ck_assert_str_eq(line, "[VMusb] " E2E_VM " attaching device " E2E_DEVICE
+	    " failed: internal error: Did not find USB device " E2E_DEVICE);
+}
+END_TEST
+
+START_TEST(test_restarted_usbserver_gets_the_running_guests_lines)
+{
+	char out[LINE], before[64], line[LINE];
+	long qemu, again;
+	unsigned long id;
+	int64_t stopped;
+
+	if (!e2e_runs())
+		return;
+	usbserver_start();
+	id = guest_connects(&qemu);
+	on_connection(id, E2E_VM " detaching device", line, sizeof(line));
+	ck_assert_int_eq(virsh("domid", E2E_VM, before, sizeof(before), WAIT_MS), 0);
+
+	ck_assert_int_eq(daemon_stop(), 0);
+	stopped = now_ms();
+	usbserver_start();
+	id = guest_connects(&again);
+	fprintf(stderr, "e2e: QEMU reconnected %lld ms after usbserver's "
+	    "restart\n", (long long)(now_ms() - stopped));
+	ck_assert_int_eq(again, qemu);		/* the same QEMU process */
+	on_connection(id, E2E_VM " detaching device", line, sizeof(line));
+	ck_assert_str_eq(line, detach_refused);
+	ck_assert_int_eq(virsh("domid", E2E_VM, out, sizeof(out), WAIT_MS), 0);
+	ck_assert_str_eq(out, before);		/* never restarted */
+}
+END_TEST
+
+START_TEST(test_hostile_guest_line_is_refused_and_the_port_stays_up)
+{
+	char line[LINE], files[LINE];
+	unsigned long id;
+	long qemu;
+
+	if (!e2e_runs())
+		return;
+	usbserver_start();
+	id = guest_connects(&qemu);
+	on_connection(id, "[VMusb] invalid action:", line, sizeof(line));
+	ck_assert_str_eq(line, "[VMusb] invalid action: " E2E_VM
+	    " detach ../../etc/passwd");
+	/* The next valid line comes on the same connection. */
+	on_connection(id, E2E_VM " detaching device", line, sizeof(line));
+	ck_assert_str_eq(line, detach_refused);
+	dir_list(w.xmldir, files, sizeof(files));
+	ck_assert_str_eq(files, "device-" E2E_DEVICE ".xml ");
+}
+END_TEST
+
+Suite *
+e2e_suite(void)
+{
+	Suite *s = suite_create("e2e");
+	TCase *tc = tcase_create("real libvirtd and guest");
+
+	tcase_add_unchecked_fixture(tc, e2e_up, e2e_down);
+	tcase_add_checked_fixture(tc, e2e_setup, world_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_guest_detach_reaches_real_libvirt_and_its_answer_is_logged);
+	tcase_add_test(tc, test_usbctl_finds_the_domain_and_prints_libvirts_refusal);
+	tcase_add_test(tc, test_restarted_usbserver_gets_the_running_guests_lines);
+	tcase_add_test(tc, test_hostile_guest_line_is_refused_and_the_port_stays_up);
+	suite_add_tcase(s, tc);
+	return s;
+}
