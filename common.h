@@ -28,6 +28,9 @@
 #define MAX_REASON		256	/* longest failure reason in a reply or log */
 #define DEVICE_LEN		9	/* "046d:c52b" */
 #define XML_MAX			160	/* the hostdev document, with room to spare */
+#define DEFAULT_CONFIG		"/etc/usbserver.conf"
+#define MAX_CONFIG_LINE		256	/* longest line of the configuration file */
+#define MAX_ALLOW		1024	/* most allow entries, flags and file together */
 
 enum action {
 	ACT_ATTACH,
@@ -121,6 +124,95 @@ parse_device(const char *s, size_t len, char out[DEVICE_LEN + 1])
 	}
 	out[DEVICE_LEN] = '\0';
 	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Who is talking: the domain of a QEMU peer, from its command line.   */
+
+enum qemu_peer {
+	PEER_HOST,		/* no -name: not a QEMU process */
+	PEER_GUEST,		/* QEMU serving the domain it names */
+	PEER_UNKNOWN,		/* QEMU with a name we do not accept, or a
+				 * peer that cannot be identified */
+};
+
+/* The guest name in the value of QEMU's -name option: "guest=NAME,..." or
+ * "NAME,..." (guest is the implied key), where ",," stands for a comma.
+ * Our names have no commas, so a name with one is unusable: false. */
+static inline bool
+qemu_name_value(const char *v, size_t len, char *name, size_t size)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t j = i, o = 0;
+		bool key = false, comma = false;
+		const char *eq = NULL;
+
+		/* One "key=value" or bare value, up to a single ','. */
+		for (; j < len; j++) {
+			if (v[j] == ',' && j + 1 < len && v[j + 1] == ',') {
+				comma = true;
+				j++;
+				continue;
+			}
+			if (v[j] == ',')
+				break;
+			if (v[j] == '=' && eq == NULL)
+				eq = v + j;
+		}
+		if (eq == NULL && i == 0)
+			key = true;		/* implied "guest=" */
+		else if (eq != NULL && eq - (v + i) == 5 &&
+		    memcmp(v + i, "guest", 5) == 0) {
+			key = true;
+			i += 6;
+		}
+		if (key) {
+			o = j - i;
+			if (comma || o == 0 || o >= size ||
+			    !valid_vm_name(v + i, o))
+				return false;
+			memcpy(name, v + i, o);
+			name[o] = '\0';
+			return true;
+		}
+		i = j + 1;
+	}
+	return false;
+}
+
+/* cmdline[0..len) is /proc/PID/cmdline: arguments, each NUL-terminated
+ * (the last maybe cut short). Finds "-name VALUE" or "--name VALUE". */
+static inline enum qemu_peer
+qemu_peer_name(const char *cmdline, size_t len, char name[MAX_VM_NAME + 1])
+{
+	const char *arg = cmdline, *end = cmdline + len;
+	bool first = true;
+
+	while (arg < end) {
+		const char *nul = memchr(arg, '\0', (size_t)(end - arg));
+		size_t alen = nul != NULL ? (size_t)(nul - arg) : (size_t)(end - arg);
+
+		if (!first && ((alen == 5 && memcmp(arg, "-name", 5) == 0) ||
+		    (alen == 6 && memcmp(arg, "--name", 6) == 0))) {
+			const char *v = arg + alen + 1;
+			const char *vnul;
+
+			if (nul == NULL || v >= end)
+				return PEER_UNKNOWN;
+			vnul = memchr(v, '\0', (size_t)(end - v));
+			if (vnul == NULL)
+				return PEER_UNKNOWN;	/* cut short */
+			return qemu_name_value(v, (size_t)(vnul - v), name,
+			    MAX_VM_NAME + 1) ? PEER_GUEST : PEER_UNKNOWN;
+		}
+		first = false;
+		if (nul == NULL)
+			break;
+		arg = nul + 1;
+	}
+	return PEER_HOST;
 }
 
 /* ------------------------------------------------------------------ */
@@ -251,19 +343,16 @@ field_is(const char *f, size_t flen, const char *word)
 	return flen == strlen(word) && memcmp(f, word, flen) == 0;
 }
 
-/* line[0..len) is one line without its '\n'; it may hold any bytes. */
-static inline enum parse_result
-parse_line(const char *line, size_t len, struct command *cmd, const char **why)
+/* Splits a trimmed line at runs of blanks into at most max fields; the
+ * number found (max when there may be more). */
+static inline size_t
+split_fields(const char *line, size_t len, const char **f, size_t *flen,
+    size_t max)
 {
-	const char *f[MAX_FIELDS];
-	size_t flen[MAX_FIELDS];
 	size_t nf = 0;
 
 	len = line_trim(line, len, &line);
-	if (len == 0)
-		return PARSE_EMPTY;
-
-	for (size_t i = 0; i < len && nf < MAX_FIELDS; ) {
+	for (size_t i = 0; i < len && nf < max; ) {
 		size_t j = i;
 		while (j < len && !is_blank(line[j]))
 			j++;
@@ -273,6 +362,19 @@ parse_line(const char *line, size_t len, struct command *cmd, const char **why)
 			j++;
 		i = j;
 	}
+	return nf;
+}
+
+/* line[0..len) is one line without its '\n'; it may hold any bytes. */
+static inline enum parse_result
+parse_line(const char *line, size_t len, struct command *cmd, const char **why)
+{
+	const char *f[MAX_FIELDS];
+	size_t flen[MAX_FIELDS];
+	size_t nf = split_fields(line, len, f, flen, MAX_FIELDS);
+
+	if (nf == 0)
+		return PARSE_EMPTY;
 
 	if (nf == 2 && field_is(f[0], flen[0], "reply")) {
 		if (field_is(f[1], flen[1], "on"))
@@ -312,6 +414,39 @@ parse_line(const char *line, size_t len, struct command *cmd, const char **why)
 	memcpy(cmd->vm, f[0], flen[0]);
 	cmd->vm[flen[0]] = '\0';
 	return PARSE_COMMAND;
+}
+
+/* ------------------------------------------------------------------ */
+/* The configuration file: "allow VID:PID" lines, '#' comments.        */
+
+enum config_result {
+	CONFIG_NOTHING,		/* blank or comment */
+	CONFIG_ALLOW,		/* device filled in */
+	CONFIG_ERROR,		/* *why says what is wrong */
+};
+
+static inline enum config_result
+config_line(const char *line, size_t len, char device[DEVICE_LEN + 1],
+    const char **why)
+{
+	const char *hash = memchr(line, '#', len);
+	const char *f[3];
+	size_t flen[3], nf;
+
+	if (hash != NULL)
+		len = (size_t)(hash - line);
+	nf = split_fields(line, len, f, flen, 3);
+	if (nf == 0)
+		return CONFIG_NOTHING;
+	if (nf != 2 || !field_is(f[0], flen[0], "allow")) {
+		*why = "expected 'allow VID:PID'";
+		return CONFIG_ERROR;
+	}
+	if (!parse_device(f[1], flen[1], device)) {
+		*why = "invalid device (expected VID:PID, four hex digits each)";
+		return CONFIG_ERROR;
+	}
+	return CONFIG_ALLOW;
 }
 
 /* ------------------------------------------------------------------ */

@@ -1371,6 +1371,154 @@ START_TEST(test_parse_numeric_vm_name_says_why)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* qemu_peer_name: the domain of a QEMU peer, from /proc/PID/cmdline   */
+
+static enum qemu_peer
+peer(const char *cmdline, size_t len, char name[MAX_VM_NAME + 1])
+{
+	memset(name, SENTINEL, MAX_VM_NAME + 1);
+	return qemu_peer_name(cmdline, len, name);
+}
+
+START_TEST(test_peer_libvirt_qemu_names_its_guest)
+{
+	char name[MAX_VM_NAME + 1];
+
+	ck_assert_int_eq(peer(LIT("/usr/bin/qemu-system-x86_64\0-name\0"
+	    "guest=win10,debug-threads=on\0-S\0"), name), PEER_GUEST);
+	ck_assert_str_eq(name, "win10");
+}
+END_TEST
+
+START_TEST(test_peer_plain_name_forms_are_read)
+{
+	char name[MAX_VM_NAME + 1];
+
+	ck_assert_int_eq(peer(LIT("qemu\0-name\0vmA\0"), name), PEER_GUEST);
+	ck_assert_str_eq(name, "vmA");
+	ck_assert_int_eq(peer(LIT("qemu\0--name\0vmB,process=qemu:vmB\0"), name),
+	    PEER_GUEST);
+	ck_assert_str_eq(name, "vmB");
+	ck_assert_int_eq(peer(LIT("qemu\0-name\0debug-threads=on,guest=vmC\0"),
+	    name), PEER_GUEST);
+	ck_assert_str_eq(name, "vmC");
+}
+END_TEST
+
+START_TEST(test_peer_without_name_is_the_host)
+{
+	char name[MAX_VM_NAME + 1];
+
+	ck_assert_int_eq(peer(LIT("socat\0-\0UNIX-CONNECT:/run/x.sock\0"), name),
+	    PEER_HOST);
+	ck_assert_int_eq(peer(LIT("/usr/local/bin/usbctl\0046d:c52b\0"), name),
+	    PEER_HOST);
+	ck_assert_int_eq(peer("", 0, name), PEER_HOST);
+	/* argv[0] is the program, not an option. */
+	ck_assert_int_eq(peer(LIT("-name\0vmA\0"), name), PEER_HOST);
+	/* "guest=x" alone is no -name option. */
+	ck_assert_int_eq(peer(LIT("qemu\0guest=vmA\0-namex\0vmB\0"), name),
+	    PEER_HOST);
+}
+END_TEST
+
+START_TEST(test_peer_with_unusable_name_is_an_unknown_guest)
+{
+	char name[MAX_VM_NAME + 1], big[MAX_VM_NAME + 32];
+
+	/* An escaped comma, a path, an id, no name, no value, a value cut
+	 * short (no NUL: our read of the command line ended in it). */
+	ck_assert_int_eq(peer(LIT("qemu\0-name\0guest=a,,b\0"), name),
+	    PEER_UNKNOWN);
+	ck_assert_int_eq(peer(LIT("qemu\0-name\0guest=../x\0"), name),
+	    PEER_UNKNOWN);
+	ck_assert_int_eq(peer(LIT("qemu\0-name\0guest=42\0"), name),
+	    PEER_UNKNOWN);
+	ck_assert_int_eq(peer(LIT("qemu\0-name\0guest=,debug-threads=on\0"), name),
+	    PEER_UNKNOWN);
+	ck_assert_int_eq(peer(LIT("qemu\0-name\0debug-threads=on\0"), name),
+	    PEER_UNKNOWN);
+	ck_assert_int_eq(peer(LIT("qemu\0-name\0"), name), PEER_UNKNOWN);
+	ck_assert_int_eq(peer(LIT("qemu\0-name\0guest=win1"), name),
+	    PEER_UNKNOWN);
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "q\0-name\0", 8);
+	big[sizeof(big) - 1] = '\0';
+	ck_assert_int_eq(peer(big, sizeof(big), name), PEER_UNKNOWN);
+}
+END_TEST
+
+START_TEST(test_peer_name_of_max_length_fits)
+{
+	char name[MAX_VM_NAME + 1], cmd[MAX_VM_NAME + 16];
+
+	memcpy(cmd, "q\0-name\0", 8);
+	memset(cmd + 8, 'v', MAX_VM_NAME);
+	cmd[8 + MAX_VM_NAME] = '\0';
+	ck_assert_int_eq(peer(cmd, 9 + MAX_VM_NAME, name), PEER_GUEST);
+	ck_assert_uint_eq(strlen(name), MAX_VM_NAME);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* config_line: "allow VID:PID" and comments                           */
+
+START_TEST(test_config_allow_line_gives_the_device)
+{
+	char dev[DEVICE_LEN + 1];
+	const char *why = NULL;
+
+	ck_assert_int_eq(config_line(LIT("allow 046D:C52B"), dev, &why),
+	    CONFIG_ALLOW);
+	ck_assert_str_eq(dev, "046d:c52b");
+	ck_assert_int_eq(config_line(LIT("\tallow  1050:0407  # key\r"), dev,
+	    &why), CONFIG_ALLOW);
+	ck_assert_str_eq(dev, "1050:0407");
+}
+END_TEST
+
+START_TEST(test_config_blank_and_comment_lines_say_nothing)
+{
+	char dev[DEVICE_LEN + 1];
+	const char *why = NULL;
+
+	ck_assert_int_eq(config_line(LIT(""), dev, &why), CONFIG_NOTHING);
+	ck_assert_int_eq(config_line(LIT("  \t "), dev, &why), CONFIG_NOTHING);
+	ck_assert_int_eq(config_line(LIT("# allow everything"), dev, &why),
+	    CONFIG_NOTHING);
+	ck_assert_int_eq(config_line(LIT("   #"), dev, &why), CONFIG_NOTHING);
+	ck_assert_ptr_null(why);
+}
+END_TEST
+
+START_TEST(test_config_malformed_lines_say_why)
+{
+	static const char *bad[] = { "allow", "allow 046d", "allow 046d:c52b x",
+	    "Allow 046d:c52b", "deny 046d:c52b", "allow=046d:c52b",
+	    "allow 046d:c52b:1", "allow ../../etc", "046d:c52b", "allow *" };
+	char dev[DEVICE_LEN + 1];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *why = NULL;
+
+		ck_assert_msg(config_line(bad[i], strlen(bad[i]), dev, &why) ==
+		    CONFIG_ERROR, "accepted: %s", bad[i]);
+		ck_assert_ptr_nonnull(why);
+	}
+}
+END_TEST
+
+START_TEST(test_config_nul_byte_is_malformed)
+{
+	char dev[DEVICE_LEN + 1];
+	const char *why = NULL;
+
+	ck_assert_int_eq(config_line(LIT("allow 046d:c5\0b"), dev, &why),
+	    CONFIG_ERROR);
+}
+END_TEST
+
 Suite *
 parse_suite(void)
 {
@@ -1397,6 +1545,21 @@ parse_suite(void)
 	tcase_add_test(tc, test_vm_name_high_bytes_are_rejected);
 	tcase_add_test(tc,
 	    test_vm_name_every_byte_outside_the_whitelist_is_rejected);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("qemu_peer_name");
+	tcase_add_test(tc, test_peer_libvirt_qemu_names_its_guest);
+	tcase_add_test(tc, test_peer_plain_name_forms_are_read);
+	tcase_add_test(tc, test_peer_without_name_is_the_host);
+	tcase_add_test(tc, test_peer_with_unusable_name_is_an_unknown_guest);
+	tcase_add_test(tc, test_peer_name_of_max_length_fits);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("config_line");
+	tcase_add_test(tc, test_config_allow_line_gives_the_device);
+	tcase_add_test(tc, test_config_blank_and_comment_lines_say_nothing);
+	tcase_add_test(tc, test_config_malformed_lines_say_why);
+	tcase_add_test(tc, test_config_nul_byte_is_malformed);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("parse_device");
