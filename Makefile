@@ -73,6 +73,7 @@ $(O)/test/check_usbserver: $(TEST_SRC) test/tests.h common.h usbserver.c usbctl.
 		-DUSBSERVER_BIN='"$(DAEMON_BIN)"' \
 		-DUSBCTL_BIN='"$(abspath $(O)/usbctl)"' \
 		-DGUEST_IMG='"$(abspath $(O)/test/guest.img)"' \
+		-DUNIT_FILE='"$(abspath contrib/usbserver.service)"' \
 		$(LDFLAGS) -o $@ $(TEST_SRC) $(CHECK_LIBS)
 
 test-run: $(O)/usbserver $(O)/usbctl $(O)/test/check_usbserver \

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -44,16 +45,31 @@
 #define INVALID_WINDOW_MS 60000
 #define DRAIN_READS	16		/* reads of virsh output between deadline checks */
 #define NOPIDFD_POLL_MS	50		/* checking on virsh without a pidfd */
+#define CMDLINE_MAX	4096		/* of a peer's command line: -name is early */
+#define CONFIG_MAX	65536		/* largest configuration file */
+#define DEFAULT_SOCKET_MODE 0600
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD	77		/* Linux 6.5; older headers lack it */
+#endif
 
 static struct {
 	const char	*socket;
 	const char	*xml_dir;
 	const char	*virsh;		/* a path, or a name to find on SAFE_PATH */
 	const char	*connect;
+	const char	*config;
+	bool		 config_given;	/* a missing file is then an error */
 	int		 timeout;
 	bool		 debug;
+	bool		 guest_attach;	/* guests may attach to their own domain */
+	mode_t		 socket_mode;
+	gid_t		 socket_gid;	/* (gid_t)-1: the daemon's own */
 } opt = {
 	.socket = DEFAULT_SOCKET,
+	.config = DEFAULT_CONFIG,
+	.socket_mode = DEFAULT_SOCKET_MODE,
+	.socket_gid = (gid_t)-1,
 	.xml_dir = DEFAULT_XML_DIR,
 	.virsh = DEFAULT_VIRSH,
 	.timeout = VIRSH_TIMEOUT,
@@ -564,11 +580,178 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
+/* Policy: which devices may move, and who may move them               */
+
+static char	allow_list[MAX_ALLOW][DEVICE_LEN + 1];
+static size_t	allow_count;		/* none: every device may move */
+
+static bool
+allow_has(const char *device)
+{
+	for (size_t i = 0; i < allow_count; i++)
+		if (strcmp(allow_list[i], device) == 0)
+			return true;
+	return false;
+}
+
+static void
+allow_add(const char *device)
+{
+	if (allow_has(device))
+		return;
+	if (allow_count == MAX_ALLOW)
+		errx(1, "more than %d allowed devices", MAX_ALLOW);
+	memcpy(allow_list[allow_count++], device, DEVICE_LEN + 1);
+}
+
+/* Reads "allow VID:PID" lines. The file decides what a guest can take, so
+ * it must be root's (or ours) and writable by nobody else; a line we do
+ * not understand stops the start, naming the file and the line. */
+static void
+config_load(const char *path, bool given)
+{
+	static char buf[CONFIG_MAX + 1];
+	struct stat st;
+	size_t len = 0, lineno = 0;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
+		if (errno == ENOENT && !given)
+			return;
+		err(1, "%s", path);
+	}
+	if (fstat(fd, &st) == -1)
+		err(1, "%s", path);
+	if (!S_ISREG(st.st_mode))
+		errx(1, "%s is not a regular file", path);
+	if (st.st_uid != 0 && st.st_uid != geteuid())
+		errx(1, "%s belongs to uid %u, not root; refusing it", path,
+		    (unsigned)st.st_uid);
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		errx(1, "%s is writable by group or others; refusing it", path);
+	while ((n = read(fd, buf + len, sizeof(buf) - len)) > 0)
+		if ((len += (size_t)n) == sizeof(buf))
+			errx(1, "%s: larger than %d bytes", path, CONFIG_MAX);
+	if (n == -1)
+		err(1, "%s", path);
+	close(fd);
+
+	for (size_t at = 0; at < len; ) {
+		const char *line = buf + at, *nl = memchr(line, '\n', len - at);
+		size_t llen = nl != NULL ? (size_t)(nl - line) : len - at;
+		char device[DEVICE_LEN + 1];
+		const char *why = "";
+
+		lineno++;
+		at += llen + 1;
+		if (llen > MAX_CONFIG_LINE)
+			errx(1, "%s:%zu: line too long (limit %d bytes)", path,
+			    lineno, MAX_CONFIG_LINE);
+		switch (config_line(line, llen, device, &why)) {
+		case CONFIG_NOTHING:
+			break;
+		case CONFIG_ALLOW:
+			allow_add(device);
+			break;
+		case CONFIG_ERROR:
+			errx(1, "%s:%zu: %s", path, lineno, why);
+		}
+	}
+}
+
+/* Who is on the other end of a connection, as of its connect(). */
+struct peer {
+	pid_t		pid;
+	uid_t		uid;
+	gid_t		gid;
+	enum qemu_peer	kind;
+	char		vm[MAX_VM_NAME + 1];	/* PEER_GUEST: its domain */
+	char		tag[80];		/* "(peer pid P uid U)" */
+};
+
+/* Reads the peer's credentials and, from its command line, whether it is
+ * QEMU and which domain it serves. A peer we cannot identify is
+ * PEER_UNKNOWN, and may do nothing. */
+static void
+peer_identify(int fd, struct peer *p)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	char path[32], cmdline[CMDLINE_MAX];
+	ssize_t n = -1;
+	int pidfd = -1, cfd;
+
+	p->kind = PEER_UNKNOWN;
+	p->vm[0] = '\0';
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1 ||
+	    cred.pid <= 0) {
+		/* Not ours to see: a pid namespace we cannot look into. */
+		p->pid = 0;
+		p->uid = (uid_t)-1;
+		p->gid = (gid_t)-1;
+		snprintf(p->tag, sizeof(p->tag), "(peer unknown)");
+		return;
+	}
+	p->pid = cred.pid;
+	p->uid = cred.uid;
+	p->gid = cred.gid;
+	snprintf(p->tag, sizeof(p->tag), "(peer pid %ld uid %lu)",
+	    (long)cred.pid, (unsigned long)cred.uid);
+
+	/* A pidfd of the peer (Linux 6.5) tells us afterwards that the pid
+	 * we read about was still the peer's, not reused. */
+	len = sizeof(pidfd);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == -1)
+		pidfd = -1;
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)cred.pid);
+	if ((cfd = open(path, O_RDONLY | O_CLOEXEC)) != -1) {
+		size_t got = 0;
+
+		while (got < sizeof(cmdline) &&
+		    (n = read(cfd, cmdline + got, sizeof(cmdline) - got)) > 0)
+			got += (size_t)n;
+		n = n == -1 ? -1 : (ssize_t)got;
+		close(cfd);
+	}
+	if (pidfd != -1) {
+		if (pidfd_send_signal(pidfd, 0, NULL, 0) == -1)
+			n = -1;		/* gone: the pid may be another's now */
+		close(pidfd);
+	}
+	if (n > 0)
+		p->kind = qemu_peer_name(cmdline, (size_t)n, p->vm);
+}
+
+/* Why cmd from peer p must not run, or NULL if it may. */
+static const char *
+policy_denies(const struct peer *p, const struct command *cmd)
+{
+	switch (p->kind) {
+	case PEER_UNKNOWN:
+		return "cannot tell which domain this peer serves";
+	case PEER_GUEST:
+		if (strcmp(cmd->vm, p->vm) != 0)
+			return "a guest may only act on its own domain";
+		if (cmd->action == ACT_ATTACH && !opt.guest_attach)
+			return "a guest may not attach devices (see "
+			    "--guest-attach)";
+		break;
+	case PEER_HOST:
+		break;
+	}
+	if (allow_count > 0 && !allow_has(cmd->device))
+		return "the device is not on the allow list";
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
 /* Connections                                                         */
 
 struct conn {
 	int		fd;
 	unsigned long	id;		/* names it in the debug log */
+	struct peer	peer;
 	bool		reply;		/* the peer said "reply on" */
 	bool		eof;
 	size_t		outlen;		/* replies not yet sent */
@@ -658,6 +841,7 @@ static void
 conn_line(struct conn *c, const char *line, size_t len)
 {
 	char esc[MAX_LINE * 4 + 1], buf[MAX_LINE + 1];
+	const char *tag = c->peer.tag;
 	struct command cmd;
 	struct virsh_result res;
 	const char *why = "", *act;
@@ -675,7 +859,7 @@ conn_line(struct conn *c, const char *line, size_t len)
 		if (conn_may_log(c)) {
 			len = line_trim(line, len, &line);
 			escape_text(esc, sizeof(esc), line, len);
-			log_warn("[VMusb] invalid action: %s", esc);
+			log_warn("[VMusb] invalid action: %s %s", esc, tag);
 		}
 		conn_reply(c, buf, reply_format_invalid(buf, sizeof(buf), why));
 		return;
@@ -683,17 +867,26 @@ conn_line(struct conn *c, const char *line, size_t len)
 		break;
 	}
 
-	log_debug("[VMusb] connection %lu: %s %s %s", c->id, cmd.vm,
-	    action_name(cmd.action), cmd.device);
-	command_run(&cmd, &res);
 	act = action_name(cmd.action);
+	log_debug("[VMusb] connection %lu: %s %s %s", c->id, cmd.vm, act,
+	    cmd.device);
+	if ((why = policy_denies(&c->peer, &cmd)) != NULL) {
+		if (conn_may_log(c))
+			log_warn("[VMusb] %s %sing device %s denied: %s %s",
+			    cmd.vm, act, cmd.device, why, tag);
+		conn_reply(c, buf, reply_format(buf, sizeof(buf), &cmd,
+		    "not allowed"));
+		return;
+	}
+	command_run(&cmd, &res);
 	if (res.outcome == VIRSH_OK) {
-		log_info("[VMusb] %s %sed device %s", cmd.vm, act, cmd.device);
+		log_info("[VMusb] %s %sed device %s %s", cmd.vm, act, cmd.device,
+		    tag);
 		conn_reply(c, buf, reply_format(buf, sizeof(buf), &cmd, NULL));
 	} else {
 		escape_text(esc, sizeof(esc), res.reason, strlen(res.reason));
-		log_warn("[VMusb] %s %sing device %s failed: %s", cmd.vm, act,
-		    cmd.device, esc);
+		log_warn("[VMusb] %s %sing device %s failed: %s %s", cmd.vm, act,
+		    cmd.device, esc, tag);
 		conn_reply(c, buf, reply_format(buf, sizeof(buf), &cmd,
 		    res.reason));
 	}
@@ -706,8 +899,9 @@ conn_overlong(struct conn *c)
 
 	escape_text(esc, sizeof(esc), c->in.buf, c->in.len < 64 ? c->in.len : 64);
 	if (conn_may_log(c))
-		log_warn("[VMusb] invalid action: line too long (%zu bytes, limit %d), "
-	    "skipped: %s...", c->in.total, MAX_LINE, esc);
+		log_warn("[VMusb] invalid action: line too long (%zu bytes, "
+		    "limit %d), skipped: %s... %s", c->in.total, MAX_LINE, esc,
+		    c->peer.tag);
 	conn_reply(c, buf, reply_format_invalid(buf, sizeof(buf),
 	    "line too long"));
 }
@@ -752,9 +946,16 @@ static void *
 conn_main(void *arg)
 {
 	struct conn *c = arg;
+	const struct peer *who = &c->peer;
 	char buf[4096];
 	ssize_t n;
 
+	peer_identify(c->fd, &c->peer);
+	log_debug("[VMusb] connection %lu opened by pid %ld (uid %lu gid %lu), "
+	    "%s%s", c->id, (long)who->pid, (unsigned long)who->uid,
+	    (unsigned long)who->gid, who->kind == PEER_HOST ? "a host client" :
+	    who->kind == PEER_GUEST ? "the guest of " : "unidentified: may do "
+	    "nothing", who->vm);
 	line_clear(&c->in);
 	while (!c->eof) {
 		struct pollfd p = { .fd = c->fd,
@@ -795,8 +996,6 @@ conn_main(void *arg)
 static void
 conn_start(int fd, pthread_attr_t *attr)
 {
-	struct ucred cred = { .pid = 0 };
-	socklen_t credlen = sizeof(cred);
 	struct conn *c;
 	pthread_t t;
 	int e;
@@ -817,11 +1016,6 @@ conn_start(int fd, pthread_attr_t *attr)
 	conn_live++;
 	c->id = ++conn_count;
 	pthread_mutex_unlock(&conn_lock);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) == 0)
-		log_debug("[VMusb] connection %lu opened by pid %ld (uid %lu)",
-		    c->id, (long)cred.pid, (unsigned long)cred.uid);
-	else
-		log_debug("[VMusb] connection %lu opened", c->id);
 	if ((e = pthread_create(&t, attr, conn_main, c)) != 0) {
 		char eb[128];
 
@@ -878,6 +1072,14 @@ listen_on(const char *path)
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1)
 		err(1, "cannot bind %s", path);
 	umask(old);
+	/* Group, then mode: nobody can connect before listen() anyway. */
+	if (opt.socket_gid != (gid_t)-1 && chown(path, (uid_t)-1,
+	    opt.socket_gid) == -1)
+		err(1, "cannot give %s to group %lu", path,
+		    (unsigned long)opt.socket_gid);
+	if (opt.socket_mode != DEFAULT_SOCKET_MODE &&
+	    chmod(path, opt.socket_mode) == -1)
+		err(1, "cannot set the mode of %s", path);
 	if (listen(fd, SOMAXCONN) == -1)
 		err(1, "cannot listen on %s", path);
 	if (lstat(path, &st) == -1)
@@ -966,28 +1168,56 @@ serve(int lfd, int sigfd, int wakefd)
 /* ------------------------------------------------------------------ */
 /* Start-up                                                            */
 
+/* A group's name or number. */
+static gid_t
+group_id(const char *name)
+{
+	struct group *gr;
+	char *end;
+	long n;
+
+	if ((gr = getgrnam(name)) != NULL)
+		return gr->gr_gid;
+	errno = 0;
+	n = strtol(name, &end, 10);
+	if (errno != 0 || end == name || *end != '\0' || n < 0 ||
+	    (gid_t)n == (gid_t)-1 || (long)(gid_t)n != n)
+		errx(2, "--socket-group: no such group: %s", name);
+	return (gid_t)n;
+}
+
 static void __attribute__((noreturn))
 usage(int status)
 {
 	fprintf(status ? stderr : stdout,
-	    "usage: usbserver [--socket PATH] [--xml-dir DIR] [--virsh PATH]\n"
-	    "                 [--connect URI] [--timeout SECONDS] [--debug]\n"
-	    "                 [--help] [--version]\n"
+	    "usage: usbserver [--socket PATH] [--socket-mode MODE]\n"
+	    "                 [--socket-group GROUP] [--allow VID:PID]...\n"
+	    "                 [--config FILE] [--guest-attach] [--xml-dir DIR]\n"
+	    "                 [--virsh PATH] [--connect URI] [--timeout SECONDS]\n"
+	    "                 [--debug] [--help] [--version]\n"
 	    "\n"
 	    "Reads \"VM attach|detach VID:PID\" lines on a Unix socket and runs\n"
 	    "virsh attach-device or detach-device for them.\n"
 	    "\n"
-	    "  -s, --socket PATH     listen here (default %s)\n"
-	    "  -x, --xml-dir DIR     write device-VID:PID.xml here (default %s)\n"
-	    "  -V, --virsh PATH      the virsh to run; a bare name is looked up\n"
-	    "                        on %s\n"
-	    "                        (default: virsh)\n"
-	    "  -c, --connect URI     passed to virsh as -c URI\n"
-	    "  -t, --timeout SECONDS deadline for one virsh run (default %d)\n"
-	    "  -d, --debug           log to standard error instead of syslog\n"
-	    "  -h, --help            show this help\n"
-	    "  -v, --version         show the version\n",
-	    DEFAULT_SOCKET, DEFAULT_XML_DIR, SAFE_PATH, VIRSH_TIMEOUT);
+	    "  -s, --socket PATH          listen here (default %s)\n"
+	    "  -m, --socket-mode MODE     the socket's mode, octal (default 0600)\n"
+	    "  -g, --socket-group GROUP   the socket's group, a name or number\n"
+	    "  -a, --allow VID:PID        only listed devices may move (repeatable)\n"
+	    "  -C, --config FILE          \"allow VID:PID\" lines\n"
+	    "                             (default %s)\n"
+	    "      --guest-attach         a guest may attach devices to its own\n"
+	    "                             domain (it may always detach them)\n"
+	    "  -x, --xml-dir DIR          write device-VID:PID.xml here (default %s)\n"
+	    "  -V, --virsh PATH           the virsh to run; a bare name is looked\n"
+	    "                             up on %s\n"
+	    "                             (default: virsh)\n"
+	    "  -c, --connect URI          passed to virsh as -c URI\n"
+	    "  -t, --timeout SECONDS      deadline for one virsh run (default %d)\n"
+	    "  -d, --debug                log to standard error instead of syslog\n"
+	    "  -h, --help                 show this help\n"
+	    "  -v, --version              show the version\n",
+	    DEFAULT_SOCKET, DEFAULT_CONFIG, DEFAULT_XML_DIR, SAFE_PATH,
+	    VIRSH_TIMEOUT);
 	exit(status);
 }
 
@@ -996,6 +1226,11 @@ parse_options(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
 		{ "socket",	required_argument,	NULL, 's' },
+		{ "socket-mode", required_argument,	NULL, 'm' },
+		{ "socket-group", required_argument,	NULL, 'g' },
+		{ "allow",	required_argument,	NULL, 'a' },
+		{ "config",	required_argument,	NULL, 'C' },
+		{ "guest-attach", no_argument,		NULL, 'G' },
 		{ "xml-dir",	required_argument,	NULL, 'x' },
 		{ "virsh",	required_argument,	NULL, 'V' },
 		{ "connect",	required_argument,	NULL, 'c' },
@@ -1005,15 +1240,43 @@ parse_options(int argc, char *argv[])
 		{ "version",	no_argument,		NULL, 'v' },
 		{ NULL,		0,			NULL, 0 },
 	};
-	char *end;
+	char *end, device[DEVICE_LEN + 1];
 	long n;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "s:x:V:c:t:dhv", longopts,
+	while ((ch = getopt_long(argc, argv, "s:m:g:a:C:x:V:c:t:dhv", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			opt.socket = optarg;
+			break;
+		case 'm':
+			errno = 0;
+			n = strtol(optarg, &end, 8);
+			if (errno != 0 || end == optarg || *end != '\0' ||
+			    n < 0 || n > 0777)
+				errx(2, "--socket-mode: expected an octal mode "
+				    "such as 0660, got '%s'", optarg);
+			if (n & S_IWOTH)
+				errx(2, "--socket-mode %s: every local user could "
+				    "move devices; refusing", optarg);
+			opt.socket_mode = (mode_t)n;
+			break;
+		case 'g':
+			opt.socket_gid = group_id(optarg);
+			break;
+		case 'a':
+			if (!parse_device(optarg, strlen(optarg), device))
+				errx(2, "--allow: expected VID:PID, four hex "
+				    "digits each, got '%s'", optarg);
+			allow_add(device);
+			break;
+		case 'C':
+			opt.config = optarg;
+			opt.config_given = true;
+			break;
+		case 'G':
+			opt.guest_attach = true;
 			break;
 		case 'x':
 			opt.xml_dir = optarg;
@@ -1112,6 +1375,7 @@ main(int argc, char *argv[])
 
 	cloexec_inherited();
 	parse_options(argc, argv);
+	config_load(opt.config, opt.config_given);
 	check_xml_dir(opt.xml_dir);
 	build_virsh_env();
 	umask(077);	/* whatever we create is ours alone */
@@ -1134,6 +1398,9 @@ main(int argc, char *argv[])
 
 	lfd = listen_on(opt.socket);
 	log_info("[VMusb] listening on %s", opt.socket);
+	if (allow_count == 0)
+		log_warn("[VMusb] no allow list: every host USB device may be "
+		    "moved (see --allow and %s)", opt.config);
 	serve(lfd, sigfd, wake[0]);
 
 	close(lfd);

@@ -3,15 +3,19 @@
  * the Makefile built beside this runner (USBSERVER_BIN, USBCTL_BIN).
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "tests.h"
 
 int
-main(void)
+main(int argc, char *argv[])
 {
-	SRunner *sr = srunner_create(parse_suite());
+	SRunner *sr;
 	int failed;
 
+	if (argc > 1 && strcmp(argv[1], "peer") == 0)
+		return peer_main(argc, argv);
+	sr = srunner_create(parse_suite());
 	srunner_add_suite(sr, text_suite());
 	srunner_add_suite(sr, virsh_suite());
 	srunner_add_suite(sr, client_suite());

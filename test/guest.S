@@ -1,8 +1,9 @@
 /*
  * guest.S: the guest of the end-to-end test (test/test_e2e.c), a 512-byte
  * x86 boot sector. It stands for the guest's detach script: the same bytes
- * on the same port. Every second it writes one line to COM1 (I/O port
- * 0x3f8), in turn a valid detach and a hostile one, and halts in between.
+ * on the same port. Every second it writes to COM1 (I/O port 0x3f8), in
+ * turn the guide's detach line, and three lines that must be refused: a
+ * hostile one, one for another domain, and an attach. It halts in between.
  *
  * Built by the Makefile with GNU as and ld:
  *	as --32 -o guest.o guest.S
@@ -47,6 +48,10 @@ forever:
 	call	second
 	movw	$hostile, %si
 	call	puts
+	movw	$foreign, %si
+	call	puts
+	movw	$attach, %si
+	call	puts
 	call	second
 	jmp	forever
 
@@ -79,6 +84,8 @@ second:
 /* The domain's name is E2E_VM in test_e2e.c. */
 valid:	.asciz	"usbserver-e2e detach 046d:c52b\r\n"
 hostile: .asciz	"usbserver-e2e detach ../../etc/passwd\r\n"
+foreign: .asciz	"other-vm detach 046d:c52b\r\n"
+attach:	.asciz	"usbserver-e2e attach 046d:c52b\r\n"
 
 	.org	510
 	.word	0xaa55			/* the BIOS boots only this signature */

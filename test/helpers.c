@@ -140,6 +140,9 @@ world_setup(void)
 	snprintf(w.virsh, sizeof(w.virsh), "%s/virsh", w.dir);
 	snprintf(w.xmldir, sizeof(w.xmldir), "%s/xml", w.dir);
 	ck_assert_int_eq(mkdir(w.xmldir, 0700), 0);
+	/* Empty: no allow list, whatever the machine has in /etc. */
+	snprintf(w.config, sizeof(w.config), "%s/usbserver.conf", w.dir);
+	write_file(w.config, "", 0600);
 
 	snprintf(script, sizeof(script), fake_virsh, w.dir);
 	write_file(w.virsh, script, 0755);
@@ -214,9 +217,11 @@ reader_line(struct reader *r, char *out, size_t size, int timeout_ms)
 		}
 		int64_t left = deadline - now_ms();
 		struct pollfd p = { .fd = r->fd, .events = POLLIN };
-		if (left <= 0)
-			return -1;
-		if (poll(&p, 1, (int)left) <= 0)
+		int ready = poll(&p, 1, left > 0 ? (int)left : 0);
+
+		if (ready == 0 && left <= 0)
+			return -1;	/* a timeout of 0 still looks once */
+		if (ready <= 0)
 			continue;
 		got = read(r->fd, r->buf + r->len, sizeof(r->buf) - r->len);
 		if (got == -1 && (errno == EAGAIN || errno == EINTR))
@@ -256,6 +261,34 @@ log_wait(const char *needle, char *line, size_t size)
 	return reader_wait(&w.log, needle, line, size);
 }
 
+bool
+test_skips(const char *what, const char *why)
+{
+	ck_assert_msg(getenv("USBSERVER_REQUIRE") == NULL, "%s cannot run "
+	    "here, and USBSERVER_REQUIRE is set: %s", what, why);
+	fflush(stdout);
+	fprintf(stderr, "SKIP %s: %s\n", what, why);
+	return true;
+}
+
+long
+log_peer(const char *line, const char *want)
+{
+	size_t n = strlen(want);
+	long pid;
+	unsigned long uid;
+	int end = -1;
+
+	if (strncmp(line, want, n) != 0)
+		return -1;
+	if (line[n] == '\0')
+		return 0;
+	if (sscanf(line + n, " (peer pid %ld uid %lu)%n", &pid, &uid,
+	    &end) != 2 || end < 0 || line[n + (size_t)end] != '\0' || pid <= 0)
+		return -1;
+	return pid;
+}
+
 void
 daemon_start(const char *first, ...)
 {
@@ -271,6 +304,8 @@ daemon_start(const char *first, ...)
 	argv[argc++] = w.sock;
 	argv[argc++] = (char *)"--xml-dir";
 	argv[argc++] = w.xmldir;
+	argv[argc++] = (char *)"--config";
+	argv[argc++] = w.config;
 	if (w.virsh[0] != '\0') {
 		argv[argc++] = (char *)"--virsh";
 		argv[argc++] = w.virsh;
@@ -509,4 +544,43 @@ call_file(const char *id, const char *what, char *buf, size_t size)
 
 	snprintf(path, sizeof(path), "%s/call.%s.%s", w.dir, id, what);
 	return slurp(path, buf, size);
+}
+
+/*
+ * "check_usbserver peer SOCKET ARGS...": a second real process on the
+ * daemon's socket, whose command line (ARGS) the test chooses, such as
+ * QEMU's "-name guest=vmA,debug-threads=on". It sends its standard input,
+ * then copies the daemon's answers to standard output until EOF.
+ */
+static int
+fit_path(char *dst, size_t size, const char *path)
+{
+	int n = snprintf(dst, size, "%s", path);
+
+	return n < 0 || (size_t)n >= size ? -1 : n;
+}
+
+int
+peer_main(int argc, char *argv[])
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char buf[4096];
+	ssize_t n;
+	int fd;
+
+	if (argc < 3 || fit_path(sa.sun_path, sizeof(sa.sun_path), argv[2]) < 0)
+		return 2;
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+		perror(argv[2]);
+		return 1;
+	}
+	while ((n = read(STDIN_FILENO, buf, sizeof(buf))) > 0)
+		if (send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n)
+			return 1;
+	shutdown(fd, SHUT_WR);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		if (write(STDOUT_FILENO, buf, (size_t)n) != n)
+			return 1;
+	return n == 0 ? 0 : 1;
 }

@@ -14,6 +14,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -60,7 +62,8 @@ expect_log(const char *want)
 	char line[LINE];
 
 	ck_assert_msg(log_wait(want, line, sizeof(line)), "no log line '%s'", want);
-	ck_assert_str_eq(line, want);
+	ck_assert_msg(log_peer(line, want) >= 0, "log line '%s', not '%s'",
+	    line, want);
 }
 
 static bool
@@ -208,22 +211,249 @@ END_TEST
 /* --debug names each connection, its peer, and what it asks for. */
 START_TEST(test_debug_log_follows_each_connection)
 {
-	char want[LINE];
+	char want[LINE], line[LINE];
 	struct client c;
 
 	daemon_start(NULL);
 	client_open(&c);
 	snprintf(want, sizeof(want), "[VMusb] connection 1 opened by pid %ld "
-	    "(uid %lu)", (long)getpid(), (unsigned long)geteuid());
+	    "(uid %lu gid %lu), a host client", (long)getpid(),
+	    (unsigned long)geteuid(), (unsigned long)getegid());
 	expect_log(want);
 	client_send(&c, "win10 attach 046d:c52b\n");
 	expect_log("[VMusb] connection 1: win10 attach 046d:c52b");
-	expect_log("[VMusb] win10 attached device 046d:c52b");
+	/* Each command's line names its peer. */
+	ck_assert(log_wait("[VMusb] win10 attached device 046d:c52b", line,
+	    sizeof(line)));
+	snprintf(want, sizeof(want), "[VMusb] win10 attached device 046d:c52b "
+	    "(peer pid %ld uid %lu)", (long)getpid(), (unsigned long)geteuid());
+	ck_assert_str_eq(line, want);
 	client_close(&c);
 	expect_log("[VMusb] connection 1 closed");
 	client_open(&c);
 	ck_assert(log_wait("[VMusb] connection 2 opened by pid", NULL, 0));
 	client_close(&c);
+}
+END_TEST
+
+
+/* ------------------------------------------------------------------ */
+/* Policy: who may move what                                           */
+
+/* A second real process on the socket, with "-name VALUE" on its command
+ * line as QEMU has; sends in, returns what the daemon answered. */
+static void
+peer_run(const char *name, const char *in, char *out, size_t size)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	ck_assert_int_gt(n, 0);
+	self[n] = '\0';
+	char *argv[] = { self, (char *)"peer", w.sock, (char *)"-name",
+	    (char *)name, NULL };
+	ck_assert_int_eq(run(argv, in, out, size), 0);
+}
+
+/* The fake virsh ran exactly these ("VM VERB" each, in order); the daemon
+ * has answered everything, so every call it made is on the FIFO. */
+static void
+expect_calls(const char *want)
+{
+	char line[256], got[LINE] = "";
+	size_t len = 0;
+
+	while (reader_line(&w.events, line, sizeof(line), 0) == 1) {
+		char *sp = strchr(line, ' '), *vm;
+
+		if (strncmp(line, "end ", 4) != 0 || sp == NULL ||
+		    (vm = strchr(sp + 1, ' ')) == NULL)
+			continue;
+		len += (size_t)snprintf(got + len, sizeof(got) - len, "%s;",
+		    vm + 1);
+		ck_assert_uint_lt(len, sizeof(got));
+	}
+	ck_assert_str_eq(got, want);
+}
+
+START_TEST(test_qemu_peer_acts_only_on_its_own_domain)
+{
+	char out[LINE];
+
+	daemon_start(NULL);
+	peer_run("guest=vmA,debug-threads=on", "reply on\n"
+	    "vmB detach 046d:c52b\nvmA detach 046d:c52b\nvmA attach 046d:c52b\n",
+	    out, sizeof(out));
+	ck_assert_str_eq(out, "error vmB detach 046d:c52b: not allowed\n"
+	    "ok vmA detach 046d:c52b\n"
+	    "error vmA attach 046d:c52b: not allowed\n");
+	expect_log("[VMusb] vmB detaching device 046d:c52b denied: a guest may "
+	    "only act on its own domain");
+	expect_log("[VMusb] vmA detached device 046d:c52b");
+	expect_log("[VMusb] vmA attaching device 046d:c52b denied: a guest may "
+	    "not attach devices (see --guest-attach)");
+	expect_calls("vmA detach-device;");
+}
+END_TEST
+
+START_TEST(test_guest_attach_lets_a_guest_attach_to_itself_only)
+{
+	char out[LINE];
+
+	daemon_start("--guest-attach", NULL);
+	peer_run("vmA,process=qemu:vmA", "reply on\nvmA attach 046d:c52b\n"
+	    "vmB attach 046d:c52b\n", out, sizeof(out));
+	ck_assert_str_eq(out, "ok vmA attach 046d:c52b\n"
+	    "error vmB attach 046d:c52b: not allowed\n");
+	expect_calls("vmA attach-device;");
+}
+END_TEST
+
+START_TEST(test_qemu_peer_with_a_name_we_do_not_accept_may_do_nothing)
+{
+	char out[LINE];
+
+	daemon_start(NULL);
+	peer_run("guest=vm,,A", "reply on\nvm detach 046d:c52b\n"
+	    "A detach 046d:c52b\n", out, sizeof(out));
+	ck_assert_str_eq(out, "error vm detach 046d:c52b: not allowed\n"
+	    "error A detach 046d:c52b: not allowed\n");
+	expect_log("[VMusb] vm detaching device 046d:c52b denied: cannot tell "
+	    "which domain this peer serves");
+	expect_calls("");
+}
+END_TEST
+
+/* Sends the same three commands and checks what the allow list let by. */
+static void
+expect_allow_list_of_two(void)
+{
+	char line[LINE];
+	struct client c;
+
+	client_open(&c);
+	client_send(&c, "reply on\nwin10 attach 046D:C52B\n"
+	    "win10 attach 0781:5581\nwin10 detach 1050:0407\n");
+	expect_reply(&c, "ok win10 attach 046d:c52b");
+	expect_reply(&c, "error win10 attach 0781:5581: not allowed");
+	expect_reply(&c, "ok win10 detach 1050:0407");
+	expect_calls("win10 attach-device;win10 detach-device;");
+	/* No warning that everything may move, and the refusal logged. */
+	while (log_wait("[VMusb] ", line, sizeof(line)) &&
+	    strstr(line, " denied: ") == NULL)
+		ck_assert_ptr_null(strstr(line, "no allow list"));
+	ck_assert_int_gt(log_peer(line, "[VMusb] win10 attaching device "
+	    "0781:5581 denied: the device is not on the allow list"), 0);
+}
+
+START_TEST(test_allow_flags_let_only_listed_devices_move)
+{
+	daemon_start("--allow", "046d:c52b", "--allow", "1050:0407", NULL);
+	expect_allow_list_of_two();
+}
+END_TEST
+
+START_TEST(test_allow_file_lets_only_listed_devices_move)
+{
+	FILE *f = fopen(w.config, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fputs("# keyboard and mouse\nallow 046D:C52B\n\n"
+	    "  allow 1050:0407\t# security key\n", f);
+	ck_assert_int_eq(fclose(f), 0);
+	daemon_start(NULL);
+	expect_allow_list_of_two();
+}
+END_TEST
+
+START_TEST(test_without_allow_list_a_warning_says_everything_may_move)
+{
+	char want[LINE];
+
+	daemon_start(NULL);
+	snprintf(want, sizeof(want), "[VMusb] no allow list: every host USB "
+	    "device may be moved (see --allow and %s)", w.config);
+	expect_log(want);
+}
+END_TEST
+
+/* Writes a configuration file of the test's, with this mode. */
+static void
+conf_write(const char *path, const char *text, mode_t mode)
+{
+	FILE *f;
+
+	unlink(path);
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(chmod(path, mode), 0);
+}
+
+/* The daemon refuses to start with --config path, saying want and naming
+ * the file, before it listens. */
+static void
+expect_refused(const char *path, const char *want)
+{
+	char out[LINE];
+	char *argv[] = { (char *)USBSERVER_BIN, (char *)"--debug",
+	    (char *)"--socket", w.sock, (char *)"--xml-dir", w.xmldir,
+	    (char *)"--config", (char *)path, NULL };
+	int status = run(argv, NULL, out, sizeof(out));
+
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1,
+	    "status %#x: %s", status, out);
+	ck_assert_msg(strstr(out, want) != NULL, "'%s' not in: %s", want, out);
+	ck_assert_msg(strstr(out, path) != NULL, "the file is not named: %s",
+	    out);
+	ck_assert_int_eq(access(w.sock, F_OK), -1);	/* never listened */
+}
+
+START_TEST(test_bad_config_files_are_refused_naming_file_and_line)
+{
+	char path[160], long_line[MAX_CONFIG_LINE + 32];
+
+	snprintf(path, sizeof(path), "%s/bad.conf", w.dir);
+	conf_write(path, "allow 046d:c52b\nallow 046d\n", 0600);
+	expect_refused(path, "bad.conf:2: invalid device");
+	conf_write(path, "# ok\n\ndeny 1234:5678\n", 0600);
+	expect_refused(path, "bad.conf:3: expected 'allow VID:PID'");
+	snprintf(long_line, sizeof(long_line), "allow 046d:c52b %*s\n",
+	    MAX_CONFIG_LINE, "#");
+	conf_write(path, long_line, 0600);
+	expect_refused(path, "bad.conf:1: line too long");
+	conf_write(path, "allow 046d:c52b\n", 0620);
+	expect_refused(path, "is writable by group or others");
+	conf_write(path, "allow 046d:c52b\n", 0602);
+	expect_refused(path, "is writable by group or others");
+	unlink(path);
+	expect_refused(path, "No such file or directory");
+	expect_refused(w.xmldir, "is not a regular file");
+}
+END_TEST
+
+START_TEST(test_config_of_another_user_is_refused)
+{
+	char path[160];
+
+	if (!is_root() && test_skips("config owner test", "needs root to "
+	    "give a file away"))
+		return;
+	snprintf(path, sizeof(path), "%s/other.conf", w.dir);
+	conf_write(path, "allow 046d:c52b\n", 0600);
+	ck_assert_int_eq(chown(path, 65534, 65534), 0);
+	expect_refused(path, "belongs to uid 65534, not root; refusing it");
+}
+END_TEST
+
+START_TEST(test_bad_allow_flag_is_a_usage_error)
+{
+	char out[LINE];
+	char *argv[] = { (char *)USBSERVER_BIN, (char *)"--allow",
+	    (char *)"046d:*", NULL };
+
+	ck_assert_int_eq(WEXITSTATUS(run(argv, NULL, out, sizeof(out))), 2);
+	ck_assert_ptr_nonnull(strstr(out, "--allow: expected VID:PID"));
 }
 END_TEST
 
@@ -388,7 +618,7 @@ START_TEST(test_a_flood_of_junk_does_not_drown_the_log)
 	for (;;) {
 		ck_assert_msg(log_wait("[VMusb] ", line, sizeof(line)),
 		    "no summary of the unlogged lines");
-		if (strcmp(line, "[VMusb] invalid action: junk") == 0)
+		if (log_peer(line, "[VMusb] invalid action: junk") > 0)
 			logged++;
 		else if (strstr(line, "were not logged") != NULL)
 			break;
@@ -784,8 +1014,108 @@ START_TEST(test_socket_is_owner_only)
 }
 END_TEST
 
+/* connect() to the socket as uid:gid, from a child; its errno or 0. */
+static int
+connect_as(uid_t uid, gid_t gid)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int status, fd;
+	pid_t pid;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w.sock);
+	if ((pid = fork()) == 0) {
+		if (setgroups(0, NULL) == -1 || setgid(gid) == -1 ||
+		    setuid(uid) == -1)
+			_exit(255);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		_exit(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 :
+		    errno);
+	}
+	ck_assert_int_gt(pid, 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) != 255);
+	return WEXITSTATUS(status);
+}
+
+START_TEST(test_socket_mode_and_group_are_set_before_anyone_connects)
+{
+	struct group *gr = getgrgid(65534);
+	const char *name = gr != NULL ? gr->gr_name : "65534";
+	struct stat st;
+
+	if (!is_root() && test_skips("socket group test", "needs root to "
+	    "give the socket to another group"))
+		return;
+	/* Others may pass through to the socket, nothing more. */
+	ck_assert_int_eq(chmod(scratch_dir(), 0711), 0);
+	ck_assert_int_eq(chmod(w.dir, 0711), 0);
+	/* Owner-only: the group's members are refused. */
+	daemon_start(NULL);
+	ck_assert_int_eq(connect_as(65534, 65534), EACCES);
+	ck_assert_int_eq(daemon_stop(), 0);
+
+	daemon_start("--socket-group", name, "--socket-mode", "0660", NULL);
+	ck_assert_int_eq(lstat(w.sock, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0660);
+	ck_assert_uint_eq(st.st_gid, 65534);
+	ck_assert_uint_eq(st.st_uid, geteuid());
+	ck_assert_int_eq(connect_as(65534, 65534), 0);
+	/* Neither owner nor group: refused. */
+	ck_assert_int_eq(connect_as(65534, 65533), EACCES);
+}
+END_TEST
+
+START_TEST(test_socket_mode_open_to_everyone_is_refused)
+{
+	static const char *bad[] = { "0666", "0622", "777", "0800", "rw", "" };
+	char out[LINE];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *argv[] = { (char *)USBSERVER_BIN, (char *)"--socket",
+		    w.sock, (char *)"--socket-mode", (char *)bad[i], NULL };
+
+		ck_assert_int_eq(WEXITSTATUS(run(argv, NULL, out, sizeof(out))), 2);
+		ck_assert_ptr_nonnull(strstr(out, "--socket-mode"));
+	}
+	{
+		char *argv[] = { (char *)USBSERVER_BIN, (char *)"--socket",
+		    w.sock, (char *)"--socket-group", (char *)"no-such-group-x",
+		    NULL };
+
+		ck_assert_int_eq(WEXITSTATUS(run(argv, NULL, out, sizeof(out))), 2);
+		ck_assert_ptr_nonnull(strstr(out, "no such group"));
+	}
+	ck_assert_int_eq(access(w.sock, F_OK), -1);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Real programs: virsh's test driver, and syslog                      */
+
+/* The unit's sandbox, as systemd rates it. */
+START_TEST(test_unit_is_rated_ok_or_better_by_systemd_analyze)
+{
+	static char out[65536];
+	char *argv[] = { (char *)"systemd-analyze", (char *)"security",
+	    (char *)"--offline=yes", (char *)UNIT_FILE, NULL };
+	const char *at;
+	char level[16];
+	double exposure;
+
+	if (access("/usr/bin/systemd-analyze", X_OK) == -1 &&
+	    test_skips("unit test", "no systemd-analyze: apt-get install systemd"))
+		return;
+	ck_assert_int_eq(run(argv, NULL, out, sizeof(out)), 0);
+	at = strstr(out, "Overall exposure level for usbserver.service: ");
+	ck_assert_msg(at != NULL, "%s", out);
+	ck_assert_int_eq(sscanf(strchr(at, ':') + 1, "%lf %15s", &exposure,
+	    level), 2);
+	fprintf(stderr, "unit: systemd-analyze security: %.1f %s\n", exposure,
+	    level);
+	ck_assert_msg(strcmp(level, "OK") == 0 || strcmp(level, "SAFE") == 0,
+	    "exposure %.1f %s", exposure, level);
+}
+END_TEST
 
 START_TEST(test_real_virsh_error_is_replied)
 {
@@ -819,10 +1149,9 @@ START_TEST(test_syslog_messages_have_the_guides_format)
 	pid_t pid;
 	int fd;
 
-	if (!is_root()) {
-		fputs("SKIP syslog test: needs root for a mount namespace\n", stderr);
+	if (!is_root() && test_skips("syslog test", "needs root for a mount "
+	    "namespace"))
 		return;
-	}
 	snprintf(dev, sizeof(dev), "%s/dev", w.dir);
 	ck_assert_int_eq(mkdir(dev, 0755), 0);
 	snprintf(path, sizeof(path), "%s/null", dev);
@@ -834,7 +1163,7 @@ START_TEST(test_syslog_messages_have_the_guides_format)
 	if ((pid = fork()) == 0) {
 		char *argv[] = { (char *)USBSERVER_BIN, (char *)"--socket",
 		    w.sock, (char *)"--xml-dir", w.xmldir, (char *)"--virsh",
-		    w.virsh, NULL };
+		    w.virsh, (char *)"--config", w.config, NULL };
 		if (unshare(CLONE_NEWNS) == -1 ||
 		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == -1 ||
 		    mount("/dev/null", path, NULL, MS_BIND, NULL) == -1 ||
@@ -854,20 +1183,28 @@ START_TEST(test_syslog_messages_have_the_guides_format)
 	    (int)pid, w.sock);
 	ck_assert_ptr_nonnull(strstr(msg, want));
 	ck_assert_int_eq(strncmp(msg, "<30>", 4), 0);	/* daemon.info */
+	memset(msg, 0, sizeof(msg));
+	ck_assert_int_gt(recv(fd, msg, sizeof(msg) - 1, 0), 0);
+	ck_assert_int_eq(strncmp(msg, "<28>", 4), 0);	/* daemon.warning */
+	ck_assert_ptr_nonnull(strstr(msg, "[VMusb] no allow list: every host "
+	    "USB device may be moved"));
 
+	/* Nothing of --debug's connection lines reaches syslog. */
 	client_open(&c);
 	client_send(&c, "win10 attach 046d:c52b\nfailvm detach 046d:c52b\n");
 	memset(msg, 0, sizeof(msg));
 	ck_assert_int_gt(recv(fd, msg, sizeof(msg) - 1, 0), 0);
 	snprintf(want, sizeof(want), "usbserver[%d]: [VMusb] win10 attached "
-	    "device 046d:c52b", (int)pid);
+	    "device 046d:c52b (peer pid %ld uid %lu)", (int)pid, (long)getpid(),
+	    (unsigned long)geteuid());
 	ck_assert_int_eq(strncmp(msg, "<30>", 4), 0);
 	ck_assert_str_eq(strstr(msg, "usbserver["), want);
 	memset(msg, 0, sizeof(msg));
 	ck_assert_int_gt(recv(fd, msg, sizeof(msg) - 1, 0), 0);
 	snprintf(want, sizeof(want), "usbserver[%d]: [VMusb] failvm detaching "
 	    "device 046d:c52b failed: Requested operation is not valid: fake "
-	    "refusal", (int)pid);
+	    "refusal (peer pid %ld uid %lu)", (int)pid, (long)getpid(),
+	    (unsigned long)geteuid());
 	ck_assert_int_eq(strncmp(msg, "<28>", 4), 0);	/* daemon.warning */
 	ck_assert_str_eq(strstr(msg, "usbserver["), want);
 	close(fd);
@@ -883,7 +1220,8 @@ daemon_suite(void)
 	TCase *virsh = tcase_create("virsh");
 	TCase *life = tcase_create("life cycle");
 	TCase *real = tcase_create("real programs");
-	TCase *all[] = { proto, hostile_tc, virsh, life, real };
+	TCase *policy = tcase_create("policy");
+	TCase *all[] = { proto, hostile_tc, virsh, life, policy, real };
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		tcase_add_checked_fixture(all[i], world_setup, world_teardown);
@@ -924,8 +1262,21 @@ daemon_suite(void)
 	tcase_add_test(life, test_unsafe_xml_dir_is_refused);
 	tcase_add_test(life, test_options_help_version_and_bad_timeout);
 	tcase_add_test(life, test_socket_is_owner_only);
+	tcase_add_test(life, test_socket_mode_and_group_are_set_before_anyone_connects);
+	tcase_add_test(life, test_socket_mode_open_to_everyone_is_refused);
+
+	tcase_add_test(policy, test_qemu_peer_acts_only_on_its_own_domain);
+	tcase_add_test(policy, test_guest_attach_lets_a_guest_attach_to_itself_only);
+	tcase_add_test(policy, test_qemu_peer_with_a_name_we_do_not_accept_may_do_nothing);
+	tcase_add_test(policy, test_allow_flags_let_only_listed_devices_move);
+	tcase_add_test(policy, test_allow_file_lets_only_listed_devices_move);
+	tcase_add_test(policy, test_without_allow_list_a_warning_says_everything_may_move);
+	tcase_add_test(policy, test_bad_config_files_are_refused_naming_file_and_line);
+	tcase_add_test(policy, test_config_of_another_user_is_refused);
+	tcase_add_test(policy, test_bad_allow_flag_is_a_usage_error);
 
 	tcase_add_test(real, test_real_virsh_error_is_replied);
 	tcase_add_test(real, test_syslog_messages_have_the_guides_format);
+	tcase_add_test(real, test_unit_is_rated_ok_or_better_by_systemd_analyze);
 	return s;
 }

@@ -38,6 +38,7 @@ struct world {
 	char		sock[108];	/* the daemon's socket: fits sun_path */
 	char		virsh[128];	/* the fake virsh script */
 	char		xmldir[128];	/* where the daemon writes XML */
+	char		config[128];	/* the daemon's --config: empty */
 	struct reader	events;		/* fake virsh: "start|end ID VM VERB" */
 	int		gate;		/* a "gate*" VM's virsh waits for a line here */
 	pid_t		daemon;
@@ -55,6 +56,10 @@ void	remove_tree(const char *);
 void	world_setup(void);
 void	world_teardown(void);
 
+/* Says "SKIP what: why" and returns true; fails the test instead when
+ * USBSERVER_REQUIRE is set (CI: everything must run there). */
+bool	test_skips(const char *, const char *);
+
 /* Reads one line (without '\n') within timeout_ms: 1, 0 at EOF, -1 on
  * timeout. */
 int	reader_line(struct reader *, char *, size_t, int);
@@ -62,12 +67,16 @@ int	reader_line(struct reader *, char *, size_t, int);
 bool	reader_wait(struct reader *, const char *, char *, size_t);
 
 /* Starts the daemon with --debug, the world's socket, XML dir and fake
- * virsh (none if w.virsh is empty), then the extra arguments
+ * virsh (none if w.virsh is empty), the empty configuration file
+ * w.config, then the extra arguments
  * (NULL-terminated); returns once it listens. It dies with the test. */
 void	daemon_start(const char *, ...);
 /* SIGTERM, then waits for it: its wait status. */
 int	daemon_stop(void);
 bool	log_wait(const char *, char *, size_t);
+/* Is the log line want, alone or with the peer's tag " (peer pid P uid U)"
+ * after it? P, 0 without a tag, -1 if it is another line. */
+long	log_peer(const char *, const char *);
 
 struct client {
 	struct reader	r;
@@ -89,6 +98,8 @@ int	run(char *const [], const char *, char *, size_t);
 void	dir_list(const char *, char *, size_t);
 /* Reads a whole small file into buf; its length or -1. */
 ssize_t	slurp(const char *, char *, size_t);
+/* The runner as "peer SOCKET ARGS...": see helpers.c. */
+int	peer_main(int, char *[]);
 /* Waits for an "end" event of the fake virsh for vm; fills id. */
 void	event_wait(const char *, const char *, char *, size_t);
 /* A recorded file of the fake virsh call id: "args", "env", "xml", "fds". */
