@@ -57,11 +57,13 @@ $(O)/usbctl: usbctl.c common.h
 	$(CC) $(BUILD_CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ usbctl.c
 
 # The end-to-end suite's guest: a boot sector, built with GNU as and ld.
+# Without an x86 assembler there is no image, and that suite says SKIP.
 AS	= as
 LD	= ld
 $(O)/test/guest.img: test/guest.S
 	@mkdir -p $(O)/test
-	$(AS) --32 -o $(O)/test/guest.o test/guest.S
+	@rm -f $@
+	-$(AS) --32 -o $(O)/test/guest.o test/guest.S && \
 	$(LD) -m elf_i386 -Ttext 0x7c00 --oformat binary -o $@ $(O)/test/guest.o
 
 $(O)/test/check_usbserver: $(TEST_SRC) test/tests.h common.h usbserver.c usbctl.c

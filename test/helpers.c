@@ -131,6 +131,8 @@ world_setup(void)
 {
 	char path[256], script[sizeof(fake_virsh) + 128];
 
+	/* Check runs each test in a child: it must not outlive the runner. */
+	ck_assert_int_eq(prctl(PR_SET_PDEATHSIG, SIGKILL), 0);
 	memset(&w, 0, sizeof(w));
 	w.daemon = -1;
 	w.gate = w.events.fd = w.log.fd = -1;
@@ -414,6 +416,7 @@ spawn_capture(char *const argv[], const char *in, char *out, size_t size,
 	posix_spawn_file_actions_t fa;
 	int ofd[2], ifd[2] = { -1, -1 }, status = -1;
 	struct pollfd p = { .fd = -1, .events = POLLIN };
+	int64_t deadline, left;
 	size_t len = 0;
 	ssize_t n;
 	pid_t pid;
@@ -452,13 +455,29 @@ spawn_capture(char *const argv[], const char *in, char *out, size_t size,
 		close(ofd[0]);
 		return -1;
 	}
-	/* Small outputs: read to EOF, then wait for the exit. */
-	while ((n = read(ofd[0], out + len, size - 1 - len)) > 0 &&
-	    (len += (size_t)n) < size - 1)
-		;
+	/* Its output up to EOF, then its exit, all within one deadline;
+	 * output past size is read and dropped. */
+	deadline = now_ms() + timeout_ms;
+	for (;;) {
+		struct pollfd o = { .fd = ofd[0], .events = POLLIN };
+		char junk[4096];
+
+		left = deadline - now_ms();
+		if (left <= 0 || poll(&o, 1, (int)left) != 1)
+			break;
+		if (len < size - 1)
+			n = read(ofd[0], out + len, size - 1 - len);
+		else
+			n = read(ofd[0], junk, sizeof(junk));
+		if (n <= 0)
+			break;
+		if (len < size - 1)
+			len += (size_t)n;
+	}
 	out[len] = '\0';
 	close(ofd[0]);
-	if (poll(&p, 1, timeout_ms) == 1)
+	left = deadline - now_ms();
+	if (left > 0 && poll(&p, 1, (int)left) == 1)
 		waitpid(pid, &status, 0);
 	else {
 		kill(pid, SIGKILL);
