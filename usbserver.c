@@ -684,20 +684,18 @@ peer_identify(int fd, struct peer *p)
 
 	p->kind = PEER_UNKNOWN;
 	p->vm[0] = '\0';
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1 ||
-	    cred.pid <= 0) {
-		/* Not ours to see: a pid namespace we cannot look into. */
-		p->pid = 0;
-		p->uid = (uid_t)-1;
-		p->gid = (gid_t)-1;
-		snprintf(p->tag, sizeof(p->tag), "(peer unknown)");
-		return;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+		cred.pid = 0;
+		cred.uid = (uid_t)-1;
+		cred.gid = (gid_t)-1;
 	}
 	p->pid = cred.pid;
 	p->uid = cred.uid;
 	p->gid = cred.gid;
 	snprintf(p->tag, sizeof(p->tag), "(peer pid %ld uid %lu)",
 	    (long)cred.pid, (unsigned long)cred.uid);
+	if (cred.pid <= 0)
+		return;		/* a pid namespace we cannot look into */
 
 	/* A pidfd of the peer (Linux 6.5) tells us afterwards that the pid
 	 * we read about was still the peer's, not reused. */
@@ -715,8 +713,10 @@ peer_identify(int fd, struct peer *p)
 		close(cfd);
 	}
 	if (pidfd != -1) {
-		if (pidfd_send_signal(pidfd, 0, NULL, 0) == -1)
-			n = -1;		/* gone: the pid may be another's now */
+		/* ESRCH: gone, and the pid may be another's now. Any other
+		 * error (a syscall filter, valgrind) says nothing about it. */
+		if (pidfd_send_signal(pidfd, 0, NULL, 0) == -1 && errno == ESRCH)
+			n = -1;
 		close(pidfd);
 	}
 	if (n > 0)
