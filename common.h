@@ -138,14 +138,15 @@ enum qemu_peer {
 
 /* The guest name in the value of QEMU's -name option: "guest=NAME,..." or
  * "NAME,..." (guest is the implied key), where ",," stands for a comma.
- * Our names have no commas, so a name with one is unusable: false. */
+ * Our names have no commas, so a name with one is unusable; so is a value
+ * that names the guest twice (QEMU would take the last): false. */
 static inline bool
 qemu_name_value(const char *v, size_t len, char *name, size_t size)
 {
-	size_t i = 0;
+	size_t i = 0, found = 0;
 
 	while (i < len) {
-		size_t j = i, o = 0;
+		size_t j = i, o;
 		bool key = false, comma = false;
 		const char *eq = NULL;
 
@@ -170,24 +171,25 @@ qemu_name_value(const char *v, size_t len, char *name, size_t size)
 		}
 		if (key) {
 			o = j - i;
-			if (comma || o == 0 || o >= size ||
+			if (found++ > 0 || comma || o == 0 || o >= size ||
 			    !valid_vm_name(v + i, o))
 				return false;
 			memcpy(name, v + i, o);
 			name[o] = '\0';
-			return true;
 		}
 		i = j + 1;
 	}
-	return false;
+	return found == 1;
 }
 
 /* cmdline[0..len) is /proc/PID/cmdline: arguments, each NUL-terminated
- * (the last maybe cut short). Finds "-name VALUE" or "--name VALUE". */
+ * (the last maybe cut short). Finds "-name VALUE" or "--name VALUE"; a
+ * second one (QEMU would take the last) makes the peer unknown. */
 static inline enum qemu_peer
 qemu_peer_name(const char *cmdline, size_t len, char name[MAX_VM_NAME + 1])
 {
 	const char *arg = cmdline, *end = cmdline + len;
+	enum qemu_peer kind = PEER_HOST;
 	bool first = true;
 
 	while (arg < end) {
@@ -199,20 +201,19 @@ qemu_peer_name(const char *cmdline, size_t len, char name[MAX_VM_NAME + 1])
 			const char *v = arg + alen + 1;
 			const char *vnul;
 
-			if (nul == NULL || v >= end)
-				return PEER_UNKNOWN;
-			vnul = memchr(v, '\0', (size_t)(end - v));
-			if (vnul == NULL)
-				return PEER_UNKNOWN;	/* cut short */
-			return qemu_name_value(v, (size_t)(vnul - v), name,
+			if (kind != PEER_HOST || nul == NULL || v >= end ||
+			    (vnul = memchr(v, '\0', (size_t)(end - v))) == NULL)
+				return PEER_UNKNOWN;	/* twice, or cut short */
+			kind = qemu_name_value(v, (size_t)(vnul - v), name,
 			    MAX_VM_NAME + 1) ? PEER_GUEST : PEER_UNKNOWN;
+			nul = vnul;		/* the value is no option */
 		}
 		first = false;
 		if (nul == NULL)
 			break;
 		arg = nul + 1;
 	}
-	return PEER_HOST;
+	return kind;
 }
 
 /* ------------------------------------------------------------------ */

@@ -17,6 +17,7 @@
 #include <linux/close_range.h>
 
 #include <err.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -41,13 +42,15 @@
 #define LINGER_MS	5000		/* flushing replies after the peer's EOF */
 #define ACCEPT_BACKOFF_MS 100		/* after EMFILE and the like */
 #define LOG_MAX		(MAX_LINE * 4 + MAX_REASON + 128)
-#define INVALID_LOGS	20		/* invalid lines logged per connection a minute */
+#define INVALID_LOGS	20		/* invalid, refused or failed lines logged
+					 * per connection a minute */
 #define INVALID_WINDOW_MS 60000
 #define DRAIN_READS	16		/* reads of virsh output between deadline checks */
 #define NOPIDFD_POLL_MS	50		/* checking on virsh without a pidfd */
 #define CMDLINE_MAX	4096		/* of a peer's command line: -name is early */
 #define CONFIG_MAX	65536		/* largest configuration file */
 #define DEFAULT_SOCKET_MODE 0600
+#define DEFAULT_QEMU_RUN_DIR "/run/libvirt/qemu"	/* libvirt's NAME.pid files */
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD	77		/* Linux 6.5; older headers lack it */
@@ -60,6 +63,7 @@ static struct {
 	const char	*connect;
 	const char	*config;
 	bool		 config_given;	/* a missing file is then an error */
+	const char	*qemu_run_dir;	/* libvirt's QEMU pid files */
 	int		 timeout;
 	bool		 debug;
 	bool		 guest_attach;	/* guests may attach to their own domain */
@@ -68,6 +72,7 @@ static struct {
 } opt = {
 	.socket = DEFAULT_SOCKET,
 	.config = DEFAULT_CONFIG,
+	.qemu_run_dir = DEFAULT_QEMU_RUN_DIR,
 	.socket_mode = DEFAULT_SOCKET_MODE,
 	.socket_gid = (gid_t)-1,
 	.xml_dir = DEFAULT_XML_DIR,
@@ -616,7 +621,8 @@ config_load(const char *path, bool given)
 	ssize_t n;
 	int fd;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
+	/* O_NONBLOCK: a FIFO must not hang the start; it is refused below. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) == -1) {
 		if (errno == ENOENT && !given)
 			return;
 		err(1, "%s", path);
@@ -652,6 +658,9 @@ config_load(const char *path, bool given)
 		case CONFIG_NOTHING:
 			break;
 		case CONFIG_ALLOW:
+			if (allow_count == MAX_ALLOW && !allow_has(device))
+				errx(1, "%s:%zu: more than %d allowed devices",
+				    path, lineno, MAX_ALLOW);
 			allow_add(device);
 			break;
 		case CONFIG_ERROR:
@@ -666,23 +675,80 @@ struct peer {
 	uid_t		uid;
 	gid_t		gid;
 	enum qemu_peer	kind;
+	const char	*how;			/* what told us the kind */
 	char		vm[MAX_VM_NAME + 1];	/* PEER_GUEST: its domain */
 	char		tag[80];		/* "(peer pid P uid U)" */
 };
 
-/* Reads the peer's credentials and, from its command line, whether it is
- * QEMU and which domain it serves. A peer we cannot identify is
- * PEER_UNKNOWN, and may do nothing. */
+/* Is pid a QEMU that libvirt started? Its pid files (NAME.pid, root's, in
+ * a root-only directory) say so whatever the process did to its own
+ * command line. Fills name. */
+static bool
+peer_pid_file(pid_t pid, char name[MAX_VM_NAME + 1])
+{
+	struct dirent *de;
+	bool found = false;
+	DIR *d;
+
+	if ((d = opendir(opt.qemu_run_dir)) == NULL)
+		return false;
+	while (!found && (de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+		char buf[24], *end;
+		struct stat st;
+		ssize_t got;
+		long v;
+		int fd;
+
+		if (n < 5 || n - 4 > MAX_VM_NAME ||
+		    strcmp(de->d_name + n - 4, ".pid") != 0 ||
+		    !valid_vm_name(de->d_name, n - 4))
+			continue;
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC |
+		    O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+		if (fd == -1)
+			continue;
+		got = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    (st.st_uid == 0 || st.st_uid == geteuid()) ?
+		    read(fd, buf, sizeof(buf) - 1) : -1;
+		close(fd);
+		if (got <= 0)
+			continue;
+		buf[got] = '\0';
+		errno = 0;
+		v = strtol(buf, &end, 10);
+		if (errno == 0 && end != buf && (*end == '\0' || *end == '\n') &&
+		    v == (long)pid) {
+			memcpy(name, de->d_name, n - 4);
+			name[n - 4] = '\0';
+			found = true;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * Reads the peer's credentials and decides what it is:
+ *   - a QEMU that libvirt started (its pid file), or any process with
+ *     -name guest=NAME on its command line: the guest of NAME;
+ *   - otherwise root (or our own user): a host client;
+ *   - anything else, or a peer we cannot look at: PEER_UNKNOWN, which may
+ *     do nothing. Other users reach the socket only through its group,
+ *     which is there for QEMU; its helpers must not act as the host.
+ */
 static void
 peer_identify(int fd, struct peer *p)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	char path[32], cmdline[CMDLINE_MAX];
-	ssize_t n = -1;
+	size_t got = 0;
+	ssize_t n = 0;
 	int pidfd = -1, cfd;
 
 	p->kind = PEER_UNKNOWN;
+	p->how = "cannot look at it";
 	p->vm[0] = '\0';
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
 		cred.pid = 0;
@@ -698,29 +764,44 @@ peer_identify(int fd, struct peer *p)
 		return;		/* a pid namespace we cannot look into */
 
 	/* A pidfd of the peer (Linux 6.5) tells us afterwards that the pid
-	 * we read about was still the peer's, not reused. */
+	 * we looked at was still the peer's, not reused. Older kernels do
+	 * not know the option; any other failure means the peer is gone. */
 	len = sizeof(pidfd);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == -1)
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == -1) {
+		if (errno != ENOPROTOOPT)
+			return;
 		pidfd = -1;
-	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)cred.pid);
-	if ((cfd = open(path, O_RDONLY | O_CLOEXEC)) != -1) {
-		size_t got = 0;
-
-		while (got < sizeof(cmdline) &&
-		    (n = read(cfd, cmdline + got, sizeof(cmdline) - got)) > 0)
-			got += (size_t)n;
-		n = n == -1 ? -1 : (ssize_t)got;
-		close(cfd);
+	}
+	if (peer_pid_file(cred.pid, p->vm)) {
+		p->kind = PEER_GUEST;
+		p->how = "libvirt's pid file";
+	} else {
+		snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)cred.pid);
+		if ((cfd = open(path, O_RDONLY | O_CLOEXEC)) != -1) {
+			while (got < sizeof(cmdline) && (n = read(cfd, cmdline +
+			    got, sizeof(cmdline) - got)) > 0)
+				got += (size_t)n;
+			close(cfd);
+		}
+		if (cfd != -1 && n != -1 && got > 0) {
+			p->kind = qemu_peer_name(cmdline, got, p->vm);
+			p->how = "its command line";
+			/* No -name in what we read of a longer one: unknown. */
+			if (p->kind == PEER_HOST && got == sizeof(cmdline))
+				p->kind = PEER_UNKNOWN;
+		}
 	}
 	if (pidfd != -1) {
-		/* ESRCH: gone, and the pid may be another's now. Any other
-		 * error (a syscall filter, valgrind) says nothing about it. */
-		if (pidfd_send_signal(pidfd, 0, NULL, 0) == -1 && errno == ESRCH)
-			n = -1;
+		struct pollfd pp = { .fd = pidfd, .events = POLLIN };
+
+		if (poll(&pp, 1, 0) != 0)	/* it ended: maybe not ours */
+			p->kind = PEER_UNKNOWN;
 		close(pidfd);
 	}
-	if (n > 0)
-		p->kind = qemu_peer_name(cmdline, (size_t)n, p->vm);
+	if (p->kind == PEER_HOST && cred.uid != 0 && cred.uid != geteuid()) {
+		p->kind = PEER_UNKNOWN;
+		p->how = "neither root nor QEMU";
+	}
 }
 
 /* Why cmd from peer p must not run, or NULL if it may. */
@@ -729,7 +810,7 @@ policy_denies(const struct peer *p, const struct command *cmd)
 {
 	switch (p->kind) {
 	case PEER_UNKNOWN:
-		return "cannot tell which domain this peer serves";
+		return "neither root nor a guest we can name";
 	case PEER_GUEST:
 		if (strcmp(cmd->vm, p->vm) != 0)
 			return "a guest may only act on its own domain";
@@ -757,7 +838,7 @@ struct conn {
 	size_t		outlen;		/* replies not yet sent */
 	unsigned long	dropped;	/* replies lost to a peer that does not read */
 	int64_t		quiet_since;	/* start of this minute's log budget */
-	unsigned	logged;		/* invalid lines logged in it */
+	unsigned	logged;		/* such lines logged in it */
 	unsigned long	unlogged;	/* and not logged, past the budget */
 	struct linebuf	in;
 	char		out[OUTBOX_SIZE];
@@ -812,8 +893,8 @@ static void
 conn_unlogged(struct conn *c)
 {
 	if (c->unlogged > 0)
-		log_warn("[VMusb] %lu more invalid lines from this client were "
-		    "not logged", c->unlogged);
+		log_warn("[VMusb] %lu more invalid, refused or failed lines "
+		    "from this client were not logged", c->unlogged);
 	c->unlogged = 0;
 }
 
@@ -885,8 +966,9 @@ conn_line(struct conn *c, const char *line, size_t len)
 		conn_reply(c, buf, reply_format(buf, sizeof(buf), &cmd, NULL));
 	} else {
 		escape_text(esc, sizeof(esc), res.reason, strlen(res.reason));
-		log_warn("[VMusb] %s %sing device %s failed: %s %s", cmd.vm, act,
-		    cmd.device, esc, tag);
+		if (conn_may_log(c))
+			log_warn("[VMusb] %s %sing device %s failed: %s %s",
+			    cmd.vm, act, cmd.device, esc, tag);
 		conn_reply(c, buf, reply_format(buf, sizeof(buf), &cmd,
 		    res.reason));
 	}
@@ -952,10 +1034,10 @@ conn_main(void *arg)
 
 	peer_identify(c->fd, &c->peer);
 	log_debug("[VMusb] connection %lu opened by pid %ld (uid %lu gid %lu), "
-	    "%s%s", c->id, (long)who->pid, (unsigned long)who->uid,
+	    "%s%s (%s)", c->id, (long)who->pid, (unsigned long)who->uid,
 	    (unsigned long)who->gid, who->kind == PEER_HOST ? "a host client" :
-	    who->kind == PEER_GUEST ? "the guest of " : "unidentified: may do "
-	    "nothing", who->vm);
+	    who->kind == PEER_GUEST ? "the guest of " : "unidentified, may do "
+	    "nothing", who->vm, who->how);
 	line_clear(&c->in);
 	while (!c->eof) {
 		struct pollfd p = { .fd = c->fd,
@@ -1041,7 +1123,7 @@ listen_on(const char *path)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
 	mode_t old;
-	int fd, probe;
+	int fd, probe, e;
 
 	if (fit(snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path),
 	    sizeof(sa.sun_path)) < 0)
@@ -1054,11 +1136,23 @@ listen_on(const char *path)
 			    path);
 		if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 			err(1, "socket");
-		if (connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		e = connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 :
+		    errno;
+		/* libvirt gave our old socket to the QEMU user, and we may
+		 * lack CAP_DAC_OVERRIDE (the unit): take it back to look. */
+		if (e == EACCES && lchown(path, geteuid(), getegid()) == 0) {
+			e = connect(probe, (struct sockaddr *)&sa, sizeof(sa)) ==
+			    0 ? 0 : errno;
+			if (e != ECONNREFUSED)
+				(void)!lchown(path, st.st_uid, st.st_gid);
+		}
+		if (e == 0)
 			errx(1, "another server is listening on %s; not "
 			    "taking it over", path);
-		if (errno != ECONNREFUSED)
+		if (e != ECONNREFUSED) {
+			errno = e;
 			err(1, "cannot check %s", path);
+		}
 		close(probe);
 		/* A stale socket from an earlier run: replace it. */
 		if (unlink(path) == -1 && errno != ENOENT)
@@ -1073,12 +1167,12 @@ listen_on(const char *path)
 		err(1, "cannot bind %s", path);
 	umask(old);
 	/* Group, then mode: nobody can connect before listen() anyway. */
-	if (opt.socket_gid != (gid_t)-1 && chown(path, (uid_t)-1,
+	if (opt.socket_gid != (gid_t)-1 && lchown(path, (uid_t)-1,
 	    opt.socket_gid) == -1)
 		err(1, "cannot give %s to group %lu", path,
 		    (unsigned long)opt.socket_gid);
-	if (opt.socket_mode != DEFAULT_SOCKET_MODE &&
-	    chmod(path, opt.socket_mode) == -1)
+	if (opt.socket_mode != DEFAULT_SOCKET_MODE && fchmodat(AT_FDCWD, path,
+	    opt.socket_mode, AT_SYMLINK_NOFOLLOW) == -1)
 		err(1, "cannot set the mode of %s", path);
 	if (listen(fd, SOMAXCONN) == -1)
 		err(1, "cannot listen on %s", path);
@@ -1207,6 +1301,7 @@ usage(int status)
 	    "                             (default %s)\n"
 	    "      --guest-attach         a guest may attach devices to its own\n"
 	    "                             domain (it may always detach them)\n"
+	    "      --qemu-run-dir DIR     libvirt's QEMU pid files (default %s)\n"
 	    "  -x, --xml-dir DIR          write device-VID:PID.xml here (default %s)\n"
 	    "  -V, --virsh PATH           the virsh to run; a bare name is looked\n"
 	    "                             up on %s\n"
@@ -1216,8 +1311,8 @@ usage(int status)
 	    "  -d, --debug                log to standard error instead of syslog\n"
 	    "  -h, --help                 show this help\n"
 	    "  -v, --version              show the version\n",
-	    DEFAULT_SOCKET, DEFAULT_CONFIG, DEFAULT_XML_DIR, SAFE_PATH,
-	    VIRSH_TIMEOUT);
+	    DEFAULT_SOCKET, DEFAULT_CONFIG, DEFAULT_QEMU_RUN_DIR,
+	    DEFAULT_XML_DIR, SAFE_PATH, VIRSH_TIMEOUT);
 	exit(status);
 }
 
@@ -1231,6 +1326,7 @@ parse_options(int argc, char *argv[])
 		{ "allow",	required_argument,	NULL, 'a' },
 		{ "config",	required_argument,	NULL, 'C' },
 		{ "guest-attach", no_argument,		NULL, 'G' },
+		{ "qemu-run-dir", required_argument,	NULL, 'Q' },
 		{ "xml-dir",	required_argument,	NULL, 'x' },
 		{ "virsh",	required_argument,	NULL, 'V' },
 		{ "connect",	required_argument,	NULL, 'c' },
@@ -1277,6 +1373,9 @@ parse_options(int argc, char *argv[])
 			break;
 		case 'G':
 			opt.guest_attach = true;
+			break;
+		case 'Q':
+			opt.qemu_run_dir = optarg;
 			break;
 		case 'x':
 			opt.xml_dir = optarg;

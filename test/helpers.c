@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 
 #include <sys/prctl.h>
+#include <linux/capability.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -327,6 +328,10 @@ daemon_start(const char *first, ...)
 		/* Dies with this test, even when Check kills it at a timeout. */
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
 			_exit(126);
+		/* As the unit runs it: root with no capability but CAP_CHOWN. */
+		for (int cap = 0; w.chown_only && cap <= CAP_LAST_CAP; cap++)
+			if (cap != CAP_CHOWN && prctl(PR_CAPBSET_DROP, cap) == -1)
+				_exit(126);
 		if (dup2(null, 0) == -1 || dup2(fd[1], 1) == -1 ||
 		    dup2(fd[1], 2) == -1)
 			_exit(126);
@@ -589,6 +594,14 @@ peer_main(int argc, char *argv[])
 
 	if (argc < 3 || fit_path(sa.sun_path, sizeof(sa.sun_path), argv[2]) < 0)
 		return 2;
+	/* "--pidfile PATH": first write our pid there, as libvirt would. */
+	if (argc > 4 && strcmp(argv[3], "--pidfile") == 0) {
+		FILE *f = fopen(argv[4], "w");
+
+		if (f == NULL || fprintf(f, "%ld\n", (long)getpid()) < 0 ||
+		    fclose(f) != 0)
+			return 1;
+	}
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
 	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
 		perror(argv[2]);

@@ -1417,6 +1417,9 @@ START_TEST(test_peer_without_name_is_the_host)
 	ck_assert_int_eq(peer("", 0, name), PEER_HOST);
 	/* argv[0] is the program, not an option. */
 	ck_assert_int_eq(peer(LIT("-name\0vmA\0"), name), PEER_HOST);
+	/* Inside a value, "-name" is no option. */
+	ck_assert_int_eq(peer(LIT("qemu\0-device\0x,id=-name\0"), name),
+	    PEER_HOST);
 	/* "guest=x" alone is no -name option. */
 	ck_assert_int_eq(peer(LIT("qemu\0guest=vmA\0-namex\0vmB\0"), name),
 	    PEER_HOST);
@@ -1441,6 +1444,17 @@ START_TEST(test_peer_with_unusable_name_is_an_unknown_guest)
 	    PEER_UNKNOWN);
 	ck_assert_int_eq(peer(LIT("qemu\0-name\0"), name), PEER_UNKNOWN);
 	ck_assert_int_eq(peer(LIT("qemu\0-name\0guest=win1"), name),
+	    PEER_UNKNOWN);
+	/* A value that is just "-name" looks like the option: it then has an
+	 * unusable value, and the peer may do nothing (never more). */
+	ck_assert_int_eq(peer(LIT("qemu\0-append\0-name\0-S\0"), name),
+	    PEER_UNKNOWN);
+	/* Named twice: QEMU takes the last, we take neither. */
+	ck_assert_int_eq(peer(LIT("qemu\0-name\0guest=vmA\0-name\0guest=vmB\0"),
+	    name), PEER_UNKNOWN);
+	ck_assert_int_eq(peer(LIT("qemu\0-name\0vmB,guest=vmA\0"), name),
+	    PEER_UNKNOWN);
+	ck_assert_int_eq(peer(LIT("qemu\0-name\0guest=vmA,guest=vmB\0"), name),
 	    PEER_UNKNOWN);
 	memset(big, 'a', sizeof(big));
 	memcpy(big, "q\0-name\0", 8);

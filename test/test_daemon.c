@@ -217,7 +217,7 @@ START_TEST(test_debug_log_follows_each_connection)
 	daemon_start(NULL);
 	client_open(&c);
 	snprintf(want, sizeof(want), "[VMusb] connection 1 opened by pid %ld "
-	    "(uid %lu gid %lu), a host client", (long)getpid(),
+	    "(uid %lu gid %lu), a host client (its command line)", (long)getpid(),
 	    (unsigned long)geteuid(), (unsigned long)getegid());
 	expect_log(want);
 	client_send(&c, "win10 attach 046d:c52b\n");
@@ -240,19 +240,46 @@ END_TEST
 /* ------------------------------------------------------------------ */
 /* Policy: who may move what                                           */
 
-/* A second real process on the socket, with "-name VALUE" on its command
- * line as QEMU has; sends in, returns what the daemon answered. */
+/* A second real process on the socket: as uid 65534 if nobody, writing
+ * its pid to pidfile first if there is one, with "-name NAME" on its
+ * command line as QEMU has if name is not NULL. Sends in, returns what the
+ * daemon answered. */
 static void
-peer_run(const char *name, const char *in, char *out, size_t size)
+peer_as(bool nobody, const char *pidfile, const char *name, const char *in,
+    char *out, size_t size)
 {
-	char self[PATH_MAX];
+	char self[PATH_MAX], *argv[16];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	int argc = 0;
 
 	ck_assert_int_gt(n, 0);
 	self[n] = '\0';
-	char *argv[] = { self, (char *)"peer", w.sock, (char *)"-name",
-	    (char *)name, NULL };
+	if (nobody) {
+		argv[argc++] = (char *)"setpriv";
+		argv[argc++] = (char *)"--reuid=65534";
+		argv[argc++] = (char *)"--regid=65534";
+		argv[argc++] = (char *)"--clear-groups";
+		argv[argc++] = (char *)"--";
+	}
+	argv[argc++] = self;
+	argv[argc++] = (char *)"peer";
+	argv[argc++] = w.sock;
+	if (pidfile != NULL) {
+		argv[argc++] = (char *)"--pidfile";
+		argv[argc++] = (char *)pidfile;
+	}
+	if (name != NULL) {
+		argv[argc++] = (char *)"-name";
+		argv[argc++] = (char *)name;
+	}
+	argv[argc] = NULL;
 	ck_assert_int_eq(run(argv, in, out, size), 0);
+}
+
+static void
+peer_run(const char *name, const char *in, char *out, size_t size)
+{
+	peer_as(false, NULL, name, in, out, size);
 }
 
 /* The fake virsh ran exactly these ("VM VERB" each, in order); the daemon
@@ -318,9 +345,93 @@ START_TEST(test_qemu_peer_with_a_name_we_do_not_accept_may_do_nothing)
 	    "A detach 046d:c52b\n", out, sizeof(out));
 	ck_assert_str_eq(out, "error vm detach 046d:c52b: not allowed\n"
 	    "error A detach 046d:c52b: not allowed\n");
-	expect_log("[VMusb] vm detaching device 046d:c52b denied: cannot tell "
-	    "which domain this peer serves");
+	expect_log("[VMusb] vm detaching device 046d:c52b denied: neither root "
+	    "nor a guest we can name");
 	expect_calls("");
+}
+END_TEST
+
+/* libvirt's pid file is what counts: a QEMU that blanked or forged its
+ * command line is still the guest of its own domain. */
+START_TEST(test_libvirt_pid_file_names_the_guest_whatever_its_command_line)
+{
+	char out[LINE], run_dir[160], pidfile[200];
+
+	snprintf(run_dir, sizeof(run_dir), "%s/qemu-run", w.dir);
+	ck_assert_int_eq(mkdir(run_dir, 0700), 0);
+	snprintf(pidfile, sizeof(pidfile), "%s/vmA.pid", run_dir);
+	daemon_start("--qemu-run-dir", run_dir, NULL);
+	peer_as(false, pidfile, NULL, "reply on\nvmB attach 046d:c52b\n"
+	    "vmA detach 046d:c52b\n", out, sizeof(out));
+	ck_assert_str_eq(out, "error vmB attach 046d:c52b: not allowed\n"
+	    "ok vmA detach 046d:c52b\n");
+	peer_as(false, pidfile, "guest=vmB", "reply on\nvmB detach 046d:c52b\n",
+	    out, sizeof(out));
+	ck_assert_str_eq(out, "error vmB detach 046d:c52b: not allowed\n");
+	expect_calls("vmA detach-device;");
+}
+END_TEST
+
+/* Give the socket to group 65534, so that uid 65534 can reach it. */
+static bool
+socket_for_nobody(const char *what)
+{
+	if (!is_root())
+		return !test_skips(what, "needs root to run a peer as another "
+		    "user");
+	ck_assert_int_eq(chmod(scratch_dir(), 0711), 0);
+	ck_assert_int_eq(chmod(w.dir, 0711), 0);
+	daemon_start("--socket-group", "65534", "--socket-mode", "0660", NULL);
+	return true;
+}
+
+/* Another user on the socket (its group is for QEMU) is not the host. */
+START_TEST(test_other_user_without_qemu_identity_may_do_nothing)
+{
+	char out[LINE];
+
+	if (!socket_for_nobody("other user test"))
+		return;
+	peer_as(true, NULL, NULL, "reply on\nvm detach 046d:c52b\n", out,
+	    sizeof(out));
+	ck_assert_str_eq(out, "error vm detach 046d:c52b: not allowed\n");
+	expect_log("[VMusb] vm detaching device 046d:c52b denied: neither root "
+	    "nor a guest we can name");
+	/* The same user as QEMU is the guest of its domain. */
+	peer_as(true, NULL, "guest=vm", "reply on\nvm detach 046d:c52b\n", out,
+	    sizeof(out));
+	ck_assert_str_eq(out, "ok vm detach 046d:c52b\n");
+	expect_calls("vm detach-device;");
+}
+END_TEST
+
+/* As the unit runs it: no capability but CAP_CHOWN. A guest of another
+ * user may still detach from itself, and a stale socket that libvirt gave
+ * to that user is taken back. */
+START_TEST(test_with_cap_chown_alone_a_guest_still_detaches)
+{
+	char out[LINE];
+	int fd;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	if (!is_root() && test_skips("CAP_CHOWN test", "needs root"))
+		return;
+	/* A stale socket, re-owned as libvirt does for QEMU. */
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w.sock);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd);
+	ck_assert_int_eq(chmod(w.sock, 0600), 0);
+	ck_assert_int_eq(chown(w.sock, 64055, 64055), 0);
+
+	w.chown_only = true;
+	if (!socket_for_nobody("CAP_CHOWN test"))
+		return;
+	peer_as(true, NULL, "guest=vmA,debug-threads=on",
+	    "reply on\nvmA detach 046d:c52b\nvmB detach 046d:c52b\n", out,
+	    sizeof(out));
+	ck_assert_str_eq(out, "ok vmA detach 046d:c52b\n"
+	    "error vmB detach 046d:c52b: not allowed\n");
 }
 END_TEST
 
@@ -624,8 +735,8 @@ START_TEST(test_a_flood_of_junk_does_not_drown_the_log)
 			break;
 	}
 	ck_assert_int_eq(logged, 20);
-	snprintf(want, sizeof(want), "[VMusb] %d more invalid lines from this "
-	    "client were not logged", N - 20);
+	snprintf(want, sizeof(want), "[VMusb] %d more invalid, refused or "
+	    "failed lines from this client were not logged", N - 20);
 	ck_assert_str_eq(line, want);
 }
 END_TEST
@@ -1268,6 +1379,9 @@ daemon_suite(void)
 	tcase_add_test(policy, test_qemu_peer_acts_only_on_its_own_domain);
 	tcase_add_test(policy, test_guest_attach_lets_a_guest_attach_to_itself_only);
 	tcase_add_test(policy, test_qemu_peer_with_a_name_we_do_not_accept_may_do_nothing);
+	tcase_add_test(policy, test_libvirt_pid_file_names_the_guest_whatever_its_command_line);
+	tcase_add_test(policy, test_other_user_without_qemu_identity_may_do_nothing);
+	tcase_add_test(policy, test_with_cap_chown_alone_a_guest_still_detaches);
 	tcase_add_test(policy, test_allow_flags_let_only_listed_devices_move);
 	tcase_add_test(policy, test_allow_file_lets_only_listed_devices_move);
 	tcase_add_test(policy, test_without_allow_list_a_warning_says_everything_may_move);

@@ -39,6 +39,7 @@ struct world {
 	char		virsh[128];	/* the fake virsh script */
 	char		xmldir[128];	/* where the daemon writes XML */
 	char		config[128];	/* the daemon's --config: empty */
+	bool		chown_only;	/* start it with CAP_CHOWN alone */
 	struct reader	events;		/* fake virsh: "start|end ID VM VERB" */
 	int		gate;		/* a "gate*" VM's virsh waits for a line here */
 	pid_t		daemon;
@@ -98,7 +99,7 @@ int	run(char *const [], const char *, char *, size_t);
 void	dir_list(const char *, char *, size_t);
 /* Reads a whole small file into buf; its length or -1. */
 ssize_t	slurp(const char *, char *, size_t);
-/* The runner as "peer SOCKET ARGS...": see helpers.c. */
+/* The runner as "peer SOCKET [--pidfile PATH] ARGS...": see helpers.c. */
 int	peer_main(int, char *[]);
 /* Waits for an "end" event of the fake virsh for vm; fills id. */
 void	event_wait(const char *, const char *, char *, size_t);
