@@ -610,6 +610,17 @@ guest_connects(long *pid)
 	return id;
 }
 
+/* Starts usbserver and waits for the guest: false if the suite skips. */
+static bool
+guest_session(unsigned long *id, long *qemu)
+{
+	if (!e2e_runs())
+		return false;
+	usbserver_start();
+	*id = guest_connects(qemu);
+	return true;
+}
+
 /*
  * Reads the log until a line that is exactly want, from peer pid (0: a
  * line without a peer tag). Other lines are passed over: the first after a
@@ -714,10 +725,8 @@ START_TEST(test_restarted_usbserver_gets_the_running_guests_lines)
 	unsigned long id;
 	int64_t stopped;
 
-	if (!e2e_runs())
+	if (!guest_session(&id, &qemu))
 		return;
-	usbserver_start();
-	id = guest_connects(&qemu);
 	on_connection(id, detach_refused, qemu, NULL);
 	ck_assert_int_eq(virsh("domid", E2E_VM, before, sizeof(before), WAIT_MS), 0);
 
@@ -740,10 +749,8 @@ START_TEST(test_hostile_guest_line_is_refused_and_the_port_stays_up)
 	unsigned long id;
 	long qemu;
 
-	if (!e2e_runs())
+	if (!guest_session(&id, &qemu))
 		return;
-	usbserver_start();
-	id = guest_connects(&qemu);
 	on_connection(id, "[VMusb] invalid action: " E2E_VM
 	    " detach ../../etc/passwd", qemu, NULL);
 	/* The next valid line comes on the same connection. */
@@ -762,10 +769,8 @@ START_TEST(test_guest_acts_only_on_its_own_domain_and_may_not_attach)
 	unsigned long id;
 	long qemu;
 
-	if (!e2e_runs())
+	if (!guest_session(&id, &qemu))
 		return;
-	usbserver_start();
-	id = guest_connects(&qemu);
 	/* The guest's cycle: detach, hostile, another domain's, attach;
 	 * virsh runs for neither of the last two. */
 	on_connection(id, "[VMusb] other-vm detaching device " E2E_DEVICE
