@@ -680,19 +680,48 @@ struct peer {
 	char		tag[80];		/* "(peer pid P uid U)" */
 };
 
-/* Is pid a QEMU that libvirt started? Its pid files (NAME.pid, root's, in
+/* The real uid of process pid, from /proc/PID/status (its owner there is
+ * root for a process that is not dumpable); (uid_t)-1 if unknown. */
+static uid_t
+proc_uid(pid_t pid)
+{
+	char path[32], buf[2048], *at;
+	unsigned long uid;
+	ssize_t n = -1;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) != -1) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+	}
+	if (n <= 0)
+		return (uid_t)-1;
+	buf[n] = '\0';
+	if ((at = strstr(buf, "\nUid:")) == NULL ||
+	    sscanf(at + 5, "%lu", &uid) != 1)
+		return (uid_t)-1;
+	return (uid_t)uid;
+}
+
+/*
+ * Is pid a QEMU that libvirt started? Its pid files (NAME.pid, root's, in
  * a root-only directory) say so whatever the process did to its own
- * command line. Fills name. */
+ * command line: fills name. Also tells whether any of those QEMUs runs as
+ * uid (*qemu_user): its helper processes run as that user too.
+ */
 static bool
-peer_pid_file(pid_t pid, char name[MAX_VM_NAME + 1])
+peer_pid_file(pid_t pid, uid_t uid, char name[MAX_VM_NAME + 1],
+    bool *qemu_user)
 {
 	struct dirent *de;
 	bool found = false;
 	DIR *d;
 
+	*qemu_user = false;
 	if ((d = opendir(opt.qemu_run_dir)) == NULL)
 		return false;
-	while (!found && (de = readdir(d)) != NULL) {
+	while ((de = readdir(d)) != NULL) {
 		size_t n = strlen(de->d_name);
 		char buf[24], *end;
 		struct stat st;
@@ -717,25 +746,58 @@ peer_pid_file(pid_t pid, char name[MAX_VM_NAME + 1])
 		buf[got] = '\0';
 		errno = 0;
 		v = strtol(buf, &end, 10);
-		if (errno == 0 && end != buf && (*end == '\0' || *end == '\n') &&
-		    v == (long)pid) {
+		if (errno != 0 || end == buf || (*end != '\0' && *end != '\n') ||
+		    v <= 0 || v > INT_MAX)
+			continue;
+		if (v == (long)pid && !found) {
 			memcpy(name, de->d_name, n - 4);
 			name[n - 4] = '\0';
 			found = true;
 		}
+		if (proc_uid((pid_t)v) == uid)
+			*qemu_user = true;
 	}
 	closedir(d);
 	return found;
+}
+
+/* Was the peer in group gid when it connected (SO_PEERGROUPS)? */
+static bool
+peer_in_group(int fd, gid_t primary, gid_t gid)
+{
+	gid_t small[64], *groups = small;
+	socklen_t len = sizeof(small);
+	bool in = false;
+
+	if (gid == (gid_t)-1)
+		return false;
+	if (primary == gid)
+		return true;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == -1) {
+		/* ERANGE: len is now what it takes, at most NGROUPS_MAX. */
+		if (errno != ERANGE || len > NGROUPS_MAX * sizeof(gid_t) ||
+		    (groups = malloc(len)) == NULL)
+			return false;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == -1)
+			len = 0;
+	}
+	for (size_t i = 0; i < len / sizeof(gid_t) && !in; i++)
+		in = groups[i] == gid;
+	if (groups != small)
+		free(groups);
+	return in;
 }
 
 /*
  * Reads the peer's credentials and decides what it is:
  *   - a QEMU that libvirt started (its pid file), or any process with
  *     -name guest=NAME on its command line: the guest of NAME;
- *   - otherwise root (or our own user): a host client;
+ *   - otherwise root (or our own user), or a member of the socket's
+ *     group: a host client; but not a process of a user that a running
+ *     QEMU of libvirt's runs as (QEMU's helpers, or a QEMU that libvirt
+ *     did not start), which may reach the socket through its group too;
  *   - anything else, or a peer we cannot look at: PEER_UNKNOWN, which may
- *     do nothing. Other users reach the socket only through its group,
- *     which is there for QEMU; its helpers must not act as the host.
+ *     do nothing.
  */
 static void
 peer_identify(int fd, struct peer *p)
@@ -746,6 +808,7 @@ peer_identify(int fd, struct peer *p)
 	size_t got = 0;
 	ssize_t n = 0;
 	int pidfd = -1, cfd;
+	bool qemu_user;
 
 	p->kind = PEER_UNKNOWN;
 	p->how = "cannot look at it";
@@ -772,7 +835,7 @@ peer_identify(int fd, struct peer *p)
 			return;
 		pidfd = -1;
 	}
-	if (peer_pid_file(cred.pid, p->vm)) {
+	if (peer_pid_file(cred.pid, cred.uid, p->vm, &qemu_user)) {
 		p->kind = PEER_GUEST;
 		p->how = "libvirt's pid file";
 	} else {
@@ -799,8 +862,13 @@ peer_identify(int fd, struct peer *p)
 		close(pidfd);
 	}
 	if (p->kind == PEER_HOST && cred.uid != 0 && cred.uid != geteuid()) {
-		p->kind = PEER_UNKNOWN;
-		p->how = "neither root nor QEMU";
+		if (!peer_in_group(fd, cred.gid, opt.socket_gid)) {
+			p->kind = PEER_UNKNOWN;
+			p->how = "neither root nor in the socket's group";
+		} else if (qemu_user) {
+			p->kind = PEER_UNKNOWN;
+			p->how = "a user QEMU runs as";
+		}
 	}
 }
 
@@ -810,7 +878,7 @@ policy_denies(const struct peer *p, const struct command *cmd)
 {
 	switch (p->kind) {
 	case PEER_UNKNOWN:
-		return "neither root nor a guest we can name";
+		return "neither a host client nor a guest we can name";
 	case PEER_GUEST:
 		if (strcmp(cmd->vm, p->vm) != 0)
 			return "a guest may only act on its own domain";

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -240,24 +241,26 @@ END_TEST
 /* ------------------------------------------------------------------ */
 /* Policy: who may move what                                           */
 
-/* A second real process on the socket: as uid 65534 if nobody, writing
- * its pid to pidfile first if there is one, with "-name NAME" on its
- * command line as QEMU has if name is not NULL. Sends in, returns what the
- * daemon answered. */
+/* A second real process on the socket: as uid:gid unless uid is 0,
+ * writing its pid to pidfile first if there is one, with "-name NAME" on
+ * its command line as QEMU has if name is not NULL. Sends in, returns
+ * what the daemon answered. */
 static void
-peer_as(bool nobody, const char *pidfile, const char *name, const char *in,
-    char *out, size_t size)
+peer_as(uid_t uid, gid_t gid, const char *pidfile, const char *name,
+    const char *in, char *out, size_t size)
 {
-	char self[PATH_MAX], *argv[16];
+	char self[PATH_MAX], *argv[16], reuid[32], regid[32];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	int argc = 0;
 
 	ck_assert_int_gt(n, 0);
 	self[n] = '\0';
-	if (nobody) {
+	if (uid != 0) {
+		snprintf(reuid, sizeof(reuid), "--reuid=%lu", (unsigned long)uid);
+		snprintf(regid, sizeof(regid), "--regid=%lu", (unsigned long)gid);
 		argv[argc++] = (char *)"setpriv";
-		argv[argc++] = (char *)"--reuid=65534";
-		argv[argc++] = (char *)"--regid=65534";
+		argv[argc++] = reuid;
+		argv[argc++] = regid;
 		argv[argc++] = (char *)"--clear-groups";
 		argv[argc++] = (char *)"--";
 	}
@@ -279,7 +282,7 @@ peer_as(bool nobody, const char *pidfile, const char *name, const char *in,
 static void
 peer_run(const char *name, const char *in, char *out, size_t size)
 {
-	peer_as(false, NULL, name, in, out, size);
+	peer_as(0, 0, NULL, name, in, out, size);
 }
 
 /* The fake virsh ran exactly these ("VM VERB" each, in order); the daemon
@@ -345,8 +348,8 @@ START_TEST(test_qemu_peer_with_a_name_we_do_not_accept_may_do_nothing)
 	    "A detach 046d:c52b\n", out, sizeof(out));
 	ck_assert_str_eq(out, "error vm detach 046d:c52b: not allowed\n"
 	    "error A detach 046d:c52b: not allowed\n");
-	expect_log("[VMusb] vm detaching device 046d:c52b denied: neither root "
-	    "nor a guest we can name");
+	expect_log("[VMusb] vm detaching device 046d:c52b denied: neither a "
+	    "host client nor a guest we can name");
 	expect_calls("");
 }
 END_TEST
@@ -361,47 +364,95 @@ START_TEST(test_libvirt_pid_file_names_the_guest_whatever_its_command_line)
 	ck_assert_int_eq(mkdir(run_dir, 0700), 0);
 	snprintf(pidfile, sizeof(pidfile), "%s/vmA.pid", run_dir);
 	daemon_start("--qemu-run-dir", run_dir, NULL);
-	peer_as(false, pidfile, NULL, "reply on\nvmB attach 046d:c52b\n"
+	peer_as(0, 0, pidfile, NULL, "reply on\nvmB attach 046d:c52b\n"
 	    "vmA detach 046d:c52b\n", out, sizeof(out));
 	ck_assert_str_eq(out, "error vmB attach 046d:c52b: not allowed\n"
 	    "ok vmA detach 046d:c52b\n");
-	peer_as(false, pidfile, "guest=vmB", "reply on\nvmB detach 046d:c52b\n",
+	peer_as(0, 0, pidfile, "guest=vmB", "reply on\nvmB detach 046d:c52b\n",
 	    out, sizeof(out));
 	ck_assert_str_eq(out, "error vmB detach 046d:c52b: not allowed\n");
 	expect_calls("vmA detach-device;");
 }
 END_TEST
 
-/* Give the socket to group 65534, so that uid 65534 can reach it. */
+/* Gives the socket to group 65534, so that uid 65534 can reach it; the
+ * daemon's QEMU pid files are in run_dir. */
 static bool
-socket_for_nobody(const char *what)
+socket_for_nobody(const char *what, char *run_dir, size_t size)
 {
 	if (!is_root())
 		return !test_skips(what, "needs root to run a peer as another "
 		    "user");
 	ck_assert_int_eq(chmod(scratch_dir(), 0711), 0);
 	ck_assert_int_eq(chmod(w.dir, 0711), 0);
-	daemon_start("--socket-group", "65534", "--socket-mode", "0660", NULL);
+	snprintf(run_dir, size, "%s/qemu-run", w.dir);
+	ck_assert_int_eq(mkdir(run_dir, 0700), 0);
+	daemon_start("--socket-group", "65534", "--socket-mode", "0660",
+	    "--qemu-run-dir", run_dir, NULL);
 	return true;
 }
 
-/* Another user on the socket (its group is for QEMU) is not the host. */
-START_TEST(test_other_user_without_qemu_identity_may_do_nothing)
+/* A process of uid 65534 that libvirt's pid file dir/NAME.pid names. */
+static pid_t
+fake_qemu(const char *dir, const char *name)
 {
-	char out[LINE];
+	char path[256], ok;
+	int fd[2];
+	FILE *f;
+	pid_t pid;
 
-	if (!socket_for_nobody("other user test"))
+	ck_assert_int_eq(pipe2(fd, O_CLOEXEC), 0);
+	if ((pid = fork()) == 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
+		    setgroups(0, NULL) == -1 || setgid(65534) == -1 ||
+		    setuid(65534) == -1 || write(fd[1], "", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	ck_assert_int_gt(pid, 0);
+	close(fd[1]);
+	ck_assert_int_eq(read(fd[0], &ok, 1), 1);	/* it is uid 65534 now */
+	close(fd[0]);
+	snprintf(path, sizeof(path), "%s/%s.pid", dir, name);
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	fprintf(f, "%ld", (long)pid);
+	ck_assert_int_eq(fclose(f), 0);
+	return pid;
+}
+
+/* Members of the socket's group are host clients; but not a user that a
+ * QEMU of libvirt's runs as (its helpers share it), nor another user who
+ * reaches the socket because libvirt gave it away. */
+START_TEST(test_socket_group_members_are_host_clients_unless_qemu_runs_as_them)
+{
+	char out[LINE], run_dir[160];
+	pid_t qemu;
+
+	if (!socket_for_nobody("socket group test", run_dir, sizeof(run_dir)))
 		return;
-	peer_as(true, NULL, NULL, "reply on\nvm detach 046d:c52b\n", out,
-	    sizeof(out));
-	ck_assert_str_eq(out, "error vm detach 046d:c52b: not allowed\n");
-	expect_log("[VMusb] vm detaching device 046d:c52b denied: neither root "
-	    "nor a guest we can name");
-	/* The same user as QEMU is the guest of its domain. */
-	peer_as(true, NULL, "guest=vm", "reply on\nvm detach 046d:c52b\n", out,
-	    sizeof(out));
+	peer_as(65534, 65534, NULL, NULL, "reply on\nvm detach 046d:c52b\n",
+	    out, sizeof(out));
 	ck_assert_str_eq(out, "ok vm detach 046d:c52b\n");
-	expect_calls("vm detach-device;");
+
+	qemu = fake_qemu(run_dir, "vmQ");
+	peer_as(65534, 65534, NULL, NULL, "reply on\nvm detach 046d:c52b\n",
+	    out, sizeof(out));
+	ck_assert_str_eq(out, "error vm detach 046d:c52b: not allowed\n");
+	expect_log("[VMusb] vm detaching device 046d:c52b denied: neither a "
+	    "host client nor a guest we can name");
+	ck_assert_int_eq(kill(qemu, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(qemu, NULL, 0), qemu);
+
+	ck_assert_int_eq(chown(w.sock, 65533, (gid_t)-1), 0);
+	peer_as(65533, 65533, NULL, NULL, "reply on\nvm detach 046d:c52b\n",
+	    out, sizeof(out));
+	ck_assert_str_eq(out, "error vm detach 046d:c52b: not allowed\n");
+	/* A guest of that user is still the guest of its domain. */
+	peer_as(65533, 65533, NULL, "guest=vm", "reply on\nvm detach 046d:c52b\n",
+	    out, sizeof(out));
+	ck_assert_str_eq(out, "ok vm detach 046d:c52b\n");
+	expect_calls("vm detach-device;vm detach-device;");
 }
 END_TEST
 
@@ -410,7 +461,7 @@ END_TEST
  * to that user is taken back. */
 START_TEST(test_with_cap_chown_alone_a_guest_still_detaches)
 {
-	char out[LINE];
+	char out[LINE], run_dir[160];
 	int fd;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
@@ -425,9 +476,9 @@ START_TEST(test_with_cap_chown_alone_a_guest_still_detaches)
 	ck_assert_int_eq(chown(w.sock, 64055, 64055), 0);
 
 	w.chown_only = true;
-	if (!socket_for_nobody("CAP_CHOWN test"))
+	if (!socket_for_nobody("CAP_CHOWN test", run_dir, sizeof(run_dir)))
 		return;
-	peer_as(true, NULL, "guest=vmA,debug-threads=on",
+	peer_as(65534, 65534, NULL, "guest=vmA,debug-threads=on",
 	    "reply on\nvmA detach 046d:c52b\nvmB detach 046d:c52b\n", out,
 	    sizeof(out));
 	ck_assert_str_eq(out, "ok vmA detach 046d:c52b\n"
@@ -1380,7 +1431,7 @@ daemon_suite(void)
 	tcase_add_test(policy, test_guest_attach_lets_a_guest_attach_to_itself_only);
 	tcase_add_test(policy, test_qemu_peer_with_a_name_we_do_not_accept_may_do_nothing);
 	tcase_add_test(policy, test_libvirt_pid_file_names_the_guest_whatever_its_command_line);
-	tcase_add_test(policy, test_other_user_without_qemu_identity_may_do_nothing);
+	tcase_add_test(policy, test_socket_group_members_are_host_clients_unless_qemu_runs_as_them);
 	tcase_add_test(policy, test_with_cap_chown_alone_a_guest_still_detaches);
 	tcase_add_test(policy, test_allow_flags_let_only_listed_devices_move);
 	tcase_add_test(policy, test_allow_file_lets_only_listed_devices_move);
