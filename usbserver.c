@@ -857,8 +857,10 @@ peer_identify(int fd, struct peer *p)
 	if (pidfd != -1) {
 		struct pollfd pp = { .fd = pidfd, .events = POLLIN };
 
-		if (poll(&pp, 1, 0) != 0)	/* it ended: maybe not ours */
+		if (poll(&pp, 1, 0) != 0) {	/* it ended: maybe not ours */
 			p->kind = PEER_UNKNOWN;
+			p->how = "it ended before we looked";
+		}
 		close(pidfd);
 	}
 	if (p->kind == PEER_HOST && cred.uid != 0 && cred.uid != geteuid()) {
