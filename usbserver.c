@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -1253,6 +1254,53 @@ listen_on(const char *path)
 	return fd;
 }
 
+/*
+ * The listening socket systemd passed us (the sd_listen_fds protocol:
+ * LISTEN_PID is ours, LISTEN_FDS counts descriptors from 3), or -1. It is
+ * systemd's to create and to remove, with its mode and group: it outlives
+ * us, and so do the guests' connections to it. Fills path with its name.
+ */
+static int
+listen_inherited(char *path, size_t size)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+	int type = 0, listening = 0;
+	socklen_t olen = sizeof(int);
+	char *end;
+	long v;
+
+	if (pid == NULL || fds == NULL)
+		return -1;
+	errno = 0;
+	v = strtol(pid, &end, 10);
+	if (errno != 0 || end == pid || *end != '\0' || v != (long)getpid())
+		return -1;		/* meant for another process */
+	v = strtol(fds, &end, 10);
+	if (end == fds || *end != '\0' || v != 1)
+		errx(1, "LISTEN_FDS=%s: expected exactly one socket", fds);
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	memset(&sa, 0, sizeof(sa));
+	if (getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &olen) == -1 ||
+	    type != SOCK_STREAM ||
+	    getsockopt(3, SOL_SOCKET, SO_ACCEPTCONN, &listening, &olen) == -1 ||
+	    !listening || getsockname(3, (struct sockaddr *)&sa, &len) == -1 ||
+	    sa.sun_family != AF_UNIX)
+		errx(1, "descriptor 3 from systemd is not a listening Unix "
+		    "stream socket");
+	if (fcntl(3, F_SETFD, FD_CLOEXEC) == -1)
+		err(1, "fcntl");
+	if (len <= offsetof(struct sockaddr_un, sun_path) || sa.sun_path[0] == '\0')
+		snprintf(path, size, "(an abstract or unnamed socket)");
+	else
+		snprintf(path, size, "%.*s", (int)(len -
+		    offsetof(struct sockaddr_un, sun_path)), sa.sun_path);
+	return 3;
+}
+
 /* Removes the socket file, if it is still the one we made. */
 static void
 listen_remove(const char *path)
@@ -1327,6 +1375,48 @@ serve(int lfd, int sigfd, int wakefd)
 		conn_start(fd, &attr);
 	}
 	pthread_attr_destroy(&attr);
+}
+
+/* ------------------------------------------------------------------ */
+/* Telling systemd how we are: the sd_notify datagram protocol         */
+
+static struct sockaddr_un notify_addr;
+static socklen_t	notify_len;		/* 0: nobody to tell */
+
+/* Reads NOTIFY_SOCKET: a path, or "@name" for the abstract namespace. */
+static void
+notify_init(void)
+{
+	const char *v = getenv("NOTIFY_SOCKET");
+	size_t n;
+
+	if (v == NULL || (v[0] != '/' && v[0] != '@'))
+		return;
+	if ((n = strlen(v)) >= sizeof(notify_addr.sun_path))
+		errx(1, "NOTIFY_SOCKET is too long");
+	notify_addr.sun_family = AF_UNIX;
+	memcpy(notify_addr.sun_path, v, n);
+	if (v[0] == '@')
+		notify_addr.sun_path[0] = '\0';
+	notify_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+	unsetenv("NOTIFY_SOCKET");
+}
+
+static void
+notify(const char *state)
+{
+	char eb[128];
+	int fd;
+
+	if (notify_len == 0)
+		return;
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    sendto(fd, state, strlen(state), MSG_NOSIGNAL,
+	    (struct sockaddr *)&notify_addr, notify_len) == -1)
+		log_warn("[VMusb] cannot notify systemd: %s", errstr(errno, eb,
+		    sizeof(eb)));
+	if (fd != -1)
+		close(fd);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1539,11 +1629,13 @@ build_virsh_env(void)
 int
 main(int argc, char *argv[])
 {
+	char inherited[sizeof(((struct sockaddr_un *)0)->sun_path) + 1] = "";
 	sigset_t sigs;
 	int lfd, sigfd, wake[2];
 
 	cloexec_inherited();
 	parse_options(argc, argv);
+	notify_init();
 	config_load(opt.config, opt.config_given);
 	check_xml_dir(opt.xml_dir);
 	build_virsh_env();
@@ -1565,15 +1657,29 @@ main(int argc, char *argv[])
 		err(1, "pipe");
 	conn_wake = wake[1];
 
-	lfd = listen_on(opt.socket);
-	log_info("[VMusb] listening on %s", opt.socket);
+	if ((lfd = listen_inherited(inherited, sizeof(inherited))) != -1) {
+		struct stat st;
+
+		/* Its group (SocketGroup=) is the one whose members are host
+		 * clients, unless --socket-group said otherwise. */
+		if (opt.socket_gid == (gid_t)-1 && inherited[0] == '/' &&
+		    stat(inherited, &st) == 0 && (st.st_mode & S_IWGRP))
+			opt.socket_gid = st.st_gid;
+		log_info("[VMusb] listening on %s (from systemd)", inherited);
+	} else {
+		lfd = listen_on(opt.socket);
+		log_info("[VMusb] listening on %s", opt.socket);
+	}
 	if (allow_count == 0)
 		log_warn("[VMusb] no allow list: every host USB device may be "
 		    "moved (see --allow and %s)", opt.config);
+	notify("READY=1\nSTATUS=listening");
 	serve(lfd, sigfd, wake[0]);
 
+	notify("STOPPING=1");
 	close(lfd);
-	listen_remove(opt.socket);
+	if (inherited[0] == '\0')
+		listen_remove(opt.socket);
 	vm_drain();
 	log_info("[VMusb] stopped");
 	return 0;

@@ -136,6 +136,7 @@ world_setup(void)
 	ck_assert_int_eq(prctl(PR_SET_PDEATHSIG, SIGKILL), 0);
 	memset(&w, 0, sizeof(w));
 	w.daemon = -1;
+	w.listen_fd = -1;
 	w.gate = w.events.fd = w.log.fd = -1;
 	snprintf(w.dir, sizeof(w.dir), "%s/t.XXXXXX", scratch_dir());
 	ck_assert_msg(mkdtemp(w.dir) != NULL, "mkdtemp: %s", strerror(errno));
@@ -295,12 +296,14 @@ log_peer(const char *line, const char *want)
 void
 daemon_start(const char *first, ...)
 {
-	char *argv[32];
+	char *argv[48], pidenv[32];
 	int argc = 0, fd[2], null;
 	pid_t parent = getpid();
 	const char *a;
 	va_list ap;
 
+	for (int i = 0; w.prefix[i] != NULL && argc < 8; i++)
+		argv[argc++] = (char *)w.prefix[i];
 	argv[argc++] = (char *)USBSERVER_BIN;
 	argv[argc++] = (char *)"--debug";
 	argv[argc++] = (char *)"--socket";
@@ -314,7 +317,7 @@ daemon_start(const char *first, ...)
 		argv[argc++] = w.virsh;
 	}
 	va_start(ap, first);
-	for (a = first; a != NULL && argc < 31; a = va_arg(ap, const char *))
+	for (a = first; a != NULL && argc < 47; a = va_arg(ap, const char *))
 		argv[argc++] = (char *)a;
 	va_end(ap);
 	argv[argc] = NULL;
@@ -335,15 +338,26 @@ daemon_start(const char *first, ...)
 		if (dup2(null, 0) == -1 || dup2(fd[1], 1) == -1 ||
 		    dup2(fd[1], 2) == -1)
 			_exit(126);
-		execv(argv[0], argv);
+		for (int i = 0; w.env[i] != NULL; i++)
+			if (putenv((char *)w.env[i]) != 0)
+				_exit(126);
+		/* A listening socket passed as systemd passes it. */
+		if (w.listen_fd != -1) {
+			snprintf(pidenv, sizeof(pidenv), "%ld", (long)getpid());
+			if (dup2(w.listen_fd, 3) == -1 ||
+			    setenv("LISTEN_FDS", "1", 1) == -1 ||
+			    setenv("LISTEN_PID", pidenv, 1) == -1)
+				_exit(126);
+		}
+		execvp(argv[0], argv);
 		_exit(127);
 	}
 	close(null);
 	close(fd[1]);
 	w.log.fd = fd[0];
 	w.log.len = 0;
-	ck_assert_msg(log_wait("listening on", NULL, 0),
-	    "the daemon did not start");
+	ck_assert_msg(log_wait(w.ready != NULL ? w.ready : "listening on", NULL,
+	    0), "the daemon did not start");
 }
 
 /* Waits for pid to end within WAIT_MS; its wait status, or -1. */

@@ -12,6 +12,9 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include <poll.h>
+#include <stddef.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1251,6 +1254,162 @@ START_TEST(test_socket_mode_open_to_everyone_is_refused)
 }
 END_TEST
 
+
+/* ------------------------------------------------------------------ */
+/* systemd: readiness and socket activation, without systemd           */
+
+/* A datagram socket of the test's, at path or (starting with '@') in the
+ * abstract namespace, as systemd's NOTIFY_SOCKET. */
+static int
+notify_socket(const char *name)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+	    strlen(name));
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ne(fd, -1);
+	memcpy(sa.sun_path, name, strlen(name));
+	if (name[0] == '@')
+		sa.sun_path[0] = '\0';
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, len), 0);
+	return fd;
+}
+
+/* The next notification holds want. */
+static void
+expect_notify(int fd, const char *want)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char msg[256];
+	ssize_t n;
+
+	ck_assert_msg(poll(&p, 1, WAIT_MS) == 1, "no '%s' within %d ms", want,
+	    WAIT_MS);
+	ck_assert_int_gt(n = recv(fd, msg, sizeof(msg) - 1, 0), 0);
+	msg[n] = '\0';
+	ck_assert_msg(strstr(msg, want) != NULL, "'%s', not '%s'", msg, want);
+}
+
+static void
+expect_ready_and_stopping(const char *name)
+{
+	char env[160];
+	int fd = notify_socket(name);
+
+	snprintf(env, sizeof(env), "NOTIFY_SOCKET=%s", name);
+	w.env[0] = env;
+	daemon_start(NULL);
+	expect_notify(fd, "READY=1");
+	ck_assert_int_eq(daemon_stop(), 0);
+	expect_notify(fd, "STOPPING=1");
+	close(fd);
+}
+
+START_TEST(test_ready_and_stopping_go_to_the_notify_socket)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/notify", w.dir);
+	expect_ready_and_stopping(path);
+}
+END_TEST
+
+START_TEST(test_abstract_notify_socket_works_too)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "@usbserver-test-%ld", (long)getpid());
+	expect_ready_and_stopping(name);
+}
+END_TEST
+
+/* A listening socket of the test's, at the world's path. */
+static int
+listening_socket(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w.sock);
+	ck_assert_int_ne(fd, -1);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(fd, 16), 0);
+	return fd;
+}
+
+/* A passed socket is used, never removed, and holds the clients that
+ * connect while no daemon runs: the next daemon serves them. */
+START_TEST(test_passed_socket_outlives_the_daemon_and_keeps_its_clients)
+{
+	char want[LINE];
+	struct client c;
+	struct stat before, after;
+
+	w.listen_fd = listening_socket();
+	ck_assert_int_eq(lstat(w.sock, &before), 0);
+	snprintf(want, sizeof(want), "[VMusb] listening on %s (from systemd)",
+	    w.sock);
+	w.ready = want;
+	daemon_start(NULL);
+	client_open(&c);
+	client_send(&c, "reply on\nwin10 attach 046d:c52b\n");
+	expect_reply(&c, "ok win10 attach 046d:c52b");
+	ck_assert_int_eq(daemon_stop(), 0);
+
+	ck_assert_int_eq(lstat(w.sock, &after), 0);	/* still there */
+	ck_assert_uint_eq(after.st_ino, before.st_ino);
+	/* Connected while nobody serves: waits in the backlog. */
+	client_close(&c);
+	client_open(&c);
+	client_send(&c, "reply on\nwin10 detach 046d:c52b\n");
+	daemon_start(NULL);
+	expect_reply(&c, "ok win10 detach 046d:c52b");
+	client_close(&c);
+	close(w.listen_fd);
+}
+END_TEST
+
+START_TEST(test_systemd_socket_activate_starts_it_on_the_first_client)
+{
+	/* It passes on only the environment it is told to (check-valgrind's
+	 * wrapper needs these two). */
+	static const char *prefix[] = { "systemd-socket-activate",
+	    "-E", "VALGRIND_LOGS", "-E", "VALGRIND_DAEMON", "-l", NULL, NULL };
+	char listen[128];
+	struct client c;
+
+	if (access("/usr/bin/systemd-socket-activate", X_OK) == -1 &&
+	    test_skips("socket activation test", "no systemd-socket-activate: "
+	    "apt-get install systemd"))
+		return;
+	snprintf(listen, sizeof(listen), "%s", w.sock);
+	memcpy(w.prefix, prefix, sizeof(prefix));
+	w.prefix[6] = listen;
+	w.ready = "Listening on";		/* systemd-socket-activate's */
+	daemon_start(NULL);
+	client_open(&c);
+	client_send(&c, "reply on\nwin10 attach 046d:c52b\n");
+	expect_reply(&c, "ok win10 attach 046d:c52b");
+	ck_assert(log_wait("(from systemd)", NULL, 0));
+	client_close(&c);
+	ck_assert_int_eq(daemon_stop(), 0);
+}
+END_TEST
+
+START_TEST(test_wrong_listen_fds_is_refused)
+{
+	char out[LINE];
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)"LISTEN_PID=$$ "
+	    "LISTEN_FDS=2 exec \"$0\" --socket \"$1\"", (char *)USBSERVER_BIN,
+	    w.sock, NULL };
+
+	ck_assert_int_eq(WEXITSTATUS(run(argv, NULL, out, sizeof(out))), 1);
+	ck_assert_ptr_nonnull(strstr(out, "LISTEN_FDS=2: expected exactly one "
+	    "socket"));
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Real programs: virsh's test driver, and syslog                      */
 
@@ -1383,7 +1542,8 @@ daemon_suite(void)
 	TCase *life = tcase_create("life cycle");
 	TCase *real = tcase_create("real programs");
 	TCase *policy = tcase_create("policy");
-	TCase *all[] = { proto, hostile_tc, virsh, life, policy, real };
+	TCase *sd = tcase_create("systemd");
+	TCase *all[] = { proto, hostile_tc, virsh, life, policy, sd, real };
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		tcase_add_checked_fixture(all[i], world_setup, world_teardown);
@@ -1439,6 +1599,12 @@ daemon_suite(void)
 	tcase_add_test(policy, test_bad_config_files_are_refused_naming_file_and_line);
 	tcase_add_test(policy, test_config_of_another_user_is_refused);
 	tcase_add_test(policy, test_bad_allow_flag_is_a_usage_error);
+
+	tcase_add_test(sd, test_ready_and_stopping_go_to_the_notify_socket);
+	tcase_add_test(sd, test_abstract_notify_socket_works_too);
+	tcase_add_test(sd, test_passed_socket_outlives_the_daemon_and_keeps_its_clients);
+	tcase_add_test(sd, test_systemd_socket_activate_starts_it_on_the_first_client);
+	tcase_add_test(sd, test_wrong_listen_fds_is_refused);
 
 	tcase_add_test(real, test_real_virsh_error_is_replied);
 	tcase_add_test(real, test_syslog_messages_have_the_guides_format);

@@ -40,6 +40,10 @@ struct world {
 	char		xmldir[128];	/* where the daemon writes XML */
 	char		config[128];	/* the daemon's --config: empty */
 	bool		chown_only;	/* start it with CAP_CHOWN alone */
+	const char	*prefix[8];	/* run it under these (NULL-ended) */
+	const char	*env[4];	/* more environment, "NAME=VALUE" */
+	int		listen_fd;	/* pass it this socket as systemd does */
+	const char	*ready;		/* the log line to wait for at start */
 	struct reader	events;		/* fake virsh: "start|end ID VM VERB" */
 	int		gate;		/* a "gate*" VM's virsh waits for a line here */
 	pid_t		daemon;
