@@ -2,14 +2,18 @@
 #
 #   make                  build usbserver and usbctl
 #   make check            run the test suite, then again under ASan+UBSan
-#   make install          PREFIX=/usr/local, DESTDIR, BINDIR, UNITDIR
+#   make install          PREFIX=/usr/local, DESTDIR, BINDIR, MANDIR,
+#                         SYSTEMDUNITDIR, DOCDIR
 #
 # Your CFLAGS are added to ours, never in place of them.
 
 PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/bin
 MANDIR	?= $(PREFIX)/share/man
+DOCDIR	?= $(PREFIX)/share/doc/usbserver
+# UNITDIR is this variable's old name.
 UNITDIR	?= /etc/systemd/system
+SYSTEMDUNITDIR ?= $(UNITDIR)
 DESTDIR	?=
 
 CC	?= cc
@@ -75,7 +79,7 @@ $(O)/test/check_usbserver: $(TEST_SRC) test/tests.h common.h usbserver.c usbctl.
 		-DUSBSERVER_BIN='"$(DAEMON_BIN)"' \
 		-DUSBCTL_BIN='"$(abspath $(O)/usbctl)"' \
 		-DGUEST_IMG='"$(abspath $(O)/test/guest.img)"' \
-		-DUNIT_FILE='"$(abspath contrib/usbserver.service)"' \
+		-DSRC_DIR='"$(abspath .)"' -DBUILD_DIR='"$(abspath $(O))"' \
 		$(LDFLAGS) -o $@ $(TEST_SRC) $(CHECK_LIBS)
 
 test-run: $(O)/usbserver $(O)/usbctl $(O)/test/check_usbserver \
@@ -106,16 +110,28 @@ check-valgrind:
 		cat $(VG)/logs/*; echo "valgrind: errors in the daemon" >&2; \
 		exit 1; fi; echo "valgrind: the daemon ran clean"
 
+# The installed units and the root fallback name the installed binary.
+UNIT_SED = sed 's|/usr/local/bin/usbserver|$(BINDIR)/usbserver|'
+GUEST_FILES = contrib/detach.ps1 contrib/detach.ahk contrib/usb-detach
+
 install: $(O)/usbserver $(O)/usbctl
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
+		$(DESTDIR)$(DOCDIR)
 	install -m 0755 $(O)/usbserver $(O)/usbctl $(DESTDIR)$(BINDIR)/
-	sed 's|/usr/local/bin/usbserver|$(BINDIR)/usbserver|' \
-		contrib/usbserver.service > $(DESTDIR)$(UNITDIR)/usbserver.service
-	chmod 0644 $(DESTDIR)$(UNITDIR)/usbserver.service
+	$(UNIT_SED) contrib/usbserver.service > \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/usbserver.service
+	install -m 0644 contrib/usbserver.socket $(DESTDIR)$(SYSTEMDUNITDIR)/
+	$(UNIT_SED) contrib/usbserver-root.service > \
+		$(DESTDIR)$(DOCDIR)/usbserver-root.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/usbserver.service \
+		$(DESTDIR)$(DOCDIR)/usbserver-root.service
+	install -m 0644 README.md $(GUEST_FILES) $(DESTDIR)$(DOCDIR)/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/usbserver $(DESTDIR)$(BINDIR)/usbctl \
-		$(DESTDIR)$(UNITDIR)/usbserver.service
+		$(DESTDIR)$(SYSTEMDUNITDIR)/usbserver.service \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/usbserver.socket
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 clean:
 	rm -rf usbserver usbctl test/check_usbserver test/guest.o \
