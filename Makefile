@@ -116,8 +116,10 @@ GUEST_FILES = contrib/detach.ps1 contrib/detach.ahk contrib/usb-detach
 
 install: $(O)/usbserver $(O)/usbctl
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
-		$(DESTDIR)$(DOCDIR)
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(O)/usbserver $(O)/usbctl $(DESTDIR)$(BINDIR)/
+	install -m 0644 usbctl.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 usbserver.8 $(DESTDIR)$(MANDIR)/man8/
 	$(UNIT_SED) contrib/usbserver.service > \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/usbserver.service
 	install -m 0644 contrib/usbserver.socket $(DESTDIR)$(SYSTEMDUNITDIR)/
@@ -129,6 +131,7 @@ install: $(O)/usbserver $(O)/usbctl
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/usbserver $(DESTDIR)$(BINDIR)/usbctl \
+		$(DESTDIR)$(MANDIR)/man1/usbctl.1 $(DESTDIR)$(MANDIR)/man8/usbserver.8 \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/usbserver.service \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/usbserver.socket
 	rm -rf $(DESTDIR)$(DOCDIR)

@@ -1446,9 +1446,9 @@ usage(int status)
 	fprintf(status ? stderr : stdout,
 	    "usage: usbserver [--socket PATH] [--socket-mode MODE]\n"
 	    "                 [--socket-group GROUP] [--allow VID:PID]...\n"
-	    "                 [--config FILE] [--guest-attach] [--xml-dir DIR]\n"
-	    "                 [--virsh PATH] [--connect URI] [--timeout SECONDS]\n"
-	    "                 [--debug] [--help] [--version]\n"
+	    "                 [--config FILE] [--guest-attach] [--qemu-run-dir DIR]\n"
+	    "                 [--xml-dir DIR] [--virsh PATH] [--connect URI]\n"
+	    "                 [--timeout SECONDS] [--debug] [--help] [--version]\n"
 	    "\n"
 	    "Reads \"VM attach|detach VID:PID\" lines on a Unix socket and runs\n"
 	    "virsh attach-device or detach-device for them.\n"

@@ -1462,7 +1462,9 @@ START_TEST(test_make_install_and_uninstall)
 	    "/lib/systemd/system/usbserver.socket",
 	    "/opt/usbs/share/doc/usbserver/usbserver-root.service",
 	    "/opt/usbs/share/doc/usbserver/detach.ps1",
-	    "/opt/usbs/share/doc/usbserver/README.md", NULL };
+	    "/opt/usbs/share/doc/usbserver/README.md",
+	    "/opt/usbs/share/man/man8/usbserver.8",
+	    "/opt/usbs/share/man/man1/usbctl.1", NULL };
 
 	snprintf(root, sizeof(root), "%s/root", w.dir);
 	snprintf(dest, sizeof(dest), "DESTDIR=%s", root);
@@ -1493,6 +1495,46 @@ START_TEST(test_make_install_and_uninstall)
 	ck_assert_str_eq(files, "");
 	snprintf(path, sizeof(path), "%s/opt/usbs/share/doc/usbserver", root);
 	ck_assert_int_eq(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/opt/usbs/share/man/man8", root);
+	dir_list(path, files, sizeof(files));
+	ck_assert_str_eq(files, "");
+}
+END_TEST
+
+/* The man pages: clean under mandoc's linter (warnings and worse; its
+ * style notes depend on which other pages this machine has), and every
+ * long option that --help shows is documented. */
+static void
+expect_man_page(const char *page, const char *program)
+{
+	static char help[8192], text[65536];
+	char path[PATH_MAX], out[4096], opt[64], want[80];
+	char *lint[] = { (char *)"mandoc", (char *)"-Tlint", (char *)"-W",
+	    (char *)"warning", path, NULL };
+	char *argv[] = { (char *)program, (char *)"--help", NULL };
+	const char *at;
+
+	snprintf(path, sizeof(path), "%s/%s", SRC_DIR, page);
+	ck_assert_msg(run(lint, NULL, out, sizeof(out)) == 0, "%s", out);
+	ck_assert_str_eq(out, "");
+	ck_assert_int_gt(slurp(path, text, sizeof(text)), 0);
+	ck_assert_int_eq(run(argv, NULL, help, sizeof(help)), 0);
+	for (at = help; (at = strstr(at, " --")) != NULL; at += 3) {
+		if (sscanf(at + 3, "%63[a-z-]", opt) != 1)
+			continue;
+		snprintf(want, sizeof(want), "Fl Fl %s", opt);
+		ck_assert_msg(strstr(text, want) != NULL, "%s does not document "
+		    "--%s", page, opt);
+	}
+}
+
+START_TEST(test_man_pages_are_lint_clean_and_document_every_option)
+{
+	if (access("/usr/bin/mandoc", X_OK) == -1 &&
+	    test_skips("man page test", "no mandoc: apt-get install mandoc"))
+		return;
+	expect_man_page("usbserver.8", USBSERVER_BIN);
+	expect_man_page("usbctl.1", USBCTL_BIN);
 }
 END_TEST
 
@@ -1668,5 +1710,6 @@ daemon_suite(void)
 	tcase_add_test(real, test_syslog_messages_have_the_guides_format);
 	tcase_add_test(real, test_units_are_rated_safe_and_ok_by_systemd_analyze);
 	tcase_add_test(real, test_make_install_and_uninstall);
+	tcase_add_test(real, test_man_pages_are_lint_clean_and_document_every_option);
 	return s;
 }
