@@ -1,12 +1,13 @@
 /*
- * usbctl: asks usbserver to attach (or detach) host USB devices to the
- * first running libvirt domain, or to the one named.
+ * usbctl: asks usbserver to attach, detach or toggle host USB devices for
+ * the first running libvirt domain, or the one named; shows what is
+ * attached where, and the host's USB devices.
  *
- *	usbctl [--socket PATH] [--connect URI] [--domain VM] [--virsh PATH]
- *	       [attach|detach] VID:PID...
+ *	usbctl [options] [attach|detach|toggle] [VID:PID...]
+ *	usbctl [options] status | devices
  *
- * Exit status: 0 if every device moved, 1 if any did not, 2 for a usage
- * error.
+ * Exit status: 0 if every device moved (or the listing worked), 1 if any
+ * did not, 2 for a usage error.
  */
 #define _GNU_SOURCE
 
@@ -14,19 +15,28 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include <dirent.h>
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <spawn.h>
-#include <time.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
 
 #define CONNECT_TRIES	5	/* while the daemon is not there */
+#define XML_READ_MAX	(256 * 1024)	/* of one "virsh dumpxml" */
+#define MAX_HOSTDEVS	64	/* USB devices we list per domain */
+#define MAX_DEVICES	64	/* devices in a configuration file */
+#define SYSFS_USB	"/sys/bus/usb/devices"
+#define SYSTEM_CONFIG	"/etc/usbctl.conf"
 #define CONNECT_PAUSE	1	/* seconds between tries */
 #define LIST_MAX	4096	/* what we keep of "virsh list" output */
 /* How long to wait for the replies: the daemon's default virsh deadline
@@ -40,9 +50,28 @@ static struct {
 	const char	*connect;
 	const char	*domain;
 	const char	*virsh;
+	const char	*config;	/* --config: the only file read */
+	const char	*sysfs;		/* the host's USB devices (tests: a tree) */
+	bool		 json;
 } opt = {
 	.socket = DEFAULT_SOCKET,
 	.virsh = DEFAULT_VIRSH,
+	.sysfs = SYSFS_USB,
+};
+
+/* What the configuration files give; the command line comes first. */
+static struct {
+	char	socket[108];
+	char	connect[256];
+	char	domain[MAX_VM_NAME + 1];
+	char	devices[MAX_DEVICES][DEVICE_LEN + 1];
+	int	ndevices;
+} conf;
+
+/* A USB device attached to a domain, from its XML. */
+struct hostdev {
+	char	device[DEVICE_LEN + 1];
+	int	bus, dev;		/* -1 until libvirt fills them in */
 };
 
 /* The first domain "virsh list --name" printed: its first non-empty line.
@@ -70,13 +99,13 @@ list_first(const char *out, size_t len, char *name, size_t size)
 	return -1;
 }
 
-/* Runs "virsh [-c URI] list --state-running --name" in the C locale, its
- * stderr going to ours. Returns the length of what it printed (up to
- * size), or -1 if it could not run or failed. */
+/* Runs "virsh [-c URI] ARGS..." in the C locale, its stderr going to
+ * ours. Returns the length of what it printed (up to size), or -1 if it
+ * could not run or failed. */
 static ssize_t
-list_run(char *out, size_t size)
+virsh_capture(const char *const args[], char *out, size_t size)
 {
-	char *argv[8];
+	char *argv[16];
 	posix_spawn_file_actions_t fa;
 	int fd[2], status, argc = 0, e;
 	size_t len = 0;
@@ -89,9 +118,8 @@ list_run(char *out, size_t size)
 		argv[argc++] = (char *)"-c";
 		argv[argc++] = (char *)opt.connect;
 	}
-	argv[argc++] = (char *)"list";
-	argv[argc++] = (char *)"--state-running";
-	argv[argc++] = (char *)"--name";
+	for (int i = 0; args[i] != NULL && argc < 15; i++)
+		argv[argc++] = (char *)args[i];
 	argv[argc] = NULL;
 
 	/* virsh translates its output; names are what we want, untranslated */
@@ -127,10 +155,20 @@ list_run(char *out, size_t size)
 		if (errno != EINTR)
 			err(1, "waitpid");
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		warnx("%s list failed", opt.virsh);
+		warnx("%s %s failed", opt.virsh, args[0]);
 		return -1;
 	}
 	return (ssize_t)len;
+}
+
+/* "virsh list --state-running --name". */
+static ssize_t
+list_run(char *out, size_t size)
+{
+	static const char *const args[] = { "list", "--state-running",
+	    "--name", NULL };
+
+	return virsh_capture(args, out, size);
 }
 
 /* The domain to use: --domain, or the first running one. Exits on failure. */
@@ -149,6 +187,25 @@ find_domain(char *name, size_t size)
 		exit(1);
 	if (list_first(out, (size_t)len, name, size) == -1)
 		errx(1, "no running domain found");
+}
+
+/* ------------------------------------------------------------------ */
+/* Plain words for libvirt's refusals                                  */
+
+/* What to tell a person about a failure's reason, or NULL. */
+static const char *
+reason_hint(const char *reason)
+{
+	if (strstr(reason, "in use by") != NULL)
+		return "another VM holds this device: detach it there first "
+		    "(usbctl --domain OTHER detach VID:PID), or see usbctl status";
+	if (strstr(reason, "Multiple USB devices") != NULL)
+		return "two host devices share this VID:PID, and libvirt cannot "
+		    "tell them apart: unplug one of them, or see usbctl devices";
+	if (strstr(reason, "Did not find USB device") != NULL)
+		return "no such device is plugged in to the host: see usbctl "
+		    "devices";
+	return NULL;
 }
 
 /* Connects to the daemon, trying CONNECT_TRIES times while it is not there. */
@@ -263,6 +320,8 @@ request(const struct command *cmds, int ncmds)
 		case REPLY_ERROR:
 			warnx("%s %s %s: %s", c->vm, action_name(c->action),
 			    c->device, reason);
+			if (reason_hint(reason) != NULL)
+				fprintf(stderr, "usbctl: %s\n", reason_hint(reason));
 			failed++;
 			break;
 		case REPLY_UNEXPECTED:
@@ -284,24 +343,493 @@ request(const struct command *cmds, int ncmds)
 	return failed;
 }
 
+/* ------------------------------------------------------------------ */
+/* What is attached where: a domain's XML                              */
+
+/* The value of attribute name in the tag starting at tag (up to '>'),
+ * quoted either way; its length, or -1. */
+static int
+xml_attr(const char *tag, const char *end, const char *name, const char **val)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = tag; p + n + 2 < end && *p != '>'; p++) {
+		if (p[-1] != ' ' || strncmp(p, name, n) != 0 || p[n] != '=' ||
+		    (p[n + 1] != '\'' && p[n + 1] != '"'))
+			continue;
+		const char *v = p + n + 2, *q = memchr(v, p[n + 1],
+		    (size_t)(end - v));
+		if (q == NULL)
+			return -1;
+		*val = v;
+		return (int)(q - v);
+	}
+	return -1;
+}
+
+/* A "0x1234" id, as libvirt writes it; -1 if it is not one. */
+static long
+xml_id(const char *start, const char *end, const char *tagname)
+{
+	const char *t = start, *v;
+	char buf[8], *stop;
+	long id;
+	int n;
+
+	if ((t = strstr(t, tagname)) == NULL || t >= end ||
+	    (n = xml_attr(t + strlen(tagname), end, "id", &v)) < 3 || n > 6 ||
+	    v[0] != '0' || (v[1] != 'x' && v[1] != 'X'))
+		return -1;
+	memcpy(buf, v + 2, (size_t)n - 2);
+	buf[n - 2] = '\0';
+	id = strtol(buf, &stop, 16);
+	return *stop == '\0' && id >= 0 && id <= 0xffff ? id : -1;
+}
+
+/* The USB host devices in a domain's XML (libvirt's own output): their
+ * VID:PID and, once attached, bus and device number. Returns how many. */
+static int
+hostdevs_parse(const char *xml, size_t len, struct hostdev *out, int max)
+{
+	const char *p = xml, *end = xml + len, *v;
+	int n = 0, k;
+
+	while (n < max && (p = strstr(p, "<hostdev ")) != NULL && p < end) {
+		const char *close = strstr(p, "</hostdev>");
+		const char *addr;
+		long vid, pid;
+		char num[16];
+
+		if (close == NULL || close > end)
+			break;
+		if ((k = xml_attr(p + 9, close, "type", &v)) != 3 ||
+		    strncmp(v, "usb", 3) != 0 ||
+		    (vid = xml_id(p, close, "<vendor ")) < 0 ||
+		    (pid = xml_id(p, close, "<product ")) < 0) {
+			p = close;
+			continue;
+		}
+		snprintf(out[n].device, sizeof(out[n].device), "%04x:%04x",
+		    (unsigned)vid & 0xffff, (unsigned)pid & 0xffff);
+		out[n].bus = out[n].dev = -1;
+		if ((addr = strstr(p, "<address ")) != NULL && addr < close) {
+			if ((k = xml_attr(addr + 9, close, "bus", &v)) > 0 &&
+			    k < (int)sizeof(num)) {
+				snprintf(num, sizeof(num), "%.*s", k, v);
+				out[n].bus = atoi(num);
+			}
+			if ((k = xml_attr(addr + 9, close, "device", &v)) > 0 &&
+			    k < (int)sizeof(num)) {
+				snprintf(num, sizeof(num), "%.*s", k, v);
+				out[n].dev = atoi(num);
+			}
+		}
+		n++;
+		p = close;
+	}
+	return n;
+}
+
+/* The USB devices attached to vm, from "virsh dumpxml"; -1 on failure. */
+static int
+domain_hostdevs(const char *vm, struct hostdev *out, int max)
+{
+	const char *const args[] = { "dumpxml", "--domain", vm, NULL };
+	static char xml[XML_READ_MAX + 1];
+	ssize_t len = virsh_capture(args, xml, XML_READ_MAX);
+
+	if (len < 0)
+		return -1;
+	xml[len] = '\0';		/* the parser's strstr stops here */
+	return hostdevs_parse(xml, (size_t)len, out, max);
+}
+
+/* The running domains, one name a line in names (NUL-separated); how
+ * many, or -1. */
+static int
+running_domains(char *names, size_t size)
+{
+	ssize_t len;
+	int n = 0;
+	char *p, *end;
+
+	if ((len = list_run(names, size - 1)) < 0)
+		return -1;
+	names[len] = '\0';
+	for (p = names, end = names + len; p < end; ) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *s;
+		size_t l;
+
+		if (nl == NULL)
+			nl = end;
+		*nl = '\0';
+		l = line_trim(p, (size_t)(nl - p), &s);
+		memmove(p, s, l);
+		p[l] = '\0';
+		n += l > 0;
+		p = nl + 1;
+	}
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Output for people, and JSON for scripts                             */
+
+static void
+json_string(const char *s)
+{
+	putchar('"');
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+/* "usbctl status": the USB devices attached to each running domain. */
+static int
+cmd_status(void)
+{
+	static char names[LIST_MAX];
+	struct hostdev devs[MAX_HOSTDEVS];
+	int ndom, failed = 0, shown = 0;
+	const char *vm;
+
+	if (opt.domain != NULL) {
+		snprintf(names, sizeof(names), "%s", opt.domain);
+		ndom = 1;
+	} else if ((ndom = running_domains(names, sizeof(names))) < 0)
+		return 1;
+	if (opt.json)
+		printf("[");
+	else
+		printf("%-24s %-10s %s\n", "DOMAIN", "DEVICE", "BUS:DEV");
+	for (vm = names; ndom > 0; vm += strlen(vm) + 1) {
+		int n;
+
+		if (*vm == '\0')
+			continue;
+		ndom--;
+		if ((n = domain_hostdevs(vm, devs, MAX_HOSTDEVS)) < 0) {
+			failed++;
+			continue;
+		}
+		if (opt.json) {
+			printf("%s{\"domain\":", shown++ > 0 ? "," : "");
+			json_string(vm);
+			printf(",\"devices\":[");
+		}
+		for (int i = 0; i < n; i++) {
+			if (opt.json)
+				printf("%s{\"device\":\"%s\",\"bus\":%d,"
+				    "\"devnum\":%d}", i > 0 ? "," : "",
+				    devs[i].device, devs[i].bus, devs[i].dev);
+			else if (devs[i].bus >= 0)
+				printf("%-24s %-10s %03d:%03d\n", vm,
+				    devs[i].device, devs[i].bus, devs[i].dev);
+			else
+				printf("%-24s %-10s -\n", vm, devs[i].device);
+		}
+		if (opt.json)
+			printf("]}");
+		else if (n == 0)
+			printf("%-24s %-10s\n", vm, "-");
+	}
+	if (opt.json)
+		printf("]\n");
+	return failed > 0;
+}
+
+/* A host USB device, from sysfs. */
+struct usbdev {
+	char	device[DEVICE_LEN + 1];
+	int	bus, dev;
+	char	manufacturer[64], product[64];
+	char	attached[MAX_VM_NAME + 1];	/* the domain, or "" */
+};
+
+/* One sysfs attribute of dir/name, first line, cut to size; "" if none. */
+static void
+sysfs_read(const char *dir, const char *name, char *buf, size_t size)
+{
+	char path[PATH_MAX];
+	ssize_t n = -1;
+	int fd;
+
+	buf[0] = '\0';
+	if (fit(snprintf(path, sizeof(path), "%s/%s/%s", opt.sysfs, dir, name),
+	    sizeof(path)) < 0 || (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+static int
+usbdev_order(const void *a, const void *b)
+{
+	const struct usbdev *x = a, *y = b;
+
+	return x->bus != y->bus ? x->bus - y->bus : x->dev - y->dev;
+}
+
+/* The host's USB devices (not interfaces, not root hubs); how many, or
+ * -1 if there is no such tree. */
+static int
+sysfs_devices(struct usbdev *out, int max)
+{
+	struct dirent *de;
+	char vid[8], pid[8], num[16];
+	int n = 0;
+	DIR *d = opendir(opt.sysfs);
+
+	if (d == NULL)
+		return -1;
+	while (n < max && (de = readdir(d)) != NULL) {
+		struct usbdev *u = &out[n];
+
+		if (de->d_name[0] == '.' || strchr(de->d_name, ':') != NULL ||
+		    strncmp(de->d_name, "usb", 3) == 0)
+			continue;
+		sysfs_read(de->d_name, "idVendor", vid, sizeof(vid));
+		sysfs_read(de->d_name, "idProduct", pid, sizeof(pid));
+		snprintf(num, sizeof(num), "%s:%s", vid, pid);
+		if (!parse_device(num, strlen(num), u->device))
+			continue;
+		sysfs_read(de->d_name, "busnum", num, sizeof(num));
+		u->bus = atoi(num);
+		sysfs_read(de->d_name, "devnum", num, sizeof(num));
+		u->dev = atoi(num);
+		sysfs_read(de->d_name, "manufacturer", u->manufacturer,
+		    sizeof(u->manufacturer));
+		sysfs_read(de->d_name, "product", u->product, sizeof(u->product));
+		u->attached[0] = '\0';
+		n++;
+	}
+	closedir(d);
+	qsort(out, (size_t)n, sizeof(out[0]), usbdev_order);
+	return n;
+}
+
+/* Marks the devices attached to a running domain: by bus and device
+ * number where libvirt says them, else by VID:PID. */
+static void
+mark_attached(struct usbdev *devs, int n)
+{
+	static char names[LIST_MAX];
+	struct hostdev hd[MAX_HOSTDEVS];
+	int ndom = running_domains(names, sizeof(names));
+
+	for (const char *vm = names; ndom > 0; vm += strlen(vm) + 1) {
+		int k;
+
+		if (*vm == '\0')
+			continue;
+		ndom--;
+		if ((k = domain_hostdevs(vm, hd, MAX_HOSTDEVS)) < 0)
+			continue;
+		for (int i = 0; i < k; i++)
+			for (int j = 0; j < n; j++)
+				if (strcmp(hd[i].device, devs[j].device) == 0 &&
+				    (hd[i].bus < 0 || (hd[i].bus == devs[j].bus &&
+				    hd[i].dev == devs[j].dev)))
+					snprintf(devs[j].attached,
+					    sizeof(devs[j].attached), "%.*s",
+					    MAX_VM_NAME, vm);
+	}
+}
+
+/* "usbctl devices": the host's USB devices, and where they are. */
+static int
+cmd_devices(void)
+{
+	static struct usbdev devs[256];
+	int n = sysfs_devices(devs, 256);
+
+	if (n < 0) {
+		warn("%s", opt.sysfs);
+		return 1;
+	}
+	mark_attached(devs, n);
+	if (opt.json)
+		printf("[");
+	else
+		printf("%-10s %-7s %-16s %s\n", "DEVICE", "BUS:DEV", "ATTACHED TO",
+		    "DESCRIPTION");
+	for (int i = 0; i < n; i++) {
+		struct usbdev *u = &devs[i];
+		char desc[160], esc[sizeof(desc) * 4], bd[16];
+
+		if (opt.json) {
+			printf("%s{\"device\":\"%s\",\"bus\":%d,\"devnum\":%d,"
+			    "\"manufacturer\":", i > 0 ? "," : "", u->device,
+			    u->bus, u->dev);
+			json_string(u->manufacturer);
+			printf(",\"product\":");
+			json_string(u->product);
+			printf(",\"attached_to\":");
+			if (u->attached[0] != '\0')
+				json_string(u->attached);
+			else
+				printf("null");
+			printf("}");
+			continue;
+		}
+		snprintf(desc, sizeof(desc), "%s%s%s", u->manufacturer,
+		    u->manufacturer[0] != '\0' && u->product[0] != '\0' ? " " : "",
+		    u->product);
+		escape_text(esc, sizeof(esc), desc, strlen(desc));
+		snprintf(bd, sizeof(bd), "%03d:%03d", u->bus, u->dev);
+		printf("%-10s %-7s %-16s %s\n", u->device, bd,
+		    u->attached[0] != '\0' ? u->attached : "-", esc);
+	}
+	if (opt.json)
+		printf("]\n");
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The configuration files                                             */
+
+/* Reads "domain VM", "device VID:PID", "socket PATH" and "connect URI"
+ * lines; '#' starts a comment. A file that is not there is fine unless
+ * it was named with --config. Exits on a line it does not understand. */
+static void
+conf_load(const char *path, bool must)
+{
+	char line[MAX_CONFIG_LINE + 2];
+	int lineno = 0, ndevices = 0;
+	FILE *f = fopen(path, "re");
+
+	if (f == NULL) {
+		if (errno == ENOENT && !must)
+			return;
+		err(2, "%s", path);
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		const char *fld[3];
+		size_t flen[3], nf, len = strlen(line);
+		char *hash = strchr(line, '#');
+
+		lineno++;
+		if (len > MAX_CONFIG_LINE && line[len - 1] != '\n')
+			errx(2, "%s:%d: line too long", path, lineno);
+		if (hash != NULL)
+			*hash = '\0';
+		line[strcspn(line, "\n")] = '\0';
+		nf = split_fields(line, strlen(line), fld, flen, 3);
+		if (nf == 0)
+			continue;
+		if (nf != 2)
+			errx(2, "%s:%d: expected 'KEY VALUE'", path, lineno);
+		if (field_is(fld[0], flen[0], "device")) {
+			if (ndevices == MAX_DEVICES ||
+			    !parse_device(fld[1], flen[1], conf.devices[ndevices]))
+				errx(2, "%s:%d: not a device (VID:PID)", path,
+				    lineno);
+			ndevices++;
+		} else if (field_is(fld[0], flen[0], "domain") &&
+		    valid_vm_name(fld[1], flen[1]))
+			snprintf(conf.domain, sizeof(conf.domain), "%.*s",
+			    (int)flen[1], fld[1]);
+		else if (field_is(fld[0], flen[0], "socket") &&
+		    flen[1] < sizeof(conf.socket))
+			snprintf(conf.socket, sizeof(conf.socket), "%.*s",
+			    (int)flen[1], fld[1]);
+		else if (field_is(fld[0], flen[0], "connect") &&
+		    flen[1] < sizeof(conf.connect))
+			snprintf(conf.connect, sizeof(conf.connect), "%.*s",
+			    (int)flen[1], fld[1]);
+		else
+			errx(2, "%s:%d: expected domain, device, socket or "
+			    "connect, with a valid value", path, lineno);
+	}
+	if (ferror(f))
+		err(2, "%s", path);
+	fclose(f);
+	if (ndevices > 0)	/* a later file's list replaces an earlier */
+		conf.ndevices = ndevices;
+}
+
+/* --config alone, or /etc/usbctl.conf then the user's; then fills in
+ * what the command line left open. */
+static void
+conf_apply(void)
+{
+	char path[PATH_MAX];
+	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+
+	if (opt.config != NULL)
+		conf_load(opt.config, true);
+	else {
+		conf_load(SYSTEM_CONFIG, false);
+		if (xdg != NULL && xdg[0] == '/' && fit(snprintf(path,
+		    sizeof(path), "%s/usbctl.conf", xdg), sizeof(path)) >= 0)
+			conf_load(path, false);
+		else if (home != NULL && home[0] == '/' && fit(snprintf(path,
+		    sizeof(path), "%s/.config/usbctl.conf", home),
+		    sizeof(path)) >= 0)
+			conf_load(path, false);
+	}
+	if (opt.domain == NULL && conf.domain[0] != '\0')
+		opt.domain = conf.domain;
+	if (opt.connect == NULL && conf.connect[0] != '\0')
+		opt.connect = conf.connect;
+	if (strcmp(opt.socket, DEFAULT_SOCKET) == 0 && conf.socket[0] != '\0')
+		opt.socket = conf.socket;
+}
+
 static void __attribute__((noreturn))
 usage(int status)
 {
 	fprintf(status ? stderr : stdout,
-	    "usage: usbctl [--socket PATH] [--connect URI] [--domain VM]\n"
-	    "              [--virsh PATH] [attach|detach] VID:PID...\n"
+	    "usage: usbctl [options] [attach|detach|toggle] [VID:PID...]\n"
+	    "       usbctl [options] status|devices\n"
 	    "\n"
-	    "Asks usbserver to attach (default) or detach host USB devices to\n"
-	    "the first running libvirt domain, or to the one named.\n"
+	    "Asks usbserver to attach (the default), detach or toggle host USB\n"
+	    "devices for the first running libvirt domain, or the one named;\n"
+	    "without devices, those of the configuration file. status shows\n"
+	    "what is attached to each running domain, devices the host's USB\n"
+	    "devices and where they are.\n"
 	    "\n"
 	    "  -s, --socket PATH   usbserver's socket (default %s)\n"
 	    "  -c, --connect URI   libvirt URI for finding the domain\n"
 	    "  -d, --domain VM     the domain (default: the first running one)\n"
 	    "  -V, --virsh PATH    the virsh to run (default: virsh on PATH)\n"
+	    "  -C, --config FILE   read this instead of %s and\n"
+	    "                      ~/.config/usbctl.conf\n"
+	    "  -j, --json          status and devices as JSON\n"
+	    "      --sysfs DIR     the host's USB devices (default %s)\n"
 	    "  -h, --help          show this help\n"
 	    "  -v, --version       show the version\n",
-	    DEFAULT_SOCKET);
+	    DEFAULT_SOCKET, SYSTEM_CONFIG, SYSFS_USB);
 	exit(status);
+}
+
+/* "usbctl toggle": detach each device that is attached to the domain,
+ * attach the others. */
+static void
+toggle(struct command *cmds, int ncmds, const char *vm)
+{
+	struct hostdev devs[MAX_HOSTDEVS];
+	int n = domain_hostdevs(vm, devs, MAX_HOSTDEVS);
+
+	if (n < 0)
+		exit(1);
+	for (int i = 0; i < ncmds; i++) {
+		cmds[i].action = ACT_ATTACH;
+		for (int j = 0; j < n; j++)
+			if (strcmp(devs[j].device, cmds[i].device) == 0)
+				cmds[i].action = ACT_DETACH;
+	}
 }
 
 int
@@ -312,16 +840,21 @@ main(int argc, char *argv[])
 		{ "connect",	required_argument,	NULL, 'c' },
 		{ "domain",	required_argument,	NULL, 'd' },
 		{ "virsh",	required_argument,	NULL, 'V' },
+		{ "config",	required_argument,	NULL, 'C' },
+		{ "json",	no_argument,		NULL, 'j' },
+		{ "sysfs",	required_argument,	NULL, 'S' },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ "version",	no_argument,		NULL, 'v' },
 		{ NULL,		0,			NULL, 0 },
 	};
-	enum action action = ACT_ATTACH;
+	enum { ATTACH, DETACH, TOGGLE, STATUS, DEVICES } verb = ATTACH;
+	static const char *const verbs[] = { "attach", "detach", "toggle",
+	    "status", "devices" };
 	char vm[LIST_MAX], esc[MAX_LINE];
 	struct command *cmds;
 	int ch, ncmds;
 
-	while ((ch = getopt_long(argc, argv, "s:c:d:V:hv", longopts,
+	while ((ch = getopt_long(argc, argv, "s:c:d:V:C:jhv", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 's':
@@ -336,6 +869,15 @@ main(int argc, char *argv[])
 		case 'V':
 			opt.virsh = optarg;
 			break;
+		case 'C':
+			opt.config = optarg;
+			break;
+		case 'j':
+			opt.json = true;
+			break;
+		case 'S':
+			opt.sysfs = optarg;
+			break;
 		case 'h':
 			usage(0);
 		case 'v':
@@ -347,26 +889,38 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc > 0 && strcmp(argv[0], "attach") == 0) {
-		argc--;
-		argv++;
-	} else if (argc > 0 && strcmp(argv[0], "detach") == 0) {
-		action = ACT_DETACH;
-		argc--;
-		argv++;
+	for (int i = 0; argc > 0 && i < (int)(sizeof(verbs) / sizeof(verbs[0]));
+	    i++)
+		if (strcmp(argv[0], verbs[i]) == 0) {
+			verb = i;
+			argc--;
+			argv++;
+			break;
+		}
+	conf_apply();
+	if (verb == STATUS || verb == DEVICES) {
+		if (argc > 0)
+			usage(2);
+		return verb == STATUS ? cmd_status() : cmd_devices();
 	}
-	if (argc == 0)
+
+	ncmds = argc > 0 ? argc : conf.ndevices;
+	if (ncmds == 0) {
+		warnx("no devices: name them, or list them in a configuration "
+		    "file (device VID:PID)");
 		usage(2);
-	if ((cmds = calloc((size_t)argc, sizeof(*cmds))) == NULL)
+	}
+	if ((cmds = calloc((size_t)ncmds, sizeof(*cmds))) == NULL)
 		err(1, NULL);
-	for (ncmds = 0; ncmds < argc; ncmds++) {
-		if (!parse_device(argv[ncmds], strlen(argv[ncmds]),
-		    cmds[ncmds].device)) {
+	for (int i = 0; i < ncmds; i++) {
+		if (argc == 0)
+			memcpy(cmds[i].device, conf.devices[i], DEVICE_LEN + 1);
+		else if (!parse_device(argv[i], strlen(argv[i]), cmds[i].device)) {
 			warnx("not a device (expected VID:PID, four hex "
-			    "digits each): %s", argv[ncmds]);
+			    "digits each): %s", argv[i]);
 			usage(2);
 		}
-		cmds[ncmds].action = action;
+		cmds[i].action = verb == DETACH ? ACT_DETACH : ACT_ATTACH;
 	}
 
 	find_domain(vm, sizeof(vm));
@@ -378,6 +932,8 @@ main(int argc, char *argv[])
 	}
 	for (int i = 0; i < ncmds; i++)
 		memcpy(cmds[i].vm, vm, strlen(vm) + 1);
+	if (verb == TOGGLE)
+		toggle(cmds, ncmds, vm);
 
 	ch = request(cmds, ncmds);
 	free(cmds);

@@ -65,8 +65,12 @@ scratch_dir(void)
  *   hang*   never returns (sleeps past any deadline a test sets)
  *   closed* closes its output, then never returns
  *   gate*   waits for a line on the gate FIFO, then succeeds
+ *   held*   libvirt's refusal for a device another domain holds
+ *   multi*  libvirt's refusal for two host devices with one VID:PID
  *   other   "Device attached successfully", exit 0
  * and "list" prints the file "domains" in its directory, if there is one.
+ * A domain's attached devices are kept in "state.VM" ("VVVV PPPP BUS DEV"
+ * lines); "dumpxml" prints them as libvirt does.
  */
 static const char fake_virsh[] =
     "#!/bin/sh\n"
@@ -81,12 +85,32 @@ static const char fake_virsh[] =
     "	-c) shift ;;\n"
     "	--domain) dom=$2; shift ;;\n"
     "	--file) file=$2; shift ;;\n"
-    "	*-device|list) verb=$1 ;;\n"
+    "	*-device|list|dumpxml) verb=$1 ;;\n"
     "	esac\n"
     "	shift\n"
     "done\n"
     "if [ \"$verb\" = list ]; then\n"
     "	cat \"$dir/domains\" 2>/dev/null\n"
+    "	exit 0\n"
+    "fi\n"
+    "state=\"$dir/state.$dom\"\n"
+    "if [ \"$verb\" = dumpxml ]; then\n"
+    "	echo \"<domain type='kvm' id='1'>\"\n"
+    "	echo \"  <name>$dom</name>\"\n"
+    "	echo '  <devices>'\n"
+    "	echo \"    <hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></source></hostdev>\"\n"
+    "	[ -f \"$state\" ] && while read v p b d; do\n"
+    "		echo \"    <hostdev mode='subsystem' type='usb' managed='no'>\"\n"
+    "		echo \"      <source>\"\n"
+    "		echo \"        <vendor id='0x$v'/>\"\n"
+    "		echo \"        <product id='0x$p'/>\"\n"
+    "		echo \"        <address bus='$b' device='$d'/>\"\n"
+    "		echo \"      </source>\"\n"
+    "		echo \"      <alias name='hostdev0'/>\"\n"
+    "		echo \"    </hostdev>\"\n"
+    "	done < \"$state\"\n"
+    "	echo '  </devices>'\n"
+    "	echo '</domain>'\n"
     "	exit 0\n"
     "fi\n"
     "[ -n \"$file\" ] && cat -- \"$file\" > \"$dir/call.$id.xml\"\n"
@@ -103,7 +127,21 @@ static const char fake_virsh[] =
     "hang*) exec sleep 60 ;;\n"
     "closed*) exec sleep 60 >&- 2>&- ;;\n"
     "gate*) read go < \"$dir/gate\" ;;\n"
+    "held*) echo \"error: Failed to ${verb%%-device} device from $file\" >&2\n"
+    "	echo 'error: Requested operation is not valid: USB device 001:003 is in use by driver QEMU, domain other' >&2\n"
+    "	status=1 ;;\n"
+    "multi*) echo \"error: Failed to ${verb%%-device} device from $file\" >&2\n"
+    "	echo 'error: operation failed: Multiple USB devices for 046d:c52b, use <address> to specify one' >&2\n"
+    "	status=1 ;;\n"
     "esac\n"
+    "if [ $status = 0 ] && [ -n \"$file\" ]; then\n"
+    "	v=$(sed -n \"s/.*vendor id='0x\\([0-9a-f]*\\)'.*/\\1/p\" \"$file\")\n"
+    "	p=$(sed -n \"s/.*product id='0x\\([0-9a-f]*\\)'.*/\\1/p\" \"$file\")\n"
+    "	touch \"$state\"\n"
+    "	grep -v \"^$v $p \" \"$state\" > \"$state.new\"\n"
+    "	[ \"$verb\" = attach-device ] && echo \"$v $p 1 $(($(wc -l < \"$state.new\") + 3))\" >> \"$state.new\"\n"
+    "	mv \"$state.new\" \"$state\"\n"
+    "fi\n"
     "echo \"end $id $dom $verb\" > \"$dir/events\"\n"
     "[ $status = 0 ] && echo 'Device attached successfully'\n"
     "exit $status\n";

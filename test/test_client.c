@@ -9,10 +9,12 @@ int usbctl_main(int, char *[]);
 #undef main
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <time.h>
 
@@ -74,6 +76,72 @@ START_TEST(test_list_name_too_long_or_with_nul_is_refused)
 }
 END_TEST
 
+
+/* ------------------------------------------------------------------ */
+/* A domain's XML: the USB devices attached to it                      */
+
+static const char domain_xml[] =
+    "<domain type='kvm' id='3'>\n"
+    "  <name>win10</name>\n"
+    "  <devices>\n"
+    "    <hostdev mode='subsystem' type='pci' managed='yes'>\n"
+    "      <source><address domain='0x0000' bus='0x01' slot='0x00'/></source>\n"
+    "    </hostdev>\n"
+    "    <hostdev mode='subsystem' type='usb' managed='no'>\n"
+    "      <source>\n"
+    "        <vendor id='0x046d'/>\n"
+    "        <product id='0xc52b'/>\n"
+    "        <address bus='1' device='3'/>\n"
+    "      </source>\n"
+    "    </hostdev>\n"
+    "    <hostdev mode=\"subsystem\" type=\"usb\">\n"
+    "      <source><vendor id=\"0x1050\"/><product id=\"0x0407\"/></source>\n"
+    "    </hostdev>\n"
+    "    <hostdev mode='subsystem' type='usb'>\n"
+    "      <source><vendor id='0xzz'/><product id='0x0001'/></source>\n"
+    "    </hostdev>\n"
+    "  </devices>\n"
+    "</domain>\n";
+
+START_TEST(test_hostdevs_are_read_from_libvirts_xml)
+{
+	struct hostdev d[8];
+
+	ck_assert_int_eq(hostdevs_parse(domain_xml, strlen(domain_xml), d, 8), 2);
+	ck_assert_str_eq(d[0].device, "046d:c52b");
+	ck_assert_int_eq(d[0].bus, 1);
+	ck_assert_int_eq(d[0].dev, 3);
+	ck_assert_str_eq(d[1].device, "1050:0407");	/* not yet attached */
+	ck_assert_int_eq(d[1].bus, -1);
+	ck_assert_int_eq(hostdevs_parse(domain_xml, strlen(domain_xml), d, 1), 1);
+}
+END_TEST
+
+START_TEST(test_hostdevs_of_broken_xml_are_none)
+{
+	static const char *bad[] = { "", "<hostdev type='usb'>",
+	    "<hostdev type='usb'><vendor id='0x046d'/></hostdev>",
+	    "<hostdev type='usb'><vendor id='0x046d'/><product id='c52b'/>"
+	    "</hostdev>", "<hostdev type='usb><vendor id='0x046d'/>" };
+	struct hostdev d[4];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_int_eq(hostdevs_parse(bad[i], strlen(bad[i]), d, 4), 0);
+}
+END_TEST
+
+START_TEST(test_reason_hints_say_what_to_do)
+{
+	ck_assert_ptr_nonnull(strstr(reason_hint("Requested operation is not "
+	    "valid: USB device 001:003 is in use by driver QEMU, domain other"),
+	    "another VM holds this device"));
+	ck_assert_ptr_nonnull(strstr(reason_hint("operation failed: Multiple "
+	    "USB devices for 046d:c52b, use <address> to specify one"),
+	    "two host devices share this VID:PID"));
+	ck_assert_ptr_null(reason_hint("failed to get domain 'x'"));
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* usbctl live                                                         */
 
@@ -103,6 +171,8 @@ usbctl(char *out, const char *first, ...)
 	argv[argc++] = w.sock;
 	argv[argc++] = (char *)"--virsh";
 	argv[argc++] = w.virsh;
+	argv[argc++] = (char *)"--config";	/* empty: none of the machine's */
+	argv[argc++] = w.config;
 	va_start(ap, first);
 	for (a = first; a != NULL && argc < 31; a = va_arg(ap, const char *))
 		argv[argc++] = (char *)a;
@@ -309,6 +379,156 @@ START_TEST(test_usbctl_real_virsh_discovery_names_test)
 }
 END_TEST
 
+
+/* ------------------------------------------------------------------ */
+/* status, toggle, devices, the configuration file                     */
+
+static void
+put(const char *name, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", w.dir, name);
+	ck_assert_ptr_nonnull(f = fopen(path, "we"));
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(test_usbctl_status_shows_each_domains_devices)
+{
+	char out[OUT];
+
+	domains("win10\nlinux\n");
+	put("state.win10", "046d c52b 1 3\n1050 0407 2 5\n");
+	ck_assert_int_eq(usbctl(out, "status", NULL), 0);
+	ck_assert_str_eq(out,
+	    "DOMAIN                   DEVICE     BUS:DEV\n"
+	    "win10                    046d:c52b  001:003\n"
+	    "win10                    1050:0407  002:005\n"
+	    "linux                    -         \n");
+	ck_assert_int_eq(usbctl(out, "--json", "status", NULL), 0);
+	ck_assert_str_eq(out, "[{\"domain\":\"win10\",\"devices\":["
+	    "{\"device\":\"046d:c52b\",\"bus\":1,\"devnum\":3},"
+	    "{\"device\":\"1050:0407\",\"bus\":2,\"devnum\":5}]},"
+	    "{\"domain\":\"linux\",\"devices\":[]}]\n");
+	ck_assert_int_eq(usbctl(out, "--json", "--domain", "linux", "status",
+	    NULL), 0);
+	ck_assert_str_eq(out, "[{\"domain\":\"linux\",\"devices\":[]}]\n");
+}
+END_TEST
+
+START_TEST(test_usbctl_toggle_attaches_then_detaches)
+{
+	char out[OUT], id[32];
+
+	daemon_start(NULL);
+	domains("win10\n");
+	ck_assert_int_eq(usbctl(out, "toggle", "046d:c52b", NULL), 0);
+	event_wait("end", "win10", id, sizeof(id));
+	ck_assert_int_eq(usbctl(out, "status", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(out, "win10                    046d:c52b"));
+	ck_assert_int_eq(usbctl(out, "toggle", "046d:c52b", NULL), 0);
+	event_wait("end", "win10", id, sizeof(id));
+	ck_assert_int_eq(usbctl(out, "--json", "status", NULL), 0);
+	ck_assert_str_eq(out, "[{\"domain\":\"win10\",\"devices\":[]}]\n");
+	ck_assert(log_wait("[VMusb] win10 attached device 046d:c52b", NULL, 0));
+	ck_assert(log_wait("[VMusb] win10 detached device 046d:c52b", NULL, 0));
+}
+END_TEST
+
+/* A sysfs tree of the test's: two devices, an interface, a root hub. */
+static void
+fake_sysfs(char *dir, size_t size)
+{
+	static const char *const files[][2] = {
+	    { "1-1/idVendor", "046d\n" }, { "1-1/idProduct", "c52b\n" },
+	    { "1-1/busnum", "1\n" }, { "1-1/devnum", "3\n" },
+	    { "1-1/manufacturer", "Logitech\n" },
+	    { "1-1/product", "USB \"Receiver\"\x1b[2J\n" },
+	    { "2-3/idVendor", "0781\n" }, { "2-3/idProduct", "5581\n" },
+	    { "2-3/busnum", "2\n" }, { "2-3/devnum", "7\n" },
+	    { "1-1:1.0/bInterfaceClass", "03\n" },
+	    { "usb1/idVendor", "1d6b\n" }, { "usb1/idProduct", "0002\n" } };
+	char path[512];
+
+	snprintf(dir, size, "%s/sys", w.dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char sub[256];
+
+		snprintf(sub, sizeof(sub), "sys/%s", files[i][0]);
+		*strchr(sub + 4, '/') = '\0';
+		snprintf(path, sizeof(path), "%s/%s", w.dir, sub);
+		if (mkdir(path, 0755) == -1)
+			ck_assert_int_eq(errno, EEXIST);
+		snprintf(sub, sizeof(sub), "sys/%s", files[i][0]);
+		put(sub, files[i][1]);
+	}
+}
+
+START_TEST(test_usbctl_devices_lists_the_host_and_marks_attached_ones)
+{
+	char out[OUT], sys[256];
+
+	fake_sysfs(sys, sizeof(sys));
+	domains("win10\n");
+	put("state.win10", "046d c52b 1 3\n");
+	ck_assert_int_eq(usbctl(out, "--sysfs", sys, "devices", NULL), 0);
+	ck_assert_str_eq(out,
+	    "DEVICE     BUS:DEV ATTACHED TO      DESCRIPTION\n"
+	    "046d:c52b  001:003 win10            Logitech USB \"Receiver\"\\x1b[2J\n"
+	    "0781:5581  002:007 -                \n");
+	ck_assert_int_eq(usbctl(out, "--sysfs", sys, "--json", "devices", NULL), 0);
+	ck_assert_str_eq(out, "[{\"device\":\"046d:c52b\",\"bus\":1,\"devnum\":3,"
+	    "\"manufacturer\":\"Logitech\",\"product\":\"USB \\\"Receiver\\\""
+	    "\\u001b[2J\",\"attached_to\":\"win10\"},"
+	    "{\"device\":\"0781:5581\",\"bus\":2,\"devnum\":7,"
+	    "\"manufacturer\":\"\",\"product\":\"\",\"attached_to\":null}]\n");
+}
+END_TEST
+
+START_TEST(test_usbctl_config_gives_domain_and_devices)
+{
+	char out[OUT], id[32], args[OUT], file[256];
+
+	daemon_start(NULL);
+	domains("win10\nlinux\n");
+	snprintf(file, sizeof(file), "%s/usbctl.conf", w.dir);
+	put("usbctl.conf", "# the hotkey's\ndomain linux\ndevice 046D:C52B\n"
+	    "device 1050:0407  # key\n");
+	ck_assert_int_eq(usbctl(out, "--config", file, "toggle", NULL), 0);
+	event_wait("end", "linux", id, sizeof(id));
+	ck_assert_int_gt(call_file(id, "args", args, sizeof(args)), 0);
+	ck_assert_ptr_nonnull(strstr(args, "attach-device\n--domain\nlinux\n"));
+	event_wait("end", "linux", id, sizeof(id));
+
+	put("usbctl.conf", "domain linux\ndevice 046d\n");
+	ck_assert_int_eq(usbctl(out, "--config", file, "toggle", NULL), 2);
+	ck_assert_ptr_nonnull(strstr(out, "usbctl.conf:2: not a device"));
+	put("usbctl.conf", "colour blue\n");
+	ck_assert_int_eq(usbctl(out, "--config", file, "status", NULL), 2);
+	ck_assert_ptr_nonnull(strstr(out, "usbctl.conf:1: expected"));
+	/* Nothing configured and nothing named: a usage error. */
+	ck_assert_int_eq(usbctl(out, "toggle", NULL), 2);
+	ck_assert_ptr_nonnull(strstr(out, "no devices"));
+}
+END_TEST
+
+START_TEST(test_usbctl_explains_a_device_held_elsewhere_or_ambiguous)
+{
+	char out[OUT];
+
+	daemon_start(NULL);
+	ck_assert_int_eq(usbctl(out, "--domain", "held-vm", "046d:c52b", NULL), 1);
+	ck_assert_ptr_nonnull(strstr(out, "is in use by driver QEMU, domain "
+	    "other\nusbctl: another VM holds this device: detach it there first"));
+	ck_assert_int_eq(usbctl(out, "--domain", "multi-vm", "046d:c52b", NULL), 1);
+	ck_assert_ptr_nonnull(strstr(out, "usbctl: two host devices share this "
+	    "VID:PID"));
+}
+END_TEST
+
 Suite *
 client_suite(void)
 {
@@ -322,6 +542,9 @@ client_suite(void)
 	tcase_add_test(list, test_list_without_newline_at_end);
 	tcase_add_test(list, test_list_empty_output_has_no_domain);
 	tcase_add_test(list, test_list_name_too_long_or_with_nul_is_refused);
+	tcase_add_test(list, test_hostdevs_are_read_from_libvirts_xml);
+	tcase_add_test(list, test_hostdevs_of_broken_xml_are_none);
+	tcase_add_test(list, test_reason_hints_say_what_to_do);
 	suite_add_tcase(s, list);
 
 	tcase_add_checked_fixture(live, world_setup, world_teardown);
@@ -337,6 +560,11 @@ client_suite(void)
 	tcase_add_test(live, test_usbctl_without_replies_says_so);
 	tcase_add_test(live, test_usbctl_with_real_virsh_test_driver);
 	tcase_add_test(live, test_usbctl_real_virsh_discovery_names_test);
+	tcase_add_test(live, test_usbctl_status_shows_each_domains_devices);
+	tcase_add_test(live, test_usbctl_toggle_attaches_then_detaches);
+	tcase_add_test(live, test_usbctl_devices_lists_the_host_and_marks_attached_ones);
+	tcase_add_test(live, test_usbctl_config_gives_domain_and_devices);
+	tcase_add_test(live, test_usbctl_explains_a_device_held_elsewhere_or_ambiguous);
 	suite_add_tcase(s, live);
 	return s;
 }
