@@ -3,7 +3,7 @@
 #   make                  build usbserver and usbctl
 #   make check            run the test suite, then again under ASan+UBSan
 #   make install          PREFIX=/usr/local, DESTDIR, BINDIR, MANDIR,
-#                         SYSTEMDUNITDIR, DOCDIR
+#                         SYSTEMDUNITDIR, DOCDIR, BASHCOMPDIR
 #
 # Your CFLAGS are added to ours, never in place of them.
 
@@ -11,6 +11,7 @@ PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/bin
 MANDIR	?= $(PREFIX)/share/man
 DOCDIR	?= $(PREFIX)/share/doc/usbserver
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 # UNITDIR is this variable's old name.
 UNITDIR	?= /etc/systemd/system
 SYSTEMDUNITDIR ?= $(UNITDIR)
@@ -116,10 +117,12 @@ GUEST_FILES = contrib/detach.ps1 contrib/detach.ahk contrib/usb-detach
 
 install: $(O)/usbserver $(O)/usbctl
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
-		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(BASHCOMPDIR)
 	install -m 0755 $(O)/usbserver $(O)/usbctl $(DESTDIR)$(BINDIR)/
 	install -m 0644 usbctl.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 usbserver.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 contrib/usbctl.bash $(DESTDIR)$(BASHCOMPDIR)/usbctl
 	$(UNIT_SED) contrib/usbserver.service > \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/usbserver.service
 	install -m 0644 contrib/usbserver.socket $(DESTDIR)$(SYSTEMDUNITDIR)/
@@ -132,6 +135,7 @@ install: $(O)/usbserver $(O)/usbctl
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/usbserver $(DESTDIR)$(BINDIR)/usbctl \
 		$(DESTDIR)$(MANDIR)/man1/usbctl.1 $(DESTDIR)$(MANDIR)/man8/usbserver.8 \
+		$(DESTDIR)$(BASHCOMPDIR)/usbctl \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/usbserver.service \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/usbserver.socket
 	rm -rf $(DESTDIR)$(DOCDIR)

@@ -529,6 +529,45 @@ START_TEST(test_usbctl_explains_a_device_held_elsewhere_or_ambiguous)
 }
 END_TEST
 
+
+/* The bash completion, sourced by a real bash: commands, options, the
+ * running domains (the fake virsh on PATH), the host's devices. */
+static void
+complete_words(const char *line, int cword, char *out, size_t size)
+{
+	char script[1024], sys[256], env_sys[300], env_path[1200];
+	char *argv[] = { (char *)"env", env_sys, env_path, (char *)"bash",
+	    (char *)"--norc", (char *)"-c", script, NULL };
+
+	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
+	snprintf(env_sys, sizeof(env_sys), "USBCTL_SYSFS=%s", sys);
+	snprintf(env_path, sizeof(env_path), "PATH=%s:%s", w.dir,
+	    getenv("PATH") != NULL ? getenv("PATH") : "/usr/bin:/bin");
+	snprintf(script, sizeof(script), "source '%s/contrib/usbctl.bash' && "
+	    "COMP_WORDS=(%s) && COMP_CWORD=%d && _usbctl && "
+	    "printf '%%s\\n' \"${COMPREPLY[@]}\" | sort", SRC_DIR, line, cword);
+	ck_assert_int_eq(run(argv, NULL, out, size), 0);
+}
+
+START_TEST(test_bash_completion_offers_commands_domains_and_devices)
+{
+	char out[OUT], sys[256];
+
+	fake_sysfs(sys, sizeof(sys));
+	domains("win10\nlinux\n");
+	complete_words("usbctl t", 1, out, sizeof(out));
+	ck_assert_str_eq(out, "toggle\n");
+	complete_words("usbctl --do", 1, out, sizeof(out));
+	ck_assert_str_eq(out, "--domain\n");
+	complete_words("usbctl --domain ''", 2, out, sizeof(out));
+	ck_assert_str_eq(out, "linux\nwin10\n");
+	complete_words("usbctl toggle ''", 2, out, sizeof(out));
+	ck_assert_str_eq(out, "046d:c52b\n0781:5581\n");
+	complete_words("usbctl status ''", 2, out, sizeof(out));
+	ck_assert_str_eq(out, "\n");
+}
+END_TEST
+
 Suite *
 client_suite(void)
 {
@@ -565,6 +604,7 @@ client_suite(void)
 	tcase_add_test(live, test_usbctl_devices_lists_the_host_and_marks_attached_ones);
 	tcase_add_test(live, test_usbctl_config_gives_domain_and_devices);
 	tcase_add_test(live, test_usbctl_explains_a_device_held_elsewhere_or_ambiguous);
+	tcase_add_test(live, test_bash_completion_offers_commands_domains_and_devices);
 	suite_add_tcase(s, live);
 	return s;
 }

@@ -1464,7 +1464,8 @@ START_TEST(test_make_install_and_uninstall)
 	    "/opt/usbs/share/doc/usbserver/detach.ps1",
 	    "/opt/usbs/share/doc/usbserver/README.md",
 	    "/opt/usbs/share/man/man8/usbserver.8",
-	    "/opt/usbs/share/man/man1/usbctl.1", NULL };
+	    "/opt/usbs/share/man/man1/usbctl.1",
+	    "/opt/usbs/share/bash-completion/completions/usbctl", NULL };
 
 	snprintf(root, sizeof(root), "%s/root", w.dir);
 	snprintf(dest, sizeof(dest), "DESTDIR=%s", root);
