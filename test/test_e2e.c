@@ -692,7 +692,8 @@ START_TEST(test_usbctl_finds_the_domain_and_prints_libvirts_refusal)
 {
 	char out[LINE], line[LINE];
 	char *argv[] = { (char *)USBCTL_BIN, (char *)"--socket", w.sock,
-	    (char *)"--connect", e2e.uri, (char *)E2E_DEVICE, NULL };
+	    (char *)"--config", w.config, (char *)"--connect", e2e.uri,
+	    (char *)E2E_DEVICE, NULL };
 	int64_t start;
 	int status;
 
@@ -715,6 +716,13 @@ START_TEST(test_usbctl_finds_the_domain_and_prints_libvirts_refusal)
 	ck_assert_int_gt(log_peer(line, "[VMusb] " E2E_VM " attaching device "
 	    E2E_DEVICE " failed: internal error: Did not find USB device "
 	    E2E_DEVICE), 0);
+
+	/* usbctl reads real libvirt XML: a USB controller, no USB device. */
+	char *listing[] = { (char *)USBCTL_BIN, (char *)"--config", w.config,
+	    (char *)"--connect", e2e.uri, (char *)"--json", (char *)"status",
+	    NULL };
+	ck_assert_int_eq(run(listing, NULL, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "[{\"domain\":\"" E2E_VM "\",\"devices\":[]}]\n");
 }
 END_TEST
 
