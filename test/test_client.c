@@ -121,8 +121,8 @@ START_TEST(test_hostdevs_of_broken_xml_are_none)
 {
 	static const char *bad[] = { "", "<hostdev type='usb'>",
 	    "<hostdev type='usb'><vendor id='0x046d'/></hostdev>",
-	    "<hostdev type='usb'><vendor id='0x046d'/><product id='c52b'/>"
-	    "</hostdev>", "<hostdev type='usb><vendor id='0x046d'/>" };
+	    ("<hostdev type='usb'><vendor id='0x046d'/><product id='c52b'/>"
+	    "</hostdev>"), "<hostdev type='usb><vendor id='0x046d'/>" };
 	struct hostdev d[4];
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
