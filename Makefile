@@ -137,8 +137,11 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man1/usbctl.1 $(DESTDIR)$(MANDIR)/man8/usbserver.8 \
 		$(DESTDIR)$(BASHCOMPDIR)/usbctl \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/usbserver.service \
-		$(DESTDIR)$(SYSTEMDUNITDIR)/usbserver.socket
-	rm -rf $(DESTDIR)$(DOCDIR)
+		$(DESTDIR)$(SYSTEMDUNITDIR)/usbserver.socket \
+		$(DESTDIR)$(DOCDIR)/usbserver-root.service \
+		$(DESTDIR)$(DOCDIR)/README.md \
+		$(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(GUEST_FILES)))
+	-rmdir $(DESTDIR)$(DOCDIR)
 
 clean:
 	rm -rf usbserver usbctl test/check_usbserver test/guest.o \

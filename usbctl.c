@@ -53,6 +53,7 @@ static struct {
 	const char	*config;	/* --config: the only file read */
 	const char	*sysfs;		/* the host's USB devices (tests: a tree) */
 	bool		 json;
+	bool		 socket_given;	/* on the command line: it wins */
 } opt = {
 	.socket = DEFAULT_SOCKET,
 	.virsh = DEFAULT_VIRSH,
@@ -396,7 +397,7 @@ hostdevs_parse(const char *xml, size_t len, struct hostdev *out, int max)
 
 	while (n < max && (p = strstr(p, "<hostdev ")) != NULL && p < end) {
 		const char *close = strstr(p, "</hostdev>");
-		const char *addr;
+		const char *addr, *src, *src_end;
 		long vid, pid;
 		char num[16];
 
@@ -412,15 +413,21 @@ hostdevs_parse(const char *xml, size_t len, struct hostdev *out, int max)
 		snprintf(out[n].device, sizeof(out[n].device), "%04x:%04x",
 		    (unsigned)vid & 0xffff, (unsigned)pid & 0xffff);
 		out[n].bus = out[n].dev = -1;
-		if ((addr = strstr(p, "<address ")) != NULL && addr < close) {
-			if ((k = xml_attr(addr + 9, close, "bus", &v)) > 0 &&
-			    k < (int)sizeof(num)) {
-				snprintf(num, sizeof(num), "%.*s", k, v);
+		/* The host's address is the one inside <source>; another
+		 * <address> (type='usb' bus= port=) is the guest's. */
+		if ((src = strstr(p, "<source")) != NULL && src < close &&
+		    (src_end = strstr(src, "</source>")) != NULL &&
+		    src_end < close && (addr = strstr(src, "<address ")) != NULL &&
+		    addr < src_end) {
+			int bk = xml_attr(addr + 9, src_end, "bus", &v);
+			const char *bv = v;
+			int dk = xml_attr(addr + 9, src_end, "device", &v);
+
+			if (bk > 0 && bk < (int)sizeof(num) && dk > 0 &&
+			    dk < (int)sizeof(num)) {
+				snprintf(num, sizeof(num), "%.*s", bk, bv);
 				out[n].bus = atoi(num);
-			}
-			if ((k = xml_attr(addr + 9, close, "device", &v)) > 0 &&
-			    k < (int)sizeof(num)) {
-				snprintf(num, sizeof(num), "%.*s", k, v);
+				snprintf(num, sizeof(num), "%.*s", dk, v);
 				out[n].dev = atoi(num);
 			}
 		}
@@ -476,21 +483,63 @@ running_domains(char *names, size_t size)
 /* ------------------------------------------------------------------ */
 /* Output for people, and JSON for scripts                             */
 
-static void
-json_string(const char *s)
+/* The length of the well-formed UTF-8 sequence at s (1 to 4), or 0. */
+static int
+utf8_len(const unsigned char *s)
 {
-	putchar('"');
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
+	int n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 :
+	    s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
+	unsigned cp;
 
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			printf("\\u%04x", c);
+	if (s[0] < 0x80)
+		return 1;
+	for (int i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if (n == 3) {
+		cp = (s[0] & 0x0fu) << 12 | (s[1] & 0x3fu) << 6;
+		if (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;	/* overlong, or a surrogate */
+	} else if (n == 4) {
+		cp = (s[0] & 0x07u) << 18 | (s[1] & 0x3fu) << 12;
+		if (cp < 0x10000 || cp > 0x10ffff)
+			return 0;
+	}
+	return n;
+}
+
+/* A JSON string: valid UTF-8 whatever the bytes (U+FFFD for the bad). */
+static void
+json_string(const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	putchar('"');
+	while (*s != '\0') {
+		int n = utf8_len(s);
+
+		if (n == 0) {
+			fputs("\\ufffd", stdout);
+			n = 1;
+		} else if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if (*s < 0x20 || *s == 0x7f)
+			printf("\\u%04x", *s);
 		else
-			putchar(c);
+			fwrite(s, 1, (size_t)n, stdout);
+		s += n;
 	}
 	putchar('"');
+}
+
+/* A bus or device number, or null while libvirt has not said it. */
+static void
+json_number(int n)
+{
+	if (n >= 0)
+		printf("%d", n);
+	else
+		fputs("null", stdout);
 }
 
 /* "usbctl status": the USB devices attached to each running domain. */
@@ -499,6 +548,7 @@ cmd_status(void)
 {
 	static char names[LIST_MAX];
 	struct hostdev devs[MAX_HOSTDEVS];
+	char esc[MAX_LINE];
 	int ndom, failed = 0, shown = 0;
 	const char *vm;
 
@@ -521,26 +571,30 @@ cmd_status(void)
 			failed++;
 			continue;
 		}
+		escape_text(esc, sizeof(esc), vm, strlen(vm));
 		if (opt.json) {
 			printf("%s{\"domain\":", shown++ > 0 ? "," : "");
 			json_string(vm);
 			printf(",\"devices\":[");
 		}
 		for (int i = 0; i < n; i++) {
-			if (opt.json)
-				printf("%s{\"device\":\"%s\",\"bus\":%d,"
-				    "\"devnum\":%d}", i > 0 ? "," : "",
-				    devs[i].device, devs[i].bus, devs[i].dev);
-			else if (devs[i].bus >= 0)
-				printf("%-24s %-10s %03d:%03d\n", vm,
+			if (opt.json) {
+				printf("%s{\"device\":\"%s\",\"bus\":",
+				    i > 0 ? "," : "", devs[i].device);
+				json_number(devs[i].bus);
+				printf(",\"devnum\":");
+				json_number(devs[i].dev);
+				printf("}");
+			} else if (devs[i].bus >= 0)
+				printf("%-24s %-10s %03d:%03d\n", esc,
 				    devs[i].device, devs[i].bus, devs[i].dev);
 			else
-				printf("%-24s %-10s -\n", vm, devs[i].device);
+				printf("%-24s %-10s -\n", esc, devs[i].device);
 		}
 		if (opt.json)
 			printf("]}");
 		else if (n == 0)
-			printf("%-24s %-10s\n", vm, "-");
+			printf("%-24s %-10s\n", esc, "-");
 	}
 	if (opt.json)
 		printf("]\n");
@@ -551,7 +605,7 @@ cmd_status(void)
 struct usbdev {
 	char	device[DEVICE_LEN + 1];
 	int	bus, dev;
-	char	manufacturer[64], product[64];
+	char	manufacturer[256], product[256];	/* descriptors: any bytes */
 	char	attached[MAX_VM_NAME + 1];	/* the domain, or "" */
 };
 
@@ -666,7 +720,8 @@ cmd_devices(void)
 		    "DESCRIPTION");
 	for (int i = 0; i < n; i++) {
 		struct usbdev *u = &devs[i];
-		char desc[160], esc[sizeof(desc) * 4], bd[16];
+		char desc[520], esc[sizeof(desc) * 4], att[MAX_VM_NAME * 4 + 1];
+		char bd[16];
 
 		if (opt.json) {
 			printf("%s{\"device\":\"%s\",\"bus\":%d,\"devnum\":%d,"
@@ -687,9 +742,10 @@ cmd_devices(void)
 		    u->manufacturer[0] != '\0' && u->product[0] != '\0' ? " " : "",
 		    u->product);
 		escape_text(esc, sizeof(esc), desc, strlen(desc));
+		escape_text(att, sizeof(att), u->attached, strlen(u->attached));
 		snprintf(bd, sizeof(bd), "%03d:%03d", u->bus, u->dev);
 		printf("%-10s %-7s %-16s %s\n", u->device, bd,
-		    u->attached[0] != '\0' ? u->attached : "-", esc);
+		    att[0] != '\0' ? att : "-", esc);
 	}
 	if (opt.json)
 		printf("]\n");
@@ -710,9 +766,11 @@ conf_load(const char *path, bool must)
 	FILE *f = fopen(path, "re");
 
 	if (f == NULL) {
-		if (errno == ENOENT && !must)
-			return;
-		err(2, "%s", path);
+		if (must)
+			err(2, "%s", path);
+		if (errno != ENOENT)
+			warn("%s", path);	/* not ours to read: go on */
+		return;
 	}
 	while (fgets(line, sizeof(line), f) != NULL) {
 		const char *fld[3];
@@ -731,8 +789,10 @@ conf_load(const char *path, bool must)
 		if (nf != 2)
 			errx(2, "%s:%d: expected 'KEY VALUE'", path, lineno);
 		if (field_is(fld[0], flen[0], "device")) {
-			if (ndevices == MAX_DEVICES ||
-			    !parse_device(fld[1], flen[1], conf.devices[ndevices]))
+			if (ndevices == MAX_DEVICES)
+				errx(2, "%s:%d: more than %d devices", path,
+				    lineno, MAX_DEVICES);
+			if (!parse_device(fld[1], flen[1], conf.devices[ndevices]))
 				errx(2, "%s:%d: not a device (VID:PID)", path,
 				    lineno);
 			ndevices++;
@@ -783,7 +843,7 @@ conf_apply(void)
 		opt.domain = conf.domain;
 	if (opt.connect == NULL && conf.connect[0] != '\0')
 		opt.connect = conf.connect;
-	if (strcmp(opt.socket, DEFAULT_SOCKET) == 0 && conf.socket[0] != '\0')
+	if (!opt.socket_given && conf.socket[0] != '\0')
 		opt.socket = conf.socket;
 }
 
@@ -859,6 +919,7 @@ main(int argc, char *argv[])
 		switch (ch) {
 		case 's':
 			opt.socket = optarg;
+			opt.socket_given = true;
 			break;
 		case 'c':
 			opt.connect = optarg;

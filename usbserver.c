@@ -1293,6 +1293,8 @@ listen_inherited(char *path, size_t size)
 		    "stream socket");
 	if (fcntl(3, F_SETFD, FD_CLOEXEC) == -1)
 		err(1, "fcntl");
+	if (len > sizeof(sa))
+		len = sizeof(sa);
 	if (len <= offsetof(struct sockaddr_un, sun_path) || sa.sun_path[0] == '\0')
 		snprintf(path, size, "(an abstract or unnamed socket)");
 	else
@@ -1630,6 +1632,7 @@ int
 main(int argc, char *argv[])
 {
 	char inherited[sizeof(((struct sockaddr_un *)0)->sun_path) + 1] = "";
+	char eb[128];
 	sigset_t sigs;
 	int lfd, sigfd, wake[2];
 
@@ -1658,13 +1661,8 @@ main(int argc, char *argv[])
 	conn_wake = wake[1];
 
 	if ((lfd = listen_inherited(inherited, sizeof(inherited))) != -1) {
-		struct stat st;
-
-		/* Its group (SocketGroup=) is the one whose members are host
-		 * clients, unless --socket-group said otherwise. */
-		if (opt.socket_gid == (gid_t)-1 && inherited[0] == '/' &&
-		    stat(inherited, &st) == 0 && (st.st_mode & S_IWGRP))
-			opt.socket_gid = st.st_gid;
+		/* Its group is not a hint: libvirt may have given the socket
+		 * to QEMU's. Host clients' group is --socket-group alone. */
 		log_info("[VMusb] listening on %s (from systemd)", inherited);
 	} else {
 		lfd = listen_on(opt.socket);
@@ -1673,6 +1671,10 @@ main(int argc, char *argv[])
 	if (allow_count == 0)
 		log_warn("[VMusb] no allow list: every host USB device may be "
 		    "moved (see --allow and %s)", opt.config);
+	if (access(opt.qemu_run_dir, R_OK | X_OK) == -1 && errno != ENOENT)
+		log_warn("[VMusb] cannot read libvirt's pid files in %s (%s): "
+		    "guests are known by their command line alone",
+		    opt.qemu_run_dir, errstr(errno, eb, sizeof(eb)));
 	notify("READY=1\nSTATUS=listening");
 	serve(lfd, sigfd, wake[0]);
 

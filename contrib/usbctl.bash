@@ -2,6 +2,22 @@
 # "virsh list --name", devices from the host's sysfs (USBCTL_SYSFS for
 # tests). Installed by make install as
 # .../bash-completion/completions/usbctl.
+#
+# Domain names are anybody's words: they are matched, never expanded
+# (compgen -W would run a name like "$(cmd)").
+
+# Adds each line of its input that starts with $cur to COMPREPLY (feed it
+# with < <(...): in a pipeline it would run in a subshell).
+_usbctl_add()
+{
+	local w
+	while IFS= read -r w; do
+		if [[ -n $w && $w == "$cur"* ]]; then
+			COMPREPLY+=("$w")
+		fi
+	done
+	return 0
+}
 
 _usbctl_devices()
 {
@@ -17,35 +33,39 @@ _usbctl_devices()
 
 _usbctl()
 {
-	local cur prev words cword
-	COMPREPLY=()
-	_init_completion 2>/dev/null || {
-		cur=${COMP_WORDS[COMP_CWORD]}
-		prev=${COMP_WORDS[COMP_CWORD-1]}
-	}
+	local cur prev words cword w seen=
+	local cmds="attach detach toggle status devices"
 	local opts="--socket --connect --domain --virsh --config --json
 		--sysfs --help --version"
-	local cmds="attach detach toggle status devices"
+
+	COMPREPLY=()
+	# VID:PID has a colon, which readline splits words at.
+	if declare -F _init_completion >/dev/null; then
+		_init_completion -n : || return 0
+	else
+		cur=${COMP_WORDS[COMP_CWORD]}
+		prev=${COMP_WORDS[COMP_CWORD-1]}
+	fi
 
 	case $prev in
 	-d|--domain)
-		COMPREPLY=($(compgen -W "$(LC_ALL=C virsh list --name \
-			2>/dev/null)" -- "$cur"))
-		return ;;
+		_usbctl_add < <(LC_ALL=C virsh list --name 2>/dev/null)
+		return 0 ;;
 	-s|--socket|-C|--config|-V|--virsh)
-		COMPREPLY=($(compgen -f -- "$cur"))
-		return ;;
+		compopt -o filenames 2>/dev/null
+		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+		return 0 ;;
 	--sysfs)
-		COMPREPLY=($(compgen -d -- "$cur"))
-		return ;;
+		compopt -o filenames 2>/dev/null
+		mapfile -t COMPREPLY < <(compgen -d -- "$cur")
+		return 0 ;;
 	-c|--connect)
-		return ;;
+		return 0 ;;
 	esac
 	if [[ $cur == -* ]]; then
-		COMPREPLY=($(compgen -W "$opts" -- "$cur"))
-		return
+		_usbctl_add < <(printf '%s\n' $opts)
+		return 0
 	fi
-	local w seen=
 	for w in "${COMP_WORDS[@]:1:COMP_CWORD-1}"; do
 		[[ " $cmds " == *" $w "* ]] && seen=$w
 	done
@@ -53,9 +73,14 @@ _usbctl()
 	status|devices)
 		;;
 	"")
-		COMPREPLY=($(compgen -W "$cmds $(_usbctl_devices)" -- "$cur")) ;;
+		_usbctl_add < <(printf '%s\n' $cmds)
+		_usbctl_add < <(_usbctl_devices) ;;
 	*)
-		COMPREPLY=($(compgen -W "$(_usbctl_devices)" -- "$cur")) ;;
+		_usbctl_add < <(_usbctl_devices) ;;
 	esac
+	if declare -F __ltrim_colon_completions >/dev/null; then
+		__ltrim_colon_completions "$cur"
+	fi
+	return 0
 }
 complete -F _usbctl usbctl

@@ -117,6 +117,21 @@ START_TEST(test_hostdevs_are_read_from_libvirts_xml)
 }
 END_TEST
 
+/* The host's address is inside <source>; the guest's is not it. */
+START_TEST(test_hostdev_guest_address_is_not_the_hosts)
+{
+	static const char xml[] = "<hostdev mode='subsystem' type='usb'>"
+	    "<source startupPolicy='optional'><vendor id='0x046d'/>"
+	    "<product id='0xc52b'/></source>"
+	    "<address type='usb' bus='0' port='1'/></hostdev>";
+	struct hostdev d[2];
+
+	ck_assert_int_eq(hostdevs_parse(xml, strlen(xml), d, 2), 1);
+	ck_assert_int_eq(d[0].bus, -1);
+	ck_assert_int_eq(d[0].dev, -1);
+}
+END_TEST
+
 START_TEST(test_hostdevs_of_broken_xml_are_none)
 {
 	static const char *bad[] = { "", "<hostdev type='usb'>",
@@ -488,6 +503,36 @@ START_TEST(test_usbctl_devices_lists_the_host_and_marks_attached_ones)
 }
 END_TEST
 
+/* Descriptor strings are any bytes: the JSON stays valid UTF-8, and a
+ * device libvirt has not placed yet has null numbers. */
+START_TEST(test_usbctl_json_is_valid_whatever_the_bytes)
+{
+	char out[OUT], sys[256];
+
+	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
+	ck_assert_int_eq(mkdir(sys, 0755), 0);
+	snprintf(out, sizeof(out), "%s/3-1", sys);
+	ck_assert_int_eq(mkdir(out, 0755), 0);
+	put("sys/3-1/idVendor", "1234\n");
+	put("sys/3-1/idProduct", "abcd\n");
+	put("sys/3-1/busnum", "3\n");
+	put("sys/3-1/devnum", "1\n");
+	/* é; a stray byte and a cut sequence; a surrogate; ™ */
+	put("sys/3-1/product", "caf\xc3\xa9 \xff\xc3 \xed\xa0\x80 \xe2\x84\xa2\n");
+	ck_assert_int_eq(usbctl(out, "--sysfs", sys, "--json", "devices", NULL), 0);
+	ck_assert_str_eq(out, "[{\"device\":\"1234:abcd\",\"bus\":3,"
+	    "\"devnum\":1,\"manufacturer\":\"\",\"product\":\"caf\xc3\xa9 "
+	    "\\ufffd\\ufffd \\ufffd\\ufffd\\ufffd \xe2\x84\xa2\","
+	    "\"attached_to\":null}]\n");
+
+	domains("win10\n");
+	put("state.win10", "046d c52b\n");	/* no bus and device yet */
+	ck_assert_int_eq(usbctl(out, "--json", "status", NULL), 0);
+	ck_assert_str_eq(out, "[{\"domain\":\"win10\",\"devices\":["
+	    "{\"device\":\"046d:c52b\",\"bus\":null,\"devnum\":null}]}]\n");
+}
+END_TEST
+
 START_TEST(test_usbctl_config_gives_domain_and_devices)
 {
 	char out[OUT], id[32], args[OUT], file[256];
@@ -532,10 +577,16 @@ END_TEST
 
 /* The bash completion, sourced by a real bash: commands, options, the
  * running domains (the fake virsh on PATH), the host's devices. */
+#define BASH_COMPLETION	"/usr/share/bash-completion/bash_completion"
+
+/* Completes the words (bash syntax) at cword; with bash-completion's
+ * framework loaded first if line (the command line as typed, which it
+ * reads) is not NULL, as on a desktop. */
 static void
-complete_words(const char *line, int cword, char *out, size_t size)
+complete_words(const char *line, const char *words, int cword, char *out,
+    size_t size)
 {
-	char script[1024], sys[256], env_sys[300], env_path[1200];
+	char script[1536], sys[256], env_sys[300], env_path[1200];
 	char *argv[] = { (char *)"env", env_sys, env_path, (char *)"bash",
 	    (char *)"--norc", (char *)"-c", script, NULL };
 
@@ -543,9 +594,12 @@ complete_words(const char *line, int cword, char *out, size_t size)
 	snprintf(env_sys, sizeof(env_sys), "USBCTL_SYSFS=%s", sys);
 	snprintf(env_path, sizeof(env_path), "PATH=%s:%s", w.dir,
 	    getenv("PATH") != NULL ? getenv("PATH") : "/usr/bin:/bin");
-	snprintf(script, sizeof(script), "source '%s/contrib/usbctl.bash' && "
-	    "COMP_WORDS=(%s) && COMP_CWORD=%d && _usbctl && "
-	    "printf '%%s\\n' \"${COMPREPLY[@]}\" | sort", SRC_DIR, line, cword);
+	snprintf(script, sizeof(script), "cd '%s' && %s source "
+	    "'%s/contrib/usbctl.bash' && COMP_WORDS=(%s) && COMP_CWORD=%d && "
+	    "COMP_LINE='%s' && COMP_POINT=${#COMP_LINE} && _usbctl && "
+	    "printf '%%s\\n' \"${COMPREPLY[@]}\" | sort", w.dir,
+	    line != NULL ? "source " BASH_COMPLETION " &&" : "", SRC_DIR, words,
+	    cword, line != NULL ? line : "");
 	ck_assert_int_eq(run(argv, NULL, out, size), 0);
 }
 
@@ -555,16 +609,44 @@ START_TEST(test_bash_completion_offers_commands_domains_and_devices)
 
 	fake_sysfs(sys, sizeof(sys));
 	domains("win10\nlinux\n");
-	complete_words("usbctl t", 1, out, sizeof(out));
+	complete_words(NULL, "usbctl t", 1, out, sizeof(out));
 	ck_assert_str_eq(out, "toggle\n");
-	complete_words("usbctl --do", 1, out, sizeof(out));
+	complete_words(NULL, "usbctl --do", 1, out, sizeof(out));
 	ck_assert_str_eq(out, "--domain\n");
-	complete_words("usbctl --domain ''", 2, out, sizeof(out));
+	complete_words(NULL, "usbctl --domain ''", 2, out, sizeof(out));
 	ck_assert_str_eq(out, "linux\nwin10\n");
-	complete_words("usbctl toggle ''", 2, out, sizeof(out));
+	complete_words(NULL, "usbctl toggle ''", 2, out, sizeof(out));
 	ck_assert_str_eq(out, "046d:c52b\n0781:5581\n");
-	complete_words("usbctl status ''", 2, out, sizeof(out));
+	complete_words(NULL, "usbctl status ''", 2, out, sizeof(out));
 	ck_assert_str_eq(out, "\n");
+}
+END_TEST
+
+/* A domain's name is offered as it is, never run. */
+START_TEST(test_bash_completion_never_runs_a_domain_name)
+{
+	char out[OUT], path[300];
+
+	domains("$(touch${IFS}pwned)\n`touch pwned`\nwin10\n");
+	complete_words(NULL, "usbctl --domain ''", 2, out, sizeof(out));
+	ck_assert_str_eq(out, "$(touch${IFS}pwned)\n`touch pwned`\nwin10\n");
+	snprintf(path, sizeof(path), "%s/pwned", w.dir);
+	ck_assert_int_eq(access(path, F_OK), -1);
+}
+END_TEST
+
+/* With bash-completion's framework, as readline splits "046d:c5". */
+START_TEST(test_bash_completion_completes_after_the_colon)
+{
+	char out[OUT], sys[256];
+
+	if (access(BASH_COMPLETION, R_OK) == -1 && test_skips("completion "
+	    "test", "no bash-completion: apt-get install bash-completion"))
+		return;
+	fake_sysfs(sys, sizeof(sys));
+	complete_words("usbctl toggle 046d:c5", "usbctl toggle 046d : c5", 4,
+	    out, sizeof(out));
+	ck_assert_str_eq(out, "c52b\n");
 }
 END_TEST
 
@@ -582,6 +664,7 @@ client_suite(void)
 	tcase_add_test(list, test_list_empty_output_has_no_domain);
 	tcase_add_test(list, test_list_name_too_long_or_with_nul_is_refused);
 	tcase_add_test(list, test_hostdevs_are_read_from_libvirts_xml);
+	tcase_add_test(list, test_hostdev_guest_address_is_not_the_hosts);
 	tcase_add_test(list, test_hostdevs_of_broken_xml_are_none);
 	tcase_add_test(list, test_reason_hints_say_what_to_do);
 	suite_add_tcase(s, list);
@@ -602,9 +685,12 @@ client_suite(void)
 	tcase_add_test(live, test_usbctl_status_shows_each_domains_devices);
 	tcase_add_test(live, test_usbctl_toggle_attaches_then_detaches);
 	tcase_add_test(live, test_usbctl_devices_lists_the_host_and_marks_attached_ones);
+	tcase_add_test(live, test_usbctl_json_is_valid_whatever_the_bytes);
 	tcase_add_test(live, test_usbctl_config_gives_domain_and_devices);
 	tcase_add_test(live, test_usbctl_explains_a_device_held_elsewhere_or_ambiguous);
 	tcase_add_test(live, test_bash_completion_offers_commands_domains_and_devices);
+	tcase_add_test(live, test_bash_completion_never_runs_a_domain_name);
+	tcase_add_test(live, test_bash_completion_completes_after_the_colon);
 	suite_add_tcase(s, live);
 	return s;
 }

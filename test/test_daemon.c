@@ -1446,6 +1446,23 @@ START_TEST(test_units_are_rated_safe_and_ok_by_systemd_analyze)
 }
 END_TEST
 
+/* A daemon that is not root would have virsh use qemu:///session, where
+ * no guest lives: the units name the system's libvirt. */
+START_TEST(test_units_name_the_systems_libvirt)
+{
+	static const char *const units[] = { "usbserver.service",
+	    "usbserver-root.service" };
+	char path[PATH_MAX], text[8192];
+
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		snprintf(path, sizeof(path), "%s/contrib/%s", SRC_DIR, units[i]);
+		ck_assert_int_gt(slurp(path, text, sizeof(text)), 0);
+		ck_assert_msg(strstr(text, "\nEnvironment=LIBVIRT_DEFAULT_URI="
+		    "qemu:///system\n") != NULL, "%s", units[i]);
+	}
+}
+END_TEST
+
 /* make install into a DESTDIR: the tree, units naming the installed
  * binary; make uninstall takes it all away again. */
 START_TEST(test_make_install_and_uninstall)
@@ -1710,6 +1727,7 @@ daemon_suite(void)
 	tcase_add_test(real, test_real_virsh_error_is_replied);
 	tcase_add_test(real, test_syslog_messages_have_the_guides_format);
 	tcase_add_test(real, test_units_are_rated_safe_and_ok_by_systemd_analyze);
+	tcase_add_test(real, test_units_name_the_systems_libvirt);
 	tcase_add_test(real, test_make_install_and_uninstall);
 	tcase_add_test(real, test_man_pages_are_lint_clean_and_document_every_option);
 	return s;
