@@ -2,6 +2,8 @@
 #
 #   make                  build usbserver and usbctl
 #   make check            run the test suite, then again under ASan+UBSan
+#   make fuzz             libFuzzer on every reader of outside bytes
+#                         (FUZZ_SECONDS=60 a target; needs clang)
 #   make install          PREFIX=/usr/local, DESTDIR, BINDIR, MANDIR,
 #                         SYSTEMDUNITDIR, DOCDIR, BASHCOMPDIR
 #
@@ -49,7 +51,7 @@ BUILD_CFLAGS = $(MY_CFLAGS) $(CFLAGS) -O1 -g $(SAN)
 endif
 
 .PHONY: all check check-plain check-sanitize check-valgrind test-run \
-	install uninstall clean
+	fuzz install uninstall clean
 
 all: $(O)/usbserver $(O)/usbctl
 
@@ -114,6 +116,31 @@ check-valgrind:
 # The installed units and the root fallback name the installed binary.
 UNIT_SED = sed 's|/usr/local/bin/usbserver|$(BINDIR)/usbserver|'
 GUEST_FILES = contrib/detach.ps1 contrib/detach.ahk contrib/usb-detach
+
+# libFuzzer targets (test/fuzz/): client lines, peers' command lines and
+# allow lines, usbctl's readers of virsh output. Each starts from its
+# seeds in test/fuzz/corpus/ and keeps what it finds in build/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_CC	?= clang
+FUZZ_TARGETS = line peer usbctl
+FUZZ_FLAGS = -std=c11 -g -O1 $(WARN) -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all
+
+build/fuzz/fuzz_%: test/fuzz/fuzz_%.c common.h usbctl.c
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $<
+
+fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/corpus/$$t; \
+		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+			-print_final_stats=1 -artifact_prefix=build/fuzz/ \
+			build/fuzz/corpus/$$t test/fuzz/corpus/$$t \
+			> build/fuzz/$$t.log 2>&1; st=$$?; \
+		echo "fuzz_$$t ($(FUZZ_SECONDS) s):" \
+			$$(grep -E 'DONE' build/fuzz/$$t.log | tail -1); \
+		[ $$st -eq 0 ] || { tail -40 build/fuzz/$$t.log; exit 1; }; \
+	done
 
 install: $(O)/usbserver $(O)/usbctl
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \

@@ -1,0 +1,89 @@
+/*
+ * fuzz_line.c: libFuzzer target for what a client's bytes go through in
+ * the daemon: line assembly from chunks of any size, the parser and its
+ * validators, and the text made from what it accepted (XML, replies,
+ * escaped log text). Besides crashes, it traps on a broken promise: an
+ * accepted command with a name or device the validators refuse, a
+ * document or reply that does not fit, escaped text that is not plain.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "../../common.h"
+
+#define CHECK(x)	do { if (!(x)) __builtin_trap(); } while (0)
+
+static void
+check_plain(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		CHECK(s[i] >= 0x20 && s[i] < 0x7f);
+}
+
+static void
+one_line(const char *line, size_t len)
+{
+	char xml[XML_MAX], reply[MAX_LINE + 1], esc[MAX_LINE * 4 + 1];
+	struct command cmd;
+	const char *why = NULL, *reason;
+	size_t n;
+	int r;
+
+	n = escape_text(esc, sizeof(esc), line, len);
+	CHECK(n == strlen(esc));
+	check_plain(esc, n);
+	switch (parse_line(line, len, &cmd, &why)) {
+	case PARSE_COMMAND:
+		CHECK(valid_vm_name(cmd.vm, strlen(cmd.vm)));
+		CHECK(strlen(cmd.device) == DEVICE_LEN);
+		CHECK(xml_format(xml, sizeof(xml), cmd.device) > 0);
+		CHECK(reply_format(reply, sizeof(reply), &cmd, NULL) > 0);
+		r = reply_format(reply, sizeof(reply), &cmd, line);
+		CHECK(r > 0 && reply[r - 1] == '\n');
+		check_plain(reply, (size_t)r - 1);
+		reply[r - 1] = '\0';
+		CHECK(reply_parse(reply, &cmd, &reason) == REPLY_ERROR);
+		break;
+	case PARSE_ERROR:
+		CHECK(why != NULL);
+		r = reply_format_invalid(reply, sizeof(reply), why);
+		CHECK(r > 0);
+		break;
+	case PARSE_EMPTY:
+	case PARSE_REPLY_ON:
+	case PARSE_REPLY_OFF:
+		break;
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+/* The first byte sets the chunk size: lines arrive cut anywhere. */
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct linebuf lb;
+	const char *p;
+	size_t chunk, n, left;
+
+	if (size == 0)
+		return 0;
+	chunk = (size_t)data[0] % 17 + 1;
+	p = (const char *)data + 1;
+	left = size - 1;
+	line_clear(&lb);
+	while (left > 0) {
+		n = left < chunk ? left : chunk;
+		left -= n;
+		while (n > 0) {
+			enum line_event ev = line_feed(&lb, &p, &n);
+
+			CHECK(lb.len <= MAX_LINE);
+			if (ev == LINE_READY)
+				one_line(lb.buf, lb.len);
+		}
+	}
+	if (line_finish(&lb) == LINE_READY)
+		one_line(lb.buf, lb.len);
+	return 0;
+}
