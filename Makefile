@@ -50,8 +50,8 @@ else
 BUILD_CFLAGS = $(MY_CFLAGS) $(CFLAGS) -O1 -g $(SAN)
 endif
 
-.PHONY: all check check-plain check-sanitize check-valgrind test-run \
-	fuzz install uninstall clean
+.PHONY: all check check-plain check-sanitize check-valgrind check-tsan \
+	test-run fuzz install uninstall clean
 
 all: $(O)/usbserver $(O)/usbctl
 
@@ -141,6 +141,17 @@ fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 			$$(grep -E 'DONE' build/fuzz/$$t.log | tail -1); \
 		[ $$st -eq 0 ] || { tail -40 build/fuzz/$$t.log; exit 1; }; \
 	done
+
+# The whole suite built with ThreadSanitizer; any report fails it.
+TS = build/tsan
+check-tsan:
+	rm -rf $(TS)/logs
+	mkdir -p $(TS)/logs
+	TSAN_OPTIONS="halt_on_error=1 log_path=$(abspath $(TS)/logs)/tsan" \
+	$(MAKE) O=$(TS) SAN="-fsanitize=thread -fno-omit-frame-pointer" test-run
+	@if ls $(TS)/logs/* >/dev/null 2>&1; then cat $(TS)/logs/*; \
+		echo "tsan: data races reported" >&2; exit 1; fi; \
+		echo "tsan: no data race reported"
 
 install: $(O)/usbserver $(O)/usbctl
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
