@@ -75,29 +75,35 @@ struct hostdev {
 	int	bus, dev;		/* -1 until libvirt fills them in */
 };
 
-/* The first domain "virsh list --name" printed: its first non-empty line.
- * Returns 0, or -1 if there is none or it does not fit. */
+/* The next domain in "virsh list --name" output from *p to end: a line
+ * that is not blank, trimmed, copied to name. 1 with a name; -1 for one
+ * that holds a NUL or does not fit (passed over); 0 at the end. */
+static int
+list_next(const char **p, const char *end, char *name, size_t size)
+{
+	while (*p < end) {
+		const char *nl = memchr(*p, '\n', (size_t)(end - *p));
+		const char *eol = nl != NULL ? nl : end, *s;
+		size_t n = line_trim(*p, (size_t)(eol - *p), &s);
+
+		*p = nl != NULL ? nl + 1 : end;
+		if (n == 0)
+			continue;
+		if (n >= size || memchr(s, '\0', n) != NULL)
+			return -1;
+		memcpy(name, s, n);
+		name[n] = '\0';
+		return 1;
+	}
+	return 0;
+}
+
+/* The first domain "virsh list --name" printed. Returns 0, or -1 if there
+ * is none or it does not fit. */
 static int
 list_first(const char *out, size_t len, char *name, size_t size)
 {
-	const char *p = out, *end = out + len, *s;
-	size_t n;
-
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *eol = nl != NULL ? nl : end;
-
-		n = line_trim(p, (size_t)(eol - p), &s);
-		if (n > 0) {
-			if (n >= size || memchr(s, '\0', n) != NULL)
-				return -1;
-			memcpy(name, s, n);
-			name[n] = '\0';
-			return 0;
-		}
-		p = eol + 1;
-	}
-	return -1;
+	return list_next(&out, out + len, name, size) == 1 ? 0 : -1;
 }
 
 /* Runs "virsh [-c URI] ARGS..." in the C locale, its stderr going to
@@ -451,33 +457,16 @@ domain_hostdevs(const char *vm, struct hostdev *out, int max)
 	return hostdevs_parse(xml, (size_t)len, out, max);
 }
 
-/* The running domains, one name a line in names (NUL-separated); how
- * many, or -1. */
-static int
-running_domains(char *names, size_t size)
+/* The domains to show: --domain, or the running ones ("virsh list
+ * --name" output, read with list_next()); its length, or -1. */
+static ssize_t
+domains_to_show(char *out, size_t size)
 {
-	ssize_t len;
-	int n = 0;
-	char *p, *end;
-
-	if ((len = list_run(names, size - 1)) < 0)
+	if (opt.domain == NULL)
+		return list_run(out, size);
+	if (fit(snprintf(out, size, "%s\n", opt.domain), size) < 0)
 		return -1;
-	names[len] = '\0';
-	for (p = names, end = names + len; p < end; ) {
-		char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *s;
-		size_t l;
-
-		if (nl == NULL)
-			nl = end;
-		*nl = '\0';
-		l = line_trim(p, (size_t)(nl - p), &s);
-		memmove(p, s, l);
-		p[l] = '\0';
-		n += l > 0;
-		p = nl + 1;
-	}
-	return n;
+	return (ssize_t)strlen(out);
 }
 
 /* ------------------------------------------------------------------ */
@@ -546,28 +535,23 @@ json_number(int n)
 static int
 cmd_status(void)
 {
-	static char names[LIST_MAX];
+	static char out[LIST_MAX];
 	struct hostdev devs[MAX_HOSTDEVS];
-	char esc[MAX_LINE];
-	int ndom, failed = 0, shown = 0;
-	const char *vm;
+	char vm[LIST_MAX], esc[MAX_LINE];
+	int failed = 0, shown = 0, r;
+	ssize_t len = domains_to_show(out, sizeof(out));
+	const char *p = out;
 
-	if (opt.domain != NULL) {
-		snprintf(names, sizeof(names), "%s", opt.domain);
-		ndom = 1;
-	} else if ((ndom = running_domains(names, sizeof(names))) < 0)
+	if (len < 0)
 		return 1;
 	if (opt.json)
 		printf("[");
 	else
 		printf("%-24s %-10s %s\n", "DOMAIN", "DEVICE", "BUS:DEV");
-	for (vm = names; ndom > 0; vm += strlen(vm) + 1) {
+	while ((r = list_next(&p, out + len, vm, sizeof(vm))) != 0) {
 		int n;
 
-		if (*vm == '\0')
-			continue;
-		ndom--;
-		if ((n = domain_hostdevs(vm, devs, MAX_HOSTDEVS)) < 0) {
+		if (r < 0 || (n = domain_hostdevs(vm, devs, MAX_HOSTDEVS)) < 0) {
 			failed++;
 			continue;
 		}
@@ -678,26 +662,23 @@ sysfs_devices(struct usbdev *out, int max)
 static void
 mark_attached(struct usbdev *devs, int n)
 {
-	static char names[LIST_MAX];
+	static char out[LIST_MAX];
 	struct hostdev hd[MAX_HOSTDEVS];
-	int ndom = running_domains(names, sizeof(names));
+	char vm[MAX_VM_NAME + 1];
+	ssize_t len = list_run(out, sizeof(out));
+	const char *p = out;
+	int r, k;
 
-	for (const char *vm = names; ndom > 0; vm += strlen(vm) + 1) {
-		int k;
-
-		if (*vm == '\0')
-			continue;
-		ndom--;
-		if ((k = domain_hostdevs(vm, hd, MAX_HOSTDEVS)) < 0)
+	while (len > 0 && (r = list_next(&p, out + len, vm, sizeof(vm))) != 0) {
+		if (r < 0 || (k = domain_hostdevs(vm, hd, MAX_HOSTDEVS)) < 0)
 			continue;
 		for (int i = 0; i < k; i++)
 			for (int j = 0; j < n; j++)
 				if (strcmp(hd[i].device, devs[j].device) == 0 &&
 				    (hd[i].bus < 0 || (hd[i].bus == devs[j].bus &&
 				    hd[i].dev == devs[j].dev)))
-					snprintf(devs[j].attached,
-					    sizeof(devs[j].attached), "%.*s",
-					    MAX_VM_NAME, vm);
+					memcpy(devs[j].attached, vm,
+					    strlen(vm) + 1);
 	}
 }
 

@@ -77,6 +77,25 @@ START_TEST(test_list_name_too_long_or_with_nul_is_refused)
 END_TEST
 
 
+/* Every domain in turn, for status and devices: a name with a NUL or too
+ * long is passed over, never split into two. */
+START_TEST(test_list_next_walks_every_domain)
+{
+	static const char out[] = " win10 \r\nbad\0name\n\n0123456789\nlinux";
+	const char *p = out, *end = out + sizeof(out) - 1;
+	char name[8];
+
+	ck_assert_int_eq(list_next(&p, end, name, sizeof(name)), 1);
+	ck_assert_str_eq(name, "win10");
+	ck_assert_int_eq(list_next(&p, end, name, sizeof(name)), -1);
+	ck_assert_int_eq(list_next(&p, end, name, sizeof(name)), -1);
+	ck_assert_int_eq(list_next(&p, end, name, sizeof(name)), 1);
+	ck_assert_str_eq(name, "linux");
+	ck_assert_int_eq(list_next(&p, end, name, sizeof(name)), 0);
+	ck_assert_ptr_eq(p, end);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* A domain's XML: the USB devices attached to it                      */
 
@@ -663,6 +682,7 @@ client_suite(void)
 	tcase_add_test(list, test_list_without_newline_at_end);
 	tcase_add_test(list, test_list_empty_output_has_no_domain);
 	tcase_add_test(list, test_list_name_too_long_or_with_nul_is_refused);
+	tcase_add_test(list, test_list_next_walks_every_domain);
 	tcase_add_test(list, test_hostdevs_are_read_from_libvirts_xml);
 	tcase_add_test(list, test_hostdev_guest_address_is_not_the_hosts);
 	tcase_add_test(list, test_hostdevs_of_broken_xml_are_none);

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "tests.h"
+#include "../common.h"
 
 #define E2E_VM		"usbserver-e2e"	/* the name guest.S writes */
 #define E2E_DEVICE	"046d:c52b"	/* the device guest.S detaches */
@@ -482,8 +483,7 @@ domain_start(void)
 static bool
 on_safe_path(const char *name, char *path, size_t size)
 {
-	char dirs[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
-	    "/sbin:/bin";
+	char dirs[] = SAFE_PATH;
 
 	for (char *d = strtok(dirs, ":"); d != NULL; d = strtok(NULL, ":")) {
 		snprintf(path, size, "%s/%s", d, name);
