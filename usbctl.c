@@ -753,18 +753,25 @@ conf_load(const char *path, bool must)
 			warn("%s", path);	/* not ours to read: go on */
 		return;
 	}
-	while (fgets(line, sizeof(line), f) != NULL) {
-		const char *fld[3];
-		size_t flen[3], nf, len = strlen(line);
-		char *hash = strchr(line, '#');
+	for (;;) {
+		const char *fld[3], *hash;
+		size_t flen[3], nf, len = 0;
+		int c;
 
+		/* One line, NUL bytes and all: fgets would hide them. */
+		while ((c = getc(f)) != EOF && c != '\n')
+			if (len < sizeof(line))
+				line[len++] = (char)c;
+		if (c == EOF && len == 0)
+			break;
 		lineno++;
-		if (len > MAX_CONFIG_LINE && line[len - 1] != '\n')
+		if (len > MAX_CONFIG_LINE)
 			errx(2, "%s:%d: line too long", path, lineno);
-		if (hash != NULL)
-			*hash = '\0';
-		line[strcspn(line, "\n")] = '\0';
-		nf = split_fields(line, strlen(line), fld, flen, 3);
+		if (memchr(line, '\0', len) != NULL)
+			errx(2, "%s:%d: a NUL byte", path, lineno);
+		if ((hash = memchr(line, '#', len)) != NULL)
+			len = (size_t)(hash - line);
+		nf = split_fields(line, len, fld, flen, 3);
 		if (nf == 0)
 			continue;
 		if (nf != 2)

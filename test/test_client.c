@@ -570,6 +570,19 @@ START_TEST(test_usbctl_config_gives_domain_and_devices)
 	put("usbctl.conf", "domain linux\ndevice 046d\n");
 	ck_assert_int_eq(usbctl(out, "--config", file, "toggle", NULL), 2);
 	ck_assert_ptr_nonnull(strstr(out, "usbctl.conf:2: not a device"));
+	put("usbctl.conf", "domain linux\ndevice 046d:c52b");
+	ck_assert_int_eq(usbctl(out, "--config", file, "status", NULL), 0);
+	{
+		FILE *f;
+		char path[300];
+
+		snprintf(path, sizeof(path), "%s/usbctl.conf", w.dir);
+		ck_assert_ptr_nonnull(f = fopen(path, "we"));
+		fwrite("device 046d:c52b\0junk\n", 1, 23, f);
+		ck_assert_int_eq(fclose(f), 0);
+	}
+	ck_assert_int_eq(usbctl(out, "--config", file, "status", NULL), 2);
+	ck_assert_ptr_nonnull(strstr(out, "usbctl.conf:1: a NUL byte"));
 	put("usbctl.conf", "colour blue\n");
 	ck_assert_int_eq(usbctl(out, "--config", file, "status", NULL), 2);
 	ck_assert_ptr_nonnull(strstr(out, "usbctl.conf:1: expected"));
