@@ -136,12 +136,42 @@ reasonf(char *buf, size_t size, const char *fmt, ...)
 }
 
 /* ------------------------------------------------------------------ */
-/* The XML file: written anew for every command, atomically, as ours.  */
+/* The XML file: ours alone, written atomically when it is not.        */
 
-/* Writes DIR/device-VID:PID.xml and its path to path. If something we
- * cannot replace sits there (a directory, say), path is our own uniquely
- * named file instead, and *temporary tells the caller to remove it after
- * use. On failure returns -1 with a reason in why. */
+/*
+ * Is the file at path one we wrote and nobody changed: a regular file of
+ * ours, with one link, writable by nobody else, holding exactly doc? Then
+ * virsh may read it again. Nobody else can swap it before virsh does: the
+ * directory is root's or ours, and not writable by others unless sticky
+ * (check_xml_dir), which is also what a freshly written file relies on.
+ */
+static bool
+xml_is_ours(const char *path, const char *doc, size_t len)
+{
+	char buf[XML_MAX];
+	struct stat st;
+	bool same;
+	int fd;
+
+	/* O_NONBLOCK: a FIFO planted there must not hang us. */
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC)) == -1)
+		return false;
+	same = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_uid == geteuid() && st.st_nlink == 1 &&
+	    (st.st_mode & (S_IWGRP | S_IWOTH)) == 0 &&
+	    st.st_size == (off_t)len && len <= sizeof(buf) &&
+	    read(fd, buf, sizeof(buf)) == (ssize_t)len &&
+	    memcmp(buf, doc, len) == 0;
+	close(fd);
+	return same;
+}
+
+/* Gives path DIR/device-VID:PID.xml, written anew unless it is already
+ * ours (an earlier command's). If something we cannot replace sits there
+ * (a directory, say), path is our own uniquely named file instead, and
+ * *temporary tells the caller to remove it after use. On failure returns
+ * -1 with a reason in why. */
 static int
 xml_write(const char *device, char *path, size_t pathsz, bool *temporary,
     char *why, size_t whysz)
@@ -158,6 +188,9 @@ xml_write(const char *device, char *path, size_t pathsz, bool *temporary,
 		reasonf(why, whysz, "XML file name too long");
 		return -1;
 	}
+	*temporary = false;
+	if (xml_is_ours(path, doc, (size_t)len))
+		return 0;
 	/* A fresh name, created with O_EXCL: never a file someone left. */
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
 		reasonf(why, whysz, "cannot create a file in %s: %s",
@@ -179,7 +212,6 @@ xml_write(const char *device, char *path, size_t pathsz, bool *temporary,
 	fd = -1;
 	/* rename() replaces whatever sits at path, a symlink included,
 	 * without following it. */
-	*temporary = false;
 	if (rename(tmp, path) == -1) {
 		log_warn("[VMusb] cannot replace %s (%s); using %s", path,
 		    errstr(errno, e, sizeof(e)), tmp);

@@ -327,6 +327,77 @@ START_TEST(test_xml_file_never_trusts_a_file_already_there)
 }
 END_TEST
 
+START_TEST(test_xml_file_of_ours_is_read_again_not_rewritten)
+{
+	bool temporary;
+	char path[PATH_MAX], why[MAX_REASON + 1];
+	struct stat before, after;
+
+	ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), &temporary,
+	    why, sizeof(why)), 0);
+	ck_assert_int_eq(stat(path, &before), 0);
+	ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), &temporary,
+	    why, sizeof(why)), 0);
+	ck_assert(!temporary);
+	ck_assert_int_eq(stat(path, &after), 0);
+	ck_assert_uint_eq(before.st_ino, after.st_ino);
+	xml_expect("046d:c52b", path);
+}
+END_TEST
+
+/* What is at the path is replaced unless it is exactly what we wrote. */
+START_TEST(test_xml_file_not_exactly_ours_is_written_anew)
+{
+	enum { EXTRA, GROUP_WRITABLE, LINKED, OTHER_OWNER, FIFO, SYMLINK, N };
+	bool temporary;
+	char path[PATH_MAX], why[MAX_REASON + 1], doc[XML_MAX], other[300];
+	char buf[XML_MAX + 16];
+	struct stat before, after;
+	int len = xml_format(doc, sizeof(doc), "046d:c52b");
+
+	ck_assert_int_gt(len, 0);
+	snprintf(path, sizeof(path), "%s/device-046d:c52b.xml", w.xmldir);
+	snprintf(other, sizeof(other), "%s/other", w.dir);
+	for (int c = 0; c < N; c++) {
+		if (c == OTHER_OWNER && geteuid() != 0)
+			continue;	/* only root gives files away */
+		unlink(path);
+		unlink(other);
+		if (c == FIFO)
+			ck_assert_int_eq(mkfifo(path, 0600), 0);
+		else {
+			const char *at = c == SYMLINK ? other : path;
+			FILE *f = fopen(at, "we");
+
+			ck_assert_ptr_nonnull(f);
+			fputs(doc, f);
+			if (c == EXTRA)
+				fputs(" ", f);
+			ck_assert_int_eq(fclose(f), 0);
+			ck_assert_int_eq(chmod(at, c == GROUP_WRITABLE ? 0620 :
+			    0600), 0);
+		}
+		if (c == LINKED)
+			ck_assert_int_eq(link(path, other), 0);
+		if (c == OTHER_OWNER)
+			ck_assert_int_eq(chown(path, geteuid() + 1, (gid_t)-1), 0);
+		if (c == SYMLINK)
+			ck_assert_int_eq(symlink(other, path), 0);
+		ck_assert_int_eq(lstat(path, &before), 0);
+
+		ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path),
+		    &temporary, why, sizeof(why)), 0);
+		ck_assert_int_eq(lstat(path, &after), 0);
+		ck_assert_msg(before.st_ino != after.st_ino, "case %d kept", c);
+		xml_expect("046d:c52b", path);
+		if (c == LINKED || c == SYMLINK) {
+			ck_assert_int_eq(slurp(other, buf, sizeof(buf)), len);
+			ck_assert_str_eq(buf, doc);
+		}
+	}
+}
+END_TEST
+
 START_TEST(test_xml_file_leaves_no_temporary_files)
 {
 	bool temporary;
@@ -414,6 +485,8 @@ virsh_suite(void)
 	tcase_add_test(xml, test_xml_file_is_written_with_the_document);
 	tcase_add_test(xml, test_xml_file_replaces_a_planted_symlink_without_following_it);
 	tcase_add_test(xml, test_xml_file_never_trusts_a_file_already_there);
+	tcase_add_test(xml, test_xml_file_of_ours_is_read_again_not_rewritten);
+	tcase_add_test(xml, test_xml_file_not_exactly_ours_is_written_anew);
 	tcase_add_test(xml, test_xml_file_leaves_no_temporary_files);
 	tcase_add_test(xml, test_xml_file_in_a_missing_directory_fails_with_a_reason);
 	tcase_add_test(xml, test_xml_path_taken_by_a_directory_falls_back_to_our_own_file);
