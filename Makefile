@@ -2,6 +2,8 @@
 #
 #   make                  build usbserver and usbctl
 #   make check            run the test suite, then again under ASan+UBSan
+#   make bench            usbserver against the guide's Python design
+#                         (needs python3, python3-libvirt, socat, virsh)
 #   make fuzz             libFuzzer on every reader of outside bytes
 #                         (FUZZ_SECONDS=60 a target; needs clang)
 #   make install          PREFIX=/usr/local, DESTDIR, BINDIR, MANDIR,
@@ -51,7 +53,7 @@ BUILD_CFLAGS = $(MY_CFLAGS) $(CFLAGS) -O1 -g $(SAN)
 endif
 
 .PHONY: all check check-plain check-sanitize check-valgrind check-tsan \
-	test-run fuzz install uninstall clean
+	test-run bench fuzz install uninstall clean
 
 all: $(O)/usbserver $(O)/usbctl
 
@@ -112,6 +114,27 @@ check-valgrind:
 	@if cat $(VG)/logs/* | grep -v '^--[0-9]*-- ' | grep -q .; then \
 		cat $(VG)/logs/*; echo "valgrind: errors in the daemon" >&2; \
 		exit 1; fi; echo "valgrind: the daemon ran clean"
+
+# The benchmark (test/bench/): it reports figures, it does not judge
+# them. BENCH_FLAGS=--quick runs a small one, as CI does.
+BENCH_PYTHON ?= /usr/bin/python3
+BENCH_FLAGS ?=
+BENCH_CFLAGS = $(MY_CFLAGS) $(HARDEN) $(CFLAGS)
+
+build/bench/bench: test/bench/bench.c
+	@mkdir -p build/bench
+	$(CC) $(BENCH_CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ test/bench/bench.c
+
+build/bench/fast-virsh: test/bench/fast-virsh.c
+	@mkdir -p build/bench
+	$(CC) $(BENCH_CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ test/bench/fast-virsh.c
+
+bench: $(O)/usbserver $(O)/usbctl build/bench/bench build/bench/fast-virsh
+	build/bench/bench --usbserver $(O)/usbserver --usbctl $(O)/usbctl \
+		--fake-virsh build/bench/fast-virsh --python $(BENCH_PYTHON) \
+		--server test/bench/guide_server.py \
+		--client test/bench/guide_client.py \
+		--json build/bench/bench.json $(BENCH_FLAGS)
 
 # The installed units and the root fallback name the installed binary.
 UNIT_SED = sed 's|/usr/local/bin/usbserver|$(BINDIR)/usbserver|'
