@@ -23,6 +23,8 @@
 
 #define VIRSH_TIMEOUT		30	/* seconds one virsh run may take */
 #define MAX_TIMEOUT		3600	/* largest --timeout accepted */
+#define MAX_CONNS		128	/* the daemon's live connections; more wait
+					 * in the listening socket's queue */
 #define MAX_LINE		512	/* longest line, either direction, without '\n' */
 #define MAX_VM_NAME		128	/* longest domain name we accept */
 #define MAX_REASON		256	/* longest failure reason in a reply or log */

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/signalfd.h>
+#include <sys/inotify.h>
 #include <sys/pidfd.h>
 #include <linux/close_range.h>
 
@@ -37,7 +38,6 @@
 
 #include "common.h"
 
-#define MAX_CONNS	128		/* live connections; more wait in the backlog */
 #define THREAD_STACK	(128 * 1024)	/* per connection thread */
 #define OUTBOX_SIZE	4096		/* replies queued for a slow reader */
 #define LINGER_MS	5000		/* flushing replies after the peer's EOF */
@@ -711,12 +711,22 @@ struct peer {
 	const char	*how;			/* what told us the kind */
 	char		vm[MAX_VM_NAME + 1];	/* PEER_GUEST: its domain */
 	char		tag[80];		/* "(peer pid P uid U)" */
+	bool		retry;			/* short of descriptors or memory
+						 * to tell: ask again */
 };
+
+/* Did a call fail for want of descriptors or memory, which may be free
+ * again soon? */
+static bool
+short_of_resources(int e)
+{
+	return e == EMFILE || e == ENFILE || e == ENOMEM || e == ENOBUFS;
+}
 
 /* The real uid of process pid, from /proc/PID/status (its owner there is
  * root for a process that is not dumpable); (uid_t)-1 if unknown. */
 static uid_t
-proc_uid(pid_t pid)
+proc_uid(pid_t pid, bool *retry)
 {
 	char path[32], buf[2048], *at;
 	unsigned long uid;
@@ -727,7 +737,8 @@ proc_uid(pid_t pid)
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) != -1) {
 		n = read(fd, buf, sizeof(buf) - 1);
 		close(fd);
-	}
+	} else if (short_of_resources(errno))
+		*retry = true;
 	if (n <= 0)
 		return (uid_t)-1;
 	buf[n] = '\0';
@@ -745,15 +756,17 @@ proc_uid(pid_t pid)
  */
 static bool
 peer_pid_file(pid_t pid, uid_t uid, char name[MAX_VM_NAME + 1],
-    bool *qemu_user)
+    bool *qemu_user, bool *retry)
 {
 	struct dirent *de;
 	bool found = false;
 	DIR *d;
 
 	*qemu_user = false;
-	if ((d = opendir(opt.qemu_run_dir)) == NULL)
+	if ((d = opendir(opt.qemu_run_dir)) == NULL) {
+		*retry = short_of_resources(errno);
 		return false;
+	}
 	while ((de = readdir(d)) != NULL) {
 		size_t n = strlen(de->d_name);
 		char buf[24], *end;
@@ -768,8 +781,11 @@ peer_pid_file(pid_t pid, uid_t uid, char name[MAX_VM_NAME + 1],
 			continue;
 		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC |
 		    O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-		if (fd == -1)
+		if (fd == -1) {
+			if (short_of_resources(errno))
+				*retry = true;
 			continue;
+		}
 		got = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
 		    (st.st_uid == 0 || st.st_uid == geteuid()) ?
 		    read(fd, buf, sizeof(buf) - 1) : -1;
@@ -787,7 +803,7 @@ peer_pid_file(pid_t pid, uid_t uid, char name[MAX_VM_NAME + 1],
 			name[n - 4] = '\0';
 			found = true;
 		}
-		if (proc_uid((pid_t)v) == uid)
+		if (proc_uid((pid_t)v, retry) == uid)
 			*qemu_user = true;
 	}
 	closedir(d);
@@ -846,6 +862,7 @@ peer_identify(int fd, struct peer *p)
 	p->kind = PEER_UNKNOWN;
 	p->how = "cannot look at it";
 	p->vm[0] = '\0';
+	p->retry = false;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
 		cred.pid = 0;
 		cred.uid = (uid_t)-1;
@@ -864,11 +881,13 @@ peer_identify(int fd, struct peer *p)
 	 * not know the option; any other failure means the peer is gone. */
 	len = sizeof(pidfd);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == -1) {
+		if (short_of_resources(errno))
+			goto scarce;
 		if (errno != ENOPROTOOPT)
 			return;
 		pidfd = -1;
 	}
-	if (peer_pid_file(cred.pid, cred.uid, p->vm, &qemu_user)) {
+	if (peer_pid_file(cred.pid, cred.uid, p->vm, &qemu_user, &p->retry)) {
 		p->kind = PEER_GUEST;
 		p->how = "libvirt's pid file";
 	} else {
@@ -878,7 +897,8 @@ peer_identify(int fd, struct peer *p)
 			    got, sizeof(cmdline) - got)) > 0)
 				got += (size_t)n;
 			close(cfd);
-		}
+		} else if (short_of_resources(errno))
+			p->retry = true;
 		if (cfd != -1 && n != -1 && got > 0) {
 			p->kind = qemu_peer_name(cmdline, got, p->vm);
 			p->how = "its command line";
@@ -905,6 +925,23 @@ peer_identify(int fd, struct peer *p)
 			p->how = "a user QEMU runs as";
 		}
 	}
+	if (!p->retry)
+		return;
+	/* What we could not read might have changed the answer (a pid
+	 * file beats a command line): nothing is trusted until we know. */
+scarce:
+	p->retry = true;
+	p->kind = PEER_UNKNOWN;
+	p->how = "short of descriptors or memory to tell; asked again at "
+	    "its next line";
+}
+
+/* What the peer was taken for, for the debug log; a guest's name follows. */
+static const char *
+peer_kind(const struct peer *p)
+{
+	return p->kind == PEER_HOST ? "a host client" : p->kind == PEER_GUEST ?
+	    "the guest of " : "unidentified, may do nothing";
 }
 
 /* Why cmd from peer p must not run, or NULL if it may. */
@@ -1054,6 +1091,12 @@ conn_line(struct conn *c, const char *line, size_t len)
 	act = action_name(cmd.action);
 	log_debug("[VMusb] connection %lu: %s %s %s", c->id, cmd.vm, act,
 	    cmd.device);
+	if (c->peer.retry) {
+		peer_identify(c->fd, &c->peer);
+		log_debug("[VMusb] connection %lu: pid %ld is %s%s (%s)", c->id,
+		    (long)c->peer.pid, peer_kind(&c->peer), c->peer.vm,
+		    c->peer.how);
+	}
 	if ((why = policy_denies(&c->peer, &cmd)) != NULL) {
 		if (conn_may_log(c))
 			log_warn("[VMusb] %s %sing device %s denied: %s %s",
@@ -1138,9 +1181,7 @@ conn_main(void *arg)
 	peer_identify(c->fd, &c->peer);
 	log_debug("[VMusb] connection %lu opened by pid %ld (uid %lu gid %lu), "
 	    "%s%s (%s)", c->id, (long)who->pid, (unsigned long)who->uid,
-	    (unsigned long)who->gid, who->kind == PEER_HOST ? "a host client" :
-	    who->kind == PEER_GUEST ? "the guest of " : "unidentified, may do "
-	    "nothing", who->vm, who->how);
+	    (unsigned long)who->gid, peer_kind(who), who->vm, who->how);
 	line_clear(&c->in);
 	while (!c->eof) {
 		struct pollfd p = { .fd = c->fd,
@@ -1220,12 +1261,14 @@ conn_start(int fd, pthread_attr_t *attr)
 static dev_t	sock_dev;
 static ino_t	sock_ino;
 
+static int	listen_bind(const struct sockaddr_un *, char *, size_t);
+
 static int
 listen_on(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char why[PATH_MAX + 256];
 	struct stat st;
-	mode_t old;
 	int fd, probe, e;
 
 	if (fit(snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path),
@@ -1263,27 +1306,119 @@ listen_on(const char *path)
 	} else if (errno != ENOENT)
 		err(1, "%s", path);
 
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		err(1, "socket");
+	if ((fd = listen_bind(&sa, why, sizeof(why))) == -1)
+		errx(1, "%s", why);
+	return fd;
+}
+
+/*
+ * A new listening socket at sa's path, where nothing is: born with our
+ * mode and group, before anyone can connect. Non-blocking, so that a
+ * queue can be emptied. Records its inode as ours; -1 with a reason.
+ */
+static int
+listen_bind(const struct sockaddr_un *sa, char *why, size_t whysz)
+{
+	const char *path = sa->sun_path, *what;
+	char eb[128];
+	struct stat st;
+	mode_t old;
+	int fd, e;
+
+	what = "cannot create a socket for";
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0)) == -1)
+		goto fail;
 	old = umask(0177);	/* born srw-------: never wider, not for a moment */
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1)
-		err(1, "cannot bind %s", path);
+	e = bind(fd, (const struct sockaddr *)sa, sizeof(*sa));
 	umask(old);
+	what = "cannot bind";
+	if (e == -1)
+		goto fail;
 	/* Group, then mode: nobody can connect before listen() anyway. */
+	what = "cannot give the socket its group:";
 	if (opt.socket_gid != (gid_t)-1 && lchown(path, (uid_t)-1,
 	    opt.socket_gid) == -1)
-		err(1, "cannot give %s to group %lu", path,
-		    (unsigned long)opt.socket_gid);
+		goto fail_unlink;
+	what = "cannot set the mode of";
 	if (opt.socket_mode != DEFAULT_SOCKET_MODE && fchmodat(AT_FDCWD, path,
 	    opt.socket_mode, AT_SYMLINK_NOFOLLOW) == -1)
-		err(1, "cannot set the mode of %s", path);
-	if (listen(fd, SOMAXCONN) == -1)
-		err(1, "cannot listen on %s", path);
-	if (lstat(path, &st) == -1)
-		err(1, "%s", path);
+		goto fail_unlink;
+	what = "cannot listen on";
+	if (listen(fd, SOMAXCONN) == -1 || lstat(path, &st) == -1)
+		goto fail_unlink;
 	sock_dev = st.st_dev;
 	sock_ino = st.st_ino;
 	return fd;
+fail_unlink:
+	e = errno;
+	unlink(path);
+	errno = e;
+fail:
+	reasonf(why, whysz, "%s %s: %s", what, path, errstr(errno, eb,
+	    sizeof(eb)));
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+/* Watches our socket file: libvirt re-owning it, someone removing it or
+ * moving it away, all show as an event here. */
+static void
+listen_watch(int watchfd, const char *path)
+{
+	char eb[128];
+
+	if (inotify_add_watch(watchfd, path, IN_ATTRIB | IN_DELETE_SELF |
+	    IN_MOVE_SELF | IN_DONT_FOLLOW) == -1)
+		log_warn("[VMusb] cannot watch %s (%s): if it is removed, "
+		    "clients cannot reach us until a restart", path,
+		    errstr(errno, eb, sizeof(eb)));
+}
+
+/*
+ * Something happened to our socket file. If it is gone (removed, moved
+ * away), a new socket takes its path so that clients find us again; the
+ * old one stays open in *old until the connections queued on it are
+ * accepted. Anything else that took the path is left alone.
+ */
+static void
+listen_renew(int watchfd, int *lfd, int *old)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	char why[PATH_MAX + 256], eb[128];
+	struct stat st;
+	int fd;
+
+	while (read(watchfd, buf, sizeof(buf)) > 0)
+		;
+	if (lstat(opt.socket, &st) == 0) {
+		if (st.st_dev != sock_dev || st.st_ino != sock_ino)
+			log_warn("[VMusb] something else took the place of our "
+			    "socket %s: new clients cannot reach us there",
+			    opt.socket);
+		return;		/* or only its owner or mode changed */
+	}
+	if (errno != ENOENT) {
+		log_warn("[VMusb] cannot check our socket %s: %s", opt.socket,
+		    errstr(errno, eb, sizeof(eb)));
+		return;
+	}
+	/* The path fit at start-up, and has not changed since. */
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", opt.socket);
+	if ((fd = listen_bind(&sa, why, sizeof(why))) == -1) {
+		log_warn("[VMusb] our socket %s was removed, and %s",
+		    opt.socket, why);
+		return;
+	}
+	if (*old != -1)
+		close(*old);
+	*old = *lfd;
+	*lfd = fd;
+	listen_watch(watchfd, opt.socket);
+	log_warn("[VMusb] our socket %s was removed; listening there again",
+	    opt.socket);
 }
 
 /*
@@ -1298,7 +1433,7 @@ listen_inherited(char *path, size_t size)
 	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
 	struct sockaddr_un sa;
 	socklen_t len = sizeof(sa);
-	int type = 0, listening = 0;
+	int type = 0, listening = 0, flags;
 	socklen_t olen = sizeof(int);
 	char *end;
 	long v;
@@ -1323,7 +1458,9 @@ listen_inherited(char *path, size_t size)
 	    sa.sun_family != AF_UNIX)
 		errx(1, "descriptor 3 from systemd is not a listening Unix "
 		    "stream socket");
-	if (fcntl(3, F_SETFD, FD_CLOEXEC) == -1)
+	/* Non-blocking, as our own: accept() must never wait. */
+	if (fcntl(3, F_SETFD, FD_CLOEXEC) == -1 || (flags = fcntl(3,
+	    F_GETFL)) == -1 || fcntl(3, F_SETFL, flags | O_NONBLOCK) == -1)
 		err(1, "fcntl");
 	if (len > sizeof(sa))
 		len = sizeof(sa);
@@ -1346,69 +1483,109 @@ listen_remove(const char *path)
 		unlink(path);
 }
 
-/* Accepts until SIGTERM or SIGINT arrives on sigfd. */
-static void
-serve(int lfd, int sigfd, int wakefd)
+/*
+ * Accepts one connection from lfd and starts its thread. 0, or -1 when
+ * nothing was waiting. Out of descriptors or memory, *starved says so:
+ * the caller stops accepting for a while, and the clients wait in the
+ * queue. That is logged once, and again when it ends.
+ */
+static int
+serve_accept(int lfd, pthread_attr_t *attr, bool *starved)
+{
+	char eb[128];
+	int fd;
+
+	if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) == -1) {
+		switch (errno) {
+		case EAGAIN:
+			if (*starved)
+				log_info("[VMusb] accepting clients again");
+			*starved = false;
+			return -1;
+		case EINTR:
+		case ECONNABORTED:
+		case EPROTO:
+		case EPERM:
+			return 0;
+		case EMFILE:
+		case ENFILE:
+		case ENOBUFS:
+		case ENOMEM:
+			if (!*starved)
+				log_warn("[VMusb] cannot accept: %s; new "
+				    "clients wait until some are free",
+				    errstr(errno, eb, sizeof(eb)));
+			*starved = true;
+			return 0;
+		default:
+			err(1, "accept");
+		}
+	}
+	if (*starved)
+		log_info("[VMusb] accepting clients again");
+	*starved = false;
+	conn_start(fd, attr);
+	return 0;
+}
+
+/* Accepts until SIGTERM or SIGINT arrives on sigfd. watchfd (-1: none)
+ * tells when our socket file was removed: lfd is then renewed. */
+static int
+serve(int lfd, int sigfd, int wakefd, int watchfd)
 {
 	pthread_attr_t attr;
-	bool backoff = false;
-	char eb[128], junk[64];
-	int fd;
+	bool starved = false;
+	char junk[64];
+	int old = -1;		/* a removed socket's, until its queue is empty */
 
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, THREAD_STACK);
 
 	for (;;) {
-		bool full;
+		bool full, retry = starved;
 
 		pthread_mutex_lock(&conn_lock);
 		full = conn_live >= MAX_CONNS;
 		pthread_mutex_unlock(&conn_lock);
 
-		struct pollfd p[3] = {
+		struct pollfd p[5] = {
 			{ .fd = sigfd, .events = POLLIN },
 			{ .fd = wakefd, .events = POLLIN },
-			{ .fd = full || backoff ? -1 : lfd, .events = POLLIN },
+			{ .fd = watchfd, .events = POLLIN },
+			{ .fd = full || starved ? -1 : lfd, .events = POLLIN },
+			{ .fd = full || starved ? -1 : old, .events = POLLIN },
 		};
-		if (poll(p, 3, backoff ? ACCEPT_BACKOFF_MS : -1) == -1) {
+		/* Starved, we try again when a connection of ours ends
+		 * (wakefd), or after a pause: others may free some. */
+		if (poll(p, 5, starved ? ACCEPT_BACKOFF_MS : -1) == -1) {
 			if (errno == EINTR)
 				continue;
 			err(1, "poll");
 		}
-		backoff = false;
 		if (p[0].revents != 0)
 			break;
 		if (p[1].revents != 0)
 			while (read(wakefd, junk, sizeof(junk)) > 0)
 				;
-		if (p[2].revents & (POLLERR | POLLNVAL))
+		if (p[2].revents != 0)
+			listen_renew(watchfd, &lfd, &old);
+		if ((p[3].revents | p[4].revents) & (POLLERR | POLLNVAL))
 			errx(1, "the listening socket broke");
-		if (!(p[2].revents & POLLIN))
+		if (full)
 			continue;
-		if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) == -1) {
-			switch (errno) {
-			case EINTR:
-			case EAGAIN:
-			case ECONNABORTED:
-			case EPROTO:
-			case EPERM:
-				continue;
-			case EMFILE:
-			case ENFILE:
-			case ENOBUFS:
-			case ENOMEM:
-				log_warn("[VMusb] cannot accept: %s",
-				    errstr(errno, eb, sizeof(eb)));
-				backoff = true;
-				continue;
-			default:
-				err(1, "accept");
-			}
+		if (retry || (p[3].revents & POLLIN))
+			(void)serve_accept(lfd, &attr, &starved);
+		if (old != -1 && !starved && (retry || (p[4].revents & POLLIN)) &&
+		    serve_accept(old, &attr, &starved) == -1) {
+			close(old);	/* its queue is empty */
+			old = -1;
 		}
-		conn_start(fd, &attr);
 	}
+	if (old != -1)
+		close(old);
 	pthread_attr_destroy(&attr);
+	return lfd;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1666,7 +1843,7 @@ main(int argc, char *argv[])
 	char inherited[sizeof(((struct sockaddr_un *)0)->sun_path) + 1] = "";
 	char eb[128];
 	sigset_t sigs;
-	int lfd, sigfd, wake[2];
+	int lfd, sigfd, wake[2], watchfd = -1;
 
 	cloexec_inherited();
 	parse_options(argc, argv);
@@ -1699,6 +1876,13 @@ main(int argc, char *argv[])
 	} else {
 		lfd = listen_on(opt.socket);
 		log_info("[VMusb] listening on %s", opt.socket);
+		/* The path is ours to keep: systemd keeps its own. */
+		if ((watchfd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
+			log_warn("[VMusb] inotify: %s: if our socket is removed, "
+			    "clients cannot reach us until a restart",
+			    errstr(errno, eb, sizeof(eb)));
+		else
+			listen_watch(watchfd, opt.socket);
 	}
 	if (allow_count == 0)
 		log_warn("[VMusb] no allow list: every host USB device may be "
@@ -1708,7 +1892,7 @@ main(int argc, char *argv[])
 		    "guests are known by their command line alone",
 		    opt.qemu_run_dir, errstr(errno, eb, sizeof(eb)));
 	notify("READY=1\nSTATUS=listening");
-	serve(lfd, sigfd, wake[0]);
+	lfd = serve(lfd, sigfd, wake[0], watchfd);
 
 	notify("STOPPING=1");
 	close(lfd);
