@@ -43,7 +43,7 @@ DAEMON_BIN ?= $(abspath $(O)/usbserver)
 
 TEST_SRC = test/check_main.c test/helpers.c test/test_common.c \
 	   test/test_virsh.c test/test_client.c test/test_daemon.c \
-	   test/test_e2e.c
+	   test/test_e2e.c test/test_load.c
 
 # -O0 -g for the sanitized build: clear reports; FORTIFY needs -O.
 ifeq ($(SAN),)
@@ -75,6 +75,12 @@ $(O)/test/guest.img: test/guest.S
 	-$(AS) --32 -o $(O)/test/guest.o test/guest.S && \
 	$(LD) -m elf_i386 -Ttext 0x7c00 --oformat binary -o $@ $(O)/test/guest.o
 
+# The load tests' virsh: a compiled fake, as the benchmark's. Never
+# sanitized: it is a fixture, and it must be quick.
+$(O)/test/fast-virsh: test/bench/fast-virsh.c
+	@mkdir -p $(O)/test
+	$(CC) $(MY_CFLAGS) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ test/bench/fast-virsh.c
+
 $(O)/test/check_usbserver: $(TEST_SRC) test/tests.h common.h usbserver.c usbctl.c
 	@if [ -z "$(CHECK_LIBS)" ]; then \
 		echo "the Check framework is missing: apt-get install check pkg-config" >&2; \
@@ -84,11 +90,12 @@ $(O)/test/check_usbserver: $(TEST_SRC) test/tests.h common.h usbserver.c usbctl.
 		-DUSBSERVER_BIN='"$(DAEMON_BIN)"' \
 		-DUSBCTL_BIN='"$(abspath $(O)/usbctl)"' \
 		-DGUEST_IMG='"$(abspath $(O)/test/guest.img)"' \
+		-DFAST_VIRSH='"$(abspath $(O)/test/fast-virsh)"' \
 		-DSRC_DIR='"$(abspath .)"' -DBUILD_DIR='"$(abspath $(O))"' \
 		$(LDFLAGS) -o $@ $(TEST_SRC) $(CHECK_LIBS)
 
 test-run: $(O)/usbserver $(O)/usbctl $(O)/test/check_usbserver \
-	  $(O)/test/guest.img
+	  $(O)/test/guest.img $(O)/test/fast-virsh
 	$(O)/test/check_usbserver
 
 check: check-plain check-sanitize
@@ -205,5 +212,5 @@ uninstall:
 	-rmdir $(DESTDIR)$(DOCDIR)
 
 clean:
-	rm -rf usbserver usbctl test/check_usbserver test/guest.o \
+	rm -rf usbserver usbctl test/check_usbserver test/guest.o test/fast-virsh \
 		test/guest.img build

@@ -20,6 +20,7 @@ main(int argc, char *argv[])
 	srunner_add_suite(sr, virsh_suite());
 	srunner_add_suite(sr, client_suite());
 	srunner_add_suite(sr, daemon_suite());
+	srunner_add_suite(sr, load_suite());
 	srunner_add_suite(sr, e2e_suite());
 	(void)scratch_dir();		/* before the tests fork */
 	srunner_run_all(sr, CK_ENV);	/* CK_VERBOSITY picks the detail */

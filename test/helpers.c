@@ -67,6 +67,9 @@ scratch_dir(void)
  *   gate*   waits for a line on the gate FIFO, then succeeds
  *   held*   libvirt's refusal for a device another domain holds
  *   multi*  libvirt's refusal for two host devices with one VID:PID
+ *   flood*  4 MB of lines on stderr, then an "error:" line, exit 1
+ *   orphan* leaves a child holding its output open (its pid in
+ *           "orphan.pid"), exit 0
  *   other   "Device attached successfully", exit 0
  * and "list" prints the file "domains" in its directory, if there is one.
  * A domain's attached devices are kept in "state.VM" ("VVVV PPPP BUS DEV"
@@ -130,6 +133,9 @@ static const char fake_virsh[] =
     "held*) echo \"error: Failed to ${verb%%-device} device from $file\" >&2\n"
     "	echo 'error: Requested operation is not valid: USB device 001:003 is in use by driver QEMU, domain other' >&2\n"
     "	status=1 ;;\n"
+    "flood*) yes 'a line of noise, again and again' | head -n 125000 >&2\n"
+    "	echo 'error: flooded' >&2; status=1 ;;\n"
+    "orphan*) sleep 60 & echo $! > \"$dir/orphan.pid\" ;;\n"
     "multi*) echo \"error: Failed to ${verb%%-device} device from $file\" >&2\n"
     "	echo 'error: operation failed: Multiple USB devices for 046d:c52b, use <address> to specify one' >&2\n"
     "	status=1 ;;\n"

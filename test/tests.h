@@ -17,6 +17,7 @@ Suite *text_suite(void);	/* test_common.c: XML, reply and escaping text */
 Suite *virsh_suite(void);	/* test_virsh.c: the daemon's virsh runner and XML file */
 Suite *client_suite(void);	/* test_client.c: usbctl's parsing and the client live */
 Suite *daemon_suite(void);	/* test_daemon.c: the daemon live over its socket */
+Suite *load_suite(void);	/* test_load.c: hundreds of clients, and faults */
 Suite *e2e_suite(void);		/* test_e2e.c: real libvirtd, QEMU guest, virsh */
 
 /* ------------------------------------------------------------------ */

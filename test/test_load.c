@@ -1,0 +1,691 @@
+/*
+ * test_load.c: the daemon under load and under faults. Hundreds of
+ * clients at once; clients that vanish mid-line or mid-reply, or never
+ * read; a virsh that dies, floods or leaves a child behind; an XML
+ * directory it cannot write; its socket file removed or replaced; no
+ * descriptors left. Through all of it the daemon goes on serving, runs
+ * every command exactly once, and leaks neither descriptors nor threads.
+ *
+ * The busy tests use fast-virsh (test/bench/fast-virsh.c), which only
+ * sends "PID ARGS..." to calls.sock beside its binary: a shell script
+ * would make 10000 commands take minutes.
+ */
+#define _GNU_SOURCE
+
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests.h"
+#include "../common.h"
+
+#define LINE		1024
+#define STALL_MS	60000	/* the load may not stand still this long */
+
+/* ------------------------------------------------------------------ */
+/* fast-virsh and what it reports                                      */
+
+static int	calls_fd = -1;
+
+/* Puts a copy of fast-virsh in the test's directory as the daemon's
+ * virsh, and listens for its reports. */
+static void
+calls_setup(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char *argv[] = { (char *)"cp", (char *)FAST_VIRSH, w.virsh, NULL };
+	char out[256];
+
+	snprintf(w.virsh, sizeof(w.virsh), "%s/fast-virsh", w.dir);
+	ck_assert_int_eq(run(argv, NULL, out, sizeof(out)), 0);
+	ck_assert_int_lt(snprintf(sa.sun_path, sizeof(sa.sun_path),
+	    "%s/calls.sock", w.dir), (int)sizeof(sa.sun_path));
+	calls_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	ck_assert_int_ne(calls_fd, -1);
+	ck_assert_int_eq(bind(calls_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+}
+
+/* The domain and the file's VID:PID of one report, or false. */
+static bool
+call_parse(const char *msg, char *vm, size_t vmsz, char dev[DEVICE_LEN + 1])
+{
+	const char *d = strstr(msg, " --domain "), *f = strstr(msg, " --file ");
+	const char *base;
+
+	if (d == NULL || f == NULL || f < d)
+		return false;
+	d += strlen(" --domain ");
+	snprintf(vm, vmsz, "%.*s", (int)(f - d), d);
+	if ((base = strstr(f, "device-")) == NULL)
+		return false;
+	snprintf(dev, DEVICE_LEN + 1, "%s", base + strlen("device-"));
+	return true;
+}
+
+/* The next report within timeout_ms, or false. */
+static bool
+call_next(char *msg, size_t size, int timeout_ms)
+{
+	struct pollfd p = { .fd = calls_fd, .events = POLLIN };
+	ssize_t n;
+
+	if (poll(&p, 1, timeout_ms) != 1 ||
+	    (n = recv(calls_fd, msg, size - 1, 0)) <= 0)
+		return false;
+	msg[n] = '\0';
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* What /proc says of the daemon                                       */
+
+static int
+proc_entries(const char *what)
+{
+	char path[64];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%ld/%s", (long)w.daemon, what);
+	ck_assert_ptr_nonnull(d = opendir(path));
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Waits, within WAIT_MS, for the daemon to be back to fds descriptors
+ * and threads threads: a thread's last steps follow its last log line. */
+static void
+expect_back_to(int fds, int threads)
+{
+	int64_t deadline = now_ms() + WAIT_MS;
+	int f, t;
+
+	while ((f = proc_entries("fd")) != fds ||
+	    (t = proc_entries("task")) != threads) {
+		struct pollfd none = { .fd = -1 };
+
+		ck_assert_msg(now_ms() < deadline, "the daemon kept %d "
+		    "descriptors (had %d) and %d threads (had %d)", f, fds,
+		    proc_entries("task"), threads);
+		poll(&none, 1, 20);	/* a thread's exit has no event */
+	}
+}
+
+/* Reads the daemon's log without waiting, counting lines that hold
+ * needle: under load it must never block on a full pipe. */
+static int
+log_drain(const char *needle)
+{
+	char line[LINE];
+	int n = 0;
+
+	while (reader_line(&w.log, line, sizeof(line), 0) == 1)
+		n += strstr(line, needle) != NULL;
+	return n;
+}
+
+/*
+ * Connections open by the daemon's log: each is logged as opened after
+ * it is counted, and as closed before it is no longer counted, so this
+ * is never above the number the cap holds. Without a cap it would climb
+ * to every client connected.
+ */
+struct live {
+	int	now, most, closed;
+};
+
+static void
+live_drain(struct live *l)
+{
+	char line[LINE];
+
+	while (reader_line(&w.log, line, sizeof(line), 0) == 1) {
+		if (strstr(line, "] connection ") == NULL)
+			continue;
+		if (strstr(line, " opened by ") != NULL && ++l->now > l->most)
+			l->most = l->now;
+		if (strstr(line, " closed") != NULL) {
+			l->now--;
+			l->closed++;
+		}
+	}
+}
+
+static void
+expect_reply(struct client *c, const char *want)
+{
+	char line[LINE];
+
+	client_reply(c, line, sizeof(line));
+	ck_assert_str_eq(line, want);
+}
+
+static void
+expect_log(const char *want)
+{
+	ck_assert_msg(log_wait(want, NULL, 0), "no log line '%s'", want);
+}
+
+/* ------------------------------------------------------------------ */
+/* Load                                                                */
+
+enum { CLIENTS = 500, EACH = 20 };
+
+struct loader {
+	struct client	c;
+	int		replied;	/* replies read, in order */
+	bool		open;
+};
+
+/* Checks one report: its command ran once, after its domain's last. */
+static void
+load_call(const char *msg, int ran[CLIENTS][EACH], int next_run[CLIENTS])
+{
+	char vm[MAX_VM_NAME + 1], dev[DEVICE_LEN + 1];
+	unsigned i, j;
+
+	ck_assert_msg(call_parse(msg, vm, sizeof(vm), dev), "report '%s'", msg);
+	ck_assert_msg(sscanf(vm, "load%u", &i) == 1 && i < CLIENTS &&
+	    sscanf(dev, "%x:%x", &i, &j) == 2 && i < CLIENTS && j < EACH,
+	    "report '%s'", msg);
+	ck_assert_msg(ran[i][j]++ == 0, "load%u's command %u ran twice", i, j);
+	ck_assert_msg(next_run[i] == (int)j, "load%u ran command %u before "
+	    "%d", i, j, next_run[i]);
+	next_run[i]++;
+}
+
+/* Reads what client l has for us; true once it has every reply. */
+static bool
+load_replies(struct loader *l, int i)
+{
+	char line[LINE], want[LINE];
+
+	while (l->replied < EACH && reader_line(&l->c.r, line, sizeof(line),
+	    0) == 1) {
+		snprintf(want, sizeof(want), "ok load%d attach %04x:%04x", i, i,
+		    l->replied);
+		ck_assert_str_eq(line, want);
+		l->replied++;
+	}
+	return l->replied == EACH;
+}
+
+START_TEST(test_500_clients_of_20_commands_each_run_once_and_reply_in_order)
+{
+	static struct loader l[CLIENTS];
+	static struct pollfd p[CLIENTS + 2];
+	static int ran[CLIENTS][EACH], next_run[CLIENTS];
+	struct rlimit rl;
+	char buf[EACH * 40 + 16], msg[512];
+	struct live live = { 0 };
+	int fds, threads, most = 0, calls = 0, served = 0;
+	int64_t last = now_ms();
+
+	/* 500 clients and the runner's own descriptors. */
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < 2 * CLIENTS) {
+		rl.rlim_cur = rl.rlim_max < 2 * CLIENTS ? rl.rlim_max :
+		    2 * CLIENTS;
+		ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	}
+	calls_setup();
+	daemon_start(NULL);
+	fds = proc_entries("fd");
+	threads = proc_entries("task");
+
+	for (int i = 0; i < CLIENTS; i++) {
+		size_t len = (size_t)snprintf(buf, sizeof(buf), "reply on\n");
+
+		client_open(&l[i].c);
+		l[i].open = true;
+		for (int j = 0; j < EACH; j++)
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+			    "load%d attach %04x:%04x\n", i, i, j);
+		client_sendn(&l[i].c, buf, len);
+	}
+	/* Every client waits for its 20 replies, then leaves; those above
+	 * the daemon's cap wait in its queue meanwhile. */
+	while (served < CLIENTS || calls < CLIENTS * EACH) {
+		static int who[CLIENTS];
+		int n = 0, t;
+
+		for (int i = 0; i < CLIENTS; i++)
+			if (l[i].open) {
+				who[n] = i;
+				p[n++] = (struct pollfd){ .fd = l[i].c.r.fd,
+				    .events = POLLIN };
+			}
+		p[n] = (struct pollfd){ .fd = calls_fd, .events = POLLIN };
+		p[n + 1] = (struct pollfd){ .fd = w.log.fd, .events = POLLIN };
+		ck_assert_int_ge(poll(p, (nfds_t)n + 2, 1000), 0);
+		ck_assert_msg(now_ms() - last < STALL_MS, "stalled at %d "
+		    "commands run, %d clients served", calls, served);
+		live_drain(&live);
+		while (call_next(msg, sizeof(msg), 0)) {
+			load_call(msg, ran, next_run);
+			calls++;
+			last = now_ms();
+		}
+		for (int k = 0; k < n; k++) {
+			struct loader *x = &l[who[k]];
+
+			if (p[k].revents != 0 && load_replies(x, who[k])) {
+				client_close(&x->c);
+				x->open = false;
+				served++;
+				last = now_ms();
+			}
+		}
+		if ((t = proc_entries("task")) > most)
+			most = t;
+	}
+	ck_assert_int_le(live.most, MAX_CONNS);
+	for (int i = 0; i < CLIENTS; i++)
+		for (int j = 0; j < EACH; j++)
+			ck_assert_int_eq(ran[i][j], 1);
+	while (live.closed < CLIENTS) {
+		struct pollfd p1 = { .fd = w.log.fd, .events = POLLIN };
+
+		ck_assert_msg(poll(&p1, 1, WAIT_MS) == 1, "%d of %d connections "
+		    "closed", live.closed, CLIENTS);
+		live_drain(&live);
+	}
+	expect_back_to(fds, threads);
+	printf("load: %d commands from %d clients; at most %d connections "
+	    "(cap %d), %d threads\n", calls, CLIENTS, live.most, MAX_CONNS,
+	    most);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Clients that misbehave                                              */
+
+/* It sends thousands of commands with replies on and reads none: every
+ * command still runs, in order, replies are dropped whole, and others
+ * are served meanwhile. Long domain names make the replies fill any
+ * socket buffer. */
+START_TEST(test_a_client_that_never_reads_still_has_every_command_run)
+{
+	enum { N = 2000 };
+	static char flood[N * (MAX_VM_NAME + 32)];
+	char vm[MAX_VM_NAME + 1], got_vm[MAX_VM_NAME + 1], dev[DEVICE_LEN + 1];
+	char msg[512], want[LINE], line[LINE];
+	struct client c, other;
+	bool other_sent = false, other_done = false;
+	size_t len = 0, sent = 0;
+	int fds, threads, other_ran = 0, dropping = 0;
+
+	calls_setup();
+	daemon_start(NULL);
+	fds = proc_entries("fd");
+	threads = proc_entries("task");
+	memset(vm, 'v', MAX_VM_NAME - 1);
+	vm[MAX_VM_NAME - 1] = '\0';
+	client_open(&c);
+	len = (size_t)snprintf(flood, sizeof(flood), "reply on\n");
+	for (int i = 0; i < N; i++)
+		len += (size_t)snprintf(flood + len, sizeof(flood) - len,
+		    "%s attach 0001:%04x\n", vm, i);
+	/* Sent as the daemon takes it, while we take virsh's reports. */
+	ck_assert_int_eq(fcntl(c.r.fd, F_SETFL, O_NONBLOCK), 0);
+
+	for (int i = 0; i < N; i++) {
+		ssize_t n;
+
+		while (sent < len && (n = send(c.r.fd, flood + sent, len - sent,
+		    MSG_NOSIGNAL)) > 0)
+			sent += (size_t)n;
+		ck_assert(sent == len || errno == EAGAIN);
+		/* Someone else is served in the middle of it. */
+		if (i == N / 2 && !other_sent) {
+			other_sent = true;
+			client_open(&other);
+			client_send(&other, "reply on\nother attach 046d:c52b\n");
+		}
+		ck_assert_msg(call_next(msg, sizeof(msg), WAIT_MS),
+		    "command %d did not run", i);
+		ck_assert(call_parse(msg, got_vm, sizeof(got_vm), dev));
+		if (strcmp(got_vm, "other") == 0) {
+			other_ran++;
+			i--;
+			continue;
+		}
+		snprintf(want, sizeof(want), "0001:%04x", i);
+		ck_assert_str_eq(got_vm, vm);
+		ck_assert_str_eq(dev, want);
+		if (i >= N / 2 && !other_done && reader_line(&other.r, line,
+		    sizeof(line), 0) == 1) {
+			ck_assert_str_eq(line, "ok other attach 046d:c52b");
+			other_done = true;
+		}
+		dropping += log_drain("client does not read its replies; "
+		    "dropping them");
+	}
+	ck_assert_int_eq(other_ran, 1);
+	if (!other_done)
+		expect_reply(&other, "ok other attach 046d:c52b");
+	client_close(&other);
+	dropping += log_drain("client does not read its replies; dropping them");
+	ck_assert_int_eq(dropping, 1);
+	client_close(&c);
+	/* Logged as its connection ends. */
+	expect_log("replies dropped for a client that did not read them");
+	expect_back_to(fds, threads);
+}
+END_TEST
+
+/* A line cut by the client's going is one last line: run if it is a
+ * whole command (as socat's last line without newline is), refused if
+ * not, and never joined to anyone else's. */
+START_TEST(test_a_client_gone_mid_line_leaves_no_half_command)
+{
+	struct client a, b;
+	char msg[512], vm[MAX_VM_NAME + 1], dev[DEVICE_LEN + 1];
+
+	calls_setup();
+	daemon_start(NULL);
+	client_open(&a);
+	client_send(&a, "cut attach 046d:c5");
+	client_close(&a);
+	expect_log("[VMusb] invalid action: cut attach 046d:c5");
+	client_open(&b);
+	client_send(&b, "2b\nreply on\nwhole attach 046d:c52b\n");
+	expect_reply(&b, "ok whole attach 046d:c52b");
+	ck_assert(call_next(msg, sizeof(msg), WAIT_MS));
+	ck_assert(call_parse(msg, vm, sizeof(vm), dev));
+	ck_assert_str_eq(vm, "whole");
+	ck_assert(!call_next(msg, sizeof(msg), 0));	/* nothing else ran */
+	client_close(&b);
+}
+END_TEST
+
+/* It leaves after three of fifty replies: the rest still run, in order,
+ * their replies meet a closed socket (EPIPE, never SIGPIPE), and the
+ * daemon serves the next client. */
+START_TEST(test_a_client_gone_mid_reply_still_has_every_command_run)
+{
+	enum { N = 50 };
+	struct client c, d;
+	char buf[N * 32 + 16], msg[512], vm[MAX_VM_NAME + 1];
+	char dev[DEVICE_LEN + 1], want[32], line[LINE];
+	size_t len;
+	int fds, threads;
+
+	calls_setup();
+	daemon_start(NULL);
+	fds = proc_entries("fd");
+	threads = proc_entries("task");
+	client_open(&c);
+	len = (size_t)snprintf(buf, sizeof(buf), "reply on\n");
+	for (int i = 0; i < N; i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+		    "mid attach 0002:%04x\n", i);
+	client_sendn(&c, buf, len);
+	for (int i = 0; i < 3; i++) {
+		snprintf(want, sizeof(want), "ok mid attach 0002:%04x", i);
+		client_reply(&c, line, sizeof(line));
+		ck_assert_str_eq(line, want);
+	}
+	client_close(&c);
+	for (int i = 0; i < N; i++) {
+		ck_assert_msg(call_next(msg, sizeof(msg), WAIT_MS),
+		    "command %d did not run", i);
+		ck_assert(call_parse(msg, vm, sizeof(vm), dev));
+		snprintf(want, sizeof(want), "0002:%04x", i);
+		ck_assert_str_eq(dev, want);
+	}
+	expect_log("connection 1 closed");
+	client_open(&d);
+	client_send(&d, "reply on\nnext attach 046d:c52b\n");
+	expect_reply(&d, "ok next attach 046d:c52b");
+	client_close(&d);
+	expect_log("connection 2 closed");
+	expect_back_to(fds, threads);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* A virsh that misbehaves                                             */
+
+START_TEST(test_virsh_dying_flooding_or_leaving_a_child_is_answered)
+{
+	struct client c;
+	char pidbuf[32], path[300];
+	long orphan;
+
+	daemon_start(NULL);
+	client_open(&c);
+	client_send(&c, "reply on\nsigvm attach 046d:c52b\n"
+	    "floodvm attach 046d:c52b\norphanvm attach 046d:c52b\n");
+	expect_reply(&c, "error sigvm attach 046d:c52b: virsh killed by "
+	    "signal 9");
+	/* 4 MB read and thrown away; the last error line is the reason. */
+	expect_reply(&c, "error floodvm attach 046d:c52b: flooded");
+	/* Answered when virsh exits, not when its child lets go of the
+	 * pipe (60 s later). */
+	expect_reply(&c, "ok orphanvm attach 046d:c52b");
+	snprintf(path, sizeof(path), "%s/orphan.pid", w.dir);
+	ck_assert_int_gt(slurp(path, pidbuf, sizeof(pidbuf)), 0);
+	orphan = strtol(pidbuf, NULL, 10);
+	ck_assert_int_gt(orphan, 1);
+	client_send(&c, "after attach 046d:c52b\n");
+	expect_reply(&c, "ok after attach 046d:c52b");
+	kill((pid_t)orphan, SIGKILL);
+	client_close(&c);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* The file system                                                     */
+
+/* The XML directory stops being writable while the daemon runs: the
+ * command fails with the reason, the daemon goes on, and it works again
+ * once the directory does. Root runs it without CAP_DAC_OVERRIDE (as the
+ * unit does), which would write anywhere. */
+START_TEST(test_xml_directory_not_writable_fails_commands_until_it_is)
+{
+	struct client c;
+	char want[LINE];
+
+	w.chown_only = geteuid() == 0;
+	daemon_start(NULL);
+	client_open(&c);
+	client_send(&c, "reply on\n");
+	ck_assert_int_eq(chmod(w.xmldir, 0500), 0);
+	client_send(&c, "ro attach 046d:c52b\n");
+	snprintf(want, sizeof(want), "error ro attach 046d:c52b: cannot create "
+	    "a file in %s: Permission denied", w.xmldir);
+	expect_reply(&c, want);
+	ck_assert_int_eq(chmod(w.xmldir, 0700), 0);
+	client_send(&c, "rw attach 046d:c52b\n");
+	expect_reply(&c, "ok rw attach 046d:c52b");
+	client_close(&c);
+}
+END_TEST
+
+/* Someone removes the socket file: the daemon makes it again (a guest's
+ * QEMU reconnects to the path), and the connections it has go on. */
+START_TEST(test_socket_file_removed_is_made_again)
+{
+	struct client before, after;
+	char moved[300];
+	struct stat st;
+
+	daemon_start(NULL);
+	client_open(&before);
+	client_send(&before, "reply on\n");
+	ck_assert_int_eq(unlink(w.sock), 0);
+	expect_log("[VMusb] our socket ");
+	client_open(&after);
+	client_send(&after, "reply on\nnew attach 046d:c52b\n");
+	expect_reply(&after, "ok new attach 046d:c52b");
+	client_send(&before, "old attach 046d:c52b\n");
+	expect_reply(&before, "ok old attach 046d:c52b");
+	client_close(&after);
+
+	/* Moved away, the same. */
+	snprintf(moved, sizeof(moved), "%s/moved.sock", w.dir);
+	ck_assert_int_eq(rename(w.sock, moved), 0);
+	expect_log("[VMusb] our socket ");
+	client_open(&after);
+	client_send(&after, "reply on\nagain attach 046d:c52b\n");
+	expect_reply(&after, "ok again attach 046d:c52b");
+	client_close(&after);
+	client_close(&before);
+	/* At the end, the socket it made is removed, the moved one not. */
+	ck_assert_int_eq(daemon_stop(), 0);
+	ck_assert_int_eq(lstat(w.sock, &st), -1);
+	ck_assert_int_eq(lstat(moved, &st), 0);
+}
+END_TEST
+
+/* Someone puts another socket in its place: that one is left alone,
+ * also at the end, and the daemon's connections go on. */
+START_TEST(test_socket_file_replaced_is_left_alone)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct client c;
+	char other[300];
+	struct stat st, theirs;
+	int fd;
+
+	daemon_start(NULL);
+	client_open(&c);
+	client_send(&c, "reply on\n");
+	snprintf(other, sizeof(other), "%s/other.sock", w.dir);
+	ck_assert_int_lt(snprintf(sa.sun_path, sizeof(sa.sun_path), "%s",
+	    other), (int)sizeof(sa.sun_path));
+	ck_assert_int_ne(fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), -1);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(lstat(other, &theirs), 0);
+	ck_assert_int_eq(rename(other, w.sock), 0);
+	expect_log("[VMusb] something else took the place of our socket");
+	client_send(&c, "still attach 046d:c52b\n");
+	expect_reply(&c, "ok still attach 046d:c52b");
+	client_close(&c);
+	ck_assert_int_eq(daemon_stop(), 0);
+	ck_assert_int_eq(lstat(w.sock, &st), 0);
+	ck_assert_uint_eq(st.st_ino, theirs.st_ino);
+	close(fd);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* No descriptors left                                                 */
+
+/*
+ * Under a low descriptor limit, clients fill the daemon up. A command
+ * then fails with the reason; clients above the limit wait, unaccepted,
+ * and are served once descriptors are free again. A client accepted
+ * with none left to tell who it is, is asked again at its first line.
+ */
+START_TEST(test_out_of_descriptors_clients_wait_and_are_served_later)
+{
+	enum { MOST = 64, WAITING = 3 };
+	static struct client c[MOST + WAITING];
+	char line[LINE], want[LINE];
+	int opened = 0, n = 0, unsure = -1;
+	bool starved = false;
+
+	w.prefix[0] = "prlimit";
+	w.prefix[1] = "--nofile=24:4096";
+	w.prefix[2] = "--";
+	daemon_start(NULL);
+	/* Connect one by one until the daemon cannot take another. */
+	while (!starved) {
+		ck_assert_msg(n < MOST, "%d clients and no EMFILE", n);
+		client_open(&c[n++]);
+		while (!starved && opened < n) {
+			ck_assert(reader_line(&w.log, line, sizeof(line),
+			    WAIT_MS) == 1);
+			if (strstr(line, " opened by ") != NULL &&
+			    strstr(line, "short of descriptors") != NULL &&
+			    unsure == -1)
+				unsure = opened;
+			opened += strstr(line, " opened by ") != NULL;
+			starved = strstr(line, "cannot accept: Too many open "
+			    "files; new clients wait") != NULL;
+		}
+	}
+	ck_assert_msg(unsure > 0, "no client was taken in short of descriptors");
+	/* Every descriptor is taken: a command cannot run. */
+	client_send(&c[0], "reply on\nfull attach 046d:c52b\n");
+	client_reply(&c[0], line, sizeof(line));
+	ck_assert_msg(strncmp(line, "error full attach 046d:c52b: ", 29) == 0 &&
+	    strstr(line, "Too many open files") != NULL, "reply '%s'", line);
+	/* More wait in the queue, their commands sent. */
+	for (int i = 0; i < WAITING; i++) {
+		client_open(&c[n + i]);
+		snprintf(line, sizeof(line), "reply on\nlater%d attach "
+		    "046d:c52b\n", i);
+		client_send(&c[n + i], line);
+	}
+	/* Those the daemon holds leave, but one: the rest are served. */
+	for (int i = 0; i < n; i++)
+		if (i != unsure)
+			client_close(&c[i]);
+	expect_log("[VMusb] accepting clients again");
+	for (int i = 0; i < WAITING; i++) {
+		snprintf(want, sizeof(want), "ok later%d attach 046d:c52b", i);
+		expect_reply(&c[n + i], want);
+		client_close(&c[n + i]);
+	}
+	/* The one taken in short is known now, and served. */
+	client_send(&c[unsure], "reply on\nunsure attach 046d:c52b\n");
+	snprintf(want, sizeof(want), "[VMusb] connection %d: pid %ld is a host "
+	    "client", unsure + 1, (long)getpid());
+	expect_log(want);
+	expect_reply(&c[unsure], "ok unsure attach 046d:c52b");
+	client_close(&c[unsure]);
+	printf("out of descriptors: the daemon held %d clients\n", opened);
+}
+END_TEST
+
+Suite *
+load_suite(void)
+{
+	Suite *s = suite_create("load and faults");
+	TCase *load = tcase_create("load");
+	TCase *clients = tcase_create("clients");
+	TCase *virsh = tcase_create("virsh");
+	TCase *fs = tcase_create("files and descriptors");
+
+	tcase_add_checked_fixture(load, world_setup, world_teardown);
+	tcase_add_checked_fixture(clients, world_setup, world_teardown);
+	tcase_add_checked_fixture(virsh, world_setup, world_teardown);
+	tcase_add_checked_fixture(fs, world_setup, world_teardown);
+	/* 10000 virsh runs, also with the daemon under valgrind. */
+	tcase_set_timeout(load, 900);
+	tcase_set_timeout(clients, 300);
+	tcase_set_timeout(virsh, 60);
+	tcase_set_timeout(fs, 60);
+	tcase_add_test(load, test_500_clients_of_20_commands_each_run_once_and_reply_in_order);
+	tcase_add_test(clients, test_a_client_that_never_reads_still_has_every_command_run);
+	tcase_add_test(clients, test_a_client_gone_mid_line_leaves_no_half_command);
+	tcase_add_test(clients, test_a_client_gone_mid_reply_still_has_every_command_run);
+	tcase_add_test(virsh, test_virsh_dying_flooding_or_leaving_a_child_is_answered);
+	tcase_add_test(fs, test_xml_directory_not_writable_fails_commands_until_it_is);
+	tcase_add_test(fs, test_socket_file_removed_is_made_again);
+	tcase_add_test(fs, test_socket_file_replaced_is_left_alone);
+	tcase_add_test(fs, test_out_of_descriptors_clients_wait_and_are_served_later);
+	suite_add_tcase(s, load);
+	suite_add_tcase(s, clients);
+	suite_add_tcase(s, virsh);
+	suite_add_tcase(s, fs);
+	return s;
+}
