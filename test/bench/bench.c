@@ -448,28 +448,61 @@ pct_ms(const int64_t *v, int n, int pct)
 	return (double)v[rank > 0 ? rank - 1 : 0] / 1000.0;
 }
 
-static void
-latency(const char *sock, struct figures *f)
+static pid_t	floor_spawn(void);
+static void	floor_reap(pid_t);
+
+/* One command's latency in us: on a new connection to sock, or (sock
+ * NULL) the fake virsh spawned from here, the floor. Either way it ends
+ * when virsh reports, and the next starts once that virsh has exited. */
+static int64_t
+latency_sample(const char *sock)
 {
-	int64_t *v = calloc((size_t)opt.lat_n, sizeof(*v));
+	unsigned long base = rec_now();
+	int64_t t0 = now_us(), t;
+	pid_t pid = -1;
+	int fd;
 
-	if (v == NULL)
-		err(1, "calloc");
-	for (int i = 0; i < opt.lat_n; i++) {
-		unsigned long base = rec_now();
-		int64_t t0 = now_us();
-		int fd = conn_open(sock);
-
+	if (sock != NULL) {
+		fd = conn_open(sock);
 		send_lines(fd, "vm0", 1);
 		close(fd);
-		rec_wait(base + 1, "latency");
-		v[i] = now_us() - t0;
+	} else
+		pid = floor_spawn();
+	rec_wait(base + 1, "latency");
+	t = now_us() - t0;
+	if (sock != NULL)
 		rec_wait_exit();
+	else
+		floor_reap(pid);
+	return t;
+}
+
+/* Latency of each subject (a NULL socket: the floor), taken in turns, a
+ * batch each, so that a slow moment of the machine falls on all alike. */
+static void
+latencies(const char *const socks[], struct figures *const f[], int n)
+{
+	enum { ROUNDS = 10 };
+	int64_t *v[3];
+	int batch = (opt.lat_n + ROUNDS - 1) / ROUNDS, done = 0;
+
+	for (int s = 0; s < n; s++)
+		if ((v[s] = calloc((size_t)opt.lat_n, sizeof(*v[s]))) == NULL)
+			err(1, "calloc");
+	while (done < opt.lat_n) {
+		int k = opt.lat_n - done < batch ? opt.lat_n - done : batch;
+
+		for (int s = 0; s < n; s++)
+			for (int i = 0; i < k; i++)
+				v[s][done + i] = latency_sample(socks[s]);
+		done += k;
 	}
-	qsort(v, (size_t)opt.lat_n, sizeof(*v), cmp_i64);
-	f->p50_ms = pct_ms(v, opt.lat_n, 50);
-	f->p99_ms = pct_ms(v, opt.lat_n, 99);
-	free(v);
+	for (int s = 0; s < n; s++) {
+		qsort(v[s], (size_t)opt.lat_n, sizeof(*v[s]), cmp_i64);
+		f[s]->p50_ms = pct_ms(v[s], opt.lat_n, 50);
+		f[s]->p99_ms = pct_ms(v[s], opt.lat_n, 99);
+		free(v[s]);
+	}
 }
 
 static void
@@ -533,23 +566,34 @@ pause_s(int s)
 		;
 }
 
+/* Both servers idle at once: RSS, then CPU and wake-ups over the idle
+ * period. Each has served one command, as after a first hotkey press. */
 static void
-measure(pid_t pid, const char *sock, struct figures *f)
+measure_idle(const pid_t pid[], struct figures *const f[], int n)
 {
-	static struct cpu a, b;
+	static struct cpu a[2], b[2];
 
-	warm_up(sock);
 	/* Idle: nothing has happened for a second; then the idle period.
 	 * Neither is a wait for an event. */
 	pause_s(IDLE_SETTLE_S);
-	f->rss_idle_kb = proc_kb(pid, "status", "VmRSS");
-	f->pss_idle_kb = proc_kb(pid, "smaps_rollup", "Pss");
-	proc_cpu(pid, &a);
+	for (int s = 0; s < n; s++) {
+		f[s]->rss_idle_kb = proc_kb(pid[s], "status", "VmRSS");
+		f[s]->pss_idle_kb = proc_kb(pid[s], "smaps_rollup", "Pss");
+		proc_cpu(pid[s], &a[s]);
+	}
 	pause_s(opt.idle_s);
-	proc_cpu(pid, &b);
-	cpu_delta(&a, &b, &f->idle_cpu_ms, &f->idle_switches);
-	f->threads_idle = b.n;
-	latency(sock, f);
+	for (int s = 0; s < n; s++) {
+		proc_cpu(pid[s], &b[s]);
+		cpu_delta(&a[s], &b[s], &f[s]->idle_cpu_ms, &f[s]->idle_switches);
+		f[s]->threads_idle = b[s].n;
+	}
+}
+
+static void
+measure_load(pid_t pid, const char *sock, struct figures *f)
+{
+	static struct cpu b;
+
 	one_connection(sock, f);
 	many_connections(sock, f);
 	f->rss_load_kb = proc_kb(pid, "status", "VmRSS");
@@ -592,13 +636,11 @@ usbserver_start(const char *sock)
 	pid_t pid;
 	int fd;
 
-	/* It starts twice: for the servers, and for the clients. */
-	if (mkdir(xml, 0700) == -1 && errno != EEXIST)
+	if (mkdir(xml, 0700) == -1)
 		err(1, "%s", xml);
-	if ((fd = open(conf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) == -1)
+	if ((fd = open(conf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) == -1)
 		err(1, "%s", conf);
 	close(fd);
-	unlink(notify);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", notify);
 	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1 ||
 	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1)
@@ -663,13 +705,23 @@ static char	*floor_virsh;
 static const char *floor_argv[] = { NULL, "attach-device", "--domain", "vm0",
 	"--file", "/dev/null", NULL };
 
+static pid_t
+floor_spawn(void)
+{
+	return spawn(floor_argv, bin_env, -1);
+}
+
+static void
+floor_reap(pid_t pid)
+{
+	if (!exited_zero(reap(pid, NULL)))
+		errx(1, "the fake virsh failed");
+}
+
 static void
 floor_one(void)
 {
-	pid_t pid = spawn(floor_argv, bin_env, -1);
-
-	if (!exited_zero(reap(pid, NULL)))
-		errx(1, "the fake virsh failed");
+	floor_reap(floor_spawn());
 }
 
 static void *
@@ -684,25 +736,13 @@ floor_thread(void *arg)
 static void
 floor_measure(struct figures *f)
 {
-	int64_t *v = calloc((size_t)opt.lat_n, sizeof(*v)), t0;
 	pthread_t *t = calloc((size_t)opt.conns, sizeof(*t));
 	unsigned long base;
+	int64_t t0;
 	int e;
 
-	if (v == NULL || t == NULL)
+	if (t == NULL)
 		err(1, "calloc");
-	floor_argv[0] = floor_virsh = in_dir("bin/virsh");
-	for (int i = 0; i < opt.lat_n; i++) {
-		base = rec_now();
-		t0 = now_us();
-		floor_one();
-		rec_wait(base + 1, "floor");
-		v[i] = now_us() - t0;
-	}
-	qsort(v, (size_t)opt.lat_n, sizeof(*v), cmp_i64);
-	f->p50_ms = pct_ms(v, opt.lat_n, 50);
-	f->p99_ms = pct_ms(v, opt.lat_n, 99);
-
 	base = rec_now();
 	t0 = now_us();
 	for (int i = 0; i < opt.one_n; i++)
@@ -721,7 +761,6 @@ floor_measure(struct figures *f)
 	    "floor");
 	f->many_cps = opt.conns * opt.each_n * 1e6 / (double)(now_us() - t0);
 	f->measured = true;
-	free(v);
 	free(t);
 }
 
@@ -1002,11 +1041,13 @@ main(int argc, char *argv[])
 		{ "quick", no_argument, NULL, 'q' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct figures us = { 0 }, py = { 0 }, fl = { 0 };
+	static struct figures us, py, fl;
+	struct figures *const figs[] = { &us, &py, &fl };
 	struct client ctl = { 0 }, gc = { 0 };
-	char *bin, *virsh, *sock;
+	char *bin, *virsh, *us_sock, *py_sock;
+	const char *socks[3];
+	pid_t pids[2];
 	FILE *j;
-	pid_t pid;
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -1044,30 +1085,31 @@ main(int argc, char *argv[])
 	copy_file(opt.fake_virsh, virsh, 0755);
 	rec_start();
 
-	printf("usbserver: ");
+	floor_argv[0] = floor_virsh = in_dir("bin/virsh");
+	socks[0] = us_sock = in_dir("usbserver.sock");
+	socks[1] = py_sock = in_dir("python.sock");
+	socks[2] = NULL;
+	printf("starting usbserver and the guide's server\n");
+	pids[0] = usbserver_start(us_sock);
+	pids[1] = python_start(py_sock);
+	warm_up(us_sock);
+	warm_up(py_sock);
+	printf("idle for %d s\n", IDLE_SETTLE_S + opt.idle_s);
 	fflush(stdout);
-	sock = in_dir("usbserver.sock");
-	pid = usbserver_start(sock);
-	measure(pid, sock, &us);
-	stop(pid, "usbserver");
-	printf("done\nthe guide's server: ");
+	measure_idle(pids, figs, 2);
+	printf("latency, %d commands each, in turns\n", opt.lat_n);
 	fflush(stdout);
-	free(sock);
-	sock = in_dir("python.sock");
-	pid = python_start(sock);
-	measure(pid, sock, &py);
-	stop(pid, "the guide's server");
-	printf("done\nthe floor: ");
+	latencies(socks, figs, 3);
+	printf("throughput and memory under load\n");
 	fflush(stdout);
+	measure_load(pids[0], us_sock, &us);
+	measure_load(pids[1], py_sock, &py);
 	floor_measure(&fl);
-	printf("done\nclients: ");
+	stop(pids[1], "the guide's server");
+	printf("clients, %d runs each\n", opt.client_runs);
 	fflush(stdout);
-	free(sock);
-	sock = in_dir("usbserver.sock");
-	pid = usbserver_start(sock);
-	clients(sock, &ctl, &gc);
-	stop(pid, "usbserver");
-	printf("done\n");
+	clients(us_sock, &ctl, &gc);
+	stop(pids[0], "usbserver");
 
 	if ((j = fopen(opt.json, "we")) == NULL)
 		err(1, "%s", opt.json);
@@ -1075,7 +1117,8 @@ main(int argc, char *argv[])
 	if (fclose(j) == EOF)
 		err(1, "%s", opt.json);
 	printf("\n(written to %s)\n", opt.json);
-	free(sock);
+	free(us_sock);
+	free(py_sock);
 	free(bin);
 	free(virsh);
 	free(floor_virsh);
