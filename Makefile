@@ -2,6 +2,7 @@
 #
 #   make                  build usbserver and usbctl
 #   make check            run the test suite, then again under ASan+UBSan
+#   make check-deep       that, then under valgrind and ThreadSanitizer
 #   make bench            usbserver against the guide's Python design
 #                         (needs python3, python3-libvirt, socat, virsh)
 #   make fuzz             libFuzzer on every reader of outside bytes
@@ -52,7 +53,7 @@ else
 BUILD_CFLAGS = $(MY_CFLAGS) $(CFLAGS) -O1 -g $(SAN)
 endif
 
-.PHONY: all check check-plain check-sanitize check-valgrind check-tsan \
+.PHONY: all check check-plain check-sanitize check-valgrind check-tsan check-deep \
 	test-run bench fuzz install uninstall clean
 
 all: $(O)/usbserver $(O)/usbctl
@@ -108,11 +109,18 @@ check-sanitize:
 	UBSAN_OPTIONS=print_stacktrace=1 \
 	$(MAKE) O=build/sanitize SAN="$(SANITIZE)" test-run
 
-# The whole suite with the daemon under valgrind memcheck.
+# The whole suite with the daemon under valgrind memcheck, and built with
+# ThreadSanitizer; check-deep runs all three. There every virsh run is
+# slow: LOAD_COMMANDS=N gives the load test's 500 clients N commands
+# each instead of 20 (CI: 2, to fit its time).
+LOAD_COMMANDS ?=
 VG = build/valgrind
+check-deep: check check-valgrind check-tsan
+
 check-valgrind:
 	rm -rf $(VG)/logs $(VG)/test
 	mkdir -p $(VG)/logs
+	USBSERVER_LOAD_COMMANDS=$(LOAD_COMMANDS) \
 	VALGRIND_LOGS=$(abspath $(VG)/logs) \
 	VALGRIND_DAEMON=$(abspath $(VG)/usbserver) \
 	$(MAKE) O=$(VG) DAEMON_BIN=$(abspath test/valgrind-usbserver) test-run
@@ -177,6 +185,7 @@ TS = build/tsan
 check-tsan:
 	rm -rf $(TS)/logs
 	mkdir -p $(TS)/logs
+	USBSERVER_LOAD_COMMANDS=$(LOAD_COMMANDS) \
 	TSAN_OPTIONS="halt_on_error=1 log_path=$(abspath $(TS)/logs)/tsan" \
 	$(MAKE) O=$(TS) SAN="-fsanitize=thread -fno-omit-frame-pointer" test-run
 	@if ls $(TS)/logs/* >/dev/null 2>&1; then cat $(TS)/logs/*; \

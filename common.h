@@ -25,6 +25,7 @@
 #define MAX_TIMEOUT		3600	/* largest --timeout accepted */
 #define MAX_CONNS		128	/* the daemon's live connections; more wait
 					 * in the listening socket's queue */
+#define CONN_THREAD	"usbserver-conn"	/* a connection's thread's name */
 #define MAX_LINE		512	/* longest line, either direction, without '\n' */
 #define MAX_VM_NAME		128	/* longest domain name we accept */
 #define MAX_REASON		256	/* longest failure reason in a reply or log */

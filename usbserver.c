@@ -1178,6 +1178,8 @@ conn_main(void *arg)
 	char buf[4096];
 	ssize_t n;
 
+	/* Named, for top -H and for the tests' count of them. */
+	(void)pthread_setname_np(pthread_self(), CONN_THREAD);
 	peer_identify(c->fd, &c->peer);
 	log_debug("[VMusb] connection %lu opened by pid %ld (uid %lu gid %lu), "
 	    "%s%s (%s)", c->id, (long)who->pid, (unsigned long)who->uid,
