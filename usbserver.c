@@ -154,7 +154,7 @@ xml_is_ours(const char *path, const char *doc, size_t len)
 	int fd;
 
 	/* O_NONBLOCK: a FIFO planted there must not hang us. */
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
 	    O_CLOEXEC)) == -1)
 		return false;
 	same = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
@@ -735,7 +735,9 @@ proc_uid(pid_t pid, bool *retry)
 
 	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) != -1) {
-		n = read(fd, buf, sizeof(buf) - 1);
+		if ((n = read(fd, buf, sizeof(buf) - 1)) == -1 &&
+		    short_of_resources(errno))
+			*retry = true;
 		close(fd);
 	} else if (short_of_resources(errno))
 		*retry = true;
@@ -767,7 +769,9 @@ peer_pid_file(pid_t pid, uid_t uid, char name[MAX_VM_NAME + 1],
 		*retry = short_of_resources(errno);
 		return false;
 	}
-	while ((de = readdir(d)) != NULL) {
+	/* A failed read of the directory must not pass for its end: a pid
+	 * file missed would leave only the forgeable command line. */
+	for (errno = 0; (de = readdir(d)) != NULL; errno = 0) {
 		size_t n = strlen(de->d_name);
 		char buf[24], *end;
 		struct stat st;
@@ -806,6 +810,8 @@ peer_pid_file(pid_t pid, uid_t uid, char name[MAX_VM_NAME + 1],
 		if (proc_uid((pid_t)v, retry) == uid)
 			*qemu_user = true;
 	}
+	if (errno != 0)
+		*retry = true;
 	closedir(d);
 	return found;
 }
@@ -1324,27 +1330,24 @@ listen_bind(const struct sockaddr_un *sa, char *why, size_t whysz)
 	const char *path = sa->sun_path, *what;
 	char eb[128];
 	struct stat st;
-	mode_t old;
 	int fd, e;
 
 	what = "cannot create a socket for";
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 	    0)) == -1)
 		goto fail;
-	old = umask(0177);	/* born srw-------: never wider, not for a moment */
-	e = bind(fd, (const struct sockaddr *)sa, sizeof(*sa));
-	umask(old);
+	/* Born srwx------ (main's umask 077; changing it here would race
+	 * with virsh being spawned). Group, then mode: nobody can connect
+	 * before listen() anyway. */
 	what = "cannot bind";
-	if (e == -1)
+	if (bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) == -1)
 		goto fail;
-	/* Group, then mode: nobody can connect before listen() anyway. */
 	what = "cannot give the socket its group:";
 	if (opt.socket_gid != (gid_t)-1 && lchown(path, (uid_t)-1,
 	    opt.socket_gid) == -1)
 		goto fail_unlink;
 	what = "cannot set the mode of";
-	if (opt.socket_mode != DEFAULT_SOCKET_MODE && fchmodat(AT_FDCWD, path,
-	    opt.socket_mode, AT_SYMLINK_NOFOLLOW) == -1)
+	if (fchmodat(AT_FDCWD, path, opt.socket_mode, AT_SYMLINK_NOFOLLOW) == -1)
 		goto fail_unlink;
 	what = "cannot listen on";
 	if (listen(fd, SOMAXCONN) == -1 || lstat(path, &st) == -1)
@@ -1382,10 +1385,13 @@ listen_watch(int watchfd, const char *path)
  * Something happened to our socket file. If it is gone (removed, moved
  * away), a new socket takes its path so that clients find us again; the
  * old one stays open in *old until the connections queued on it are
- * accepted. Anything else that took the path is left alone.
+ * accepted. Anything else that took the path is left alone. Returns
+ * true when the path is free but a socket could not be made there yet
+ * (no descriptors, say): the caller tries again after a pause, since no
+ * event will come for it.
  */
-static void
-listen_renew(int watchfd, int *lfd, int *old)
+static bool
+listen_renew(int watchfd, int *lfd, int *old, bool again)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -1400,20 +1406,23 @@ listen_renew(int watchfd, int *lfd, int *old)
 			log_warn("[VMusb] something else took the place of our "
 			    "socket %s: new clients cannot reach us there",
 			    opt.socket);
-		return;		/* or only its owner or mode changed */
+		return false;	/* or only its owner or mode changed */
 	}
 	if (errno != ENOENT) {
 		log_warn("[VMusb] cannot check our socket %s: %s", opt.socket,
 		    errstr(errno, eb, sizeof(eb)));
-		return;
+		return false;
 	}
 	/* The path fit at start-up, and has not changed since. */
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", opt.socket);
 	if ((fd = listen_bind(&sa, why, sizeof(why))) == -1) {
-		log_warn("[VMusb] our socket %s was removed, and %s",
-		    opt.socket, why);
-		return;
+		if (!again)
+			log_warn("[VMusb] our socket %s was removed, and %s; "
+			    "trying again", opt.socket, why);
+		return true;
 	}
+	/* A second removal before the first socket's queue was taken:
+	 * those few clients are cut off, and may connect again. */
 	if (*old != -1)
 		close(*old);
 	*old = *lfd;
@@ -1421,6 +1430,7 @@ listen_renew(int watchfd, int *lfd, int *old)
 	listen_watch(watchfd, opt.socket);
 	log_warn("[VMusb] our socket %s was removed; listening there again",
 	    opt.socket);
+	return false;
 }
 
 /*
@@ -1536,13 +1546,16 @@ static int
 serve(int lfd, int sigfd, int wakefd, int watchfd)
 {
 	pthread_attr_t attr;
-	bool starved = false;
+	bool starved = false, renew = false;
 	char junk[64];
 	int old = -1;		/* a removed socket's, until its queue is empty */
 
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, THREAD_STACK);
+	/* Removed between listen() and the watch, it sent no event. */
+	if (watchfd != -1)
+		renew = listen_renew(watchfd, &lfd, &old, false);
 
 	for (;;) {
 		bool full, retry = starved;
@@ -1559,8 +1572,10 @@ serve(int lfd, int sigfd, int wakefd, int watchfd)
 			{ .fd = full || starved ? -1 : old, .events = POLLIN },
 		};
 		/* Starved, we try again when a connection of ours ends
-		 * (wakefd), or after a pause: others may free some. */
-		if (poll(p, 5, starved ? ACCEPT_BACKOFF_MS : -1) == -1) {
+		 * (wakefd), or after a pause: others may free some. Full,
+		 * only a connection's end can help. */
+		if (poll(p, 5, (starved && !full) || renew ? ACCEPT_BACKOFF_MS :
+		    -1) == -1) {
 			if (errno == EINTR)
 				continue;
 			err(1, "poll");
@@ -1570,14 +1585,16 @@ serve(int lfd, int sigfd, int wakefd, int watchfd)
 		if (p[1].revents != 0)
 			while (read(wakefd, junk, sizeof(junk)) > 0)
 				;
-		if (p[2].revents != 0)
-			listen_renew(watchfd, &lfd, &old);
+		if (p[2].revents != 0 || renew)
+			renew = listen_renew(watchfd, &lfd, &old, renew);
 		if ((p[3].revents | p[4].revents) & (POLLERR | POLLNVAL))
 			errx(1, "the listening socket broke");
 		if (full)
 			continue;
-		if (retry || (p[3].revents & POLLIN))
-			(void)serve_accept(lfd, &attr, &starved);
+		/* One accept a pass: full is known for one more. */
+		if ((retry || (p[3].revents & POLLIN)) &&
+		    serve_accept(lfd, &attr, &starved) == 0)
+			continue;
 		if (old != -1 && !starved && (retry || (p[4].revents & POLLIN)) &&
 		    serve_accept(old, &attr, &starved) == -1) {
 			close(old);	/* its queue is empty */
@@ -1877,14 +1894,15 @@ main(int argc, char *argv[])
 		log_info("[VMusb] listening on %s (from systemd)", inherited);
 	} else {
 		lfd = listen_on(opt.socket);
-		log_info("[VMusb] listening on %s", opt.socket);
-		/* The path is ours to keep: systemd keeps its own. */
+		/* The path is ours to keep (systemd keeps its own), watched
+		 * from before anyone is told that we listen. */
 		if ((watchfd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
 			log_warn("[VMusb] inotify: %s: if our socket is removed, "
 			    "clients cannot reach us until a restart",
 			    errstr(errno, eb, sizeof(eb)));
 		else
 			listen_watch(watchfd, opt.socket);
+		log_info("[VMusb] listening on %s", opt.socket);
 	}
 	if (allow_count == 0)
 		log_warn("[VMusb] no allow list: every host USB device may be "
