@@ -466,6 +466,15 @@ client_reply(struct client *c, char *line, size_t size)
 }
 
 void
+expect_reply(struct client *c, const char *want)
+{
+	char line[1024];
+
+	client_reply(c, line, sizeof(line));
+	ck_assert_str_eq(line, want);
+}
+
+void
 client_close(struct client *c)
 {
 	close(c->r.fd);

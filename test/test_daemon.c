@@ -41,15 +41,6 @@ start_with_replies(struct client *c)
 	client_send(c, "reply on\n");
 }
 
-static void
-expect_reply(struct client *c, const char *want)
-{
-	char line[LINE];
-
-	client_reply(c, line, sizeof(line));
-	ck_assert_str_eq(line, want);
-}
-
 /* After shutdown(SHUT_WR): the daemon sends nothing more and closes. */
 static void
 expect_silence(struct client *c)

@@ -189,15 +189,6 @@ live_drain(struct live *l)
 	}
 }
 
-static void
-expect_reply(struct client *c, const char *want)
-{
-	char line[LINE];
-
-	client_reply(c, line, sizeof(line));
-	ck_assert_str_eq(line, want);
-}
-
 /* Waits for a log line holding want; says what else it saw if none. */
 static void
 expect_log(const char *want)

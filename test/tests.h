@@ -92,6 +92,8 @@ void	client_send(struct client *, const char *);
 void	client_sendn(struct client *, const void *, size_t);
 /* The next reply line within WAIT_MS; fails the test on EOF or timeout. */
 void	client_reply(struct client *, char *, size_t);
+/* The next reply line is want; fails the test otherwise. */
+void	expect_reply(struct client *, const char *);
 void	client_close(struct client *);
 
 /* Spawns argv (looked up on PATH) with stdout and stderr captured into out
