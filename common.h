@@ -18,6 +18,7 @@
 #define DEFAULT_SOCKET		"/var/run/vm-usbserver.sock"
 #define DEFAULT_XML_DIR		"/tmp"
 #define DEFAULT_VIRSH		"virsh"
+#define SYSFS_USB		"/sys/bus/usb/devices"	/* by port: "1-2" */
 /* The only PATH virsh is looked up on and runs with in the daemon. */
 #define SAFE_PATH		"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -30,7 +31,11 @@
 #define MAX_VM_NAME		128	/* longest domain name we accept */
 #define MAX_REASON		256	/* longest failure reason in a reply or log */
 #define DEVICE_LEN		9	/* "046d:c52b" */
-#define XML_MAX			160	/* the hostdev document, with room to spare */
+#define PORT_MAX		31	/* "255-255.255.255.255.255.255.255": a bus
+					 * and up to 7 ports, USB's deepest */
+#define PORT_DEPTH		7
+#define DEVICE_MAX		(DEVICE_LEN + 1 + PORT_MAX)	/* "VID:PID@PORT" */
+#define XML_MAX			224	/* the hostdev document, with room to spare */
 #define DEFAULT_CONFIG		"/etc/usbserver.conf"
 #define MAX_CONFIG_LINE		256	/* longest line of the configuration file */
 #define MAX_ALLOW		1024	/* most allow entries, flags and file together */
@@ -43,7 +48,8 @@ enum action {
 struct command {
 	char		vm[MAX_VM_NAME + 1];
 	enum action	action;
-	char		device[DEVICE_LEN + 1];	/* lower case */
+	char		device[DEVICE_MAX + 1];	/* "vid:pid" or "vid:pid@port",
+						 * ids in lower case */
 };
 
 static inline const char *
@@ -108,12 +114,60 @@ valid_vm_name(const char *s, size_t len)
 	return !vm_name_is_id(s, len);
 }
 
-/* "VID:PID", four hex digits each, either case. On success writes the
- * lower-case form (DEVICE_LEN bytes and a NUL) to out. */
+/* A number from 1 to 255 at s[*i], without leading zeros; moves *i past
+ * it. */
 static inline bool
-parse_device(const char *s, size_t len, char out[DEVICE_LEN + 1])
+parse_port_number(const char *s, size_t len, size_t *i)
 {
-	if (len != DEVICE_LEN || s[4] != ':')
+	unsigned v = 0;
+	size_t n = 0;
+
+	if (*i >= len || s[*i] < '1' || s[*i] > '9')
+		return false;
+	while (*i < len && s[*i] >= '0' && s[*i] <= '9' && n < 4) {
+		v = v * 10 + (unsigned)(s[*i] - '0');
+		(*i)++;
+		n++;
+	}
+	return v <= 255;
+}
+
+/*
+ * Is s (len bytes) a USB port path, the kernel's name for a device's
+ * place: BUS-PORT[.PORT]..., as "1-2" or "3-1.4.2", each number 1 to 255
+ * without leading zeros, at most PORT_DEPTH ports? Interfaces ("1-2:1.0")
+ * and root hubs ("usb1") are not devices one can move.
+ */
+static inline bool
+valid_port(const char *s, size_t len)
+{
+	size_t i = 0, depth = 0;
+
+	if (len > PORT_MAX || !parse_port_number(s, len, &i) || i >= len ||
+	    s[i++] != '-')
+		return false;
+	for (;;) {
+		if (++depth > PORT_DEPTH || !parse_port_number(s, len, &i))
+			return false;
+		if (i == len)
+			return true;
+		if (s[i++] != '.')
+			return false;
+	}
+}
+
+/*
+ * Parses a device: "VID:PID", four hex digits each, or "VID:PID@PORT",
+ * the device at that USB port. Writes the form with lower-case ids to
+ * out.
+ */
+static inline bool
+parse_device(const char *s, size_t len, char out[DEVICE_MAX + 1])
+{
+	const char *at = memchr(s, '@', len);
+	size_t ids = at != NULL ? (size_t)(at - s) : len;
+
+	if (ids != DEVICE_LEN || s[4] != ':')
 		return false;
 	for (size_t i = 0; i < DEVICE_LEN; i++) {
 		if (i == 4)
@@ -121,12 +175,24 @@ parse_device(const char *s, size_t len, char out[DEVICE_LEN + 1])
 		if (!is_hex(s[i]))
 			return false;
 	}
-	for (size_t i = 0; i < DEVICE_LEN; i++) {
+	if (at != NULL && !valid_port(at + 1, len - ids - 1))
+		return false;
+	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
-		out[i] = (c >= 'A' && c <= 'F') ? (char)(c - 'A' + 'a') : c;
+		out[i] = i < DEVICE_LEN && c >= 'A' && c <= 'F' ?
+		    (char)(c - 'A' + 'a') : c;
 	}
-	out[DEVICE_LEN] = '\0';
+	out[len] = '\0';
 	return true;
+}
+
+/* The port of a parsed device, or NULL for the plain form. */
+static inline const char *
+device_port(const char *device)
+{
+	const char *at = strchr(device, '@');
+
+	return at != NULL ? at + 1 : NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -412,7 +478,8 @@ parse_line(const char *line, size_t len, struct command *cmd, const char **why)
 		return PARSE_ERROR;
 	}
 	if (!parse_device(f[2], flen[2], cmd->device)) {
-		*why = "invalid device (expected VID:PID, four hex digits each)";
+		*why = "invalid device (expected VID:PID, four hex digits "
+		    "each, or VID:PID@PORT)";
 		return PARSE_ERROR;
 	}
 	memcpy(cmd->vm, f[0], flen[0]);
@@ -430,7 +497,7 @@ enum config_result {
 };
 
 static inline enum config_result
-config_line(const char *line, size_t len, char device[DEVICE_LEN + 1],
+config_line(const char *line, size_t len, char device[DEVICE_MAX + 1],
     const char **why)
 {
 	const char *hash = memchr(line, '#', len);
@@ -447,7 +514,8 @@ config_line(const char *line, size_t len, char device[DEVICE_LEN + 1],
 		return CONFIG_ERROR;
 	}
 	if (!parse_device(f[1], flen[1], device)) {
-		*why = "invalid device (expected VID:PID, four hex digits each)";
+		*why = "invalid device (expected VID:PID, four hex digits "
+		    "each, or VID:PID@PORT)";
 		return CONFIG_ERROR;
 	}
 	return CONFIG_ALLOW;
@@ -463,13 +531,31 @@ fit(int n, size_t size)
 	return (n < 0 || (size_t)n >= size) ? -1 : n;
 }
 
+/* Where a device sits on the host's USB now: sysfs's busnum and devnum. */
+struct usb_addr {
+	unsigned	bus;
+	unsigned	dev;
+};
+
+/*
+ * The libvirt hostdev document for device (its ids), and with addr also
+ * its bus and device number: libvirt then takes only the device that
+ * matches all four. libvirt reads the numbers in base 0, so they are
+ * written in decimal without leading zeros. Its length, or -1.
+ */
 static inline int
-xml_format(char *buf, size_t size, const char *device)
+xml_format(char *buf, size_t size, const char *device,
+    const struct usb_addr *addr)
 {
+	char where[48] = "";
+
+	if (addr != NULL)
+		snprintf(where, sizeof(where), "<address bus='%u' device='%u'/>",
+		    addr->bus, addr->dev);
 	return fit(snprintf(buf, size,
 	    "<hostdev mode='subsystem' type='usb'><source>"
-	    "<vendor id='0x%.4s'/><product id='0x%.4s'/>"
-	    "</source></hostdev>\n", device, device + 5), size);
+	    "<vendor id='0x%.4s'/><product id='0x%.4s'/>%s"
+	    "</source></hostdev>\n", device, device + 5, where), size);
 }
 
 /* "ok VM ACTION VID:PID\n", or with a reason

@@ -3,7 +3,7 @@
  * the first running libvirt domain, or the one named; shows what is
  * attached where, and the host's USB devices.
  *
- *	usbctl [options] [attach|detach|toggle] [VID:PID...]
+ *	usbctl [options] [attach|detach|toggle] [VID:PID[@PORT]...]
  *	usbctl [options] status | devices
  *
  * Exit status: 0 if every device moved (or the listing worked), 1 if any
@@ -35,7 +35,6 @@
 #define XML_READ_MAX	(256 * 1024)	/* of one "virsh dumpxml" */
 #define MAX_HOSTDEVS	64	/* USB devices we list per domain */
 #define MAX_DEVICES	64	/* devices in a configuration file */
-#define SYSFS_USB	"/sys/bus/usb/devices"
 #define SYSTEM_CONFIG	"/etc/usbctl.conf"
 #define CONNECT_PAUSE	1	/* seconds between tries */
 #define LIST_MAX	4096	/* what we keep of "virsh list" output */
@@ -65,13 +64,13 @@ static struct {
 	char	socket[108];
 	char	connect[256];
 	char	domain[MAX_VM_NAME + 1];
-	char	devices[MAX_DEVICES][DEVICE_LEN + 1];
+	char	devices[MAX_DEVICES][DEVICE_MAX + 1];
 	int	ndevices;
 } conf;
 
 /* A USB device attached to a domain, from its XML. */
 struct hostdev {
-	char	device[DEVICE_LEN + 1];
+	char	device[DEVICE_MAX + 1];
 	int	bus, dev;		/* -1 until libvirt fills them in */
 };
 
@@ -207,8 +206,8 @@ reason_hint(const char *reason)
 		return "another VM holds this device: detach it there first "
 		    "(usbctl --domain OTHER detach VID:PID), or see usbctl status";
 	if (strstr(reason, "Multiple USB devices") != NULL)
-		return "two host devices share this VID:PID, and libvirt cannot "
-		    "tell them apart: unplug one of them, or see usbctl devices";
+		return "two host devices share this VID:PID: name one by its "
+		    "port, VID:PID@PORT (usbctl devices shows the ports)";
 	if (strstr(reason, "Did not find USB device") != NULL)
 		return "no such device is plugged in to the host: see usbctl "
 		    "devices";
@@ -587,7 +586,8 @@ cmd_status(void)
 
 /* A host USB device, from sysfs. */
 struct usbdev {
-	char	device[DEVICE_LEN + 1];
+	char	device[DEVICE_MAX + 1];
+	char	port[PORT_MAX + 1];	/* where it is plugged in: "1-2" */
 	int	bus, dev;
 	char	manufacturer[256], product[256];	/* descriptors: any bytes */
 	char	attached[MAX_VM_NAME + 1];	/* the domain, or "" */
@@ -634,9 +634,11 @@ sysfs_devices(struct usbdev *out, int max)
 	while (n < max && (de = readdir(d)) != NULL) {
 		struct usbdev *u = &out[n];
 
-		if (de->d_name[0] == '.' || strchr(de->d_name, ':') != NULL ||
-		    strncmp(de->d_name, "usb", 3) == 0)
+		/* Devices only: not interfaces ("1-2:1.0"), not root hubs
+		 * ("usb1"). */
+		if (!valid_port(de->d_name, strlen(de->d_name)))
 			continue;
+		memcpy(u->port, de->d_name, strlen(de->d_name) + 1);
 		sysfs_read(de->d_name, "idVendor", vid, sizeof(vid));
 		sysfs_read(de->d_name, "idProduct", pid, sizeof(pid));
 		snprintf(num, sizeof(num), "%s:%s", vid, pid);
@@ -697,17 +699,17 @@ cmd_devices(void)
 	if (opt.json)
 		printf("[");
 	else
-		printf("%-10s %-7s %-16s %s\n", "DEVICE", "BUS:DEV", "ATTACHED TO",
-		    "DESCRIPTION");
+		printf("%-10s %-9s %-7s %-16s %s\n", "DEVICE", "PORT", "BUS:DEV",
+		    "ATTACHED TO", "DESCRIPTION");
 	for (int i = 0; i < n; i++) {
 		struct usbdev *u = &devs[i];
 		char desc[520], esc[sizeof(desc) * 4], att[MAX_VM_NAME * 4 + 1];
 		char bd[16];
 
 		if (opt.json) {
-			printf("%s{\"device\":\"%s\",\"bus\":%d,\"devnum\":%d,"
-			    "\"manufacturer\":", i > 0 ? "," : "", u->device,
-			    u->bus, u->dev);
+			printf("%s{\"device\":\"%s\",\"port\":\"%s\",\"bus\":%d,"
+			    "\"devnum\":%d,\"manufacturer\":", i > 0 ? "," : "",
+			    u->device, u->port, u->bus, u->dev);
 			json_string(u->manufacturer);
 			printf(",\"product\":");
 			json_string(u->product);
@@ -725,7 +727,7 @@ cmd_devices(void)
 		escape_text(esc, sizeof(esc), desc, strlen(desc));
 		escape_text(att, sizeof(att), u->attached, strlen(u->attached));
 		snprintf(bd, sizeof(bd), "%03d:%03d", u->bus, u->dev);
-		printf("%-10s %-7s %-16s %s\n", u->device, bd,
+		printf("%-10s %-9s %-7s %-16s %s\n", u->device, u->port, bd,
 		    att[0] != '\0' ? att : "-", esc);
 	}
 	if (opt.json)
@@ -839,7 +841,7 @@ static void __attribute__((noreturn))
 usage(int status)
 {
 	fprintf(status ? stderr : stdout,
-	    "usage: usbctl [options] [attach|detach|toggle] [VID:PID...]\n"
+	    "usage: usbctl [options] [attach|detach|toggle] [VID:PID[@PORT]...]\n"
 	    "       usbctl [options] status|devices\n"
 	    "\n"
 	    "Asks usbserver to attach (the default), detach or toggle host USB\n"
@@ -864,6 +866,27 @@ usage(int status)
 
 /* "usbctl toggle": detach each device that is attached to the domain,
  * attach the others. */
+/* Is the domain's hostdev h the device asked for? VID:PID matches by
+ * ids; VID:PID@PORT also by the bus and device number sysfs gives that
+ * port now (libvirt shows the address we gave it). */
+static bool
+hostdev_is(const struct hostdev *h, const char *device)
+{
+	const char *port = device_port(device);
+	char num[16];
+	int bus, dev;
+
+	if (strncmp(h->device, device, DEVICE_LEN) != 0)
+		return false;
+	if (port == NULL || h->bus == -1)
+		return true;
+	sysfs_read(port, "busnum", num, sizeof(num));
+	bus = atoi(num);
+	sysfs_read(port, "devnum", num, sizeof(num));
+	dev = atoi(num);
+	return h->bus == bus && h->dev == dev;
+}
+
 static void
 toggle(struct command *cmds, int ncmds, const char *vm)
 {
@@ -875,7 +898,7 @@ toggle(struct command *cmds, int ncmds, const char *vm)
 	for (int i = 0; i < ncmds; i++) {
 		cmds[i].action = ACT_ATTACH;
 		for (int j = 0; j < n; j++)
-			if (strcmp(devs[j].device, cmds[i].device) == 0)
+			if (hostdev_is(&devs[j], cmds[i].device))
 				cmds[i].action = ACT_DETACH;
 	}
 }
@@ -963,10 +986,10 @@ main(int argc, char *argv[])
 		err(1, NULL);
 	for (int i = 0; i < ncmds; i++) {
 		if (argc == 0)
-			memcpy(cmds[i].device, conf.devices[i], DEVICE_LEN + 1);
+			memcpy(cmds[i].device, conf.devices[i], DEVICE_MAX + 1);
 		else if (!parse_device(argv[i], strlen(argv[i]), cmds[i].device)) {
 			warnx("not a device (expected VID:PID, four hex "
-			    "digits each): %s", argv[i]);
+			    "digits each, or VID:PID@PORT): %s", argv[i]);
 			usage(2);
 		}
 		cmds[i].action = verb == DETACH ? ACT_DETACH : ACT_ATTACH;

@@ -65,6 +65,7 @@ static struct {
 	const char	*config;
 	bool		 config_given;	/* a missing file is then an error */
 	const char	*qemu_run_dir;	/* libvirt's QEMU pid files */
+	const char	*sysfs;		/* the host's USB devices, by port */
 	int		 timeout;
 	bool		 debug;
 	bool		 guest_attach;	/* guests may attach to their own domain */
@@ -74,6 +75,7 @@ static struct {
 	.socket = DEFAULT_SOCKET,
 	.config = DEFAULT_CONFIG,
 	.qemu_run_dir = DEFAULT_QEMU_RUN_DIR,
+	.sysfs = SYSFS_USB,
 	.socket_mode = DEFAULT_SOCKET_MODE,
 	.socket_gid = (gid_t)-1,
 	.xml_dir = DEFAULT_XML_DIR,
@@ -173,14 +175,14 @@ xml_is_ours(const char *path, const char *doc, size_t len)
  * *temporary tells the caller to remove it after use. On failure returns
  * -1 with a reason in why. */
 static int
-xml_write(const char *device, char *path, size_t pathsz, bool *temporary,
-    char *why, size_t whysz)
+xml_write(const char *device, const struct usb_addr *addr, char *path,
+    size_t pathsz, bool *temporary, char *why, size_t whysz)
 {
 	char tmp[PATH_MAX], doc[XML_MAX], e[128];
 	int fd = -1, len, rc = -1;
 	ssize_t w;
 
-	len = xml_format(doc, sizeof(doc), device);
+	len = xml_format(doc, sizeof(doc), device, addr);
 	if (fit(snprintf(path, pathsz, "%s/device-%s.xml", opt.xml_dir,
 	    device), pathsz) < 0 ||
 	    fit(snprintf(tmp, sizeof(tmp), "%s/.device-%s.xml.XXXXXX",
@@ -565,6 +567,123 @@ vm_drain(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* A device by its port: what sysfs says sits there now                */
+
+/* One number of sysfs attribute name in the directory dfd, in base
+ * (16 for ids, 10 for numbers), at most max; -1 if none. */
+static long
+usb_attr(int dfd, const char *name, int base, long max)
+{
+	char buf[16], *end;
+	ssize_t n;
+	long v;
+	int fd;
+
+	if ((fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	errno = 0;
+	v = strtol(buf, &end, base);
+	if (errno != 0 || end == buf || (*end != '\n' && *end != '\0') ||
+	    v < 0 || v > max)
+		return -1;
+	return v;
+}
+
+/*
+ * The bus and device number of the device at device's port, read from
+ * sysfs now (they change when it is plugged in again). Refuses when
+ * another device, or none, is there. The port passed validation: the
+ * path is exactly SYSFS/PORT.
+ */
+static int
+usb_at_port(const char *device, struct usb_addr *addr, char *why,
+    size_t whysz)
+{
+	const char *port = device_port(device);
+	char dir[PATH_MAX];
+	long vid = -1, pid = -1, bus = -1, dev = -1;
+	int dfd;
+
+	if (fit(snprintf(dir, sizeof(dir), "%s/%s", opt.sysfs, port),
+	    sizeof(dir)) >= 0 &&
+	    (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
+		vid = usb_attr(dfd, "idVendor", 16, 0xffff);
+		pid = usb_attr(dfd, "idProduct", 16, 0xffff);
+		bus = usb_attr(dfd, "busnum", 10, 255);
+		dev = usb_attr(dfd, "devnum", 10, 255);
+		close(dfd);
+	}
+	if (vid == -1 || pid == -1 || bus < 1 || dev < 1 ||
+	    vid != strtol(device, NULL, 16) ||
+	    pid != strtol(device + 5, NULL, 16)) {
+		reasonf(why, whysz, "no %.*s at port %s", DEVICE_LEN, device,
+		    port);
+		return -1;
+	}
+	addr->bus = (unsigned)bus;
+	addr->dev = (unsigned)dev;
+	return 0;
+}
+
+#define PORTS_LISTED	8	/* ports named in a "multiple devices" reason */
+
+static int
+port_order(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/*
+ * libvirt refused a device by its ids alone because more than one has
+ * them: reason gets the ports that carry them, and the form to use, so
+ * the user can say which.
+ */
+static void
+usb_name_ports(const char *device, char *reason, size_t size)
+{
+	char ports[PORTS_LISTED][PORT_MAX + 1], list[PORTS_LISTED * (PORT_MAX + 2)];
+	struct dirent *de;
+	size_t n = 0, len = 0, more = 0;
+	DIR *d;
+	int dfd;
+
+	if ((d = opendir(opt.sysfs)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		size_t nlen = strlen(de->d_name);
+
+		if (!valid_port(de->d_name, nlen) || (dfd = openat(dirfd(d),
+		    de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+			continue;
+		if (usb_attr(dfd, "idVendor", 16, 0xffff) == strtol(device,
+		    NULL, 16) && usb_attr(dfd, "idProduct", 16, 0xffff) ==
+		    strtol(device + 5, NULL, 16)) {
+			if (n < PORTS_LISTED)
+				memcpy(ports[n++], de->d_name, nlen + 1);
+			else
+				more++;
+		}
+		close(dfd);
+	}
+	closedir(d);
+	if (n == 0)
+		return;
+	qsort(ports, n, sizeof(ports[0]), port_order);
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+		    i > 0 ? ", " : "", ports[i]);
+	len = strlen(reason);
+	snprintf(reason + len, size - len, "; %.*s is at ports %s%s: name "
+	    "one, as %.*s@%s", DEVICE_LEN, device, list, more > 0 ? " and "
+	    "more" : "", DEVICE_LEN, device, ports[0]);
+}
+
+/* ------------------------------------------------------------------ */
 /* A command: the XML file, then virsh, one at a time for its VM.      */
 
 static void
@@ -572,6 +691,7 @@ command_run(const struct command *cmd, struct virsh_result *res)
 {
 	char path[PATH_MAX], prog[PATH_MAX], verb[16], eb[128];
 	char *argv[10];
+	struct usb_addr addr;
 	struct vm_queue *q;
 	bool temporary = false;
 	int argc = 0;
@@ -582,7 +702,12 @@ command_run(const struct command *cmd, struct virsh_result *res)
 		    errno == ECANCELED ? "shutting down" : "out of memory");
 		return;
 	}
-	if (xml_write(cmd->device, path, sizeof(path), &temporary, res->reason,
+	if (device_port(cmd->device) != NULL &&
+	    usb_at_port(cmd->device, &addr, res->reason,
+	    sizeof(res->reason)) == -1)
+		goto out;
+	if (xml_write(cmd->device, device_port(cmd->device) != NULL ? &addr :
+	    NULL, path, sizeof(path), &temporary, res->reason,
 	    sizeof(res->reason)) == -1)
 		goto out;
 	if (virsh_path(prog, sizeof(prog)) == -1) {
@@ -611,6 +736,9 @@ command_run(const struct command *cmd, struct virsh_result *res)
 	argv[argc++] = path;
 	argv[argc] = NULL;
 	virsh_run(argv, opt.timeout, res);
+	if (res->outcome == VIRSH_FAILED && device_port(cmd->device) == NULL &&
+	    strstr(res->reason, "Multiple USB devices") != NULL)
+		usb_name_ports(cmd->device, res->reason, sizeof(res->reason));
 out:
 	if (temporary)
 		unlink(path);
@@ -620,14 +748,18 @@ out:
 /* ------------------------------------------------------------------ */
 /* Policy: which devices may move, and who may move them               */
 
-static char	allow_list[MAX_ALLOW][DEVICE_LEN + 1];
+static char	allow_list[MAX_ALLOW][DEVICE_MAX + 1];
 static size_t	allow_count;		/* none: every device may move */
 
+/* Is device on the list? An entry VID:PID allows the device at any
+ * port; an entry VID:PID@PORT only there. */
 static bool
 allow_has(const char *device)
 {
 	for (size_t i = 0; i < allow_count; i++)
-		if (strcmp(allow_list[i], device) == 0)
+		if (strcmp(allow_list[i], device) == 0 ||
+		    (device_port(allow_list[i]) == NULL &&
+		    strncmp(allow_list[i], device, DEVICE_LEN) == 0))
 			return true;
 	return false;
 }
@@ -639,7 +771,7 @@ allow_add(const char *device)
 		return;
 	if (allow_count == MAX_ALLOW)
 		errx(1, "more than %d allowed devices", MAX_ALLOW);
-	memcpy(allow_list[allow_count++], device, DEVICE_LEN + 1);
+	memcpy(allow_list[allow_count++], device, DEVICE_MAX + 1);
 }
 
 /* Reads "allow VID:PID" lines. The file decides what a guest can take, so
@@ -679,7 +811,7 @@ config_load(const char *path, bool given)
 	for (size_t at = 0; at < len; ) {
 		const char *line = buf + at, *nl = memchr(line, '\n', len - at);
 		size_t llen = nl != NULL ? (size_t)(nl - line) : len - at;
-		char device[DEVICE_LEN + 1];
+		char device[DEVICE_MAX + 1];
 		const char *why = "";
 
 		lineno++;
@@ -1677,10 +1809,11 @@ usage(int status)
 	    "usage: usbserver [--socket PATH] [--socket-mode MODE]\n"
 	    "                 [--socket-group GROUP] [--allow VID:PID]...\n"
 	    "                 [--config FILE] [--guest-attach] [--qemu-run-dir DIR]\n"
+	    "                 [--sysfs DIR]\n"
 	    "                 [--xml-dir DIR] [--virsh PATH] [--connect URI]\n"
 	    "                 [--timeout SECONDS] [--debug] [--help] [--version]\n"
 	    "\n"
-	    "Reads \"VM attach|detach VID:PID\" lines on a Unix socket and runs\n"
+	    "Reads \"VM attach|detach VID:PID[@PORT]\" lines on a Unix socket and runs\n"
 	    "virsh attach-device or detach-device for them.\n"
 	    "\n"
 	    "  -s, --socket PATH          listen here (default %s)\n"
@@ -1692,7 +1825,10 @@ usage(int status)
 	    "      --guest-attach         a guest may attach devices to its own\n"
 	    "                             domain (it may always detach them)\n"
 	    "      --qemu-run-dir DIR     libvirt's QEMU pid files (default %s)\n"
-	    "  -x, --xml-dir DIR          write device-VID:PID.xml here (default %s)\n"
+	    "      --sysfs DIR            the host's USB devices, for VID:PID@PORT\n"
+	    "                             (default %s; for tests)\n"
+	    "  -x, --xml-dir DIR          write device-VID:PID[@PORT].xml here\n"
+	    "                             (default %s)\n"
 	    "  -V, --virsh PATH           the virsh to run; a bare name is looked\n"
 	    "                             up on %s\n"
 	    "                             (default: virsh)\n"
@@ -1701,7 +1837,7 @@ usage(int status)
 	    "  -d, --debug                log to standard error instead of syslog\n"
 	    "  -h, --help                 show this help\n"
 	    "  -v, --version              show the version\n",
-	    DEFAULT_SOCKET, DEFAULT_CONFIG, DEFAULT_QEMU_RUN_DIR,
+	    DEFAULT_SOCKET, DEFAULT_CONFIG, DEFAULT_QEMU_RUN_DIR, SYSFS_USB,
 	    DEFAULT_XML_DIR, SAFE_PATH, VIRSH_TIMEOUT);
 	exit(status);
 }
@@ -1717,6 +1853,7 @@ parse_options(int argc, char *argv[])
 		{ "config",	required_argument,	NULL, 'C' },
 		{ "guest-attach", no_argument,		NULL, 'G' },
 		{ "qemu-run-dir", required_argument,	NULL, 'Q' },
+		{ "sysfs",	required_argument,	NULL, 'S' },
 		{ "xml-dir",	required_argument,	NULL, 'x' },
 		{ "virsh",	required_argument,	NULL, 'V' },
 		{ "connect",	required_argument,	NULL, 'c' },
@@ -1726,7 +1863,7 @@ parse_options(int argc, char *argv[])
 		{ "version",	no_argument,		NULL, 'v' },
 		{ NULL,		0,			NULL, 0 },
 	};
-	char *end, device[DEVICE_LEN + 1];
+	char *end, device[DEVICE_MAX + 1];
 	long n;
 	int ch;
 
@@ -1754,7 +1891,8 @@ parse_options(int argc, char *argv[])
 		case 'a':
 			if (!parse_device(optarg, strlen(optarg), device))
 				errx(2, "--allow: expected VID:PID, four hex "
-				    "digits each, got '%s'", optarg);
+				    "digits each, or VID:PID@PORT, got '%s'",
+				    optarg);
 			allow_add(device);
 			break;
 		case 'C':
@@ -1766,6 +1904,9 @@ parse_options(int argc, char *argv[])
 			break;
 		case 'Q':
 			opt.qemu_run_dir = optarg;
+			break;
+		case 'S':
+			opt.sysfs = optarg;
 			break;
 		case 'x':
 			opt.xml_dir = optarg;

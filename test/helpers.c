@@ -143,9 +143,11 @@ static const char fake_virsh[] =
     "if [ $status = 0 ] && [ -n \"$file\" ]; then\n"
     "	v=$(sed -n \"s/.*vendor id='0x\\([0-9a-f]*\\)'.*/\\1/p\" \"$file\")\n"
     "	p=$(sed -n \"s/.*product id='0x\\([0-9a-f]*\\)'.*/\\1/p\" \"$file\")\n"
+    "	b=$(sed -n \"s/.*address bus='\\([0-9]*\\)' device='\\([0-9]*\\)'.*/\\1/p\" \"$file\")\n"
+    "	d=$(sed -n \"s/.*address bus='\\([0-9]*\\)' device='\\([0-9]*\\)'.*/\\2/p\" \"$file\")\n"
     "	touch \"$state\"\n"
-    "	grep -v \"^$v $p \" \"$state\" > \"$state.new\"\n"
-    "	[ \"$verb\" = attach-device ] && echo \"$v $p 1 $(($(wc -l < \"$state.new\") + 3))\" >> \"$state.new\"\n"
+    "	if [ -n \"$b\" ]; then grep -v \"^$v $p $b $d\\$\" \"$state\"; else grep -v \"^$v $p \" \"$state\"; fi > \"$state.new\"\n"
+    "	[ \"$verb\" = attach-device ] && echo \"$v $p ${b:-1} ${d:-$(($(wc -l < \"$state.new\") + 3))}\" >> \"$state.new\"\n"
     "	mv \"$state.new\" \"$state\"\n"
     "fi\n"
     "echo \"end $id $dom $verb\" > \"$dir/events\"\n"
@@ -463,6 +465,31 @@ client_reply(struct client *c, char *line, size_t size)
 
 	ck_assert_msg(r == 1, r == 0 ? "the daemon closed the connection" :
 	    "no reply within %d ms", WAIT_MS);
+}
+
+void
+sysfs_device(const char *root, const char *port, const char *vid,
+    const char *pid, int bus, int dev)
+{
+	const char *names[] = { "idVendor", "idProduct", "busnum", "devnum" };
+	char path[512], text[4][16];
+
+	snprintf(text[0], sizeof(text[0]), "%s\n", vid);
+	snprintf(text[1], sizeof(text[1]), "%s\n", pid);
+	snprintf(text[2], sizeof(text[2]), "%d\n", bus);
+	snprintf(text[3], sizeof(text[3]), "%d\n", dev);
+	if (mkdir(root, 0755) == -1)
+		ck_assert_int_eq(errno, EEXIST);
+	snprintf(path, sizeof(path), "%s/%s", root, port);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	for (int i = 0; i < 4; i++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/%s/%s", root, port, names[i]);
+		ck_assert_ptr_nonnull(f = fopen(path, "we"));
+		fputs(text[i], f);
+		ck_assert_int_eq(fclose(f), 0);
+	}
 }
 
 void

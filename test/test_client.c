@@ -452,6 +452,36 @@ START_TEST(test_usbctl_status_shows_each_domains_devices)
 }
 END_TEST
 
+/* Two devices with one VID:PID: toggle by port moves each alone, known
+ * in the domain by the address the daemon gave libvirt. */
+START_TEST(test_usbctl_toggle_by_port_tells_twins_apart)
+{
+	char out[OUT], id[32], sys[300];
+
+	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
+	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
+	sysfs_device(sys, "1-3", "046d", "c52b", 1, 6);
+	daemon_start("--sysfs", sys, NULL);
+	domains("win10\n");
+	ck_assert_int_eq(usbctl(out, "--sysfs", sys, "toggle", "046d:c52b@1-3",
+	    NULL), 0);
+	event_wait("end", "win10", id, sizeof(id));
+	ck_assert_int_eq(usbctl(out, "--sysfs", sys, "toggle", "046d:c52b@1-2",
+	    NULL), 0);
+	event_wait("end", "win10", id, sizeof(id));
+	ck_assert(log_wait("[VMusb] win10 attached device 046d:c52b@1-2", NULL,
+	    0));
+	ck_assert_int_eq(usbctl(out, "--sysfs", sys, "toggle", "046d:c52b@1-3",
+	    NULL), 0);
+	event_wait("end", "win10", id, sizeof(id));
+	ck_assert(log_wait("[VMusb] win10 detached device 046d:c52b@1-3", NULL,
+	    0));
+	ck_assert_int_eq(usbctl(out, "--json", "status", NULL), 0);
+	ck_assert_str_eq(out, "[{\"domain\":\"win10\",\"devices\":["
+	    "{\"device\":\"046d:c52b\",\"bus\":1,\"devnum\":5}]}]\n");
+}
+END_TEST
+
 START_TEST(test_usbctl_toggle_attaches_then_detaches)
 {
 	char out[OUT], id[32];
@@ -510,14 +540,15 @@ START_TEST(test_usbctl_devices_lists_the_host_and_marks_attached_ones)
 	put("state.win10", "046d c52b 1 3\n");
 	ck_assert_int_eq(usbctl(out, "--sysfs", sys, "devices", NULL), 0);
 	ck_assert_str_eq(out,
-	    "DEVICE     BUS:DEV ATTACHED TO      DESCRIPTION\n"
-	    "046d:c52b  001:003 win10            Logitech USB \"Receiver\"\\x1b[2J\n"
-	    "0781:5581  002:007 -                \n");
+	    "DEVICE     PORT      BUS:DEV ATTACHED TO      DESCRIPTION\n"
+	    "046d:c52b  1-1       001:003 win10            Logitech USB \"Receiver\"\\x1b[2J\n"
+	    "0781:5581  2-3       002:007 -                \n");
 	ck_assert_int_eq(usbctl(out, "--sysfs", sys, "--json", "devices", NULL), 0);
-	ck_assert_str_eq(out, "[{\"device\":\"046d:c52b\",\"bus\":1,\"devnum\":3,"
+	ck_assert_str_eq(out, "[{\"device\":\"046d:c52b\",\"port\":\"1-1\","
+	    "\"bus\":1,\"devnum\":3,"
 	    "\"manufacturer\":\"Logitech\",\"product\":\"USB \\\"Receiver\\\""
 	    "\\u001b[2J\",\"attached_to\":\"win10\"},"
-	    "{\"device\":\"0781:5581\",\"bus\":2,\"devnum\":7,"
+	    "{\"device\":\"0781:5581\",\"port\":\"2-3\",\"bus\":2,\"devnum\":7,"
 	    "\"manufacturer\":\"\",\"product\":\"\",\"attached_to\":null}]\n");
 }
 END_TEST
@@ -539,7 +570,7 @@ START_TEST(test_usbctl_json_is_valid_whatever_the_bytes)
 	/* é; a stray byte and a cut sequence; a surrogate; ™ */
 	put("sys/3-1/product", "caf\xc3\xa9 \xff\xc3 \xed\xa0\x80 \xe2\x84\xa2\n");
 	ck_assert_int_eq(usbctl(out, "--sysfs", sys, "--json", "devices", NULL), 0);
-	ck_assert_str_eq(out, "[{\"device\":\"1234:abcd\",\"bus\":3,"
+	ck_assert_str_eq(out, "[{\"device\":\"1234:abcd\",\"port\":\"3-1\",\"bus\":3,"
 	    "\"devnum\":1,\"manufacturer\":\"\",\"product\":\"caf\xc3\xa9 "
 	    "\\ufffd\\ufffd \\ufffd\\ufffd\\ufffd \xe2\x84\xa2\","
 	    "\"attached_to\":null}]\n");
@@ -717,6 +748,7 @@ client_suite(void)
 	tcase_add_test(live, test_usbctl_real_virsh_discovery_names_test);
 	tcase_add_test(live, test_usbctl_status_shows_each_domains_devices);
 	tcase_add_test(live, test_usbctl_toggle_attaches_then_detaches);
+	tcase_add_test(live, test_usbctl_toggle_by_port_tells_twins_apart);
 	tcase_add_test(live, test_usbctl_devices_lists_the_host_and_marks_attached_ones);
 	tcase_add_test(live, test_usbctl_json_is_valid_whatever_the_bytes);
 	tcase_add_test(live, test_usbctl_config_gives_domain_and_devices);

@@ -31,7 +31,7 @@ vm_name(const char *s)
 }
 
 static bool
-device(const char *s, char out[DEVICE_LEN + 1])
+device(const char *s, char out[DEVICE_MAX + 1])
 {
 	return parse_device(s, strlen(s), out);
 }
@@ -246,7 +246,7 @@ END_TEST
 
 START_TEST(test_device_lower_case_is_kept)
 {
-	char out[DEVICE_LEN + 1];
+	char out[DEVICE_MAX + 1];
 
 	ck_assert(device("046d:c52b", out));
 	ck_assert_str_eq(out, "046d:c52b");
@@ -255,7 +255,7 @@ END_TEST
 
 START_TEST(test_device_upper_case_is_lowered)
 {
-	char out[DEVICE_LEN + 1];
+	char out[DEVICE_MAX + 1];
 
 	ck_assert(device("046D:C52B", out));
 	ck_assert_str_eq(out, "046d:c52b");
@@ -266,7 +266,7 @@ END_TEST
 
 START_TEST(test_device_wrong_length_is_rejected)
 {
-	char out[DEVICE_LEN + 1];
+	char out[DEVICE_MAX + 1];
 
 	ck_assert(!device("", out));
 	ck_assert(!device("046d:c52", out));
@@ -278,7 +278,7 @@ END_TEST
 
 START_TEST(test_device_missing_colon_is_rejected)
 {
-	char out[DEVICE_LEN + 1];
+	char out[DEVICE_MAX + 1];
 
 	ck_assert(!device("046d0c52b", out));
 	ck_assert(!device("046d-c52b", out));
@@ -289,7 +289,7 @@ END_TEST
 
 START_TEST(test_device_non_hex_is_rejected)
 {
-	char out[DEVICE_LEN + 1];
+	char out[DEVICE_MAX + 1];
 
 	ck_assert(!device("04g6:c52b", out));
 	ck_assert(!device("046d:c52g", out));
@@ -301,7 +301,7 @@ END_TEST
 
 START_TEST(test_device_extra_characters_are_rejected)
 {
-	char out[DEVICE_LEN + 1];
+	char out[DEVICE_MAX + 1];
 
 	ck_assert(!device("046d:c52b0", out));
 	ck_assert(!device("046d:c52b ", out));
@@ -312,7 +312,7 @@ END_TEST
 
 START_TEST(test_device_leading_dash_is_rejected)
 {
-	char out[DEVICE_LEN + 1];
+	char out[DEVICE_MAX + 1];
 
 	ck_assert(!device("-46d:c52b", out));
 	ck_assert(!device("-046d:c52b", out));
@@ -322,7 +322,7 @@ END_TEST
 
 START_TEST(test_device_nul_inside_is_rejected)
 {
-	char out[DEVICE_LEN + 1];
+	char out[DEVICE_MAX + 1];
 
 	ck_assert(!parse_device(LIT("046d:c5\0" "b"), out));
 	ck_assert(!parse_device(LIT("\0" "46d:c52b"), out));
@@ -330,9 +330,49 @@ START_TEST(test_device_nul_inside_is_rejected)
 }
 END_TEST
 
+START_TEST(test_device_at_a_port_is_accepted)
+{
+	char out[DEVICE_MAX + 1];
+
+	ck_assert(device("046D:C52B@1-2", out));
+	ck_assert_str_eq(out, "046d:c52b@1-2");
+	ck_assert(device("0627:0001@3-1.4.2", out));
+	ck_assert_str_eq(out, "0627:0001@3-1.4.2");
+	ck_assert(device("0627:0001@255-255.255.255.255.255.255.255", out));
+	ck_assert_uint_eq(strlen(out), DEVICE_MAX);
+	ck_assert(device("0627:0001@12-10.1", out));
+	ck_assert(device_port(out) != NULL);
+	ck_assert_str_eq(device_port(out), "12-10.1");
+	ck_assert(device("0627:0001", out));
+	ck_assert_ptr_null(device_port(out));
+}
+END_TEST
+
+/* Only the kernel's names of devices: no interfaces, root hubs, zeros,
+ * leading zeros, empty parts, more than 7 ports or numbers over 255. */
+START_TEST(test_device_at_a_bad_port_is_rejected)
+{
+	static const char *const bad[] = {
+		"046d:c52b@", "046d:c52b@1", "046d:c52b@1-", "046d:c52b@-2",
+		"046d:c52b@usb1", "046d:c52b@1-2:1.0", "046d:c52b@0-1",
+		"046d:c52b@1-0", "046d:c52b@01-2", "046d:c52b@1-02",
+		"046d:c52b@1-2.", "046d:c52b@1-2..3", "046d:c52b@1.2",
+		"046d:c52b@256-1", "046d:c52b@1-256", "046d:c52b@1-1000",
+		"046d:c52b@1-1.1.1.1.1.1.1.1", "046d:c52b@1-2@1-3",
+		"046d:c52b@1-2/../x", "046d:c52b@1-2 ", "046d:c52b@ 1-2",
+		"046d:c52b@1--2", "046d@1-2", "@1-2",
+	};
+	char out[DEVICE_MAX + 1];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(!device(bad[i], out), "'%s' accepted", bad[i]);
+	ck_assert(!parse_device(LIT("046d:c52b@1-\0" "2"), out));
+}
+END_TEST
+
 START_TEST(test_device_high_bytes_are_rejected)
 {
-	char out[DEVICE_LEN + 1];
+	char out[DEVICE_MAX + 1];
 
 	ck_assert(!device("046d:c52\xff", out));
 	ck_assert(!device("\x80" "46d:c52b", out));
@@ -803,7 +843,7 @@ START_TEST(test_xml_document_is_exact)
 {
 	char buf[XML_MAX];
 
-	ck_assert_int_ge(xml_format(buf, sizeof(buf), DEV), 0);
+	ck_assert_int_ge(xml_format(buf, sizeof(buf), DEV, NULL), 0);
 	ck_assert_str_eq(buf, XML_046D_C52B);
 }
 END_TEST
@@ -811,7 +851,7 @@ END_TEST
 START_TEST(test_xml_returns_its_length)
 {
 	char buf[XML_MAX];
-	int n = xml_format(buf, sizeof(buf), DEV);
+	int n = xml_format(buf, sizeof(buf), DEV, NULL);
 
 	ck_assert_int_eq(n, (int)strlen(buf));
 	ck_assert_int_eq(n, (int)strlen(XML_046D_C52B));
@@ -822,8 +862,8 @@ START_TEST(test_xml_fits_in_xml_max)
 {
 	char buf[XML_MAX];
 
-	ck_assert_int_lt(xml_format(buf, sizeof(buf), "ffff:ffff"), XML_MAX);
-	ck_assert_int_gt(xml_format(buf, sizeof(buf), "ffff:ffff"), 0);
+	ck_assert_int_lt(xml_format(buf, sizeof(buf), "ffff:ffff", NULL), XML_MAX);
+	ck_assert_int_gt(xml_format(buf, sizeof(buf), "ffff:ffff", NULL), 0);
 }
 END_TEST
 
@@ -832,7 +872,7 @@ START_TEST(test_xml_one_byte_short_is_error)
 	char buf[XML_MAX];
 	size_t need = strlen(XML_046D_C52B) + 1;
 
-	ck_assert_int_eq(xml_format(buf, need - 1, DEV), -1);
+	ck_assert_int_eq(xml_format(buf, need - 1, DEV, NULL), -1);
 }
 END_TEST
 
@@ -841,9 +881,25 @@ START_TEST(test_xml_exact_room_fits)
 	char buf[XML_MAX];
 	size_t need = strlen(XML_046D_C52B) + 1;
 
-	ck_assert_int_eq(xml_format(buf, need, DEV),
+	ck_assert_int_eq(xml_format(buf, need, DEV, NULL),
 	    (int)strlen(XML_046D_C52B));
 	ck_assert_str_eq(buf, XML_046D_C52B);
+}
+END_TEST
+
+/* With an address, libvirt matches all four: bus and device number in
+ * decimal, no leading zeros (libvirt reads them in base 0). */
+START_TEST(test_xml_with_an_address_names_bus_and_device)
+{
+	const struct usb_addr a = { 3, 9 }, far = { 255, 127 };
+	char buf[XML_MAX];
+
+	ck_assert_int_gt(xml_format(buf, sizeof(buf), "046d:c52b@3-1.4", &a), 0);
+	ck_assert_str_eq(buf, "<hostdev mode='subsystem' type='usb'><source>"
+	    "<vendor id='0x046d'/><product id='0xc52b'/>"
+	    "<address bus='3' device='9'/></source></hostdev>\n");
+	ck_assert_int_gt(xml_format(buf, sizeof(buf),
+	    "ffff:ffff@255-255.255.255.255.255.255.255", &far), 0);
 }
 END_TEST
 
@@ -1480,7 +1536,7 @@ END_TEST
 
 START_TEST(test_config_allow_line_gives_the_device)
 {
-	char dev[DEVICE_LEN + 1];
+	char dev[DEVICE_MAX + 1];
 	const char *why = NULL;
 
 	ck_assert_int_eq(config_line(LIT("allow 046D:C52B"), dev, &why),
@@ -1494,7 +1550,7 @@ END_TEST
 
 START_TEST(test_config_blank_and_comment_lines_say_nothing)
 {
-	char dev[DEVICE_LEN + 1];
+	char dev[DEVICE_MAX + 1];
 	const char *why = NULL;
 
 	ck_assert_int_eq(config_line(LIT(""), dev, &why), CONFIG_NOTHING);
@@ -1511,7 +1567,7 @@ START_TEST(test_config_malformed_lines_say_why)
 	static const char *bad[] = { "allow", "allow 046d", "allow 046d:c52b x",
 	    "Allow 046d:c52b", "deny 046d:c52b", "allow=046d:c52b",
 	    "allow 046d:c52b:1", "allow ../../etc", "046d:c52b", "allow *" };
-	char dev[DEVICE_LEN + 1];
+	char dev[DEVICE_MAX + 1];
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		const char *why = NULL;
@@ -1525,7 +1581,7 @@ END_TEST
 
 START_TEST(test_config_nul_byte_is_malformed)
 {
-	char dev[DEVICE_LEN + 1];
+	char dev[DEVICE_MAX + 1];
 	const char *why = NULL;
 
 	ck_assert_int_eq(config_line(LIT("allow 046d:c5\0b"), dev, &why),
@@ -1586,6 +1642,8 @@ parse_suite(void)
 	tcase_add_test(tc, test_device_leading_dash_is_rejected);
 	tcase_add_test(tc, test_device_nul_inside_is_rejected);
 	tcase_add_test(tc, test_device_high_bytes_are_rejected);
+	tcase_add_test(tc, test_device_at_a_port_is_accepted);
+	tcase_add_test(tc, test_device_at_a_bad_port_is_rejected);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("line_feed");
@@ -1646,6 +1704,7 @@ text_suite(void)
 	tcase_add_test(tc, test_xml_fits_in_xml_max);
 	tcase_add_test(tc, test_xml_one_byte_short_is_error);
 	tcase_add_test(tc, test_xml_exact_room_fits);
+	tcase_add_test(tc, test_xml_with_an_address_names_bus_and_device);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("escape_text");

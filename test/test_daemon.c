@@ -502,6 +502,75 @@ expect_allow_list_of_two(void)
 	    "0781:5581 denied: the device is not on the allow list"), 0);
 }
 
+/* A device named by its port: the daemon reads sysfs for its bus and
+ * device number now, puts them in the XML beside the ids, and refuses
+ * when another device, or none, sits there. */
+START_TEST(test_device_at_a_port_is_named_by_its_address)
+{
+	struct client c;
+	char sys[300], id[32], xml[512], args[1024], want[LINE];
+
+	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
+	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
+	sysfs_device(sys, "3-1.4", "046d", "c52b", 3, 12);
+	daemon_start("--sysfs", sys, NULL);
+	client_open(&c);
+	client_send(&c, "reply on\nwin10 attach 046d:C52B@3-1.4\n");
+	expect_reply(&c, "ok win10 attach 046d:c52b@3-1.4");
+	event_wait("end", "win10", id, sizeof(id));
+	ck_assert_int_gt(call_file(id, "xml", xml, sizeof(xml)), 0);
+	ck_assert_str_eq(xml, "<hostdev mode='subsystem' type='usb'><source>"
+	    "<vendor id='0x046d'/><product id='0xc52b'/>"
+	    "<address bus='3' device='12'/></source></hostdev>\n");
+	ck_assert_int_gt(call_file(id, "args", args, sizeof(args)), 0);
+	snprintf(want, sizeof(want), "%s/device-046d:c52b@3-1.4.xml\n",
+	    w.xmldir);
+	ck_assert_msg(strstr(args, want) != NULL, "args: %s", args);
+	/* Detached by the same address. */
+	client_send(&c, "win10 detach 046d:c52b@3-1.4\n");
+	expect_reply(&c, "ok win10 detach 046d:c52b@3-1.4");
+	/* Another device there, or none. */
+	client_send(&c, "win10 attach 046d:c534@1-2\nwin10 attach "
+	    "046d:c52b@9-9\n");
+	expect_reply(&c, "error win10 attach 046d:c534@1-2: no 046d:c534 at "
+	    "port 1-2");
+	expect_reply(&c, "error win10 attach 046d:c52b@9-9: no 046d:c52b at "
+	    "port 9-9");
+	expect_log("[VMusb] win10 attaching device 046d:c534@1-2 failed: no "
+	    "046d:c534 at port 1-2");
+	/* libvirt cannot tell them apart: the reply says where they are. */
+	client_send(&c, "multivm attach 046d:c52b\n");
+	expect_reply(&c, "error multivm attach 046d:c52b: operation failed: "
+	    "Multiple USB devices for 046d:c52b, use <address> to specify one; "
+	    "046d:c52b is at ports 1-2, 3-1.4: name one, as 046d:c52b@1-2");
+}
+END_TEST
+
+/* An allow entry VID:PID lets the device move from any port; one with
+ * @PORT from that port only. */
+START_TEST(test_allow_entry_with_a_port_allows_that_port_only)
+{
+	struct client c;
+	char sys[300];
+
+	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
+	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
+	sysfs_device(sys, "1-3", "046d", "c52b", 1, 6);
+	sysfs_device(sys, "2-1", "0627", "0001", 2, 2);
+	daemon_start("--sysfs", sys, "--allow", "046d:c52b@1-2", "--allow",
+	    "0627:0001", NULL);
+	client_open(&c);
+	client_send(&c, "reply on\nvm attach 046d:c52b@1-2\n"
+	    "vm attach 046d:c52b@1-3\nvm attach 046d:c52b\n"
+	    "vm attach 0627:0001@2-1\nvm attach 0627:0001\n");
+	expect_reply(&c, "ok vm attach 046d:c52b@1-2");
+	expect_reply(&c, "error vm attach 046d:c52b@1-3: not allowed");
+	expect_reply(&c, "error vm attach 046d:c52b: not allowed");
+	expect_reply(&c, "ok vm attach 0627:0001@2-1");
+	expect_reply(&c, "ok vm attach 0627:0001");
+}
+END_TEST
+
 START_TEST(test_allow_flags_let_only_listed_devices_move)
 {
 	daemon_start("--allow", "046d:c52b", "--allow", "1050:0407", NULL);
@@ -1668,6 +1737,7 @@ daemon_suite(void)
 	tcase_add_test(proto, test_failure_is_logged_with_virsh_reason);
 	tcase_add_test(proto, test_invalid_line_is_logged_escaped);
 	tcase_add_test(proto, test_debug_log_follows_each_connection);
+	tcase_add_test(proto, test_device_at_a_port_is_named_by_its_address);
 
 	tcase_add_test(hostile_tc, test_hostile_lines_are_refused_and_the_connection_lives);
 	tcase_add_test(hostile_tc, test_overlong_line_is_skipped_never_truncated_into_a_command);
@@ -1703,6 +1773,7 @@ daemon_suite(void)
 	tcase_add_test(policy, test_socket_group_members_are_host_clients_unless_qemu_runs_as_them);
 	tcase_add_test(policy, test_with_cap_chown_alone_a_guest_still_detaches);
 	tcase_add_test(policy, test_allow_flags_let_only_listed_devices_move);
+	tcase_add_test(policy, test_allow_entry_with_a_port_allows_that_port_only);
 	tcase_add_test(policy, test_allow_file_lets_only_listed_devices_move);
 	tcase_add_test(policy, test_without_allow_list_a_warning_says_everything_may_move);
 	tcase_add_test(policy, test_bad_config_files_are_refused_naming_file_and_line);

@@ -59,7 +59,7 @@ calls_setup(void)
 
 /* The domain and the file's VID:PID of one report, or false. */
 static bool
-call_parse(const char *msg, char *vm, size_t vmsz, char dev[DEVICE_LEN + 1])
+call_parse(const char *msg, char *vm, size_t vmsz, char dev[DEVICE_MAX + 1])
 {
 	const char *d = strstr(msg, " --domain "), *f = strstr(msg, " --file ");
 	const char *base;
@@ -70,7 +70,9 @@ call_parse(const char *msg, char *vm, size_t vmsz, char dev[DEVICE_LEN + 1])
 	snprintf(vm, vmsz, "%.*s", (int)(f - d), d);
 	if ((base = strstr(f, "device-")) == NULL)
 		return false;
-	snprintf(dev, DEVICE_LEN + 1, "%s", base + strlen("device-"));
+	base += strlen("device-");
+	snprintf(dev, DEVICE_MAX + 1, "%.*s", (int)(strlen(base) > 4 ?
+	    strlen(base) - 4 : 0), base);	/* without ".xml" */
 	return true;
 }
 
@@ -234,7 +236,7 @@ struct loader {
 static void
 load_call(const char *msg, int ran[CLIENTS][EACH], int next_run[CLIENTS])
 {
-	char vm[MAX_VM_NAME + 1], dev[DEVICE_LEN + 1];
+	char vm[MAX_VM_NAME + 1], dev[DEVICE_MAX + 1];
 	unsigned i, j;
 
 	ck_assert_msg(call_parse(msg, vm, sizeof(vm), dev), "report '%s'", msg);
@@ -360,7 +362,7 @@ START_TEST(test_a_client_that_never_reads_still_has_every_command_run)
 {
 	enum { N = 2000 };
 	static char flood[N * (MAX_VM_NAME + 32)];
-	char vm[MAX_VM_NAME + 1], got_vm[MAX_VM_NAME + 1], dev[DEVICE_LEN + 1];
+	char vm[MAX_VM_NAME + 1], got_vm[MAX_VM_NAME + 1], dev[DEVICE_MAX + 1];
 	char msg[512], want[LINE], line[LINE];
 	struct client c, other;
 	bool other_sent = false, other_done = false;
@@ -431,7 +433,7 @@ END_TEST
 START_TEST(test_a_client_gone_mid_line_leaves_no_half_command)
 {
 	struct client a, b;
-	char msg[512], vm[MAX_VM_NAME + 1], dev[DEVICE_LEN + 1];
+	char msg[512], vm[MAX_VM_NAME + 1], dev[DEVICE_MAX + 1];
 
 	calls_setup();
 	daemon_start(NULL);
@@ -458,7 +460,7 @@ START_TEST(test_a_client_gone_mid_reply_still_has_every_command_run)
 	enum { N = 50 };
 	struct client c, d;
 	char buf[N * 32 + 16], msg[512], vm[MAX_VM_NAME + 1];
-	char dev[DEVICE_LEN + 1], want[32], line[LINE];
+	char dev[DEVICE_MAX + 1], want[32], line[LINE];
 	size_t len;
 	int fds;
 

@@ -261,7 +261,7 @@ xml_expect(const char *device, const char *path)
 	char buf[512], want[XML_MAX];
 	struct stat st;
 
-	ck_assert_int_gt(xml_format(want, sizeof(want), device), 0);
+	ck_assert_int_gt(xml_format(want, sizeof(want), device, NULL), 0);
 	ck_assert_int_eq(lstat(path, &st), 0);
 	ck_assert(S_ISREG(st.st_mode));
 	ck_assert_uint_eq(st.st_uid, geteuid());
@@ -275,7 +275,7 @@ START_TEST(test_xml_file_is_written_with_the_document)
 	bool temporary;
 	char path[PATH_MAX], why[MAX_REASON + 1], want[PATH_MAX];
 
-	ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), &temporary, why,
+	ck_assert_int_eq(xml_write("046d:c52b", NULL, path, sizeof(path), &temporary, why,
 	    sizeof(why)), 0);
 	snprintf(want, sizeof(want), "%s/device-046d:c52b.xml", w.xmldir);
 	ck_assert_str_eq(path, want);
@@ -296,7 +296,7 @@ START_TEST(test_xml_file_replaces_a_planted_symlink_without_following_it)
 	snprintf(path, sizeof(path), "%s/device-046d:c52b.xml", w.xmldir);
 	ck_assert_int_eq(symlink(victim, path), 0);
 
-	ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), &temporary, why,
+	ck_assert_int_eq(xml_write("046d:c52b", NULL, path, sizeof(path), &temporary, why,
 	    sizeof(why)), 0);
 	xml_expect("046d:c52b", path);
 	ck_assert_int_gt(slurp(victim, buf, sizeof(buf)), 0);
@@ -319,7 +319,7 @@ START_TEST(test_xml_file_never_trusts_a_file_already_there)
 	ck_assert_int_eq(chmod(path, 0666), 0);
 	ck_assert_int_eq(stat(path, &before), 0);
 
-	ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), &temporary, why,
+	ck_assert_int_eq(xml_write("046d:c52b", NULL, path, sizeof(path), &temporary, why,
 	    sizeof(why)), 0);
 	ck_assert_int_eq(stat(path, &after), 0);
 	ck_assert(before.st_ino != after.st_ino);	/* a new file, ours */
@@ -333,10 +333,10 @@ START_TEST(test_xml_file_of_ours_is_read_again_not_rewritten)
 	char path[PATH_MAX], why[MAX_REASON + 1];
 	struct stat before, after;
 
-	ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), &temporary,
+	ck_assert_int_eq(xml_write("046d:c52b", NULL, path, sizeof(path), &temporary,
 	    why, sizeof(why)), 0);
 	ck_assert_int_eq(stat(path, &before), 0);
-	ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), &temporary,
+	ck_assert_int_eq(xml_write("046d:c52b", NULL, path, sizeof(path), &temporary,
 	    why, sizeof(why)), 0);
 	ck_assert(!temporary);
 	ck_assert_int_eq(stat(path, &after), 0);
@@ -353,7 +353,7 @@ START_TEST(test_xml_file_not_exactly_ours_is_written_anew)
 	char path[PATH_MAX], why[MAX_REASON + 1], doc[XML_MAX], other[300];
 	char buf[XML_MAX + 16];
 	struct stat before, after;
-	int len = xml_format(doc, sizeof(doc), "046d:c52b");
+	int len = xml_format(doc, sizeof(doc), "046d:c52b", NULL);
 
 	ck_assert_int_gt(len, 0);
 	snprintf(path, sizeof(path), "%s/device-046d:c52b.xml", w.xmldir);
@@ -385,7 +385,7 @@ START_TEST(test_xml_file_not_exactly_ours_is_written_anew)
 			ck_assert_int_eq(symlink(other, path), 0);
 		ck_assert_int_eq(lstat(path, &before), 0);
 
-		ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path),
+		ck_assert_int_eq(xml_write("046d:c52b", NULL, path, sizeof(path),
 		    &temporary, why, sizeof(why)), 0);
 		ck_assert_int_eq(lstat(path, &after), 0);
 		ck_assert_msg(before.st_ino != after.st_ino, "case %d kept", c);
@@ -404,7 +404,7 @@ START_TEST(test_xml_file_leaves_no_temporary_files)
 	char path[PATH_MAX], why[MAX_REASON + 1], entries[4096] = "";
 
 	for (int i = 0; i < 3; i++)
-		ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), &temporary, why,
+		ck_assert_int_eq(xml_write("046d:c52b", NULL, path, sizeof(path), &temporary, why,
 		    sizeof(why)), 0);
 	dir_list(w.xmldir, entries, sizeof(entries));
 	ck_assert_str_eq(entries, "device-046d:c52b.xml ");
@@ -417,7 +417,7 @@ START_TEST(test_xml_file_in_a_missing_directory_fails_with_a_reason)
 	char path[PATH_MAX], why[MAX_REASON + 1];
 
 	opt.xml_dir = "/nonexistent";
-	ck_assert_int_eq(xml_write("046d:c52b", path, sizeof(path), &temporary, why,
+	ck_assert_int_eq(xml_write("046d:c52b", NULL, path, sizeof(path), &temporary, why,
 	    sizeof(why)), -1);
 	ck_assert_str_eq(why, "cannot create a file in /nonexistent: "
 	    "No such file or directory");
@@ -444,7 +444,7 @@ START_TEST(test_xml_path_taken_by_a_directory_falls_back_to_our_own_file)
 	command_run(&cmd, &res);
 	ck_assert_int_eq(res.outcome, VIRSH_OK);
 	ck_assert_int_gt(slurp(record, got, sizeof(got)), 0);
-	ck_assert_int_gt(xml_format(want, sizeof(want), "046d:c52b"), 0);
+	ck_assert_int_gt(xml_format(want, sizeof(want), "046d:c52b", NULL), 0);
 	ck_assert_str_eq(got, want);
 
 	/* Our file was removed after the run; the directory is untouched. */

@@ -92,6 +92,10 @@ void	client_send(struct client *, const char *);
 void	client_sendn(struct client *, const void *, size_t);
 /* The next reply line within WAIT_MS; fails the test on EOF or timeout. */
 void	client_reply(struct client *, char *, size_t);
+/* A USB device in a sysfs tree of the test's, root/PORT: its ids
+ * (hex), bus and device number. */
+void	sysfs_device(const char *, const char *, const char *, const char *,
+	    int, int);
 /* The next reply line is want; fails the test otherwise. */
 void	expect_reply(struct client *, const char *);
 void	client_close(struct client *);

@@ -20,9 +20,29 @@ check_plain(const char *s, size_t len)
 		CHECK(s[i] >= 0x20 && s[i] < 0x7f);
 }
 
+/* What parse_device gives: "vid:pid" in lower case, maybe "@" and a
+ * port path of digits, '-' and '.'. */
+static bool
+device_ok(const char *d)
+{
+	size_t len = strlen(d);
+
+	if (len < DEVICE_LEN || len > DEVICE_MAX || d[4] != ':')
+		return false;
+	for (size_t i = 0; i < DEVICE_LEN; i++)
+		if (i != 4 && !((d[i] >= '0' && d[i] <= '9') ||
+		    (d[i] >= 'a' && d[i] <= 'f')))
+			return false;
+	if (len == DEVICE_LEN)
+		return true;
+	return d[DEVICE_LEN] == '@' && strspn(d + DEVICE_LEN + 1,
+	    "0123456789-.") == len - DEVICE_LEN - 1;
+}
+
 static void
 one_line(const char *line, size_t len)
 {
+	static const struct usb_addr far = { 255, 127 };
 	char xml[XML_MAX], reply[MAX_LINE + 1], esc[MAX_LINE * 4 + 1];
 	struct command cmd;
 	const char *why = NULL, *reason;
@@ -35,8 +55,9 @@ one_line(const char *line, size_t len)
 	switch (parse_line(line, len, &cmd, &why)) {
 	case PARSE_COMMAND:
 		CHECK(valid_vm_name(cmd.vm, strlen(cmd.vm)));
-		CHECK(strlen(cmd.device) == DEVICE_LEN);
-		CHECK(xml_format(xml, sizeof(xml), cmd.device) > 0);
+		CHECK(device_ok(cmd.device));
+		CHECK(xml_format(xml, sizeof(xml), cmd.device, NULL) > 0);
+		CHECK(xml_format(xml, sizeof(xml), cmd.device, &far) > 0);
 		CHECK(reply_format(reply, sizeof(reply), &cmd, NULL) > 0);
 		r = reply_format(reply, sizeof(reply), &cmd, line);
 		CHECK(r > 0 && reply[r - 1] == '\n');
