@@ -510,7 +510,7 @@ config_line(const char *line, size_t len, char device[DEVICE_MAX + 1],
 	if (nf == 0)
 		return CONFIG_NOTHING;
 	if (nf != 2 || !field_is(f[0], flen[0], "allow")) {
-		*why = "expected 'allow VID:PID'";
+		*why = "expected 'allow VID:PID[@PORT]'";
 		return CONFIG_ERROR;
 	}
 	if (!parse_device(f[1], flen[1], device)) {

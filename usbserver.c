@@ -48,6 +48,9 @@
 #define INVALID_WINDOW_MS 60000
 #define DRAIN_READS	16		/* reads of virsh output between deadline checks */
 #define NOPIDFD_POLL_MS	50		/* checking on virsh without a pidfd */
+#define PEER_TRIES	20		/* telling who a peer is, short of
+					 * descriptors: tries, PEER_PAUSE_MS apart */
+#define PEER_PAUSE_MS	50
 #define CMDLINE_MAX	4096		/* of a peer's command line: -name is early */
 #define CONFIG_MAX	65536		/* largest configuration file */
 #define DEFAULT_SOCKET_MODE 0600
@@ -579,7 +582,8 @@ usb_attr(int dfd, const char *name, int base, long max)
 	long v;
 	int fd;
 
-	if ((fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+	if ((fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+	    O_NONBLOCK)) == -1)
 		return -1;
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
@@ -632,10 +636,11 @@ usb_at_port(const char *device, struct usb_addr *addr, char *why,
 
 #define PORTS_LISTED	8	/* ports named in a "multiple devices" reason */
 
+/* 1-2 before 1-10. */
 static int
 port_order(const void *a, const void *b)
 {
-	return strcmp(a, b);
+	return strverscmp(a, b);
 }
 
 /*
@@ -678,9 +683,10 @@ usb_name_ports(const char *device, char *reason, size_t size)
 		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
 		    i > 0 ? ", " : "", ports[i]);
 	len = strlen(reason);
-	snprintf(reason + len, size - len, "; %.*s is at ports %s%s: name "
-	    "one, as %.*s@%s", DEVICE_LEN, device, list, more > 0 ? " and "
-	    "more" : "", DEVICE_LEN, device, ports[0]);
+	/* The form to use first: a long list may be cut. */
+	snprintf(reason + len, size - len, "; name one, as %.*s@%s; it is at "
+	    "ports %s%s", DEVICE_LEN, device, ports[0], list, more > 0 ?
+	    " and more" : "");
 }
 
 /* ------------------------------------------------------------------ */
@@ -1229,11 +1235,24 @@ conn_line(struct conn *c, const char *line, size_t len)
 	act = action_name(cmd.action);
 	log_debug("[VMusb] connection %lu: %s %s %s", c->id, cmd.vm, act,
 	    cmd.device);
-	if (c->peer.retry) {
+	/* Who it is could not be told for want of descriptors: ask again,
+	 * a while if need be (they free up as others end), then say so. */
+	for (int i = 0; c->peer.retry && i < PEER_TRIES; i++) {
+		if (i > 0)
+			(void)poll(NULL, 0, PEER_PAUSE_MS);
 		peer_identify(c->fd, &c->peer);
 		log_debug("[VMusb] connection %lu: pid %ld is %s%s (%s)", c->id,
 		    (long)c->peer.pid, peer_kind(&c->peer), c->peer.vm,
 		    c->peer.how);
+	}
+	if (c->peer.retry) {
+		if (conn_may_log(c))
+			log_warn("[VMusb] %s %sing device %s not run: short of "
+			    "descriptors to tell who asks %s", cmd.vm, act,
+			    cmd.device, tag);
+		conn_reply(c, buf, reply_format(buf, sizeof(buf), &cmd,
+		    "busy (short of descriptors); try again"));
+		return;
 	}
 	if ((why = policy_denies(&c->peer, &cmd)) != NULL) {
 		if (conn_may_log(c))
@@ -1253,8 +1272,11 @@ conn_line(struct conn *c, const char *line, size_t len)
 		if (conn_may_log(c))
 			log_warn("[VMusb] %s %sing device %s failed: %s %s",
 			    cmd.vm, act, cmd.device, esc, tag);
+		/* A guest must not learn what sits at the host's ports from
+		 * how a command for one failed: the log has the reason. */
 		conn_reply(c, buf, reply_format(buf, sizeof(buf), &cmd,
-		    res.reason));
+		    c->peer.kind == PEER_GUEST && device_port(cmd.device) !=
+		    NULL ? "failed (the host's log says why)" : res.reason));
 	}
 }
 
@@ -1807,7 +1829,7 @@ usage(int status)
 {
 	fprintf(status ? stderr : stdout,
 	    "usage: usbserver [--socket PATH] [--socket-mode MODE]\n"
-	    "                 [--socket-group GROUP] [--allow VID:PID]...\n"
+	    "                 [--socket-group GROUP] [--allow VID:PID[@PORT]]...\n"
 	    "                 [--config FILE] [--guest-attach] [--qemu-run-dir DIR]\n"
 	    "                 [--sysfs DIR]\n"
 	    "                 [--xml-dir DIR] [--virsh PATH] [--connect URI]\n"

@@ -320,6 +320,27 @@ START_TEST(test_qemu_peer_acts_only_on_its_own_domain)
 }
 END_TEST
 
+/* A guest's failed command with a port says nothing of the host's
+ * ports: whether a device is there, or another, reads the same. */
+START_TEST(test_guest_learns_nothing_of_the_hosts_ports)
+{
+	char out[LINE], sys[300];
+
+	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
+	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
+	daemon_start("--sysfs", sys, NULL);
+	peer_run("guest=failvmA", "reply on\nfailvmA detach 046d:c534@1-2\n"
+	    "failvmA detach 046d:c52b@1-2\n", out, sizeof(out));
+	ck_assert_str_eq(out, "error failvmA detach 046d:c534@1-2: failed (the "
+	    "host's log says why)\nerror failvmA detach 046d:c52b@1-2: failed "
+	    "(the host's log says why)\n");
+	expect_log("[VMusb] failvmA detaching device 046d:c534@1-2 failed: no "
+	    "046d:c534 at port 1-2");
+	expect_log("[VMusb] failvmA detaching device 046d:c52b@1-2 failed: "
+	    "Requested operation is not valid: fake refusal");
+}
+END_TEST
+
 START_TEST(test_guest_attach_lets_a_guest_attach_to_itself_only)
 {
 	char out[LINE];
@@ -542,7 +563,7 @@ START_TEST(test_device_at_a_port_is_named_by_its_address)
 	client_send(&c, "multivm attach 046d:c52b\n");
 	expect_reply(&c, "error multivm attach 046d:c52b: operation failed: "
 	    "Multiple USB devices for 046d:c52b, use <address> to specify one; "
-	    "046d:c52b is at ports 1-2, 3-1.4: name one, as 046d:c52b@1-2");
+	    "name one, as 046d:c52b@1-2; it is at ports 1-2, 3-1.4");
 }
 END_TEST
 
@@ -642,7 +663,7 @@ START_TEST(test_bad_config_files_are_refused_naming_file_and_line)
 	conf_write(path, "allow 046d:c52b\nallow 046d\n", 0600);
 	expect_refused(path, "bad.conf:2: invalid device");
 	conf_write(path, "# ok\n\ndeny 1234:5678\n", 0600);
-	expect_refused(path, "bad.conf:3: expected 'allow VID:PID'");
+	expect_refused(path, "bad.conf:3: expected 'allow VID:PID[@PORT]'");
 	snprintf(long_line, sizeof(long_line), "allow 046d:c52b %*s\n",
 	    MAX_CONFIG_LINE, "#");
 	conf_write(path, long_line, 0600);
@@ -1774,6 +1795,7 @@ daemon_suite(void)
 	tcase_add_test(policy, test_with_cap_chown_alone_a_guest_still_detaches);
 	tcase_add_test(policy, test_allow_flags_let_only_listed_devices_move);
 	tcase_add_test(policy, test_allow_entry_with_a_port_allows_that_port_only);
+	tcase_add_test(policy, test_guest_learns_nothing_of_the_hosts_ports);
 	tcase_add_test(policy, test_allow_file_lets_only_listed_devices_move);
 	tcase_add_test(policy, test_without_allow_list_a_warning_says_everything_may_move);
 	tcase_add_test(policy, test_bad_config_files_are_refused_naming_file_and_line);
