@@ -251,18 +251,18 @@ load_call(const char *msg, int ran[CLIENTS][EACH], int next_run[CLIENTS])
 
 /* Reads what client l has for us; true once it has every reply. */
 static bool
-load_replies(struct loader *l, int i)
+load_replies(struct loader *l, int i, int each)
 {
 	char line[LINE], want[LINE];
 
-	while (l->replied < load_each() && reader_line(&l->c.r, line, sizeof(line),
+	while (l->replied < each && reader_line(&l->c.r, line, sizeof(line),
 	    0) == 1) {
 		snprintf(want, sizeof(want), "ok load%d attach %04x:%04x", i, i,
 		    l->replied);
 		ck_assert_str_eq(line, want);
 		l->replied++;
 	}
-	return l->replied == load_each();
+	return l->replied == each;
 }
 
 START_TEST(test_500_clients_of_20_commands_each_run_once_and_reply_in_order)
@@ -323,7 +323,7 @@ START_TEST(test_500_clients_of_20_commands_each_run_once_and_reply_in_order)
 		for (int k = 0; k < n; k++) {
 			struct loader *x = &l[who[k]];
 
-			if (p[k].revents != 0 && load_replies(x, who[k])) {
+			if (p[k].revents != 0 && load_replies(x, who[k], each)) {
 				client_close(&x->c);
 				x->open = false;
 				served++;
@@ -702,15 +702,16 @@ load_suite(void)
 	TCase *virsh = tcase_create("virsh");
 	TCase *fs = tcase_create("files and descriptors");
 
-	tcase_add_checked_fixture(load, world_setup, world_teardown);
-	tcase_add_checked_fixture(clients, world_setup, world_teardown);
-	tcase_add_checked_fixture(virsh, world_setup, world_teardown);
-	tcase_add_checked_fixture(fs, world_setup, world_teardown);
 	/* 10000 virsh runs, also with the daemon under valgrind. */
-	tcase_set_timeout(load, 900);
-	tcase_set_timeout(clients, 300);
-	tcase_set_timeout(virsh, 60);
-	tcase_set_timeout(fs, 60);
+	struct { TCase *tc; int timeout; } all[] = {
+		{ load, 900 }, { clients, 300 }, { virsh, 60 }, { fs, 60 },
+	};
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		tcase_add_checked_fixture(all[i].tc, world_setup, world_teardown);
+		tcase_set_timeout(all[i].tc, all[i].timeout);
+		suite_add_tcase(s, all[i].tc);
+	}
 	tcase_add_test(load, test_500_clients_of_20_commands_each_run_once_and_reply_in_order);
 	tcase_add_test(clients, test_a_client_that_never_reads_still_has_every_command_run);
 	tcase_add_test(clients, test_a_client_gone_mid_line_leaves_no_half_command);
@@ -720,9 +721,5 @@ load_suite(void)
 	tcase_add_test(fs, test_socket_file_removed_is_made_again);
 	tcase_add_test(fs, test_socket_file_replaced_is_left_alone);
 	tcase_add_test(fs, test_out_of_descriptors_clients_wait_and_are_served_later);
-	suite_add_tcase(s, load);
-	suite_add_tcase(s, clients);
-	suite_add_tcase(s, virsh);
-	suite_add_tcase(s, fs);
 	return s;
 }

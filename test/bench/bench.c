@@ -223,13 +223,13 @@ spawn(const char *const argv[], const char *const envp[], int out)
 	pid_t pid;
 	int e;
 
-	if ((e = posix_spawn_file_actions_init(&fa)) != 0)
-		die(e, "posix_spawn_file_actions_init");
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	if (out == -1)
-		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	else
-		posix_spawn_file_actions_adddup2(&fa, out, 1);
+	if ((e = posix_spawn_file_actions_init(&fa)) != 0 ||
+	    (e = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null",
+	    O_RDONLY, 0)) != 0 ||
+	    (e = out == -1 ? posix_spawn_file_actions_addopen(&fa, 1,
+	    "/dev/null", O_WRONLY, 0) : posix_spawn_file_actions_adddup2(&fa,
+	    out, 1)) != 0)
+		die(e, "posix_spawn_file_actions");
 	if ((e = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv,
 	    (char *const *)envp)) != 0)
 		die(e, argv[0]);
