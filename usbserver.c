@@ -48,8 +48,9 @@
 #define INVALID_WINDOW_MS 60000
 #define DRAIN_READS	16		/* reads of virsh output between deadline checks */
 #define NOPIDFD_POLL_MS	50		/* checking on virsh without a pidfd */
-#define PEER_TRIES	20		/* telling who a peer is, short of
-					 * descriptors: tries, PEER_PAUSE_MS apart */
+#define PEER_TRIES	20		/* telling who a peer is, or running a
+					 * command, short of descriptors: tries,
+					 * PEER_PAUSE_MS apart */
 #define PEER_PAUSE_MS	50
 #define CMDLINE_MAX	4096		/* of a peer's command line: -name is early */
 #define CONFIG_MAX	65536		/* largest configuration file */
@@ -125,6 +126,14 @@ errstr(int e, char *buf, size_t size)
 	return strerror_r(e, buf, size);	/* the GNU one: thread-safe */
 }
 
+/* Did a call fail for want of descriptors or memory, which may be free
+ * again soon? */
+static bool
+short_of_resources(int e)
+{
+	return e == EMFILE || e == ENFILE || e == ENOMEM || e == ENOBUFS;
+}
+
 static void reasonf(char *, size_t, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -198,8 +207,11 @@ xml_write(const char *device, const struct usb_addr *addr, char *path,
 		return 0;
 	/* A fresh name, created with O_EXCL: never a file someone left. */
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
+		int saved = errno;
+
 		reasonf(why, whysz, "cannot create a file in %s: %s",
-		    opt.xml_dir, errstr(errno, e, sizeof(e)));
+		    opt.xml_dir, errstr(saved, e, sizeof(e)));
+		errno = saved;		/* the caller asks if it was scarcity */
 		return -1;
 	}
 	w = write(fd, doc, (size_t)len);
@@ -248,6 +260,8 @@ enum virsh_outcome {
 struct virsh_result {
 	enum virsh_outcome	outcome;
 	char			reason[MAX_REASON + 1];	/* unless VIRSH_OK */
+	bool			scarce;	/* VIRSH_NORUN for want of descriptors
+					 * or memory: it may run later */
 };
 
 /* What virsh wrote, read as lines: keep its last "error: " line, and the
@@ -386,10 +400,12 @@ virsh_run(char *const argv[], int timeout_s, struct virsh_result *res)
 
 	res->outcome = VIRSH_NORUN;
 	res->reason[0] = '\0';
+	res->scarce = false;
 
 	/* Only our end is non-blocking: virsh's writes must not fail. */
 	if (pipe2(pipefd, O_CLOEXEC) == -1 ||
 	    fcntl(pipefd[0], F_SETFL, O_NONBLOCK) == -1) {
+		res->scarce = short_of_resources(errno);
 		reasonf(res->reason, sizeof(res->reason), "cannot run %s: "
 		    "pipe: %s", argv[0], errstr(errno, eb, sizeof(eb)));
 		if (pipefd[0] != -1) {
@@ -401,6 +417,7 @@ virsh_run(char *const argv[], int timeout_s, struct virsh_result *res)
 	e = virsh_spawn(argv, pipefd[1], &pid);
 	close(pipefd[1]);
 	if (e != 0) {
+		res->scarce = short_of_resources(e) || e == EAGAIN;
 		reasonf(res->reason, sizeof(res->reason), "cannot run %s: %s",
 		    argv[0], errstr(e, eb, sizeof(eb)));
 		close(pipefd[0]);
@@ -598,6 +615,15 @@ usb_attr(int dfd, const char *name, int base, long max)
 	return v;
 }
 
+/* Does the sysfs device directory dfd hold device's ids? */
+static bool
+usb_ids_match(int dfd, const char *device)
+{
+	return usb_attr(dfd, "idVendor", 16, 0xffff) == strtol(device, NULL,
+	    16) && usb_attr(dfd, "idProduct", 16, 0xffff) ==
+	    strtol(device + 5, NULL, 16);
+}
+
 /*
  * The bus and device number of the device at device's port, read from
  * sysfs now (they change when it is plugged in again). Refuses when
@@ -610,21 +636,19 @@ usb_at_port(const char *device, struct usb_addr *addr, char *why,
 {
 	const char *port = device_port(device);
 	char dir[PATH_MAX];
-	long vid = -1, pid = -1, bus = -1, dev = -1;
+	long bus = -1, dev = -1;
+	bool ids = false;
 	int dfd;
 
 	if (fit(snprintf(dir, sizeof(dir), "%s/%s", opt.sysfs, port),
 	    sizeof(dir)) >= 0 &&
 	    (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
-		vid = usb_attr(dfd, "idVendor", 16, 0xffff);
-		pid = usb_attr(dfd, "idProduct", 16, 0xffff);
+		ids = usb_ids_match(dfd, device);
 		bus = usb_attr(dfd, "busnum", 10, 255);
 		dev = usb_attr(dfd, "devnum", 10, 255);
 		close(dfd);
 	}
-	if (vid == -1 || pid == -1 || bus < 1 || dev < 1 ||
-	    vid != strtol(device, NULL, 16) ||
-	    pid != strtol(device + 5, NULL, 16)) {
+	if (!ids || bus < 1 || dev < 1) {
 		reasonf(why, whysz, "no %.*s at port %s", DEVICE_LEN, device,
 		    port);
 		return -1;
@@ -653,7 +677,8 @@ usb_name_ports(const char *device, char *reason, size_t size)
 {
 	char ports[PORTS_LISTED][PORT_MAX + 1], list[PORTS_LISTED * (PORT_MAX + 2)];
 	struct dirent *de;
-	size_t n = 0, len = 0, more = 0;
+	size_t n = 0, len = 0, rlen;
+	bool more = false;
 	DIR *d;
 	int dfd;
 
@@ -665,13 +690,11 @@ usb_name_ports(const char *device, char *reason, size_t size)
 		if (!valid_port(de->d_name, nlen) || (dfd = openat(dirfd(d),
 		    de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
 			continue;
-		if (usb_attr(dfd, "idVendor", 16, 0xffff) == strtol(device,
-		    NULL, 16) && usb_attr(dfd, "idProduct", 16, 0xffff) ==
-		    strtol(device + 5, NULL, 16)) {
+		if (usb_ids_match(dfd, device)) {
 			if (n < PORTS_LISTED)
 				memcpy(ports[n++], de->d_name, nlen + 1);
 			else
-				more++;
+				more = true;
 		}
 		close(dfd);
 	}
@@ -682,10 +705,10 @@ usb_name_ports(const char *device, char *reason, size_t size)
 	for (size_t i = 0; i < n; i++)
 		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
 		    i > 0 ? ", " : "", ports[i]);
-	len = strlen(reason);
+	rlen = strlen(reason);
 	/* The form to use first: a long list may be cut. */
-	snprintf(reason + len, size - len, "; name one, as %.*s@%s; it is at "
-	    "ports %s%s", DEVICE_LEN, device, ports[0], list, more > 0 ?
+	snprintf(reason + rlen, size - rlen, "; name one, as %.*s@%s; it is at "
+	    "ports %s%s", DEVICE_LEN, device, ports[0], list, more ?
 	    " and more" : "");
 }
 
@@ -703,6 +726,7 @@ command_run(const struct command *cmd, struct virsh_result *res)
 	int argc = 0;
 
 	res->outcome = VIRSH_NORUN;
+	res->scarce = false;
 	if (vm_enter(cmd->vm, &q) == -1) {
 		reasonf(res->reason, sizeof(res->reason), "%s",
 		    errno == ECANCELED ? "shutting down" : "out of memory");
@@ -714,8 +738,10 @@ command_run(const struct command *cmd, struct virsh_result *res)
 		goto out;
 	if (xml_write(cmd->device, device_port(cmd->device) != NULL ? &addr :
 	    NULL, path, sizeof(path), &temporary, res->reason,
-	    sizeof(res->reason)) == -1)
+	    sizeof(res->reason)) == -1) {
+		res->scarce = short_of_resources(errno);
 		goto out;
+	}
 	if (virsh_path(prog, sizeof(prog)) == -1) {
 		reasonf(res->reason, sizeof(res->reason),
 		    "cannot run %s: not found in %s", prog, SAFE_PATH);
@@ -853,13 +879,6 @@ struct peer {
 						 * to tell: ask again */
 };
 
-/* Did a call fail for want of descriptors or memory, which may be free
- * again soon? */
-static bool
-short_of_resources(int e)
-{
-	return e == EMFILE || e == ENFILE || e == ENOMEM || e == ENOBUFS;
-}
 
 /* The real uid of process pid, from /proc/PID/status (its owner there is
  * root for a process that is not dumpable); (uid_t)-1 if unknown. */
@@ -1237,10 +1256,12 @@ conn_line(struct conn *c, const char *line, size_t len)
 	    cmd.device);
 	/* Who it is could not be told for want of descriptors: ask again,
 	 * a while if need be (they free up as others end), then say so. */
-	for (int i = 0; c->peer.retry && i < PEER_TRIES; i++) {
-		if (i > 0)
-			(void)poll(NULL, 0, PEER_PAUSE_MS);
-		peer_identify(c->fd, &c->peer);
+	if (c->peer.retry) {
+		for (int i = 0; c->peer.retry && i < PEER_TRIES; i++) {
+			if (i > 0)
+				(void)poll(NULL, 0, PEER_PAUSE_MS);
+			peer_identify(c->fd, &c->peer);
+		}
 		log_debug("[VMusb] connection %lu: pid %ld is %s%s (%s)", c->id,
 		    (long)c->peer.pid, peer_kind(&c->peer), c->peer.vm,
 		    c->peer.how);
@@ -1262,7 +1283,14 @@ conn_line(struct conn *c, const char *line, size_t len)
 		    "not allowed"));
 		return;
 	}
+	/* Short of descriptors, nothing ran: try again a while, as they
+	 * free up when other connections end. */
 	command_run(&cmd, &res);
+	for (int i = 0; res.outcome == VIRSH_NORUN && res.scarce &&
+	    i < PEER_TRIES; i++) {
+		(void)poll(NULL, 0, PEER_PAUSE_MS);
+		command_run(&cmd, &res);
+	}
 	if (res.outcome == VIRSH_OK) {
 		log_info("[VMusb] %s %sed device %s %s", cmd.vm, act, cmd.device,
 		    tag);
@@ -1548,7 +1576,7 @@ static bool
 listen_renew(int watchfd, int *lfd, int *old, bool again)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	_Alignas(struct inotify_event) char buf[4096];
 	char why[PATH_MAX + 256], eb[128];
 	struct stat st;
 	int fd;
