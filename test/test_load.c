@@ -631,8 +631,19 @@ END_TEST
  * and are served once descriptors are free again. A client accepted
  * with none left to tell who it is, is asked again at its first line.
  */
+static void
+later_open(struct client *c, int i)
+{
+	char line[LINE];
+
+	client_open(c);
+	snprintf(line, sizeof(line), "reply on\nlater%d attach 046d:c52b\n", i);
+	client_send(c, line);
+}
+
 START_TEST(test_out_of_descriptors_clients_wait_and_are_served_later)
 {
+	const bool under_valgrind = getenv("VALGRIND_DAEMON") != NULL;
 	enum { MOST = 64, WAITING = 3 };
 	static struct client c[MOST + WAITING];
 	char line[LINE], want[LINE];
@@ -665,18 +676,21 @@ START_TEST(test_out_of_descriptors_clients_wait_and_are_served_later)
 	client_reply(&c[0], line, sizeof(line));
 	ck_assert_msg(strncmp(line, "error full attach 046d:c52b: ", 29) == 0 &&
 	    strstr(line, "Too many open files") != NULL, "reply '%s'", line);
-	/* More wait in the queue, their commands sent. */
-	for (int i = 0; i < WAITING; i++) {
-		client_open(&c[n + i]);
-		snprintf(line, sizeof(line), "reply on\nlater%d attach "
-		    "046d:c52b\n", i);
-		client_send(&c[n + i], line);
-	}
-	/* Those the daemon holds leave, but one: the rest are served. */
+	/*
+	 * More wait in the queue, their commands sent; those the daemon
+	 * holds leave, but one; the rest are served. Under valgrind they
+	 * connect only after: its accept() takes a queued connection whose
+	 * descriptor falls above the limit it gives its guest, closes it and
+	 * says EMFILE, so each retry of a starved daemon would eat one.
+	 */
+	for (int i = 0; i < WAITING && !under_valgrind; i++)
+		later_open(&c[n + i], i);
 	for (int i = 0; i < n; i++)
 		if (i != unsure)
 			client_close(&c[i]);
 	expect_log("[VMusb] accepting clients again");
+	for (int i = 0; i < WAITING && under_valgrind; i++)
+		later_open(&c[n + i], i);
 	for (int i = 0; i < WAITING; i++) {
 		snprintf(want, sizeof(want), "ok later%d attach 046d:c52b", i);
 		expect_reply(&c[n + i], want);
