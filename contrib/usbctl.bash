@@ -19,15 +19,38 @@ _usbctl_add()
 	return 0
 }
 
+# Each device's "VID:PID PORT", PORT its name in sysfs.
 _usbctl_devices()
 {
 	local d n v p
 	for d in "${USBCTL_SYSFS:-/sys/bus/usb/devices}"/*; do
 		n=${d##*/}
-		[[ $n != usb* && $n != *:* && -r $d/idVendor && -r $d/idProduct ]] ||
+		[[ $n =~ ^[0-9]+-[0-9.]+$ && -r $d/idVendor && -r $d/idProduct ]] ||
 			continue
 		read -r v < "$d/idVendor" && read -r p < "$d/idProduct" &&
-			printf '%s:%s\n' "$v" "$p"
+			printf '%s:%s %s\n' "$v" "$p" "$n"
+	done
+}
+
+# The device words: each VID:PID once, and VID:PID@PORT for those that
+# need it (two devices with one VID:PID), or all when $cur has an @.
+_usbctl_device_words()
+{
+	local -a devs
+	local -A count=()
+	local d id
+
+	mapfile -t devs < <(_usbctl_devices)
+	for d in "${devs[@]}"; do
+		id=${d% *}
+		count[$id]=$((${count[$id]:-0} + 1))
+	done
+	printf '%s\n' "${!count[@]}"
+	for d in "${devs[@]}"; do
+		id=${d% *}
+		if [[ ${count[$id]} -gt 1 || $cur == *@* ]]; then
+			printf '%s@%s\n' "$id" "${d#* }"
+		fi
 	done
 }
 
@@ -39,9 +62,9 @@ _usbctl()
 		--sysfs --help --version"
 
 	COMPREPLY=()
-	# VID:PID has a colon, which readline splits words at.
+	# VID:PID@PORT has a colon and an @, which readline splits words at.
 	if declare -F _init_completion >/dev/null; then
-		_init_completion -n : || return 0
+		_init_completion -n :@ || return 0
 	else
 		cur=${COMP_WORDS[COMP_CWORD]}
 		prev=${COMP_WORDS[COMP_CWORD-1]}
@@ -74,12 +97,16 @@ _usbctl()
 		;;
 	"")
 		_usbctl_add < <(printf '%s\n' $cmds)
-		_usbctl_add < <(_usbctl_devices) ;;
+		_usbctl_add < <(_usbctl_device_words) ;;
 	*)
-		_usbctl_add < <(_usbctl_devices) ;;
+		_usbctl_add < <(_usbctl_device_words) ;;
 	esac
-	if declare -F __ltrim_colon_completions >/dev/null; then
-		__ltrim_colon_completions "$cur"
+	# Readline replaces only what follows the word's last break (a : or
+	# an @ where they break words), so offer only that part.
+	local brk=${COMP_WORDBREAKS//[^:@]/} pre
+	if [[ -n $brk ]]; then
+		pre=${cur%"${cur##*["$brk"]}"}
+		COMPREPLY=("${COMPREPLY[@]#"$pre"}")
 	fi
 	return 0
 }

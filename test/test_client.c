@@ -713,6 +713,30 @@ START_TEST(test_bash_completion_completes_after_the_colon)
 }
 END_TEST
 
+/* Two devices with one VID:PID are offered by port as well, and any
+ * device is once the word has an @. bash-completion takes the @ out of
+ * readline's word breaks; the colon stays one. */
+START_TEST(test_bash_completion_offers_ports_where_needed)
+{
+	char out[OUT], sys[256];
+
+	fake_sysfs(sys, sizeof(sys));
+	sysfs_device(sys, "1-4.2", "046d", "c52b", 1, 9);
+	complete_words(NULL, "usbctl toggle ''", 2, out, sizeof(out));
+	ck_assert_str_eq(out, "046d:c52b\n046d:c52b@1-1\n046d:c52b@1-4.2\n"
+	    "0781:5581\n");
+	if (access(BASH_COMPLETION, R_OK) == -1 && test_skips("completion "
+	    "test", "no bash-completion: apt-get install bash-completion"))
+		return;
+	complete_words("usbctl 046d:c52b@1-", "usbctl 046d : c52b@1-", 3,
+	    out, sizeof(out));
+	ck_assert_str_eq(out, "c52b@1-1\nc52b@1-4.2\n");
+	complete_words("usbctl 0781:5581@", "usbctl 0781 : 5581@", 3, out,
+	    sizeof(out));
+	ck_assert_str_eq(out, "5581@2-3\n");
+}
+END_TEST
+
 Suite *
 client_suite(void)
 {
@@ -756,6 +780,7 @@ client_suite(void)
 	tcase_add_test(live, test_bash_completion_offers_commands_domains_and_devices);
 	tcase_add_test(live, test_bash_completion_never_runs_a_domain_name);
 	tcase_add_test(live, test_bash_completion_completes_after_the_colon);
+	tcase_add_test(live, test_bash_completion_offers_ports_where_needed);
 	suite_add_tcase(s, live);
 	return s;
 }
