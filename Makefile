@@ -3,6 +3,9 @@
 #   make                  build usbserver and usbctl
 #   make check            run the test suite, then again under ASan+UBSan
 #   make check-deep       that, then under valgrind and ThreadSanitizer
+#   make check-usb        move a real (emulated) USB keyboard: boots a
+#                         Debian machine under QEMU (root; mmdebstrap,
+#                         cpio, qemu-system-x86)
 #   make bench            usbserver against the guide's Python design
 #                         (needs python3, python3-libvirt, socat, virsh)
 #   make fuzz             libFuzzer on every reader of outside bytes
@@ -54,6 +57,7 @@ BUILD_CFLAGS = $(MY_CFLAGS) $(CFLAGS) -O1 -g $(SAN)
 endif
 
 .PHONY: all check check-plain check-sanitize check-valgrind check-tsan check-deep \
+	check-usb \
 	test-run bench fuzz install uninstall clean
 
 all: $(O)/usbserver $(O)/usbctl
@@ -75,6 +79,13 @@ $(O)/test/guest.img: test/guest.S
 	@rm -f $@
 	-$(AS) --32 -o $(O)/test/guest.o test/guest.S && \
 	$(LD) -m elf_i386 -Ttext 0x7c00 --oformat binary -o $@ $(O)/test/guest.o
+
+# make check-usb's inner guest: the same boot sector, asking for its
+# detach line on COM2.
+$(O)/test/guest-usb.img: test/guest.S
+	@mkdir -p $(O)/test
+	$(AS) --32 --defsym USB_TEST=1 -o $(O)/test/guest-usb.o test/guest.S
+	$(LD) -m elf_i386 -Ttext 0x7c00 --oformat binary -o $@ $(O)/test/guest-usb.o
 
 # The load tests' virsh: a compiled fake, as the benchmark's. Never
 # sanitized: it is a fixture, and it must be quick.
@@ -129,6 +140,18 @@ check-valgrind:
 	@if cat $(VG)/logs/* | grep -v '^--[0-9]*-- ' | grep -q .; then \
 		cat $(VG)/logs/*; echo "valgrind: errors in the daemon" >&2; \
 		exit 1; fi; echo "valgrind: the daemon ran clean"
+
+# A real keyboard moved (test/usb/): a Debian machine built here with
+# mmdebstrap boots under QEMU with USB devices of its own, and moves
+# them into a domain of its libvirtd. Needs root, mmdebstrap, cpio and
+# qemu-system-x86. The machine is built again when test/usb/mkimage
+# changes, or after make clean; USB_DEADLINE=SECONDS bounds its run.
+USB = build/usb
+$(USB)/vmlinuz: test/usb/mkimage
+	test/usb/mkimage $(USB)
+
+check-usb: $(O)/usbserver $(O)/usbctl $(O)/test/guest-usb.img $(USB)/vmlinuz
+	test/usb/run $(USB) $(O)
 
 # The benchmark (test/bench/): it reports figures, it does not judge
 # them. BENCH_FLAGS=--quick runs a small one, as CI does.
@@ -222,4 +245,5 @@ uninstall:
 
 clean:
 	rm -rf usbserver usbctl test/check_usbserver test/guest.o test/fast-virsh \
+		test/guest-usb.o test/guest-usb.img \
 		test/guest.img build

@@ -5,6 +5,11 @@
  * turn the guide's detach line, and three lines that must be refused: a
  * hostile one, one for another domain, and an attach. It halts in between.
  *
+ * Assembled with --defsym USB_TEST=1 it is the inner guest of make
+ * check-usb (test/usb/init) instead: for each byte that arrives on COM2,
+ * it writes the port-form detach line of the outer machine's keyboard to
+ * COM1, as a user's hotkey would run the guide's script.
+ *
  * Built by the Makefile with GNU as and ld:
  *	as --32 -o guest.o guest.S
  *	ld -m elf_i386 -Ttext 0x7c00 --oformat binary -o guest.img guest.o
@@ -16,7 +21,10 @@
 	.set	COM1, 0x3f8		/* data; with DLAB set: divisor low */
 	.set	COM1_LCR, COM1 + 3	/* line control */
 	.set	COM1_LSR, COM1 + 5	/* line status */
+	.set	LSR_DR, 0x01		/* data ready */
 	.set	LSR_THRE, 0x20		/* transmit holding register empty */
+	.set	COM2, 0x2f8
+	.set	COM2_LSR, COM2 + 5
 	.set	BIOS_TICKS, 0x46c	/* BIOS tick count, 18.2 a second */
 	.set	SECOND, 18		/* ticks */
 
@@ -42,6 +50,21 @@ _start:
 	movb	$0x03, %al		/* 8N1, DLAB off */
 	outb	%al, %dx
 
+	.ifdef	USB_TEST
+/* A byte on COM2 asks for the detach line; the timer's tick ends hlt. */
+forever:
+	movw	$COM2_LSR, %dx
+	inb	%dx, %al
+	testb	$LSR_DR, %al
+	jnz	1f
+	hlt
+	jmp	forever
+1:	movw	$COM2, %dx
+	inb	%dx, %al
+	movw	$usb_detach, %si
+	call	puts
+	jmp	forever
+	.else
 forever:
 	movw	$valid, %si
 	call	puts
@@ -54,6 +77,7 @@ forever:
 	call	puts
 	call	second
 	jmp	forever
+	.endif
 
 /* Writes the NUL-terminated string at %si to COM1. */
 puts:
@@ -71,6 +95,7 @@ puts:
 	jmp	puts
 1:	ret
 
+	.ifndef	USB_TEST
 /* Halts until a second of BIOS ticks has passed. */
 second:
 	movw	BIOS_TICKS, %bx
@@ -86,6 +111,11 @@ valid:	.asciz	"usbserver-e2e detach 046d:c52b\r\n"
 hostile: .asciz	"usbserver-e2e detach ../../etc/passwd\r\n"
 foreign: .asciz	"other-vm detach 046d:c52b\r\n"
 attach:	.asciz	"usbserver-e2e attach 046d:c52b\r\n"
+	.else
+/* The domain is VM in test/usb/init, the keyboard at port 1 of test/usb/run's
+ * xhci controller: 1-1 in the outer kernel. */
+usb_detach: .asciz "usbserver-usb detach 0627:0001@1-1\r\n"
+	.endif
 
 	.org	510
 	.word	0xaa55			/* the BIOS boots only this signature */
