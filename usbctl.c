@@ -214,6 +214,55 @@ reason_hint(const char *reason)
 	return NULL;
 }
 
+/* Writes s for a shell: as it is when it is a plain word, else quoted. */
+static void
+shell_word(FILE *f, const char *s)
+{
+	if (s[0] != '\0' && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789._-+:@/") == strlen(s)) {
+		fputs(s, f);
+		return;
+	}
+	fputc('\'', f);
+	for (; *s != '\0'; s++) {
+		if (*s == '\'')
+			fputs("'\\''", f);
+		else
+			fputc(*s, f);
+	}
+	fputc('\'', f);
+}
+
+/*
+ * Shows the command that names one of two devices with c's VID:PID, from
+ * the daemon's "; name one, as VID:PID@PORT;" in reason. False when the
+ * reason has none (an older daemon, or no such device in its sysfs).
+ */
+static bool
+port_hint(FILE *f, const struct command *c, const char *reason)
+{
+	static const char tag[] = "; name one, as ";
+	const char *s = strstr(reason, tag), *end;
+	char dev[DEVICE_MAX + 1];
+
+	if (s == NULL)
+		return false;
+	s += sizeof(tag) - 1;
+	if ((end = strchr(s, ';')) == NULL ||
+	    !parse_device(s, (size_t)(end - s), dev) || device_port(dev) == NULL)
+		return false;
+	fprintf(f, "usbctl: two host devices share %.*s: name one by its port "
+	    "(usbctl devices shows them), as in:\n    usbctl ", DEVICE_LEN,
+	    dev);
+	if (opt.domain != NULL) {
+		fputs("--domain ", f);
+		shell_word(f, opt.domain);
+		fputc(' ', f);
+	}
+	fprintf(f, "%s %s\n", action_name(c->action), dev);
+	return true;
+}
+
 /* Connects to the daemon, trying CONNECT_TRIES times while it is not there. */
 static int
 daemon_connect(void)
@@ -326,7 +375,8 @@ request(const struct command *cmds, int ncmds)
 		case REPLY_ERROR:
 			warnx("%s %s %s: %s", c->vm, action_name(c->action),
 			    c->device, reason);
-			if (reason_hint(reason) != NULL)
+			if (!port_hint(stderr, c, reason) &&
+			    reason_hint(reason) != NULL)
 				fprintf(stderr, "usbctl: %s\n", reason_hint(reason));
 			failed++;
 			break;

@@ -176,6 +176,46 @@ START_TEST(test_reason_hints_say_what_to_do)
 }
 END_TEST
 
+/* The daemon's "name one, as" becomes a command to copy, quoted for a
+ * shell; a reason without a port form in it shows none. */
+START_TEST(test_port_hint_shows_the_command_to_use)
+{
+	static const char multi[] = "operation failed: Multiple USB devices "
+	    "for 627:1, use <address> to specify one";
+	struct command c = { .action = ACT_DETACH };
+	char *buf = NULL, reason[256];
+	size_t len = 0;
+	FILE *f;
+
+	ck_assert_ptr_nonnull(f = open_memstream(&buf, &len));
+	opt.domain = "it's mine";
+	snprintf(reason, sizeof(reason), "%s; name one, as 0627:0001@1-1; it "
+	    "is at ports 1-1, 1-2", multi);
+	ck_assert(port_hint(f, &c, reason));
+	opt.domain = NULL;
+	c.action = ACT_ATTACH;
+	ck_assert(port_hint(f, &c, reason));
+	ck_assert(!port_hint(f, &c, multi));
+	snprintf(reason, sizeof(reason), "%s; name one, as 0627:0001; it",
+	    multi);
+	ck_assert(!port_hint(f, &c, reason));
+	snprintf(reason, sizeof(reason), "%s; name one, as 0627:0001@1-1 "
+	    "$(reboot); it", multi);
+	ck_assert(!port_hint(f, &c, reason));
+	snprintf(reason, sizeof(reason), "%s; name one, as 0627:0001@1-1",
+	    multi);
+	ck_assert(!port_hint(f, &c, reason));
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_str_eq(buf, "usbctl: two host devices share 0627:0001: "
+	    "name one by its port (usbctl devices shows them), as in:\n"
+	    "    usbctl --domain 'it'\\''s mine' detach 0627:0001@1-1\n"
+	    "usbctl: two host devices share 0627:0001: "
+	    "name one by its port (usbctl devices shows them), as in:\n"
+	    "    usbctl attach 0627:0001@1-1\n");
+	free(buf);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* usbctl live                                                         */
 
@@ -637,6 +677,25 @@ START_TEST(test_usbctl_explains_a_device_held_elsewhere_or_ambiguous)
 }
 END_TEST
 
+/* With the twins in the daemon's sysfs, the reply names their ports, and
+ * usbctl shows the command that names the first. */
+START_TEST(test_usbctl_shows_the_port_form_for_twins)
+{
+	char out[OUT], sys[300];
+
+	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
+	sysfs_device(sys, "1-10", "046d", "c52b", 1, 5);
+	sysfs_device(sys, "1-9", "046d", "c52b", 1, 6);
+	daemon_start("--sysfs", sys, NULL);
+	ck_assert_int_eq(usbctl(out, "--domain", "multi-vm", "046d:c52b", NULL), 1);
+	ck_assert_ptr_nonnull(strstr(out, "to specify one; name one, as "
+	    "046d:c52b@1-9; it is at ports 1-9, 1-10\n"
+	    "usbctl: two host devices share 046d:c52b: name one by its port "
+	    "(usbctl devices shows them), as in:\n"
+	    "    usbctl --domain multi-vm attach 046d:c52b@1-9\n"));
+}
+END_TEST
+
 
 /* The bash completion, sourced by a real bash: commands, options, the
  * running domains (the fake virsh on PATH), the host's devices. */
@@ -755,6 +814,7 @@ client_suite(void)
 	tcase_add_test(list, test_hostdev_guest_address_is_not_the_hosts);
 	tcase_add_test(list, test_hostdevs_of_broken_xml_are_none);
 	tcase_add_test(list, test_reason_hints_say_what_to_do);
+	tcase_add_test(list, test_port_hint_shows_the_command_to_use);
 	suite_add_tcase(s, list);
 
 	tcase_add_checked_fixture(live, world_setup, world_teardown);
@@ -781,6 +841,7 @@ client_suite(void)
 	tcase_add_test(live, test_bash_completion_never_runs_a_domain_name);
 	tcase_add_test(live, test_bash_completion_completes_after_the_colon);
 	tcase_add_test(live, test_bash_completion_offers_ports_where_needed);
+	tcase_add_test(live, test_usbctl_shows_the_port_form_for_twins);
 	suite_add_tcase(s, live);
 	return s;
 }
