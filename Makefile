@@ -244,6 +244,7 @@ uninstall:
 	-rmdir $(DESTDIR)$(DOCDIR)
 
 clean:
-	rm -rf usbserver usbctl test/check_usbserver test/guest.o test/fast-virsh \
+	rm -rf --one-file-system usbserver usbctl test/check_usbserver \
+		test/guest.o test/fast-virsh \
 		test/guest-usb.o test/guest-usb.img \
 		test/guest.img build
