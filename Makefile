@@ -57,7 +57,7 @@ BUILD_CFLAGS = $(MY_CFLAGS) $(CFLAGS) -O1 -g $(SAN)
 endif
 
 .PHONY: all check check-plain check-sanitize check-valgrind check-tsan check-deep \
-	check-usb \
+	check-usb usb-image \
 	test-run bench fuzz install uninstall clean
 
 all: $(O)/usbserver $(O)/usbctl
@@ -149,6 +149,8 @@ check-valgrind:
 USB = build/usb
 $(USB)/vmlinuz: test/usb/mkimage
 	test/usb/mkimage $(USB)
+
+usb-image: $(USB)/vmlinuz
 
 check-usb: $(O)/usbserver $(O)/usbctl $(O)/test/guest-usb.img $(USB)/vmlinuz
 	test/usb/run $(USB) $(O)
