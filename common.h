@@ -8,9 +8,11 @@
 #ifndef USBSERVER_COMMON_H
 #define USBSERVER_COMMON_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define USBSERVER_VERSION	"0.1.0"
@@ -529,6 +531,25 @@ static inline int
 fit(int n, size_t size)
 {
 	return (n < 0 || (size_t)n >= size) ? -1 : n;
+}
+
+/*
+ * A number in a sysfs attribute's text buf (NUL-terminated): in base (16
+ * for ids, 10 for bus and device numbers), at most max, one newline
+ * after it at most; -1 for anything else.
+ */
+static inline long
+sysfs_number(const char *buf, int base, long max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(buf, &end, base);
+	if (errno != 0 || end == buf || (*end != '\n' && *end != '\0') ||
+	    (*end == '\n' && end[1] != '\0') || v < 0 || v > max)
+		return -1;
+	return v;
 }
 
 /* Where a device sits on the host's USB now: sysfs's busnum and devnum. */

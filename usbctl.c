@@ -661,6 +661,16 @@ sysfs_read(const char *dir, const char *name, char *buf, size_t size)
 	buf[strcspn(buf, "\n")] = '\0';
 }
 
+/* A bus or device number from dir/name; -1 if there is none. */
+static int
+sysfs_num(const char *dir, const char *name)
+{
+	char num[16];
+
+	sysfs_read(dir, name, num, sizeof(num));
+	return (int)sysfs_number(num, 10, 255);
+}
+
 static int
 usbdev_order(const void *a, const void *b)
 {
@@ -694,10 +704,8 @@ sysfs_devices(struct usbdev *out, int max)
 		snprintf(num, sizeof(num), "%s:%s", vid, pid);
 		if (!parse_device(num, strlen(num), u->device))
 			continue;
-		sysfs_read(de->d_name, "busnum", num, sizeof(num));
-		u->bus = atoi(num);
-		sysfs_read(de->d_name, "devnum", num, sizeof(num));
-		u->dev = atoi(num);
+		u->bus = sysfs_num(de->d_name, "busnum");
+		u->dev = sysfs_num(de->d_name, "devnum");
 		sysfs_read(de->d_name, "manufacturer", u->manufacturer,
 		    sizeof(u->manufacturer));
 		sysfs_read(de->d_name, "product", u->product, sizeof(u->product));
@@ -923,18 +931,13 @@ static bool
 hostdev_is(const struct hostdev *h, const char *device)
 {
 	const char *port = device_port(device);
-	char num[16];
-	int bus, dev;
 
 	if (strncmp(h->device, device, DEVICE_LEN) != 0)
 		return false;
 	if (port == NULL || h->bus == -1)
 		return true;
-	sysfs_read(port, "busnum", num, sizeof(num));
-	bus = atoi(num);
-	sysfs_read(port, "devnum", num, sizeof(num));
-	dev = atoi(num);
-	return h->bus == bus && h->dev == dev;
+	return h->bus == sysfs_num(port, "busnum") &&
+	    h->dev == sysfs_num(port, "devnum");
 }
 
 static void

@@ -594,9 +594,8 @@ vm_drain(void)
 static long
 usb_attr(int dfd, const char *name, int base, long max)
 {
-	char buf[16], *end;
+	char buf[16];
 	ssize_t n;
-	long v;
 	int fd;
 
 	if ((fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
@@ -607,12 +606,7 @@ usb_attr(int dfd, const char *name, int base, long max)
 	if (n <= 0)
 		return -1;
 	buf[n] = '\0';
-	errno = 0;
-	v = strtol(buf, &end, base);
-	if (errno != 0 || end == buf || (*end != '\n' && *end != '\0') ||
-	    v < 0 || v > max)
-		return -1;
-	return v;
+	return sysfs_number(buf, base, max);
 }
 
 /* Does the sysfs device directory dfd hold device's ids? */

@@ -330,6 +330,22 @@ START_TEST(test_device_nul_inside_is_rejected)
 }
 END_TEST
 
+/* sysfs's numbers: the kernel's text, one newline at most, in range. */
+START_TEST(test_sysfs_number_takes_the_kernels_text_only)
+{
+	ck_assert_int_eq(sysfs_number("3\n", 10, 255), 3);
+	ck_assert_int_eq(sysfs_number("255", 10, 255), 255);
+	ck_assert_int_eq(sysfs_number("c52b\n", 16, 0xffff), 0xc52b);
+	ck_assert_int_eq(sysfs_number("", 10, 255), -1);
+	ck_assert_int_eq(sysfs_number("\n", 10, 255), -1);
+	ck_assert_int_eq(sysfs_number("256\n", 10, 255), -1);
+	ck_assert_int_eq(sysfs_number("-1", 10, 255), -1);
+	ck_assert_int_eq(sysfs_number("3x", 10, 255), -1);
+	ck_assert_int_eq(sysfs_number("3\n\n", 10, 255), -1);
+	ck_assert_int_eq(sysfs_number("99999999999999999999", 10, 255), -1);
+}
+END_TEST
+
 START_TEST(test_device_at_a_port_is_accepted)
 {
 	char out[DEVICE_MAX + 1];
@@ -1642,6 +1658,7 @@ parse_suite(void)
 	tcase_add_test(tc, test_device_leading_dash_is_rejected);
 	tcase_add_test(tc, test_device_nul_inside_is_rejected);
 	tcase_add_test(tc, test_device_high_bytes_are_rejected);
+	tcase_add_test(tc, test_sysfs_number_takes_the_kernels_text_only);
 	tcase_add_test(tc, test_device_at_a_port_is_accepted);
 	tcase_add_test(tc, test_device_at_a_bad_port_is_rejected);
 	suite_add_tcase(s, tc);
