@@ -26,6 +26,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stddef.h>
@@ -74,13 +75,17 @@ static struct {
 	bool		 debug;
 	bool		 guest_attach;	/* guests may attach to their own domain */
 	mode_t		 socket_mode;
-	gid_t		 socket_gid;	/* (gid_t)-1: the daemon's own */
+	uid_t		 socket_uid;	/* (uid_t)-1: the daemon's own */
+	gid_t		 socket_gid;	/* (gid_t)-1: the daemon's own; with a
+					 * socket from systemd, its file's */
+	bool		 socket_gid_given;
 } opt = {
 	.socket = DEFAULT_SOCKET,
 	.config = DEFAULT_CONFIG,
 	.qemu_run_dir = DEFAULT_QEMU_RUN_DIR,
 	.sysfs = SYSFS_USB,
 	.socket_mode = DEFAULT_SOCKET_MODE,
+	.socket_uid = (uid_t)-1,
 	.socket_gid = (gid_t)-1,
 	.xml_dir = DEFAULT_XML_DIR,
 	.virsh = DEFAULT_VIRSH,
@@ -995,93 +1000,135 @@ peer_in_group(int fd, gid_t primary, gid_t gid)
 }
 
 /*
+ * Looks at the live process pid: the guest of a domain by libvirt's pid
+ * file (done by the caller) or by its command line, else PEER_HOST, to be
+ * judged by its credentials. False when it was not there to look at: it
+ * ended (a zombie's command line is empty), or /proc does not show it.
+ */
+static bool
+peer_cmdline(struct peer *p, pid_t pid)
+{
+	char path[32], cmdline[CMDLINE_MAX];
+	size_t got = 0;
+	ssize_t n = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (short_of_resources(errno))
+			p->retry = true;
+		return false;
+	}
+	while (got < sizeof(cmdline) && (n = read(fd, cmdline + got,
+	    sizeof(cmdline) - got)) > 0)
+		got += (size_t)n;
+	close(fd);
+	if (n == -1 || got == 0)
+		return false;
+	p->kind = qemu_peer_name(cmdline, got, p->vm);
+	p->how = "its command line";
+	/* No -name in what we read of a longer one: we cannot tell. */
+	if (p->kind == PEER_HOST && got == sizeof(cmdline)) {
+		p->kind = PEER_UNKNOWN;
+		p->how = "a command line too long to read";
+	}
+	return true;
+}
+
+/*
+ * A peer that names no domain is a host client by its credentials alone,
+ * as SO_PEERCRED and SO_PEERGROUPS took them at connect(): root, our own
+ * user, or a member of the socket's group; but not a user that a running
+ * QEMU of libvirt's runs as (QEMU's helpers, or a QEMU that libvirt did
+ * not start), which may reach the socket through its group too. These
+ * hold whether or not the peer still exists: a client that wrote its
+ * line and left at once is served.
+ */
+static void
+peer_by_credentials(int fd, struct peer *p, bool qemu_user)
+{
+	if (p->uid == 0 || p->uid == geteuid())
+		return;
+	if (!peer_in_group(fd, p->gid, opt.socket_gid)) {
+		p->kind = PEER_UNKNOWN;
+		p->how = "neither root nor in the socket's group";
+	} else if (qemu_user) {
+		p->kind = PEER_UNKNOWN;
+		p->how = "a user QEMU runs as";
+	}
+}
+
+/*
  * Reads the peer's credentials and decides what it is:
  *   - a QEMU that libvirt started (its pid file), or any process with
  *     -name guest=NAME on its command line: the guest of NAME;
- *   - otherwise root (or our own user), or a member of the socket's
- *     group: a host client; but not a process of a user that a running
- *     QEMU of libvirt's runs as (QEMU's helpers, or a QEMU that libvirt
- *     did not start), which may reach the socket through its group too;
- *   - anything else, or a peer we cannot look at: PEER_UNKNOWN, which may
- *     do nothing.
+ *   - otherwise, also when it has gone before we could look, what its
+ *     credentials make it (peer_by_credentials): a host client, or
+ *     PEER_UNKNOWN, which may do nothing.
  */
 static void
 peer_identify(int fd, struct peer *p)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
-	char path[32], cmdline[CMDLINE_MAX];
-	size_t got = 0;
-	ssize_t n = 0;
-	int pidfd = -1, cfd;
-	bool qemu_user;
+	int pidfd = -1;
+	bool qemu_user = false, there = false;
 
 	p->kind = PEER_UNKNOWN;
-	p->how = "cannot look at it";
+	p->how = "no credentials";
 	p->vm[0] = '\0';
 	p->retry = false;
+	p->pid = 0;
+	p->uid = (uid_t)-1;
+	p->gid = (gid_t)-1;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
-		cred.pid = 0;
-		cred.uid = (uid_t)-1;
-		cred.gid = (gid_t)-1;
+		if (short_of_resources(errno))
+			goto scarce;
+		snprintf(p->tag, sizeof(p->tag), "(peer unknown)");
+		return;
 	}
 	p->pid = cred.pid;
 	p->uid = cred.uid;
 	p->gid = cred.gid;
 	snprintf(p->tag, sizeof(p->tag), "(peer pid %ld uid %lu)",
 	    (long)cred.pid, (unsigned long)cred.uid);
-	if (cred.pid <= 0)
-		return;		/* a pid namespace we cannot look into */
 
 	/* A pidfd of the peer (Linux 6.5) tells us afterwards that the pid
 	 * we looked at was still the peer's, not reused. Older kernels do
 	 * not know the option; any other failure means the peer is gone. */
 	len = sizeof(pidfd);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == -1) {
+	if (cred.pid > 0 && getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd,
+	    &len) == -1) {
 		if (short_of_resources(errno))
 			goto scarce;
-		if (errno != ENOPROTOOPT)
-			return;
 		pidfd = -1;
-	}
-	if (peer_pid_file(cred.pid, cred.uid, p->vm, &qemu_user, &p->retry)) {
+		there = errno == ENOPROTOOPT;
+	} else
+		there = cred.pid > 0;	/* 0: a pid namespace we cannot see */
+
+	/* The pid files are read even for a peer that is gone: they also
+	 * say which users QEMU runs as. */
+	if (peer_pid_file(there ? cred.pid : -1, cred.uid, p->vm, &qemu_user,
+	    &p->retry)) {
 		p->kind = PEER_GUEST;
 		p->how = "libvirt's pid file";
-	} else {
-		snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)cred.pid);
-		if ((cfd = open(path, O_RDONLY | O_CLOEXEC)) != -1) {
-			while (got < sizeof(cmdline) && (n = read(cfd, cmdline +
-			    got, sizeof(cmdline) - got)) > 0)
-				got += (size_t)n;
-			close(cfd);
-		} else if (short_of_resources(errno))
-			p->retry = true;
-		if (cfd != -1 && n != -1 && got > 0) {
-			p->kind = qemu_peer_name(cmdline, got, p->vm);
-			p->how = "its command line";
-			/* No -name in what we read of a longer one: unknown. */
-			if (p->kind == PEER_HOST && got == sizeof(cmdline))
-				p->kind = PEER_UNKNOWN;
-		}
-	}
+	} else if (there)
+		there = peer_cmdline(p, cred.pid);
 	if (pidfd != -1) {
 		struct pollfd pp = { .fd = pidfd, .events = POLLIN };
 
 		if (poll(&pp, 1, 0) != 0) {	/* it ended: maybe not ours */
-			p->kind = PEER_UNKNOWN;
-			p->how = "it ended before we looked";
+			p->vm[0] = '\0';
+			there = false;
 		}
 		close(pidfd);
 	}
-	if (p->kind == PEER_HOST && cred.uid != 0 && cred.uid != geteuid()) {
-		if (!peer_in_group(fd, cred.gid, opt.socket_gid)) {
-			p->kind = PEER_UNKNOWN;
-			p->how = "neither root nor in the socket's group";
-		} else if (qemu_user) {
-			p->kind = PEER_UNKNOWN;
-			p->how = "a user QEMU runs as";
-		}
+	if (!there) {
+		p->kind = PEER_HOST;
+		p->how = "its credentials: it was gone before we looked";
 	}
+	if (p->kind == PEER_HOST)
+		peer_by_credentials(fd, p, qemu_user);
 	if (!p->retry)
 		return;
 	/* What we could not read might have changed the answer (a pid
@@ -1442,8 +1489,79 @@ conn_start(int fd, pthread_attr_t *attr)
 /* ------------------------------------------------------------------ */
 /* The listening socket                                                */
 
-static dev_t	sock_dev;
-static ino_t	sock_ino;
+/* Our socket file as we made it, or as systemd made it for us. */
+static struct {
+	dev_t	dev;
+	ino_t	ino;
+	bool	inherited;	/* systemd's: never renewed nor removed */
+	uid_t	uid;		/* its owner, group and mode as last seen */
+	gid_t	gid;
+	mode_t	mode;
+	uid_t	given_uid;	/* and as it was given to us */
+	gid_t	given_gid;
+	mode_t	given_mode;
+} sock;
+
+static void
+listen_record(const struct stat *st)
+{
+	sock.dev = st->st_dev;
+	sock.ino = st->st_ino;
+	sock.uid = sock.given_uid = st->st_uid;
+	sock.gid = sock.given_gid = st->st_gid;
+	sock.mode = sock.given_mode = st->st_mode & 07777;
+}
+
+/* "user:group mode" of a socket file, by name where there is one. */
+static const char *
+listen_owner(char *buf, size_t size, uid_t uid, gid_t gid, mode_t mode)
+{
+	char pwbuf[1024], grbuf[1024], un[32], gn[32];
+	struct passwd pw, *pwp = NULL;
+	struct group gr, *grp = NULL;
+
+	(void)getpwuid_r(uid, &pw, pwbuf, sizeof(pwbuf), &pwp);
+	(void)getgrgid_r(gid, &gr, grbuf, sizeof(grbuf), &grp);
+	snprintf(un, sizeof(un), "%lu", (unsigned long)uid);
+	snprintf(gn, sizeof(gn), "%lu", (unsigned long)gid);
+	snprintf(buf, size, "%s:%s %04o", pwp != NULL ? pwp->pw_name : un,
+	    grp != NULL ? grp->gr_name : gn, (unsigned)mode);
+	return buf;
+}
+
+/*
+ * Our socket file's owner, group or mode changed: say so when they are no
+ * longer what we were given, and when they are again. libvirt's DAC
+ * driver re-owns a chardev socket to QEMU's user and group when a domain
+ * that connects to it starts, unless the domain's <source> says
+ * <seclabel model='dac' relabel='no'/>: host clients that reached it
+ * through its group then cannot, until that domain stops.
+ */
+static void
+listen_attrs(const struct stat *st)
+{
+	char was[160], now[160];
+	mode_t mode = st->st_mode & 07777;
+
+	if (st->st_uid == sock.uid && st->st_gid == sock.gid &&
+	    mode == sock.mode)
+		return;		/* a timestamp or an extended attribute */
+	sock.uid = st->st_uid;
+	sock.gid = st->st_gid;
+	sock.mode = mode;
+	listen_owner(was, sizeof(was), sock.given_uid, sock.given_gid,
+	    sock.given_mode);
+	listen_owner(now, sizeof(now), st->st_uid, st->st_gid, mode);
+	if (st->st_uid == sock.given_uid && st->st_gid == sock.given_gid &&
+	    mode == sock.given_mode)
+		log_info("[VMusb] our socket %s is %s again", opt.socket, now);
+	else
+		log_warn("[VMusb] our socket %s is now %s, not %s: whoever "
+		    "reached it through that may no longer connect. libvirt "
+		    "does this for a domain whose serial <source> lacks "
+		    "<seclabel model='dac' relabel='no'/>", opt.socket, now,
+		    was);
+}
 
 static int	listen_bind(const struct sockaddr_un *, char *, size_t);
 
@@ -1518,9 +1636,9 @@ listen_bind(const struct sockaddr_un *sa, char *why, size_t whysz)
 	what = "cannot bind";
 	if (bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) == -1)
 		goto fail;
-	what = "cannot give the socket its group:";
-	if (opt.socket_gid != (gid_t)-1 && lchown(path, (uid_t)-1,
-	    opt.socket_gid) == -1)
+	what = "cannot give the socket its owner and group:";
+	if ((opt.socket_uid != (uid_t)-1 || opt.socket_gid != (gid_t)-1) &&
+	    lchown(path, opt.socket_uid, opt.socket_gid) == -1)
 		goto fail_unlink;
 	what = "cannot set the mode of";
 	if (fchmodat(AT_FDCWD, path, opt.socket_mode, AT_SYMLINK_NOFOLLOW) == -1)
@@ -1528,8 +1646,7 @@ listen_bind(const struct sockaddr_un *sa, char *why, size_t whysz)
 	what = "cannot listen on";
 	if (listen(fd, SOMAXCONN) == -1 || lstat(path, &st) == -1)
 		goto fail_unlink;
-	sock_dev = st.st_dev;
-	sock_ino = st.st_ino;
+	listen_record(&st);
 	return fd;
 fail_unlink:
 	e = errno;
@@ -1552,9 +1669,8 @@ listen_watch(int watchfd, const char *path)
 
 	if (inotify_add_watch(watchfd, path, IN_ATTRIB | IN_DELETE_SELF |
 	    IN_MOVE_SELF | IN_DONT_FOLLOW) == -1)
-		log_warn("[VMusb] cannot watch %s (%s): if it is removed, "
-		    "clients cannot reach us until a restart", path,
-		    errstr(errno, eb, sizeof(eb)));
+		log_warn("[VMusb] cannot watch %s (%s): changes to it go "
+		    "unseen", path, errstr(errno, eb, sizeof(eb)));
 }
 
 /*
@@ -1578,15 +1694,25 @@ listen_renew(int watchfd, int *lfd, int *old, bool again)
 	while (read(watchfd, buf, sizeof(buf)) > 0)
 		;
 	if (lstat(opt.socket, &st) == 0) {
-		if (st.st_dev != sock_dev || st.st_ino != sock_ino)
-			log_warn("[VMusb] something else took the place of our "
-			    "socket %s: new clients cannot reach us there",
-			    opt.socket);
-		return false;	/* or only its owner or mode changed */
+		if (st.st_dev != sock.dev || st.st_ino != sock.ino) {
+			if (!again)
+				log_warn("[VMusb] something else took the place "
+				    "of our socket %s: new clients cannot reach "
+				    "us there", opt.socket);
+		} else
+			listen_attrs(&st);
+		return false;
 	}
 	if (errno != ENOENT) {
 		log_warn("[VMusb] cannot check our socket %s: %s", opt.socket,
 		    errstr(errno, eb, sizeof(eb)));
+		return false;
+	}
+	if (sock.inherited) {
+		/* systemd's to make again: a restart of the socket unit. */
+		log_warn("[VMusb] systemd's socket %s was removed: new clients "
+		    "cannot reach us until usbserver.socket is restarted",
+		    opt.socket);
 		return false;
 	}
 	/* The path fit at start-up, and has not changed since. */
@@ -1660,14 +1786,75 @@ listen_inherited(char *path, size_t size)
 	return 3;
 }
 
+/* "members of group G", or "nobody else" without a group. */
+static const char *
+listen_group(char *buf, size_t size)
+{
+	char grbuf[1024];
+	struct group gr, *grp = NULL;
+
+	if (opt.socket_gid == (gid_t)-1)
+		return "nobody else";
+	(void)getgrgid_r(opt.socket_gid, &gr, grbuf, sizeof(grbuf), &grp);
+	if (grp != NULL)
+		snprintf(buf, size, "members of group %s", grp->gr_name);
+	else
+		snprintf(buf, size, "members of group %lu",
+		    (unsigned long)opt.socket_gid);
+	return buf;
+}
+
+/*
+ * The listening socket: the one systemd passed us, or our own at
+ * --socket. systemd's file tells who the host clients are: members of its
+ * group (its SocketGroup=), unless --socket-group says otherwise. Either
+ * file is watched from before anyone is told that we listen: for a change
+ * of its owner or mode, and, when it is ours, for its removal. *watchfd
+ * is -1 if it cannot be.
+ */
+static int
+listen_start(char *inherited, size_t size, int *watchfd)
+{
+	char eb[128], who[160];
+	struct stat st;
+	bool named;
+	int lfd;
+
+	if ((lfd = listen_inherited(inherited, size)) != -1) {
+		sock.inherited = true;
+		named = inherited[0] == '/' && lstat(inherited, &st) == 0 &&
+		    S_ISSOCK(st.st_mode);
+		if (named) {
+			opt.socket = inherited;
+			listen_record(&st);
+			if (!opt.socket_gid_given)
+				opt.socket_gid = st.st_gid;
+		}
+		log_info("[VMusb] listening on %s (from systemd); host clients: "
+		    "root, and %s", inherited, listen_group(who, sizeof(who)));
+	} else {
+		lfd = listen_on(opt.socket);
+		named = true;
+		log_info("[VMusb] listening on %s", opt.socket);
+	}
+	if (!named)
+		return lfd;
+	if ((*watchfd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
+		log_warn("[VMusb] inotify: %s: changes to our socket %s go "
+		    "unseen", errstr(errno, eb, sizeof(eb)), opt.socket);
+	else
+		listen_watch(*watchfd, opt.socket);
+	return lfd;
+}
+
 /* Removes the socket file, if it is still the one we made. */
 static void
 listen_remove(const char *path)
 {
 	struct stat st;
 
-	if (lstat(path, &st) == 0 && st.st_dev == sock_dev &&
-	    st.st_ino == sock_ino)
+	if (lstat(path, &st) == 0 && st.st_dev == sock.dev &&
+	    st.st_ino == sock.ino)
 		unlink(path);
 }
 
@@ -1846,12 +2033,31 @@ group_id(const char *name)
 	return (gid_t)n;
 }
 
+/* A user's name or number. */
+static uid_t
+user_id(const char *name)
+{
+	struct passwd *pw;
+	char *end;
+	long n;
+
+	if ((pw = getpwnam(name)) != NULL)
+		return pw->pw_uid;
+	errno = 0;
+	n = strtol(name, &end, 10);
+	if (errno != 0 || end == name || *end != '\0' || n < 0 ||
+	    (uid_t)n == (uid_t)-1 || (long)(uid_t)n != n)
+		errx(2, "--socket-user: no such user: %s", name);
+	return (uid_t)n;
+}
+
 static void __attribute__((noreturn))
 usage(int status)
 {
 	fprintf(status ? stderr : stdout,
 	    "usage: usbserver [--socket PATH] [--socket-mode MODE]\n"
-	    "                 [--socket-group GROUP] [--allow VID:PID[@PORT]]...\n"
+	    "                 [--socket-user USER] [--socket-group GROUP]\n"
+	    "                 [--allow VID:PID[@PORT]]...\n"
 	    "                 [--config FILE] [--guest-attach] [--qemu-run-dir DIR]\n"
 	    "                 [--sysfs DIR]\n"
 	    "                 [--xml-dir DIR] [--virsh PATH] [--connect URI]\n"
@@ -1862,7 +2068,10 @@ usage(int status)
 	    "\n"
 	    "  -s, --socket PATH          listen here (default %s)\n"
 	    "  -m, --socket-mode MODE     the socket's mode, octal (default 0600)\n"
-	    "  -g, --socket-group GROUP   the socket's group, a name or number\n"
+	    "  -u, --socket-user USER     the socket's owner, a name or number\n"
+	    "                             (QEMU's user, for guests)\n"
+	    "  -g, --socket-group GROUP   the socket's group, a name or number:\n"
+	    "                             its members are host clients\n"
 	    "  -a, --allow VID:PID        only listed devices may move (repeatable)\n"
 	    "  -C, --config FILE          \"allow VID:PID\" lines\n"
 	    "                             (default %s)\n"
@@ -1893,6 +2102,7 @@ parse_options(int argc, char *argv[])
 		{ "socket",	required_argument,	NULL, 's' },
 		{ "socket-mode", required_argument,	NULL, 'm' },
 		{ "socket-group", required_argument,	NULL, 'g' },
+		{ "socket-user", required_argument,	NULL, 'u' },
 		{ "allow",	required_argument,	NULL, 'a' },
 		{ "config",	required_argument,	NULL, 'C' },
 		{ "guest-attach", no_argument,		NULL, 'G' },
@@ -1911,7 +2121,7 @@ parse_options(int argc, char *argv[])
 	long n;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "s:m:g:a:C:x:V:c:t:dhv", longopts,
+	while ((ch = getopt_long(argc, argv, "s:m:g:u:a:C:x:V:c:t:dhv", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 's':
@@ -1931,6 +2141,10 @@ parse_options(int argc, char *argv[])
 			break;
 		case 'g':
 			opt.socket_gid = group_id(optarg);
+			opt.socket_gid_given = true;
+			break;
+		case 'u':
+			opt.socket_uid = user_id(optarg);
 			break;
 		case 'a':
 			if (!parse_device(optarg, strlen(optarg), device))
@@ -2044,7 +2258,7 @@ build_virsh_env(void)
 int
 main(int argc, char *argv[])
 {
-	char inherited[sizeof(((struct sockaddr_un *)0)->sun_path) + 1] = "";
+	static char inherited[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
 	char eb[128];
 	sigset_t sigs;
 	int lfd, sigfd, wake[2], watchfd = -1;
@@ -2073,22 +2287,7 @@ main(int argc, char *argv[])
 		err(1, "pipe");
 	conn_wake = wake[1];
 
-	if ((lfd = listen_inherited(inherited, sizeof(inherited))) != -1) {
-		/* Its group is not a hint: libvirt may have given the socket
-		 * to QEMU's. Host clients' group is --socket-group alone. */
-		log_info("[VMusb] listening on %s (from systemd)", inherited);
-	} else {
-		lfd = listen_on(opt.socket);
-		/* The path is ours to keep (systemd keeps its own), watched
-		 * from before anyone is told that we listen. */
-		if ((watchfd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
-			log_warn("[VMusb] inotify: %s: if our socket is removed, "
-			    "clients cannot reach us until a restart",
-			    errstr(errno, eb, sizeof(eb)));
-		else
-			listen_watch(watchfd, opt.socket);
-		log_info("[VMusb] listening on %s", opt.socket);
-	}
+	lfd = listen_start(inherited, sizeof(inherited), &watchfd);
 	if (allow_count == 0)
 		log_warn("[VMusb] no allow list: every host USB device may be "
 		    "moved (see --allow and %s)", opt.config);
@@ -2101,7 +2300,7 @@ main(int argc, char *argv[])
 
 	notify("STOPPING=1");
 	close(lfd);
-	if (inherited[0] == '\0')
+	if (!sock.inherited)
 		listen_remove(opt.socket);
 	vm_drain();
 	log_info("[VMusb] stopped");

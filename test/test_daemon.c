@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,6 +32,8 @@
 #include "tests.h"
 
 #define LINE	1024
+
+static int	listening_socket(void);
 
 /* Starts the daemon with the fake virsh, and a client with replies on. */
 static void
@@ -1311,6 +1314,104 @@ START_TEST(test_socket_mode_and_group_are_set_before_anyone_connects)
 }
 END_TEST
 
+/* --socket-user gives the socket to QEMU's user, say: it may connect,
+ * but owning the socket does not make it a host client. */
+START_TEST(test_socket_user_owns_the_socket_but_is_no_host_client)
+{
+	char out[LINE];
+	struct stat st;
+
+	if (!is_root() && test_skips("socket user test", "needs root to "
+	    "give the socket to another user"))
+		return;
+	ck_assert_int_eq(chmod(scratch_dir(), 0711), 0);
+	ck_assert_int_eq(chmod(w.dir, 0711), 0);
+	daemon_start("--socket-user", "65534", "--socket-group", "65533",
+	    "--socket-mode", "0660", NULL);
+	ck_assert_int_eq(lstat(w.sock, &st), 0);
+	ck_assert_uint_eq(st.st_uid, 65534);
+	ck_assert_uint_eq(st.st_gid, 65533);
+	ck_assert_uint_eq(st.st_mode & 07777, 0660);
+	peer_as(65534, 65534, NULL, NULL, "reply on\nvm detach 046d:c52b\n",
+	    out, sizeof(out));
+	ck_assert_str_eq(out, "error vm detach 046d:c52b: not allowed\n");
+	expect_log("[VMusb] vm detaching device 046d:c52b denied: neither a "
+	    "host client nor a guest we can name");
+	expect_calls("");
+}
+END_TEST
+
+/* "user:group mode", as the daemon names a socket file's. */
+static const char *
+owner_text(char *buf, size_t size, uid_t uid, gid_t gid, mode_t mode)
+{
+	struct passwd *pw = getpwuid(uid);
+	struct group *gr = getgrgid(gid);
+	char un[32], gn[32];
+
+	snprintf(un, sizeof(un), "%lu", (unsigned long)uid);
+	snprintf(gn, sizeof(gn), "%lu", (unsigned long)gid);
+	snprintf(buf, size, "%s:%s %04o", pw != NULL ? pw->pw_name : un,
+	    gr != NULL ? gr->gr_name : gn, (unsigned)mode);
+	return buf;
+}
+
+/* Changes path's mode (and, as root, its owner) as libvirt's relabelling
+ * does, and back: each is logged, the first as a warning. */
+static void
+expect_socket_change_noted(const char *path)
+{
+	char want[LINE], line[LINE], was[96], now[96];
+	struct stat st;
+
+	ck_assert_int_eq(lstat(path, &st), 0);
+	owner_text(was, sizeof(was), st.st_uid, st.st_gid, st.st_mode & 07777);
+	if (is_root()) {
+		ck_assert_int_eq(lchown(path, 64055, 64055), 0);
+		owner_text(now, sizeof(now), 64055, 64055, st.st_mode & 07777);
+	} else {
+		ck_assert_int_eq(chmod(path, 0604), 0);
+		owner_text(now, sizeof(now), st.st_uid, st.st_gid, 0604);
+	}
+	snprintf(want, sizeof(want), "[VMusb] our socket %s is now %s, not %s: ",
+	    path, now, was);
+	ck_assert_msg(log_wait(want, line, sizeof(line)), "no '%s'", want);
+	ck_assert_ptr_nonnull(strstr(line, "relabel='no'"));
+	ck_assert_int_eq(lchown(path, st.st_uid, st.st_gid), 0);
+	ck_assert_int_eq(chmod(path, st.st_mode & 07777), 0);
+	snprintf(want, sizeof(want), "[VMusb] our socket %s is %s again", path,
+	    was);
+	expect_log(want);
+}
+
+/* libvirt re-owns a guest's chardev socket unless told not to: the
+ * daemon says so when its socket's owner or mode changes, and again when
+ * they are back, for its own socket and for systemd's. */
+START_TEST(test_socket_owner_or_mode_changed_is_logged)
+{
+	char want[LINE];
+	struct client c;
+
+	daemon_start(NULL);
+	expect_socket_change_noted(w.sock);
+	/* Nothing else changed: it still serves. */
+	client_open(&c);
+	client_send(&c, "reply on\nwin10 detach 046d:c52b\n");
+	expect_reply(&c, "ok win10 detach 046d:c52b");
+	client_close(&c);
+	ck_assert_int_eq(daemon_stop(), 0);
+
+	w.listen_fd = listening_socket();
+	snprintf(want, sizeof(want), "[VMusb] listening on %s (from systemd)",
+	    w.sock);
+	w.ready = want;
+	daemon_start(NULL);
+	expect_socket_change_noted(w.sock);
+	ck_assert_int_eq(daemon_stop(), 0);
+	close(w.listen_fd);
+}
+END_TEST
+
 START_TEST(test_socket_mode_open_to_everyone_is_refused)
 {
 	static const char *bad[] = { "0666", "0622", "777", "0800", "rw", "" };
@@ -1475,6 +1576,127 @@ START_TEST(test_systemd_socket_activate_starts_it_on_the_first_client)
 	ck_assert(log_wait("(from systemd)", NULL, 0));
 	client_close(&c);
 	ck_assert_int_eq(daemon_stop(), 0);
+}
+END_TEST
+
+/* A client that connects as uid:gid (and groups), writes line and exits
+ * at once, without waiting for anything; reaped before this returns. */
+static void
+gone_client(uid_t uid, gid_t gid, gid_t group, const char *line)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int status, fd;
+	pid_t pid;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w.sock);
+	if ((pid = fork()) == 0) {
+		if (uid != 0 && (setgroups(1, &group) == -1 ||
+		    setgid(gid) == -1 || setuid(uid) == -1))
+			_exit(2);
+		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+		    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
+		    send(fd, line, strlen(line), MSG_NOSIGNAL) !=
+		    (ssize_t)strlen(line))
+			_exit(1);
+		_exit(0);
+	}
+	ck_assert_int_gt(pid, 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "a client as uid %lu could not send its line", (unsigned long)uid);
+}
+
+/*
+ * With a socket from systemd, its file's group (SocketGroup=) makes its
+ * members host clients, so that the socket unit alone says who they are;
+ * --socket-group, when given, says otherwise.
+ */
+START_TEST(test_passed_sockets_group_makes_host_clients)
+{
+	char want[LINE], line[LINE];
+	struct group *gr;
+
+	if (!is_root() && test_skips("passed socket group test", "needs root "
+	    "to run peers as other users"))
+		return;
+	ck_assert_int_eq(chmod(scratch_dir(), 0711), 0);
+	ck_assert_int_eq(chmod(w.dir, 0711), 0);
+	w.listen_fd = listening_socket();
+	ck_assert_int_eq(lchown(w.sock, (uid_t)-1, 65533), 0);
+	ck_assert_int_eq(chmod(w.sock, 0666), 0);  /* the test's own peers */
+	gr = getgrgid(65533);
+	snprintf(want, sizeof(want), "[VMusb] listening on %s (from systemd); "
+	    "host clients: root, and members of group %s", w.sock,
+	    gr != NULL ? gr->gr_name : "65533");
+	w.ready = want;
+	daemon_start(NULL);
+	gone_client(65534, 65534, 65533, "member detach 046d:c52b\n");
+	expect_log("[VMusb] member detached device 046d:c52b");
+	gone_client(65534, 65534, 65534, "other detach 046d:c52b\n");
+	expect_log("[VMusb] other detaching device 046d:c52b denied: neither a "
+	    "host client nor a guest we can name");
+	ck_assert_int_eq(daemon_stop(), 0);
+
+	/* Told another group, the file's is no longer the host's. */
+	snprintf(want, sizeof(want), "[VMusb] listening on %s (from systemd)",
+	    w.sock);
+	daemon_start("--socket-group", "65532", NULL);
+	gone_client(65534, 65534, 65533, "member detach 046d:c52b\n");
+	ck_assert(log_wait("[VMusb] member detaching device 046d:c52b denied",
+	    line, sizeof(line)));
+	ck_assert_int_eq(daemon_stop(), 0);
+	close(w.listen_fd);
+}
+END_TEST
+
+#define GONE_CLIENTS	8
+
+/*
+ * Clients that write a line and leave at once are gone before the daemon
+ * looks at them: on systemd's first activation, before it even runs (here
+ * too: they queue on a socket passed to it). SO_PEERCRED still holds what
+ * they were at connect(): root and members of the socket's group are
+ * served, whether or not they still exist; another user is not.
+ */
+START_TEST(test_clients_gone_before_they_were_looked_at_are_judged_by_credentials)
+{
+	char want[LINE], line[LINE];
+	int served = 0, member = 0, refused = 0;
+
+	w.listen_fd = listening_socket();
+	ck_assert_int_eq(chmod(w.sock, 0777), 0);	/* the test's own */
+	for (int i = 0; i < GONE_CLIENTS; i++)
+		gone_client(0, 0, 0, "win10 detach 046d:c52b\n");
+	if (is_root()) {
+		ck_assert_int_eq(chmod(scratch_dir(), 0711), 0);
+		ck_assert_int_eq(chmod(w.dir, 0711), 0);
+		gone_client(65534, 65534, 65533, "member detach 046d:c52b\n");
+		gone_client(65534, 65534, 65534, "other detach 046d:c52b\n");
+	} else
+		(void)test_skips("gone clients of other users", "needs root");
+	snprintf(want, sizeof(want), "[VMusb] listening on %s (from systemd)",
+	    w.sock);
+	w.ready = want;
+	daemon_start("--socket-group", "65533", NULL);
+
+	while (served < GONE_CLIENTS || (is_root() && (member < 1 ||
+	    refused < 1))) {
+		ck_assert_msg(log_wait(" device 046d:c52b", line, sizeof(line)),
+		    "served %d of %d, %d member, %d refused", served,
+		    GONE_CLIENTS, member, refused);
+		if (log_peer(line, "[VMusb] win10 detached device 046d:c52b") > 0)
+			served++;
+		else if (log_peer(line, "[VMusb] member detached device "
+		    "046d:c52b") > 0)
+			member++;
+		else if (log_peer(line, "[VMusb] other detaching device 046d:c52b "
+		    "denied: neither a host client nor a guest we can name") > 0)
+			refused++;
+		else
+			ck_abort_msg("unexpected: %s", line);
+	}
+	ck_assert_int_eq(daemon_stop(), 0);
+	close(w.listen_fd);
 }
 END_TEST
 
@@ -1786,6 +2008,8 @@ daemon_suite(void)
 	tcase_add_test(life, test_socket_is_owner_only);
 	tcase_add_test(life, test_socket_mode_and_group_are_set_before_anyone_connects);
 	tcase_add_test(life, test_socket_mode_open_to_everyone_is_refused);
+	tcase_add_test(life, test_socket_user_owns_the_socket_but_is_no_host_client);
+	tcase_add_test(life, test_socket_owner_or_mode_changed_is_logged);
 
 	tcase_add_test(policy, test_qemu_peer_acts_only_on_its_own_domain);
 	tcase_add_test(policy, test_guest_attach_lets_a_guest_attach_to_itself_only);
@@ -1807,6 +2031,8 @@ daemon_suite(void)
 	tcase_add_test(sd, test_passed_socket_outlives_the_daemon_and_keeps_its_clients);
 	tcase_add_test(sd, test_systemd_socket_activate_starts_it_on_the_first_client);
 	tcase_add_test(sd, test_wrong_listen_fds_is_refused);
+	tcase_add_test(sd, test_clients_gone_before_they_were_looked_at_are_judged_by_credentials);
+	tcase_add_test(sd, test_passed_sockets_group_makes_host_clients);
 
 	tcase_add_test(real, test_real_virsh_error_is_replied);
 	tcase_add_test(real, test_syslog_messages_have_the_guides_format);
