@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <spawn.h>
@@ -38,6 +39,7 @@
 #define SYSTEM_CONFIG	"/etc/usbctl.conf"
 #define CONNECT_PAUSE	1	/* seconds between tries */
 #define LIST_MAX	4096	/* what we keep of "virsh list" output */
+#define LIBVIRT_GROUP	"libvirt"	/* whom libvirt lets manage qemu:///system */
 /* How long to wait for the replies: the daemon's default virsh deadline
  * for each command, and some slack. */
 #define REPLY_WAIT_S(n)	((VIRSH_TIMEOUT + 5) * (n) + 5)
@@ -167,14 +169,46 @@ virsh_capture(const char *const args[], char *out, size_t size)
 	return (ssize_t)len;
 }
 
-/* "virsh list --state-running --name". */
+/* Is the caller root, or in group name? */
+static bool
+in_group(const char *name)
+{
+	gid_t *groups;
+	struct group *gr;
+	bool in = false;
+	int n;
+
+	if (geteuid() == 0)
+		return true;
+	if ((gr = getgrnam(name)) == NULL)
+		return false;
+	if (getegid() == gr->gr_gid)
+		return true;
+	if ((n = getgroups(0, NULL)) <= 0 ||
+	    (groups = calloc((size_t)n, sizeof(*groups))) == NULL)
+		return false;
+	n = getgroups(n, groups);
+	for (int i = 0; i < n && !in; i++)
+		in = groups[i] == gr->gr_gid;
+	free(groups);
+	return in;
+}
+
+/* "virsh list --state-running --name"; when it fails for a user outside
+ * libvirt's group, says what that user needs. */
 static ssize_t
 list_run(char *out, size_t size)
 {
 	static const char *const args[] = { "list", "--state-running",
 	    "--name", NULL };
+	ssize_t len = virsh_capture(args, out, size);
 
-	return virsh_capture(args, out, size);
+	if (len == -1 && !in_group(LIBVIRT_GROUP))
+		fprintf(stderr, "usbctl: to see the system's domains, a user "
+		    "must be in group %s (adduser USER %s, then log in "
+		    "again) and pass --connect qemu:///system\n",
+		    LIBVIRT_GROUP, LIBVIRT_GROUP);
+	return len;
 }
 
 /* The domain to use: --domain, or the first running one. Exits on failure. */
@@ -718,8 +752,9 @@ sysfs_devices(struct usbdev *out, int max)
 }
 
 /* Marks the devices attached to a running domain: by bus and device
- * number where libvirt says them, else by VID:PID. */
-static void
+ * number where libvirt says them, else by VID:PID. -1 when virsh could
+ * not tell of every domain. */
+static int
 mark_attached(struct usbdev *devs, int n)
 {
 	static char out[LIST_MAX];
@@ -727,11 +762,13 @@ mark_attached(struct usbdev *devs, int n)
 	char vm[MAX_VM_NAME + 1];
 	ssize_t len = list_run(out, sizeof(out));
 	const char *p = out;
-	int r, k;
+	int r, k, rc = len < 0 ? -1 : 0;
 
 	while (len > 0 && (r = list_next(&p, out + len, vm, sizeof(vm))) != 0) {
-		if (r < 0 || (k = domain_hostdevs(vm, hd, MAX_HOSTDEVS)) < 0)
+		if (r < 0 || (k = domain_hostdevs(vm, hd, MAX_HOSTDEVS)) < 0) {
+			rc = -1;
 			continue;
+		}
 		for (int i = 0; i < k; i++)
 			for (int j = 0; j < n; j++)
 				if (strcmp(hd[i].device, devs[j].device) == 0 &&
@@ -740,6 +777,7 @@ mark_attached(struct usbdev *devs, int n)
 					memcpy(devs[j].attached, vm,
 					    strlen(vm) + 1);
 	}
+	return rc;
 }
 
 /* "usbctl devices": the host's USB devices, and where they are. */
@@ -747,13 +785,15 @@ static int
 cmd_devices(void)
 {
 	static struct usbdev devs[256];
-	int n = sysfs_devices(devs, 256);
+	int n = sysfs_devices(devs, 256), failed;
 
 	if (n < 0) {
 		warn("%s", opt.sysfs);
 		return 1;
 	}
-	mark_attached(devs, n);
+	/* The host's devices are listed all the same, without the domains
+	 * that virsh could not tell. */
+	failed = mark_attached(devs, n) == -1;
 	if (opt.json)
 		printf("[");
 	else
@@ -790,7 +830,7 @@ cmd_devices(void)
 	}
 	if (opt.json)
 		printf("]\n");
-	return 0;
+	return failed;
 }
 
 /* ------------------------------------------------------------------ */

@@ -593,6 +593,45 @@ START_TEST(test_usbctl_devices_lists_the_host_and_marks_attached_ones)
 }
 END_TEST
 
+/* virsh cannot list the domains (libvirt down, or a user outside its
+ * group): the host's devices are still listed, and the exit status says
+ * that what they are attached to is unknown. */
+START_TEST(test_usbctl_devices_fails_when_virsh_list_does)
+{
+	char out[OUT], sys[256];
+
+	fake_sysfs(sys, sizeof(sys));
+	ck_assert_int_eq(usbctl(out, "--sysfs", sys, "--virsh", "/bin/false",
+	    "devices", NULL), 1);
+	ck_assert_msg(strstr(out, "usbctl: /bin/false list failed\n") != NULL,
+	    "%s", out);
+	ck_assert_ptr_nonnull(strstr(out, "\n046d:c52b  1-1       001:003 -  "));
+	ck_assert_int_eq(usbctl(out, "--sysfs", sys, "--virsh", "/bin/false",
+	    "status", NULL), 1);
+	ck_assert_ptr_null(strstr(out, "group libvirt"));	/* root needs none */
+}
+END_TEST
+
+/* A user outside libvirt's group cannot list the system's domains: usbctl
+ * says what that user needs. */
+START_TEST(test_usbctl_tells_a_user_outside_libvirt_what_to_do)
+{
+	char out[OUT];
+	char *argv[] = { (char *)"setpriv", (char *)"--reuid=65534",
+	    (char *)"--regid=65534", (char *)"--clear-groups", (char *)"--",
+	    (char *)USBCTL_BIN, (char *)"--virsh", (char *)"/bin/false",
+	    (char *)"--config", (char *)"/dev/null", (char *)"046d:c52b", NULL };
+
+	if (geteuid() != 0 && test_skips("usbctl group hint", "needs root to "
+	    "run it as another user"))
+		return;
+	ck_assert_int_eq(WEXITSTATUS(run(argv, NULL, out, sizeof(out))), 1);
+	ck_assert_msg(strstr(out, "usbctl: to see the system's domains, a user "
+	    "must be in group libvirt (adduser USER libvirt, then log in "
+	    "again) and pass --connect qemu:///system\n") != NULL, "%s", out);
+}
+END_TEST
+
 /* Descriptor strings are any bytes: the JSON stays valid UTF-8, and a
  * device libvirt has not placed yet has null numbers. */
 START_TEST(test_usbctl_json_is_valid_whatever_the_bytes)
@@ -834,6 +873,8 @@ client_suite(void)
 	tcase_add_test(live, test_usbctl_toggle_attaches_then_detaches);
 	tcase_add_test(live, test_usbctl_toggle_by_port_tells_twins_apart);
 	tcase_add_test(live, test_usbctl_devices_lists_the_host_and_marks_attached_ones);
+	tcase_add_test(live, test_usbctl_devices_fails_when_virsh_list_does);
+	tcase_add_test(live, test_usbctl_tells_a_user_outside_libvirt_what_to_do);
 	tcase_add_test(live, test_usbctl_json_is_valid_whatever_the_bytes);
 	tcase_add_test(live, test_usbctl_config_gives_domain_and_devices);
 	tcase_add_test(live, test_usbctl_explains_a_device_held_elsewhere_or_ambiguous);
