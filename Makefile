@@ -11,7 +11,7 @@
 #   make fuzz             libFuzzer on every reader of outside bytes
 #                         (FUZZ_SECONDS=60 a target; needs clang)
 #   make install          PREFIX=/usr/local, DESTDIR, BINDIR, MANDIR,
-#                         SYSTEMDUNITDIR, DOCDIR, BASHCOMPDIR
+#                         SYSTEMDUNITDIR, SYSUSERSDIR, DOCDIR, BASHCOMPDIR
 #
 # Your CFLAGS are added to ours, never in place of them.
 
@@ -23,6 +23,7 @@ BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 # UNITDIR is this variable's old name.
 UNITDIR	?= /etc/systemd/system
 SYSTEMDUNITDIR ?= $(UNITDIR)
+SYSUSERSDIR ?= /etc/sysusers.d
 DESTDIR	?=
 
 CC	?= cc
@@ -219,6 +220,7 @@ check-tsan:
 
 install: $(O)/usbserver $(O)/usbctl
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
+		$(DESTDIR)$(SYSUSERSDIR) \
 		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(BASHCOMPDIR)
 	install -m 0755 $(O)/usbserver $(O)/usbctl $(DESTDIR)$(BINDIR)/
@@ -233,6 +235,12 @@ install: $(O)/usbserver $(O)/usbctl
 	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/usbserver.service \
 		$(DESTDIR)$(DOCDIR)/usbserver-root.service
 	install -m 0644 README.md $(GUEST_FILES) $(DESTDIR)$(DOCDIR)/
+	install -m 0644 contrib/usbserver.sysusers \
+		$(DESTDIR)$(SYSUSERSDIR)/usbserver.conf
+	@# The service's user, in group libvirt: made now, not at next boot.
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+		echo "systemd-sysusers $(SYSUSERSDIR)/usbserver.conf"; \
+		systemd-sysusers $(SYSUSERSDIR)/usbserver.conf; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/usbserver $(DESTDIR)$(BINDIR)/usbctl \
@@ -242,8 +250,14 @@ uninstall:
 		$(DESTDIR)$(SYSTEMDUNITDIR)/usbserver.socket \
 		$(DESTDIR)$(DOCDIR)/usbserver-root.service \
 		$(DESTDIR)$(DOCDIR)/README.md \
-		$(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(GUEST_FILES)))
+		$(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(GUEST_FILES))) \
+		$(DESTDIR)$(SYSUSERSDIR)/usbserver.conf
 	-rmdir $(DESTDIR)$(DOCDIR)
+	@# The user make install made, and its group (stop the units first).
+	@if [ -z "$(DESTDIR)" ] && getent passwd usbserver >/dev/null; then \
+		echo "userdel usbserver"; userdel usbserver; fi
+	@if [ -z "$(DESTDIR)" ] && getent group usbserver >/dev/null; then \
+		echo "groupdel usbserver"; groupdel usbserver; fi
 
 clean:
 	rm -rf --one-file-system usbserver usbctl test/check_usbserver \

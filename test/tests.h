@@ -108,6 +108,8 @@ int	spawn_capture(char *const [], const char *, char *, size_t, int);
 int	run(char *const [], const char *, char *, size_t);
 /* The names in dir but "." and "..", each followed by a space. */
 void	dir_list(const char *, char *, size_t);
+/* Writes text as the whole file path, made with mode if it is new. */
+void	write_file(const char *, const char *, mode_t);
 /* Reads a whole small file into buf; its length or -1. */
 ssize_t	slurp(const char *, char *, size_t);
 /* The runner as "peer SOCKET [--pidfile PATH] ARGS...": see helpers.c. */
