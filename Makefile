@@ -3,9 +3,10 @@
 #   make                  build usbserver and usbctl
 #   make check            run the test suite, then again under ASan+UBSan
 #   make check-deep       that, then under valgrind and ThreadSanitizer
-#   make check-usb        move a real (emulated) USB keyboard: boots a
-#                         Debian machine under QEMU (root; mmdebstrap,
-#                         cpio, qemu-system-x86)
+#   make check-usb        install as the README says on a Debian machine
+#                         booting systemd under QEMU, and move its real
+#                         (emulated) USB keyboard (root; mmdebstrap, cpio,
+#                         qemu-system-x86)
 #   make bench            usbserver against the guide's Python design
 #                         (needs python3, python3-libvirt, socat, virsh)
 #   make fuzz             libFuzzer on every reader of outside bytes
@@ -142,9 +143,10 @@ check-valgrind:
 		cat $(VG)/logs/*; echo "valgrind: errors in the daemon" >&2; \
 		exit 1; fi; echo "valgrind: the daemon ran clean"
 
-# A real keyboard moved (test/usb/): a Debian machine built here with
-# mmdebstrap boots under QEMU with USB devices of its own, and moves
-# them into a domain of its libvirtd. Needs root, mmdebstrap, cpio and
+# The install path and a real keyboard (test/usb/): a Debian machine
+# built here with mmdebstrap boots systemd under QEMU with USB devices of
+# its own, installs this build as the README says, and moves them into a
+# domain of its libvirtd. Needs root, mmdebstrap, cpio and
 # qemu-system-x86. The machine is built again when test/usb/mkimage
 # changes, or after make clean; USB_DEADLINE=SECONDS bounds its run.
 USB = build/usb

@@ -6,7 +6,7 @@
  * hostile one, one for another domain, and an attach. It halts in between.
  *
  * Assembled with --defsym USB_TEST=1 it is the inner guest of make
- * check-usb (test/usb/init) instead: for each byte that arrives on COM2,
+ * check-usb (test/usb/checks) instead: for each byte that arrives on COM2,
  * it writes the port-form detach line of the outer machine's keyboard to
  * COM1, as a user's hotkey would run the guide's script.
  *
@@ -112,7 +112,7 @@ hostile: .asciz	"usbserver-e2e detach ../../etc/passwd\r\n"
 foreign: .asciz	"other-vm detach 046d:c52b\r\n"
 attach:	.asciz	"usbserver-e2e attach 046d:c52b\r\n"
 	.else
-/* The domain is VM in test/usb/init, the keyboard at port 1 of test/usb/run's
+/* The domain is VM in test/usb/checks, the keyboard at port 1 of test/usb/run's
  * xhci controller: 1-1 in the outer kernel. */
 usb_detach: .asciz "usbserver-usb detach 0627:0001@1-1\r\n"
 	.endif
