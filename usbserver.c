@@ -1817,7 +1817,7 @@ listen_start(char *inherited, size_t size, int *watchfd)
 {
 	char eb[128], who[160];
 	struct stat st;
-	bool named;
+	bool named = true;
 	int lfd;
 
 	if ((lfd = listen_inherited(inherited, size)) != -1) {
@@ -1830,20 +1830,18 @@ listen_start(char *inherited, size_t size, int *watchfd)
 			if (!opt.socket_gid_given)
 				opt.socket_gid = st.st_gid;
 		}
-		log_info("[VMusb] listening on %s (from systemd); host clients: "
-		    "root, and %s", inherited, listen_group(who, sizeof(who)));
-	} else {
+	} else
 		lfd = listen_on(opt.socket);
-		named = true;
-		log_info("[VMusb] listening on %s", opt.socket);
-	}
-	if (!named)
-		return lfd;
-	if ((*watchfd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
+	if (named && (*watchfd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
 		log_warn("[VMusb] inotify: %s: changes to our socket %s go "
 		    "unseen", errstr(errno, eb, sizeof(eb)), opt.socket);
-	else
+	else if (named)
 		listen_watch(*watchfd, opt.socket);
+	if (sock.inherited)
+		log_info("[VMusb] listening on %s (from systemd); host clients: "
+		    "root, and %s", inherited, listen_group(who, sizeof(who)));
+	else
+		log_info("[VMusb] listening on %s", opt.socket);
 	return lfd;
 }
 
