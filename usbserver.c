@@ -2013,22 +2013,32 @@ notify(const char *state)
 /* ------------------------------------------------------------------ */
 /* Start-up                                                            */
 
+/* The number of a user or group named by number; option names it in the
+ * error. */
+static unsigned long
+id_number(const char *option, const char *what, const char *name)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(name, &end, 10);
+	if (errno != 0 || end == name || *end != '\0' || n < 0 ||
+	    (unsigned long)n >= (unsigned long)(uid_t)-1 ||
+	    (long)(uid_t)n != n)
+		errx(2, "%s: no such %s: %s", option, what, name);
+	return (unsigned long)n;
+}
+
 /* A group's name or number. */
 static gid_t
 group_id(const char *name)
 {
 	struct group *gr;
-	char *end;
-	long n;
 
 	if ((gr = getgrnam(name)) != NULL)
 		return gr->gr_gid;
-	errno = 0;
-	n = strtol(name, &end, 10);
-	if (errno != 0 || end == name || *end != '\0' || n < 0 ||
-	    (gid_t)n == (gid_t)-1 || (long)(gid_t)n != n)
-		errx(2, "--socket-group: no such group: %s", name);
-	return (gid_t)n;
+	return (gid_t)id_number("--socket-group", "group", name);
 }
 
 /* A user's name or number. */
@@ -2036,17 +2046,10 @@ static uid_t
 user_id(const char *name)
 {
 	struct passwd *pw;
-	char *end;
-	long n;
 
 	if ((pw = getpwnam(name)) != NULL)
 		return pw->pw_uid;
-	errno = 0;
-	n = strtol(name, &end, 10);
-	if (errno != 0 || end == name || *end != '\0' || n < 0 ||
-	    (uid_t)n == (uid_t)-1 || (long)(uid_t)n != n)
-		errx(2, "--socket-user: no such user: %s", name);
-	return (uid_t)n;
+	return (uid_t)id_number("--socket-user", "user", name);
 }
 
 static void __attribute__((noreturn))
