@@ -54,6 +54,9 @@
 					 * PEER_PAUSE_MS apart */
 #define PEER_PAUSE_MS	50
 #define CMDLINE_MAX	4096		/* of a peer's command line: -name is early */
+#define QEMU_USERS	32		/* users QEMU ran as, remembered */
+#define NSS_BUF		4096		/* getpwuid_r's and getgrgid_r's scratch;
+					 * a larger entry is named by number */
 #define CONFIG_MAX	65536		/* largest configuration file */
 #define DEFAULT_SOCKET_MODE 0600
 #define DEFAULT_QEMU_RUN_DIR "/run/libvirt/qemu"	/* libvirt's NAME.pid files */
@@ -76,6 +79,7 @@ static struct {
 	bool		 guest_attach;	/* guests may attach to their own domain */
 	mode_t		 socket_mode;
 	uid_t		 socket_uid;	/* (uid_t)-1: the daemon's own */
+	uid_t		 socket_owner;	/* as it is, once we listen */
 	gid_t		 socket_gid;	/* (gid_t)-1: the daemon's own; with a
 					 * socket from systemd, its file's */
 	bool		 socket_gid_given;
@@ -93,6 +97,19 @@ static struct {
 };
 
 static char	*virsh_env[5];		/* fixed environment of every virsh */
+
+/* Our socket file as we made it, or as systemd made it for us. */
+static struct {
+	dev_t	dev;
+	ino_t	ino;
+	bool	inherited;	/* systemd's: never renewed nor removed */
+	uid_t	uid;		/* its owner, group and mode as last seen */
+	gid_t	gid;
+	mode_t	mode;
+	uid_t	given_uid;	/* and as it was given to us */
+	gid_t	given_gid;
+	mode_t	given_mode;
+} sock;
 
 /* ------------------------------------------------------------------ */
 /* Logging                                                             */
@@ -879,13 +896,13 @@ struct peer {
 };
 
 
-/* The real uid of process pid, from /proc/PID/status (its owner there is
- * root for a process that is not dumpable); (uid_t)-1 if unknown. */
-static uid_t
-proc_uid(pid_t pid, bool *retry)
+/* The real uid and gid of process pid, from /proc/PID/status (its owner
+ * there is root for a process that is not dumpable); -1 if unknown. */
+static int
+proc_ids(pid_t pid, uid_t *uid, gid_t *gid, bool *retry)
 {
-	char path[32], buf[2048], *at;
-	unsigned long uid;
+	char path[32], buf[2048], *u, *g;
+	unsigned long uv, gv;
 	ssize_t n = -1;
 	int fd;
 
@@ -898,78 +915,146 @@ proc_uid(pid_t pid, bool *retry)
 	} else if (short_of_resources(errno))
 		*retry = true;
 	if (n <= 0)
-		return (uid_t)-1;
+		return -1;
 	buf[n] = '\0';
-	if ((at = strstr(buf, "\nUid:")) == NULL ||
-	    sscanf(at + 5, "%lu", &uid) != 1)
-		return (uid_t)-1;
-	return (uid_t)uid;
+	if ((u = strstr(buf, "\nUid:")) == NULL || (g = strstr(buf,
+	    "\nGid:")) == NULL || sscanf(u + 5, "%lu", &uv) != 1 ||
+	    sscanf(g + 5, "%lu", &gv) != 1)
+		return -1;
+	*uid = (uid_t)uv;
+	*gid = (gid_t)gv;
+	return 0;
 }
 
 /*
- * Is pid a QEMU that libvirt started? Its pid files (NAME.pid, root's, in
- * a root-only directory) say so whatever the process did to its own
- * command line: fills name. Also tells whether any of those QEMUs runs as
- * uid (*qemu_user): its helper processes run as that user too.
+ * The users QEMU has run as since we started, as libvirt's pid files
+ * showed them. A peer that was gone before we could look at it may have
+ * been one of those QEMUs, so its credentials alone never make it a host
+ * client. Past QEMU_USERS of them, no gone peer does.
  */
+static struct {
+	pthread_mutex_t	lock;
+	uid_t		uid[QEMU_USERS];
+	size_t		n;
+	bool		overflow;
+} qemu_users = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void
+qemu_users_add(uid_t uid)
+{
+	size_t i;
+
+	pthread_mutex_lock(&qemu_users.lock);
+	for (i = 0; i < qemu_users.n && qemu_users.uid[i] != uid; i++)
+		;
+	if (i == qemu_users.n) {
+		if (qemu_users.n < QEMU_USERS)
+			qemu_users.uid[qemu_users.n++] = uid;
+		else
+			qemu_users.overflow = true;
+	}
+	pthread_mutex_unlock(&qemu_users.lock);
+}
+
 static bool
-peer_pid_file(pid_t pid, uid_t uid, char name[MAX_VM_NAME + 1],
-    bool *qemu_user, bool *retry)
+qemu_users_has(uid_t uid)
+{
+	bool has;
+
+	pthread_mutex_lock(&qemu_users.lock);
+	has = qemu_users.overflow;
+	for (size_t i = 0; i < qemu_users.n && !has; i++)
+		has = qemu_users.uid[i] == uid;
+	pthread_mutex_unlock(&qemu_users.lock);
+	return has;
+}
+
+/* The pid in pid file name of the directory dfd, if it is root's (or
+ * ours) and holds one; -1 otherwise. */
+static long
+pid_file_read(int dfd, const char *name, bool *retry)
+{
+	char buf[24], *end;
+	struct stat st;
+	ssize_t got;
+	long v;
+	int fd;
+
+	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK |
+	    O_NOCTTY);
+	if (fd == -1) {
+		if (short_of_resources(errno))
+			*retry = true;
+		return -1;
+	}
+	got = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (st.st_uid == 0 || st.st_uid == geteuid()) ?
+	    read(fd, buf, sizeof(buf) - 1) : -1;
+	close(fd);
+	if (got <= 0)
+		return -1;
+	buf[got] = '\0';
+	errno = 0;
+	v = strtol(buf, &end, 10);
+	if (errno != 0 || end == buf || (*end != '\0' && *end != '\n') ||
+	    v <= 0 || v > INT_MAX)
+		return -1;
+	return v;
+}
+
+/* What libvirt's pid files say of a peer. */
+struct qemu_scan {
+	bool	found;		/* the pid is a QEMU's: name is its domain */
+	bool	uid_runs;	/* a running QEMU runs as the uid */
+	bool	gid_runs;	/* or with the gid */
+};
+
+/*
+ * Reads libvirt's pid files (NAME.pid, root's, in a root-only directory):
+ * is pid a QEMU that libvirt started, whatever the process did to its own
+ * command line (fills name)? Does any of them run as uid, or with gid
+ * (QEMU's helpers run as that user too)? Each QEMU's user is remembered
+ * (qemu_users). pid -1 matches none.
+ */
+static void
+qemu_pid_files(pid_t pid, uid_t uid, gid_t gid, char name[MAX_VM_NAME + 1],
+    struct qemu_scan *s, bool *retry)
 {
 	struct dirent *de;
-	bool found = false;
 	DIR *d;
 
-	*qemu_user = false;
+	s->found = s->uid_runs = s->gid_runs = false;
 	if ((d = opendir(opt.qemu_run_dir)) == NULL) {
 		*retry = short_of_resources(errno);
-		return false;
+		return;
 	}
 	/* A failed read of the directory must not pass for its end: a pid
 	 * file missed would leave only the forgeable command line. */
 	for (errno = 0; (de = readdir(d)) != NULL; errno = 0) {
 		size_t n = strlen(de->d_name);
-		char buf[24], *end;
-		struct stat st;
-		ssize_t got;
+		uid_t quid;
+		gid_t qgid;
 		long v;
-		int fd;
 
 		if (n < 5 || n - 4 > MAX_VM_NAME ||
 		    strcmp(de->d_name + n - 4, ".pid") != 0 ||
-		    !valid_vm_name(de->d_name, n - 4))
+		    !valid_vm_name(de->d_name, n - 4) ||
+		    (v = pid_file_read(dirfd(d), de->d_name, retry)) == -1)
 			continue;
-		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC |
-		    O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-		if (fd == -1) {
-			if (short_of_resources(errno))
-				*retry = true;
-			continue;
-		}
-		got = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-		    (st.st_uid == 0 || st.st_uid == geteuid()) ?
-		    read(fd, buf, sizeof(buf) - 1) : -1;
-		close(fd);
-		if (got <= 0)
-			continue;
-		buf[got] = '\0';
-		errno = 0;
-		v = strtol(buf, &end, 10);
-		if (errno != 0 || end == buf || (*end != '\0' && *end != '\n') ||
-		    v <= 0 || v > INT_MAX)
-			continue;
-		if (v == (long)pid && !found) {
+		if (v == (long)pid && !s->found) {
 			memcpy(name, de->d_name, n - 4);
 			name[n - 4] = '\0';
-			found = true;
+			s->found = true;
 		}
-		if (proc_uid((pid_t)v, retry) == uid)
-			*qemu_user = true;
+		if (proc_ids((pid_t)v, &quid, &qgid, retry) == 0) {
+			qemu_users_add(quid);
+			s->uid_runs = s->uid_runs || quid == uid;
+			s->gid_runs = s->gid_runs || qgid == gid;
+		}
 	}
 	if (errno != 0)
 		*retry = true;
 	closedir(d);
-	return found;
 }
 
 /* Was the peer in group gid when it connected (SO_PEERGROUPS)? */
@@ -1041,15 +1126,24 @@ peer_cmdline(struct peer *p, pid_t pid)
  * user, or a member of the socket's group; but not a user that a running
  * QEMU of libvirt's runs as (QEMU's helpers, or a QEMU that libvirt did
  * not start), which may reach the socket through its group too. These
- * hold whether or not the peer still exists: a client that wrote its
- * line and left at once is served.
+ * hold whether or not the peer still exists, so that a client that wrote
+ * its line and left at once is served; but a peer that was gone before we
+ * looked may have been a QEMU that wrote and exited, so it is none if QEMU
+ * has run as its user since we started, or if its user owns the socket
+ * (QEMU's, as the units make it).
  */
 static void
-peer_by_credentials(int fd, struct peer *p, bool qemu_user)
+peer_by_credentials(int fd, struct peer *p, bool qemu_user, bool there)
 {
-	if (p->uid == 0 || p->uid == geteuid())
+	bool ours = p->uid == 0 || p->uid == geteuid();
+
+	if (!there && (qemu_users_has(p->uid) || (p->uid == opt.socket_owner &&
+	    !ours))) {
+		p->kind = PEER_UNKNOWN;
+		p->how = "gone before we looked, and QEMU runs as its user";
+	} else if (ours)
 		return;
-	if (!peer_in_group(fd, p->gid, opt.socket_gid)) {
+	else if (!peer_in_group(fd, p->gid, opt.socket_gid)) {
 		p->kind = PEER_UNKNOWN;
 		p->how = "neither root nor in the socket's group";
 	} else if (qemu_user) {
@@ -1072,7 +1166,8 @@ peer_identify(int fd, struct peer *p)
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	int pidfd = -1;
-	bool qemu_user = false, there = false;
+	struct qemu_scan scan;
+	bool there = false;
 
 	p->kind = PEER_UNKNOWN;
 	p->how = "no credentials";
@@ -1108,8 +1203,9 @@ peer_identify(int fd, struct peer *p)
 
 	/* The pid files are read even for a peer that is gone: they also
 	 * say which users QEMU runs as. */
-	if (peer_pid_file(there ? cred.pid : -1, cred.uid, p->vm, &qemu_user,
-	    &p->retry)) {
+	qemu_pid_files(there ? cred.pid : -1, cred.uid, (gid_t)-1, p->vm, &scan,
+	    &p->retry);
+	if (scan.found) {
 		p->kind = PEER_GUEST;
 		p->how = "libvirt's pid file";
 	} else if (there)
@@ -1128,7 +1224,7 @@ peer_identify(int fd, struct peer *p)
 		p->how = "its credentials: it was gone before we looked";
 	}
 	if (p->kind == PEER_HOST)
-		peer_by_credentials(fd, p, qemu_user);
+		peer_by_credentials(fd, p, scan.uid_runs, there);
 	if (!p->retry)
 		return;
 	/* What we could not read might have changed the answer (a pid
@@ -1489,19 +1585,6 @@ conn_start(int fd, pthread_attr_t *attr)
 /* ------------------------------------------------------------------ */
 /* The listening socket                                                */
 
-/* Our socket file as we made it, or as systemd made it for us. */
-static struct {
-	dev_t	dev;
-	ino_t	ino;
-	bool	inherited;	/* systemd's: never renewed nor removed */
-	uid_t	uid;		/* its owner, group and mode as last seen */
-	gid_t	gid;
-	mode_t	mode;
-	uid_t	given_uid;	/* and as it was given to us */
-	gid_t	given_gid;
-	mode_t	given_mode;
-} sock;
-
 static void
 listen_record(const struct stat *st)
 {
@@ -1512,11 +1595,12 @@ listen_record(const struct stat *st)
 	sock.mode = sock.given_mode = st->st_mode & 07777;
 }
 
-/* "user:group mode" of a socket file, by name where there is one. */
+/* "user:group mode" of a socket file, by name where there is one, for a
+ * log line: cut short if need be. */
 static const char *
 listen_owner(char *buf, size_t size, uid_t uid, gid_t gid, mode_t mode)
 {
-	char pwbuf[1024], grbuf[1024], un[32], gn[32];
+	char pwbuf[NSS_BUF], grbuf[NSS_BUF], un[32], gn[32];
 	struct passwd pw, *pwp = NULL;
 	struct group gr, *grp = NULL;
 
@@ -1535,7 +1619,8 @@ listen_owner(char *buf, size_t size, uid_t uid, gid_t gid, mode_t mode)
  * driver re-owns a chardev socket to QEMU's user and group when a domain
  * that connects to it starts, unless the domain's <source> says
  * <seclabel model='dac' relabel='no'/>: host clients that reached it
- * through its group then cannot, until that domain stops.
+ * through its group then cannot; and when that domain stops, libvirt
+ * gives it to root:root, which no guest of QEMU's user can reach.
  */
 static void
 listen_attrs(const struct stat *st)
@@ -1790,7 +1875,7 @@ listen_inherited(char *path, size_t size)
 static const char *
 listen_group(char *buf, size_t size)
 {
-	char grbuf[1024];
+	char grbuf[NSS_BUF];
 	struct group gr, *grp = NULL;
 
 	if (opt.socket_gid == (gid_t)-1)
@@ -1805,19 +1890,48 @@ listen_group(char *buf, size_t size)
 }
 
 /*
+ * The host clients' group of a socket from systemd: its file's, as
+ * SocketGroup= made it, unless --socket-group says otherwise. A file
+ * whose group is that of a running QEMU was relabelled by libvirt (a
+ * domain whose serial port lacks <seclabel model='dac' relabel='no'/>):
+ * that group is QEMU's, and its members are no host clients.
+ */
+static void
+listen_adopt(const struct stat *st)
+{
+	char name[MAX_VM_NAME + 1], now[160];
+	struct qemu_scan scan;
+	bool retry = false;
+
+	qemu_pid_files(-1, (uid_t)-1, st->st_gid, name, &scan, &retry);
+	if (opt.socket_gid_given)
+		return;
+	if (!scan.gid_runs && !retry) {
+		opt.socket_gid = st->st_gid;
+		return;
+	}
+	log_warn("[VMusb] our socket %s is %s, the group of a running QEMU "
+	    "(or we cannot tell): libvirt relabelled it for a domain whose "
+	    "serial <source> lacks <seclabel model='dac' relabel='no'/>. No "
+	    "group's members are host clients until usbserver.socket is "
+	    "restarted", opt.socket, listen_owner(now, sizeof(now), st->st_uid,
+	    st->st_gid, st->st_mode & 07777));
+}
+
+/*
  * The listening socket: the one systemd passed us, or our own at
- * --socket. systemd's file tells who the host clients are: members of its
- * group (its SocketGroup=), unless --socket-group says otherwise. Either
- * file is watched from before anyone is told that we listen: for a change
- * of its owner or mode, and, when it is ours, for its removal. *watchfd
- * is -1 if it cannot be.
+ * --socket. systemd's file tells who the host clients are
+ * (listen_adopt). Either file is watched from before anyone is told that
+ * we listen: for a change of its owner or mode, and, when it is ours,
+ * for its removal. *watchfd is -1 if it cannot be.
  */
 static int
 listen_start(char *inherited, size_t size, int *watchfd)
 {
-	char eb[128], who[160];
+	char eb[128], who[160], name[MAX_VM_NAME + 1];
+	struct qemu_scan scan;
 	struct stat st;
-	bool named = true;
+	bool named = true, retry = false;
 	int lfd;
 
 	if ((lfd = listen_inherited(inherited, size)) != -1) {
@@ -1827,11 +1941,15 @@ listen_start(char *inherited, size_t size, int *watchfd)
 		if (named) {
 			opt.socket = inherited;
 			listen_record(&st);
-			if (!opt.socket_gid_given)
-				opt.socket_gid = st.st_gid;
+			listen_adopt(&st);
 		}
 	} else
 		lfd = listen_on(opt.socket);
+	/* Who QEMU runs as, from the start (qemu_users); and the socket's
+	 * owner, QEMU's user as the units make it: whom a peer gone before
+	 * we looked must not be taken for. */
+	qemu_pid_files(-1, (uid_t)-1, (gid_t)-1, name, &scan, &retry);
+	opt.socket_owner = named ? sock.given_uid : 0;
 	if (named && (*watchfd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
 		log_warn("[VMusb] inotify: %s: changes to our socket %s go "
 		    "unseen", errstr(errno, eb, sizeof(eb)), opt.socket);

@@ -1649,6 +1649,96 @@ START_TEST(test_passed_sockets_group_makes_host_clients)
 }
 END_TEST
 
+/*
+ * A peer gone before the daemon looked may have been a QEMU that wrote its
+ * lines and exited at once. If QEMU has run as its user since the daemon
+ * started, its credentials make it no host client: not a member of the
+ * socket's group, and not root either when QEMU runs as root.
+ */
+START_TEST(test_a_gone_peer_of_a_user_qemu_ran_as_is_no_host_client)
+{
+	char run_dir[160], path[256], out[LINE];
+	pid_t qemu;
+	FILE *f;
+
+	if (!is_root() && test_skips("gone QEMU test", "needs root to run "
+	    "peers as other users"))
+		return;
+	ck_assert_int_eq(chmod(scratch_dir(), 0711), 0);
+	ck_assert_int_eq(chmod(w.dir, 0711), 0);
+	snprintf(run_dir, sizeof(run_dir), "%s/qemu-run", w.dir);
+	ck_assert_int_eq(mkdir(run_dir, 0700), 0);
+	qemu = fake_qemu(run_dir, "vmQ");	/* uid 65534, seen at start */
+	daemon_start("--socket-group", "65533", "--socket-mode", "0660",
+	    "--qemu-run-dir", run_dir, NULL);
+	ck_assert_int_eq(kill(qemu, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(qemu, NULL, 0), qemu);
+	snprintf(path, sizeof(path), "%s/vmQ.pid", run_dir);
+	ck_assert_int_eq(unlink(path), 0);
+
+	/* Stopped, the daemon looks only once the client is gone. */
+	ck_assert_int_eq(kill(w.daemon, SIGSTOP), 0);
+	gone_client(65534, 65534, 65533, "member detach 046d:c52b\n");
+	ck_assert_int_eq(kill(w.daemon, SIGCONT), 0);
+	ck_assert(log_wait("gone before we looked, and QEMU runs as its user",
+	    NULL, 0));
+	expect_log("[VMusb] member detaching device 046d:c52b denied: neither "
+	    "a host client nor a guest we can name");
+
+	/* QEMU as root (this process, named by a pid file), seen when a
+	 * live client comes; then gone root clients are refused too. */
+	snprintf(path, sizeof(path), "%s/vmR.pid", run_dir);
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	fprintf(f, "%ld\n", (long)getpid());
+	ck_assert_int_eq(fclose(f), 0);
+	peer_run(NULL, "reply on\nlive detach 046d:c52b\n", out, sizeof(out));
+	ck_assert_str_eq(out, "ok live detach 046d:c52b\n");
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(kill(w.daemon, SIGSTOP), 0);
+	gone_client(0, 0, 0, "root detach 046d:c52b\n");
+	ck_assert_int_eq(kill(w.daemon, SIGCONT), 0);
+	expect_log("[VMusb] root detaching device 046d:c52b denied: neither "
+	    "a host client nor a guest we can name");
+	expect_calls("live detach-device;");
+}
+END_TEST
+
+/*
+ * A socket from systemd that libvirt relabelled before the daemon started
+ * (a domain without relabel='no' was the first to connect) has a running
+ * QEMU's group: its members are no host clients, and the daemon says so.
+ */
+START_TEST(test_passed_socket_with_a_qemus_group_gives_it_no_clients)
+{
+	char run_dir[160], warn[LINE], line[LINE];
+	pid_t qemu;
+
+	if (!is_root() && test_skips("relabelled socket test", "needs root "
+	    "to run peers as other users"))
+		return;
+	ck_assert_int_eq(chmod(scratch_dir(), 0711), 0);
+	ck_assert_int_eq(chmod(w.dir, 0711), 0);
+	snprintf(run_dir, sizeof(run_dir), "%s/qemu-run", w.dir);
+	ck_assert_int_eq(mkdir(run_dir, 0700), 0);
+	qemu = fake_qemu(run_dir, "vmQ");	/* gid 65534 */
+	w.listen_fd = listening_socket();
+	ck_assert_int_eq(lchown(w.sock, 65532, 65534), 0);
+	ck_assert_int_eq(chmod(w.sock, 0666), 0);  /* the test's own peers */
+	snprintf(warn, sizeof(warn), "[VMusb] our socket %s is ", w.sock);
+	w.ready = warn;
+	daemon_start("--qemu-run-dir", run_dir, NULL);
+	ck_assert(log_wait("(from systemd); host clients: root, and nobody "
+	    "else", line, sizeof(line)));
+	gone_client(65533, 65533, 65534, "member detach 046d:c52b\n");
+	expect_log("[VMusb] member detaching device 046d:c52b denied: neither "
+	    "a host client nor a guest we can name");
+	ck_assert_int_eq(kill(qemu, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(qemu, NULL, 0), qemu);
+	ck_assert_int_eq(daemon_stop(), 0);
+	close(w.listen_fd);
+}
+END_TEST
+
 #define GONE_CLIENTS	8
 
 /*
@@ -2092,6 +2182,8 @@ daemon_suite(void)
 	tcase_add_test(sd, test_wrong_listen_fds_is_refused);
 	tcase_add_test(sd, test_clients_gone_before_they_were_looked_at_are_judged_by_credentials);
 	tcase_add_test(sd, test_passed_sockets_group_makes_host_clients);
+	tcase_add_test(sd, test_passed_socket_with_a_qemus_group_gives_it_no_clients);
+	tcase_add_test(sd, test_a_gone_peer_of_a_user_qemu_ran_as_is_no_host_client);
 
 	tcase_add_test(real, test_real_virsh_error_is_replied);
 	tcase_add_test(real, test_syslog_messages_have_the_guides_format);

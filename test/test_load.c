@@ -497,6 +497,52 @@ START_TEST(test_a_client_gone_mid_reply_still_has_every_command_run)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+#define BURST	150
+
+/* Clients that write a line and exit at once, as socat does, in a burst:
+ * the daemon looks at many of them only once they are gone, and serves
+ * every one, by the credentials they connected with. */
+START_TEST(test_a_burst_of_fire_and_forget_clients_is_served_whole)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char msg[512], vm[MAX_VM_NAME + 1], dev[DEVICE_MAX + 1];
+	bool seen[BURST] = { false };
+	pid_t pids[BURST];
+	int status, n;
+
+	calls_setup();
+	daemon_start(NULL);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w.sock);
+	for (int i = 0; i < BURST; i++) {
+		if ((pids[i] = fork()) == 0) {
+			char line[64];
+			int fd, len = snprintf(line, sizeof(line),
+			    "burst%d attach 0002:0001\n", i);
+
+			if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
+			    0)) == -1 || connect(fd, (struct sockaddr *)&sa,
+			    sizeof(sa)) == -1 || send(fd, line, (size_t)len,
+			    MSG_NOSIGNAL) != len)
+				_exit(1);
+			_exit(0);
+		}
+		ck_assert_int_gt(pids[i], 0);
+	}
+	for (int i = 0; i < BURST; i++) {
+		ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+		ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	for (int i = 0; i < BURST; i++) {
+		ck_assert_msg(call_next(msg, sizeof(msg), WAIT_MS),
+		    "%d of %d commands ran", i, BURST);
+		ck_assert(call_parse(msg, vm, sizeof(vm), dev));
+		ck_assert_int_eq(sscanf(vm, "burst%d", &n), 1);
+		ck_assert(n >= 0 && n < BURST && !seen[n]);
+		seen[n] = true;
+	}
+}
+END_TEST
+
 /* A virsh that misbehaves                                             */
 
 START_TEST(test_virsh_dying_flooding_or_leaving_a_child_is_answered)
@@ -745,6 +791,7 @@ load_suite(void)
 	tcase_add_test(clients, test_a_client_that_never_reads_still_has_every_command_run);
 	tcase_add_test(clients, test_a_client_gone_mid_line_leaves_no_half_command);
 	tcase_add_test(clients, test_a_client_gone_mid_reply_still_has_every_command_run);
+	tcase_add_test(clients, test_a_burst_of_fire_and_forget_clients_is_served_whole);
 	tcase_add_test(virsh, test_virsh_dying_flooding_or_leaving_a_child_is_answered);
 	tcase_add_test(fs, test_xml_directory_not_writable_fails_commands_until_it_is);
 	tcase_add_test(fs, test_socket_file_removed_is_made_again);
