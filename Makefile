@@ -255,11 +255,13 @@ uninstall:
 		$(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(GUEST_FILES))) \
 		$(DESTDIR)$(SYSUSERSDIR)/usbserver.conf
 	-rmdir $(DESTDIR)$(DOCDIR)
-	@# The user make install made, and its group (stop the units first).
-	@if [ -z "$(DESTDIR)" ] && getent passwd usbserver >/dev/null; then \
-		echo "userdel usbserver"; userdel usbserver; fi
-	@if [ -z "$(DESTDIR)" ] && getent group usbserver >/dev/null; then \
-		echo "groupdel usbserver"; groupdel usbserver; fi
+	@# The user make install made (known by its comment, from
+	@# usbserver.sysusers), and its group; stop the units first.
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && getent passwd usbserver | \
+	    cut -d: -f5 | grep -q '^usbserver, moves USB devices'; then \
+		echo "userdel usbserver"; userdel usbserver; \
+		if getent group usbserver >/dev/null; then \
+			echo "groupdel usbserver"; groupdel usbserver; fi; fi
 
 clean:
 	rm -rf --one-file-system usbserver usbctl test/check_usbserver \

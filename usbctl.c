@@ -195,7 +195,7 @@ in_group(const char *name)
 }
 
 /* "virsh list --state-running --name"; when it fails for a user outside
- * libvirt's group, says what that user needs. */
+ * libvirt's group, on the system's libvirt, says what that user needs. */
 static ssize_t
 list_run(char *out, size_t size)
 {
@@ -203,7 +203,8 @@ list_run(char *out, size_t size)
 	    "--name", NULL };
 	ssize_t len = virsh_capture(args, out, size);
 
-	if (len == -1 && !in_group(LIBVIRT_GROUP))
+	if (len == -1 && !in_group(LIBVIRT_GROUP) && (opt.connect == NULL ||
+	    strcmp(opt.connect, "qemu:///system") == 0))
 		fprintf(stderr, "usbctl: to see the system's domains, a user "
 		    "must be in group %s (adduser USER %s, then log in "
 		    "again) and pass --connect qemu:///system\n",
