@@ -8,6 +8,10 @@
 #ifndef USBSERVER_COMMON_H
 #define USBSERVER_COMMON_H
 
+#ifndef _GNU_SOURCE
+#error "define _GNU_SOURCE before any #include: Part 2 needs pipe2, pidfd_open"
+#endif
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -47,13 +51,6 @@ enum action {
 	ACT_DETACH,
 };
 
-struct command {
-	char		vm[MAX_VM_NAME + 1];
-	enum action	action;
-	char		device[DEVICE_MAX + 1];	/* "vid:pid" or "vid:pid@port",
-						 * ids in lower case */
-};
-
 static inline const char *
 action_name(enum action a)
 {
@@ -75,6 +72,12 @@ is_hex(char c)
 {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
 	    (c >= 'A' && c <= 'F');
+}
+
+static inline unsigned
+hex_value(char c)
+{
+	return c <= '9' ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
 }
 
 /* Would virsh read this as a domain's number or UUID rather than its
@@ -159,15 +162,26 @@ valid_port(const char *s, size_t len)
 }
 
 /*
- * Parses a device: "VID:PID", four hex digits each, or "VID:PID@PORT",
- * the device at that USB port. Writes the form with lower-case ids to
- * out.
+ * A USB device as the protocol names it: its ids, and the port it is
+ * plugged into when two devices share them. It travels parsed; its text
+ * is "vvvv:pppp" or "vvvv:pppp@PORT", ids in lower case (device_text).
  */
+struct usb_device {
+	unsigned	vendor;			/* idVendor, 0 to 0xffff */
+	unsigned	product;		/* idProduct */
+	char		port[PORT_MAX + 1];	/* "1-2": that one; "": any */
+};
+
+#define DEVICE_TEXT	(DEVICE_MAX + 1)	/* device_text's buffer */
+
+/* Parses "VID:PID", four hex digits each, or "VID:PID@PORT", the device
+ * at that USB port. */
 static inline bool
-parse_device(const char *s, size_t len, char out[DEVICE_MAX + 1])
+device_parse(const char *s, size_t len, struct usb_device *d)
 {
 	const char *at = memchr(s, '@', len);
 	size_t ids = at != NULL ? (size_t)(at - s) : len;
+	unsigned id[2] = { 0, 0 };
 
 	if (ids != DEVICE_LEN || s[4] != ':')
 		return false;
@@ -176,25 +190,64 @@ parse_device(const char *s, size_t len, char out[DEVICE_MAX + 1])
 			continue;
 		if (!is_hex(s[i]))
 			return false;
+		id[i > 4] = id[i > 4] * 16 + hex_value(s[i]);
 	}
 	if (at != NULL && !valid_port(at + 1, len - ids - 1))
 		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		out[i] = i < DEVICE_LEN && c >= 'A' && c <= 'F' ?
-		    (char)(c - 'A' + 'a') : c;
-	}
-	out[len] = '\0';
+	d->vendor = id[0];
+	d->product = id[1];
+	ids = at != NULL ? len - ids - 1 : 0;
+	memcpy(d->port, at != NULL ? at + 1 : "", ids);
+	d->port[ids] = '\0';
 	return true;
 }
 
-/* The port of a parsed device, or NULL for the plain form. */
+/* The device's text, in buf, which it returns. */
 static inline const char *
-device_port(const char *device)
+device_text(const struct usb_device *d, char buf[DEVICE_TEXT])
 {
-	const char *at = strchr(device, '@');
+	snprintf(buf, DEVICE_TEXT, "%04x:%04x%s%s", d->vendor & 0xffff,
+	    d->product & 0xffff, d->port[0] != '\0' ? "@" : "", d->port);
+	return buf;
+}
 
-	return at != NULL ? at + 1 : NULL;
+/* Parses a device's text, and writes it as device_text() does. */
+static inline bool
+parse_device(const char *s, size_t len, char out[DEVICE_TEXT])
+{
+	struct usb_device d;
+
+	if (!device_parse(s, len, &d))
+		return false;
+	device_text(&d, out);
+	return true;
+}
+
+static inline bool
+device_has_port(const struct usb_device *d)
+{
+	return d->port[0] != '\0';
+}
+
+static inline bool
+device_ids_equal(const struct usb_device *a, const struct usb_device *b)
+{
+	return a->vendor == b->vendor && a->product == b->product;
+}
+
+static inline bool
+device_equal(const struct usb_device *a, const struct usb_device *b)
+{
+	return device_ids_equal(a, b) && strcmp(a->port, b->port) == 0;
+}
+
+/* Does entry (one of an allow list, say) name d? Without a port, at any
+ * port; with one, at that port only. */
+static inline bool
+device_covers(const struct usb_device *entry, const struct usb_device *d)
+{
+	return device_ids_equal(entry, d) && (!device_has_port(entry) ||
+	    strcmp(entry->port, d->port) == 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -207,35 +260,45 @@ enum qemu_peer {
 				 * peer that cannot be identified */
 };
 
+/* One field of a -name value, from v[i] up to a single ',' (",," stands
+ * for a comma in it): its end; where its '=' is, or NULL; whether it
+ * holds a comma. */
+static inline size_t
+qemu_name_field(const char *v, size_t len, size_t i, const char **eq,
+    bool *comma)
+{
+	size_t j;
+
+	*eq = NULL;
+	*comma = false;
+	for (j = i; j < len; j++) {
+		if (v[j] == ',' && j + 1 < len && v[j + 1] == ',') {
+			*comma = true;
+			j++;
+		} else if (v[j] == ',')
+			break;
+		else if (v[j] == '=' && *eq == NULL)
+			*eq = v + j;
+	}
+	return j;
+}
+
 /* The guest name in the value of QEMU's -name option: "guest=NAME,..." or
- * "NAME,..." (guest is the implied key), where ",," stands for a comma.
- * Our names have no commas, so a name with one is unusable; so is a value
- * that names the guest twice (QEMU would take the last): false. */
+ * "NAME,..." (guest is the implied key). Our names have no commas, so a
+ * name with one is unusable; so is a value that names the guest twice
+ * (QEMU would take the last): false. */
 static inline bool
 qemu_name_value(const char *v, size_t len, char *name, size_t size)
 {
 	size_t i = 0, found = 0;
 
 	while (i < len) {
-		size_t j = i, o;
-		bool key = false, comma = false;
-		const char *eq = NULL;
+		const char *eq;
+		bool comma, key;
+		size_t j = qemu_name_field(v, len, i, &eq, &comma), o;
 
-		/* One "key=value" or bare value, up to a single ','. */
-		for (; j < len; j++) {
-			if (v[j] == ',' && j + 1 < len && v[j + 1] == ',') {
-				comma = true;
-				j++;
-				continue;
-			}
-			if (v[j] == ',')
-				break;
-			if (v[j] == '=' && eq == NULL)
-				eq = v + j;
-		}
-		if (eq == NULL && i == 0)
-			key = true;		/* implied "guest=" */
-		else if (eq != NULL && eq - (v + i) == 5 &&
+		key = eq == NULL && i == 0;		/* implied "guest=" */
+		if (eq != NULL && eq - (v + i) == 5 &&
 		    memcmp(v + i, "guest", 5) == 0) {
 			key = true;
 			i += 6;
@@ -382,11 +445,17 @@ escape_text(char *dst, size_t size, const char *src, size_t len)
 }
 
 /* ------------------------------------------------------------------ */
-/* Parsing a request line.                                             */
+/* Requests: the line grammar, "VM attach|detach DEVICE".              */
+
+struct request {
+	char			vm[MAX_VM_NAME + 1];
+	enum action		action;
+	struct usb_device	device;
+};
 
 enum parse_result {
 	PARSE_EMPTY,		/* blank line: ignored, never answered */
-	PARSE_COMMAND,		/* *cmd filled in */
+	PARSE_COMMAND,		/* *req filled in */
 	PARSE_REPLY_ON,
 	PARSE_REPLY_OFF,
 	PARSE_ERROR,		/* *why says what is wrong */
@@ -439,7 +508,7 @@ split_fields(const char *line, size_t len, const char **f, size_t *flen,
 
 /* line[0..len) is one line without its '\n'; it may hold any bytes. */
 static inline enum parse_result
-parse_line(const char *line, size_t len, struct command *cmd, const char **why)
+parse_line(const char *line, size_t len, struct request *req, const char **why)
 {
 	const char *f[MAX_FIELDS];
 	size_t flen[MAX_FIELDS];
@@ -472,21 +541,33 @@ parse_line(const char *line, size_t len, struct command *cmd, const char **why)
 		return PARSE_ERROR;
 	}
 	if (field_is(f[1], flen[1], "attach"))
-		cmd->action = ACT_ATTACH;
+		req->action = ACT_ATTACH;
 	else if (field_is(f[1], flen[1], "detach"))
-		cmd->action = ACT_DETACH;
+		req->action = ACT_DETACH;
 	else {
 		*why = "unknown action (expected attach or detach)";
 		return PARSE_ERROR;
 	}
-	if (!parse_device(f[2], flen[2], cmd->device)) {
+	if (!device_parse(f[2], flen[2], &req->device)) {
 		*why = "invalid device (expected VID:PID, four hex digits "
 		    "each, or VID:PID@PORT)";
 		return PARSE_ERROR;
 	}
-	memcpy(cmd->vm, f[0], flen[0]);
-	cmd->vm[flen[0]] = '\0';
+	memcpy(req->vm, f[0], flen[0]);
+	req->vm[flen[0]] = '\0';
 	return PARSE_COMMAND;
+}
+
+static inline int	fit(int, size_t);
+
+/* "VM ACTION DEVICE\n", as a client sends it; its length, or -1. */
+static inline int
+request_format(char *buf, size_t size, const struct request *req)
+{
+	char dev[DEVICE_TEXT];
+
+	return fit(snprintf(buf, size, "%s %s %s\n", req->vm,
+	    action_name(req->action), device_text(&req->device, dev)), size);
 }
 
 /* ------------------------------------------------------------------ */
@@ -499,7 +580,7 @@ enum config_result {
 };
 
 static inline enum config_result
-config_line(const char *line, size_t len, char device[DEVICE_MAX + 1],
+config_line(const char *line, size_t len, struct usb_device *device,
     const char **why)
 {
 	const char *hash = memchr(line, '#', len);
@@ -515,7 +596,7 @@ config_line(const char *line, size_t len, char device[DEVICE_MAX + 1],
 		*why = "expected 'allow VID:PID[@PORT]'";
 		return CONFIG_ERROR;
 	}
-	if (!parse_device(f[1], flen[1], device)) {
+	if (!device_parse(f[1], flen[1], device)) {
 		*why = "invalid device (expected VID:PID, four hex digits "
 		    "each, or VID:PID@PORT)";
 		return CONFIG_ERROR;
@@ -565,7 +646,7 @@ struct usb_addr {
  * written in decimal without leading zeros. Its length, or -1.
  */
 static inline int
-xml_format(char *buf, size_t size, const char *device,
+xml_format(char *buf, size_t size, const struct usb_device *device,
     const struct usb_addr *addr)
 {
 	char where[48] = "";
@@ -575,25 +656,27 @@ xml_format(char *buf, size_t size, const char *device,
 		    addr->bus, addr->dev);
 	return fit(snprintf(buf, size,
 	    "<hostdev mode='subsystem' type='usb'><source>"
-	    "<vendor id='0x%.4s'/><product id='0x%.4s'/>%s"
-	    "</source></hostdev>\n", device, device + 5, where), size);
+	    "<vendor id='0x%04x'/><product id='0x%04x'/>%s"
+	    "</source></hostdev>\n", device->vendor & 0xffff,
+	    device->product & 0xffff, where), size);
 }
 
-/* "ok VM ACTION VID:PID\n", or with a reason
- * "error VM ACTION VID:PID: REASON\n"; the reason is escaped and cut to
+/* "ok VM ACTION DEVICE\n", or with a reason
+ * "error VM ACTION DEVICE: REASON\n"; the reason is escaped and cut to
  * MAX_REASON bytes. */
 static inline int
-reply_format(char *buf, size_t size, const struct command *cmd,
+reply_format(char *buf, size_t size, const struct request *req,
     const char *reason)
 {
-	char esc[MAX_REASON + 1];
+	char esc[MAX_REASON + 1], dev[DEVICE_TEXT];
 
+	device_text(&req->device, dev);
 	if (reason == NULL)
-		return fit(snprintf(buf, size, "ok %s %s %s\n", cmd->vm,
-		    action_name(cmd->action), cmd->device), size);
+		return fit(snprintf(buf, size, "ok %s %s %s\n", req->vm,
+		    action_name(req->action), dev), size);
 	escape_text(esc, sizeof(esc), reason, strlen(reason));
-	return fit(snprintf(buf, size, "error %s %s %s: %s\n", cmd->vm,
-	    action_name(cmd->action), cmd->device, esc), size);
+	return fit(snprintf(buf, size, "error %s %s %s: %s\n", req->vm,
+	    action_name(req->action), dev, esc), size);
 }
 
 /* "error: WHY\n", for a line that is not a command. */
@@ -612,15 +695,16 @@ enum reply_kind {
 	REPLY_UNEXPECTED,	/* not an answer to this command */
 };
 
-/* Reads the daemon's answer to cmd (a line without its '\n'). */
+/* Reads the daemon's answer to req (a line without its '\n'). */
 static inline enum reply_kind
-reply_parse(const char *line, const struct command *cmd, const char **reason)
+reply_parse(const char *line, const struct request *req, const char **reason)
 {
-	char head[MAX_LINE + 1];
+	char head[MAX_LINE + 1], dev[DEVICE_TEXT];
 	size_t n;
 
-	if (fit(snprintf(head, sizeof(head), "ok %s %s %s", cmd->vm,
-	    action_name(cmd->action), cmd->device), sizeof(head)) < 0)
+	if (fit(snprintf(head, sizeof(head), "ok %s %s %s", req->vm,
+	    action_name(req->action), device_text(&req->device, dev)),
+	    sizeof(head)) < 0)
 		return REPLY_UNEXPECTED;
 	if (strcmp(line, head) == 0)
 		return REPLY_OK;
@@ -636,6 +720,474 @@ reply_parse(const char *line, const struct command *cmd, const char **reason)
 		return REPLY_ERROR;
 	}
 	return REPLY_UNEXPECTED;
+}
+
+/* ------------------------------------------------------------------ */
+/* libvirt's words that we match in virsh's errors, and what the daemon */
+/* adds to a reason when two devices share the ids asked for.          */
+
+#define LIBVIRT_MULTIPLE	"Multiple USB devices"	/* the ids name more */
+#define LIBVIRT_IN_USE		"in use by"		/* another domain's */
+#define LIBVIRT_NOT_FOUND	"Did not find USB device"
+#define NAME_ONE		"; name one, as "	/* DEVICE@PORT; ... */
+#define PORTS_LISTED		8	/* ports named in such a reason */
+
+/*
+ * Adds to reason how to name one of the devices with d's ids and where
+ * they are, from their ports (sorted; "more" when there were others):
+ * "; name one, as VID:PID@PORT; it is at ports A, B". The form comes
+ * first, so that a long list is what gets cut.
+ */
+static inline void
+reason_add_ports(char *reason, size_t size, const struct usb_device *d,
+    const char (*ports)[PORT_MAX + 1], size_t n, bool more)
+{
+	char list[PORTS_LISTED * (PORT_MAX + 2)];
+	size_t len = 0, rlen = strlen(reason);
+
+	if (n == 0)
+		return;
+	list[0] = '\0';
+	for (size_t i = 0; i < n && i < PORTS_LISTED; i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+		    i > 0 ? ", " : "", ports[i]);
+	snprintf(reason + rlen, size - rlen, NAME_ONE "%04x:%04x@%s; it is at "
+	    "ports %s%s", d->vendor & 0xffff, d->product & 0xffff, ports[0],
+	    list, more ? " and more" : "");
+}
+
+/* The device a reason of reason_add_ports() names one as, if any. */
+static inline bool
+reason_named(const char *reason, struct usb_device *d)
+{
+	const char *s = strstr(reason, NAME_ONE), *end;
+
+	if (s == NULL)
+		return false;
+	s += sizeof(NAME_ONE) - 1;
+	return (end = strchr(s, ';')) != NULL &&
+	    device_parse(s, (size_t)(end - s), d) && device_has_port(d);
+}
+
+/* ================================================================== */
+/* Part 2: I/O that both programs do, done once. Nothing above uses    */
+/* it, so Part 1 stays pure for the fuzzers.                           */
+
+#include <sys/pidfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FILE_MAX	65536	/* largest configuration file read */
+#define RUN_READS	16	/* reads of a child's output between deadline
+				 * checks */
+#define RUN_POLL_MS	50	/* checking on a child without a pidfd */
+
+static inline int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------ */
+/* Trusted files: what decides what may happen must be root's or ours. */
+
+enum trust {
+	TRUSTED,
+	TRUST_TYPE,		/* not of the type asked for */
+	TRUST_OWNER,		/* neither root's nor ours */
+	TRUST_WRITABLE,		/* others may write to it (a directory: and
+				 * it is not sticky) */
+};
+
+/* Could only root and we have made or changed what st describes? type is
+ * S_IFREG or S_IFDIR. */
+static inline enum trust
+file_trust(const struct stat *st, mode_t type)
+{
+	if ((st->st_mode & S_IFMT) != type)
+		return TRUST_TYPE;
+	if (st->st_uid != 0 && st->st_uid != geteuid())
+		return TRUST_OWNER;
+	if ((st->st_mode & (S_IWGRP | S_IWOTH)) &&
+	    !(type == S_IFDIR && (st->st_mode & S_ISVTX)))
+		return TRUST_WRITABLE;
+	return TRUSTED;
+}
+
+/* ------------------------------------------------------------------ */
+/* Small files, read whole, then a line at a time.                     */
+
+/*
+ * Reads the file path (at most size bytes; a larger one is an error,
+ * EFBIG) into buf, and its status into st; with regular, anything but a
+ * regular file is an error too, EINVAL. O_NONBLOCK: a FIFO put there
+ * must not hang us. Its length, or -1 with errno.
+ */
+static inline ssize_t
+file_read(const char *path, char *buf, size_t size, struct stat *st,
+    bool regular)
+{
+	size_t len = 0;
+	ssize_t n = 0;
+	int fd, e;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+	    O_NONBLOCK)) == -1)
+		return -1;
+	if (fstat(fd, st) == -1)
+		goto fail;
+	if (regular && !S_ISREG(st->st_mode)) {
+		errno = EINVAL;
+		goto fail;
+	}
+	while (len < size && (n = read(fd, buf + len, size - len)) > 0)
+		len += (size_t)n;
+	if (n == -1)
+		goto fail;
+	if (len == size) {
+		errno = EFBIG;
+		goto fail;
+	}
+	close(fd);
+	return (ssize_t)len;
+fail:
+	e = errno;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+/* The next line of buf[0..len) from *at: its start and length, without
+ * its '\n'; false after the last. */
+static inline bool
+text_line(const char *buf, size_t len, size_t *at, const char **line,
+    size_t *llen)
+{
+	const char *nl;
+
+	if (*at >= len)
+		return false;
+	*line = buf + *at;
+	nl = memchr(*line, '\n', len - *at);
+	*llen = nl != NULL ? (size_t)(nl - *line) : len - *at;
+	*at += *llen + 1;
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* sysfs: a USB device's directory and its attributes.                 */
+
+/* The directory name (relative to the directory at, or AT_FDCWD), as a
+ * descriptor; -1 if it is none. */
+static inline int
+sysfs_dir(int at, const char *name)
+{
+	return openat(at, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* The first line of attribute name of the device directory dfd, cut to
+ * size; its length, or -1 if there is none. */
+static inline ssize_t
+sysfs_attr(int dfd, const char *name, char *buf, size_t size)
+{
+	ssize_t n;
+	int fd;
+
+	if ((fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+	    O_NONBLOCK)) == -1)
+		return -1;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return (ssize_t)strlen(buf);
+}
+
+/* A number of attribute name, in base (16 for ids, 10 for bus and device
+ * numbers), at most max; -1 if there is none. */
+static inline long
+sysfs_attr_number(int dfd, const char *name, int base, long max)
+{
+	char buf[16];
+
+	return sysfs_attr(dfd, name, buf, sizeof(buf)) < 0 ? -1 :
+	    sysfs_number(buf, base, max);
+}
+
+/* The ids of the device directory dfd (no port); false without them. */
+static inline bool
+sysfs_ids(int dfd, struct usb_device *d)
+{
+	long v = sysfs_attr_number(dfd, "idVendor", 16, 0xffff);
+	long p = sysfs_attr_number(dfd, "idProduct", 16, 0xffff);
+
+	if (v < 0 || p < 0)
+		return false;
+	d->vendor = (unsigned)v;
+	d->product = (unsigned)p;
+	d->port[0] = '\0';
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Running a program (virsh) with a deadline.                          */
+
+enum run_outcome {
+	RUN_OK,			/* exit status 0 */
+	RUN_FAILED,		/* non-zero exit, or killed by a signal */
+	RUN_TIMED_OUT,		/* killed at the deadline */
+	RUN_NORUN,		/* could not be started */
+};
+
+struct run {
+	/* What to run: */
+	char *const	*argv;		/* argv[0]: a path, or with search a
+					 * name looked up on PATH */
+	char *const	*envp;
+	int		 timeout_s;
+	bool		 search;
+	bool		 own_stderr;	/* its stderr is ours, not read: for a
+					 * person to see (usbctl) */
+	char		*out;		/* what it writes is kept here */
+	size_t		 outsize;	/* (out may be NULL: kept nowhere) */
+	/* What came of it: */
+	size_t		 outlen;
+	enum run_outcome outcome;
+	int		 err;		/* RUN_NORUN: the errno */
+	char		 reason[MAX_REASON + 1];	/* unless RUN_OK */
+	/* Its last "error: " line, and its last other line. */
+	struct linebuf	 line;
+	char		 error[MAX_REASON + 1];
+	char		 last[MAX_REASON + 1];
+};
+
+static inline void
+run_line(struct run *r)
+{
+	const char *s;
+	size_t n = line_trim(r->line.buf, r->line.len, &s);
+
+	if (n == 0)
+		return;
+	if (n > 7 && strncmp(s, "error: ", 7) == 0)
+		snprintf(r->error, sizeof(r->error), "%.*s", (int)(n - 7), s + 7);
+	else
+		snprintf(r->last, sizeof(r->last), "%.*s", (int)n, s);
+}
+
+static inline void
+run_feed(struct run *r, const char *p, size_t n)
+{
+	size_t keep = r->out != NULL && r->outlen < r->outsize ?
+	    r->outsize - r->outlen : 0;
+
+	if (keep > n)
+		keep = n;
+	if (keep > 0)
+		memcpy(r->out + r->outlen, p, keep);
+	r->outlen += keep;
+	while (n > 0)
+		if (line_feed(&r->line, &p, &n) != LINE_MORE)
+			run_line(r);
+}
+
+/* Reads what is there, a bounded amount so that a writer that never
+ * stops cannot keep us from the deadline: 0 at EOF, 1 if more may come. */
+static inline int
+run_drain(int fd, struct run *r)
+{
+	char buf[4096];
+	ssize_t n;
+
+	for (int i = 0; i < RUN_READS; i++) {
+		n = read(fd, buf, sizeof(buf));
+		if (n > 0)
+			run_feed(r, buf, (size_t)n);
+		else if (n == 0)
+			return 0;
+		else if (errno == EINTR)
+			continue;
+		else
+			return errno == EAGAIN ? 1 : 0;
+	}
+	return 1;
+}
+
+/* Starts r->argv: stdin from /dev/null, stdout (and unless own_stderr
+ * stderr) into outfd, signals as at boot, in a process group of its own
+ * when its output is all ours. 0, or an errno value. */
+static inline int
+run_spawn(const struct run *r, int outfd, pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t sa;
+	sigset_t none, dfl;
+	short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+	int e;
+
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	sigaddset(&dfl, SIGTERM);
+	sigaddset(&dfl, SIGINT);
+	if (!r->own_stderr)
+		flags |= POSIX_SPAWN_SETPGROUP;
+	if ((e = posix_spawnattr_init(&sa)) != 0)
+		return e;
+	if ((e = posix_spawn_file_actions_init(&fa)) != 0) {
+		posix_spawnattr_destroy(&sa);
+		return e;
+	}
+	if ((e = posix_spawnattr_setflags(&sa, flags)) == 0 &&
+	    (e = posix_spawnattr_setpgroup(&sa, 0)) == 0 &&
+	    (e = posix_spawnattr_setsigmask(&sa, &none)) == 0 &&
+	    (e = posix_spawnattr_setsigdefault(&sa, &dfl)) == 0 &&
+	    (e = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO,
+	    "/dev/null", O_RDONLY, 0)) == 0 &&
+	    (e = posix_spawn_file_actions_adddup2(&fa, outfd,
+	    STDOUT_FILENO)) == 0 && (r->own_stderr ||
+	    (e = posix_spawn_file_actions_adddup2(&fa, outfd,
+	    STDERR_FILENO)) == 0))
+		e = (r->search ? posix_spawnp : posix_spawn)(pid, r->argv[0],
+		    &fa, &sa, r->argv, r->envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&sa);
+	return e;
+}
+
+/*
+ * Waits for pid until the deadline, reading its output from fd (closed
+ * at EOF: *fd = -1). A pidfd tells us it exited even while a grandchild
+ * holds the pipe; without one (kernels before 5.3, valgrind), we poll.
+ * True, with its wait status, if it exited in time.
+ */
+static inline bool
+run_wait(struct run *r, pid_t pid, int *fd, int64_t deadline, int *status)
+{
+	int pidfd = pidfd_open(pid, 0), wait_ms;
+	bool reaped = false;
+	int64_t left;
+
+	while (!reaped && (left = deadline - now_ms()) > 0) {
+		struct pollfd p[2] = {
+			{ .fd = *fd, .events = POLLIN },
+			{ .fd = pidfd, .events = POLLIN },
+		};
+
+		wait_ms = (int)(left > INT_MAX ? INT_MAX : left);
+		if (pidfd == -1) {
+			if (waitpid(pid, status, WNOHANG) == pid) {
+				reaped = true;
+				break;
+			}
+			if (wait_ms > RUN_POLL_MS)
+				wait_ms = RUN_POLL_MS;
+		}
+		if (poll(p, 2, wait_ms) == -1 && errno != EINTR)
+			break;
+		if (p[0].revents != 0 && run_drain(*fd, r) == 0) {
+			close(*fd);
+			*fd = -1;
+		}
+		if (p[1].revents != 0) {
+			while (waitpid(pid, status, 0) == -1 && errno == EINTR)
+				;
+			reaped = true;
+		}
+	}
+	if (pidfd != -1)
+		close(pidfd);
+	return reaped;
+}
+
+/* Why it failed, from what it said or how it ended (the program is
+ * virsh, or stands in for it). */
+static inline void
+run_reason(struct run *r, int status)
+{
+	if (r->error[0] != '\0')
+		snprintf(r->reason, sizeof(r->reason), "%s", r->error);
+	else if (r->last[0] != '\0')
+		snprintf(r->reason, sizeof(r->reason), "%s", r->last);
+	else if (WIFEXITED(status))
+		snprintf(r->reason, sizeof(r->reason), "virsh exited with "
+		    "status %d", WEXITSTATUS(status));
+	else
+		snprintf(r->reason, sizeof(r->reason), "virsh killed by signal "
+		    "%d", WTERMSIG(status));
+}
+
+/*
+ * Runs r->argv with r->envp, reading what it writes; at the deadline
+ * kills it (its whole group, when it has one) and always reaps it. Fills
+ * r's results: RUN_NORUN's err is an errno, for the caller to judge.
+ */
+static inline void
+run_program(struct run *r)
+{
+	int pipefd[2] = { -1, -1 }, status = 0, e;
+	int64_t deadline = now_ms() + (int64_t)r->timeout_s * 1000;
+	pid_t pid;
+
+	r->outlen = 0;
+	r->outcome = RUN_NORUN;
+	r->reason[0] = r->error[0] = r->last[0] = '\0';
+	line_clear(&r->line);
+	/* Only our end is non-blocking: the child's writes must not fail. */
+	if (pipe2(pipefd, O_CLOEXEC) == -1 ||
+	    fcntl(pipefd[0], F_SETFL, O_NONBLOCK) == -1) {
+		r->err = errno;
+		snprintf(r->reason, sizeof(r->reason), "cannot run %s: pipe: %m",
+		    r->argv[0]);
+		if (pipefd[0] != -1) {
+			close(pipefd[0]);
+			close(pipefd[1]);
+		}
+		return;
+	}
+	e = run_spawn(r, pipefd[1], &pid);
+	close(pipefd[1]);
+	if (e != 0) {
+		r->err = errno = e;
+		snprintf(r->reason, sizeof(r->reason), "cannot run %s: %m",
+		    r->argv[0]);
+		close(pipefd[0]);
+		return;
+	}
+	if (!run_wait(r, pid, &pipefd[0], deadline, &status)) {
+		kill(r->own_stderr ? pid : -pid, SIGKILL);
+		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+			;
+		r->outcome = RUN_TIMED_OUT;
+		snprintf(r->reason, sizeof(r->reason), "timed out");
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		r->outcome = RUN_OK;
+	else
+		r->outcome = RUN_FAILED;
+	/* What is left; a grandchild may hold the pipe open, so we take
+	 * what is there and do not wait for EOF. */
+	if (pipefd[0] != -1) {
+		run_drain(pipefd[0], r);
+		close(pipefd[0]);
+	}
+	if (line_finish(&r->line) != LINE_MORE)
+		run_line(r);
+	if (r->outcome == RUN_FAILED)
+		run_reason(r, status);
 }
 
 #endif /* USBSERVER_COMMON_H */

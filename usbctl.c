@@ -8,36 +8,40 @@
  *
  * Exit status: 0 if every device moved (or the listing worked), 1 if any
  * did not, 2 for a usage error.
+ *
+ * The sections, in the order a run meets them:
+ *	Declarations: options, what the configuration files give
+ *	The configuration files
+ *	Finding the domain: virsh list
+ *	Plain words for libvirt's refusals
+ *	Asking the daemon: the requests and their replies
+ *	What is attached where: a domain's XML
+ *	The host's USB devices: sysfs
+ *	status and devices: for people, and JSON for scripts
+ *	Start-up: options, toggle, main
  */
 #define _GNU_SOURCE
 
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 
 #include <dirent.h>
 #include <err.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
-#include <limits.h>
-#include <poll.h>
-#include <spawn.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "common.h"
 
+/* ------------------------------------------------------------------ */
+/* Declarations                                                        */
+
 #define CONNECT_TRIES	5	/* while the daemon is not there */
+#define CONNECT_PAUSE	1	/* seconds between tries */
 #define XML_READ_MAX	(256 * 1024)	/* of one "virsh dumpxml" */
 #define MAX_HOSTDEVS	64	/* USB devices we list per domain */
 #define MAX_DEVICES	64	/* devices in a configuration file */
+#define MAX_USBDEVS	256	/* host devices listed */
 #define SYSTEM_CONFIG	"/etc/usbctl.conf"
-#define CONNECT_PAUSE	1	/* seconds between tries */
 #define LIST_MAX	4096	/* what we keep of "virsh list" output */
 #define LIBVIRT_GROUP	"libvirt"	/* whom libvirt lets manage qemu:///system */
 /* How long to wait for the replies: the daemon's default virsh deadline
@@ -63,18 +67,131 @@ static struct {
 
 /* What the configuration files give; the command line comes first. */
 static struct {
-	char	socket[108];
-	char	connect[256];
-	char	domain[MAX_VM_NAME + 1];
-	char	devices[MAX_DEVICES][DEVICE_MAX + 1];
-	int	ndevices;
+	char			socket[108];
+	char			connect[256];
+	char			domain[MAX_VM_NAME + 1];
+	struct usb_device	devices[MAX_DEVICES];
+	int			ndevices;
 } conf;
 
 /* A USB device attached to a domain, from its XML. */
 struct hostdev {
-	char	device[DEVICE_MAX + 1];
-	int	bus, dev;		/* -1 until libvirt fills them in */
+	struct usb_device	device;		/* its ids */
+	int			bus, dev;	/* -1 until libvirt fills them in */
 };
+
+/* A host USB device, from sysfs. */
+struct usbdev {
+	struct usb_device	device;		/* its ids */
+	char	port[PORT_MAX + 1];		/* where it is plugged in: "1-2" */
+	int	bus, dev;
+	char	manufacturer[256], product[256];	/* descriptors: any bytes */
+	char	attached[MAX_VM_NAME + 1];	/* the domain, or "" */
+};
+
+/* ------------------------------------------------------------------ */
+/* The configuration files                                             */
+
+/* One line of a configuration file: "domain VM", "device VID:PID",
+ * "socket PATH" or "connect URI"; '#' starts a comment. Exits on a line
+ * it does not understand. */
+static void
+conf_line(const char *path, int lineno, const char *line, size_t len,
+    int *ndevices)
+{
+	const char *fld[3], *hash;
+	size_t flen[3], nf;
+
+	if (len > MAX_CONFIG_LINE)
+		errx(2, "%s:%d: line too long", path, lineno);
+	if (memchr(line, '\0', len) != NULL)
+		errx(2, "%s:%d: a NUL byte", path, lineno);
+	if ((hash = memchr(line, '#', len)) != NULL)
+		len = (size_t)(hash - line);
+	if ((nf = split_fields(line, len, fld, flen, 3)) == 0)
+		return;
+	if (nf != 2)
+		errx(2, "%s:%d: expected 'KEY VALUE'", path, lineno);
+	if (field_is(fld[0], flen[0], "device")) {
+		if (*ndevices == MAX_DEVICES)
+			errx(2, "%s:%d: more than %d devices", path, lineno,
+			    MAX_DEVICES);
+		if (!device_parse(fld[1], flen[1], &conf.devices[*ndevices]))
+			errx(2, "%s:%d: not a device (VID:PID)", path, lineno);
+		(*ndevices)++;
+	} else if (field_is(fld[0], flen[0], "domain") &&
+	    valid_vm_name(fld[1], flen[1]))
+		snprintf(conf.domain, sizeof(conf.domain), "%.*s", (int)flen[1],
+		    fld[1]);
+	else if (field_is(fld[0], flen[0], "socket") &&
+	    flen[1] < sizeof(conf.socket))
+		snprintf(conf.socket, sizeof(conf.socket), "%.*s", (int)flen[1],
+		    fld[1]);
+	else if (field_is(fld[0], flen[0], "connect") &&
+	    flen[1] < sizeof(conf.connect))
+		snprintf(conf.connect, sizeof(conf.connect), "%.*s",
+		    (int)flen[1], fld[1]);
+	else
+		errx(2, "%s:%d: expected domain, device, socket or connect, "
+		    "with a valid value", path, lineno);
+}
+
+/* Reads a configuration file. One that is not there is fine unless it
+ * was named with --config; one we may not read is passed over. A later
+ * file's list of devices replaces an earlier one's. */
+static void
+conf_load(const char *path, bool must)
+{
+	static char buf[FILE_MAX + 1];
+	const char *line;
+	struct stat st;
+	size_t at = 0, llen;
+	int lineno = 0, ndevices = 0;
+	ssize_t len;
+
+	if ((len = file_read(path, buf, sizeof(buf), &st, false)) == -1) {
+		if (must)
+			err(2, "%s", path);
+		if (errno != ENOENT)
+			warn("%s", path);	/* not ours to read: go on */
+		return;
+	}
+	while (text_line(buf, (size_t)len, &at, &line, &llen))
+		conf_line(path, ++lineno, line, llen, &ndevices);
+	if (ndevices > 0)
+		conf.ndevices = ndevices;
+}
+
+/* --config alone, or /etc/usbctl.conf then the user's; then fills in
+ * what the command line left open. */
+static void
+conf_apply(void)
+{
+	char path[PATH_MAX];
+	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+
+	if (opt.config != NULL)
+		conf_load(opt.config, true);
+	else {
+		conf_load(SYSTEM_CONFIG, false);
+		if (xdg != NULL && xdg[0] == '/' && fit(snprintf(path,
+		    sizeof(path), "%s/usbctl.conf", xdg), sizeof(path)) >= 0)
+			conf_load(path, false);
+		else if (home != NULL && home[0] == '/' && fit(snprintf(path,
+		    sizeof(path), "%s/.config/usbctl.conf", home),
+		    sizeof(path)) >= 0)
+			conf_load(path, false);
+	}
+	if (opt.domain == NULL && conf.domain[0] != '\0')
+		opt.domain = conf.domain;
+	if (opt.connect == NULL && conf.connect[0] != '\0')
+		opt.connect = conf.connect;
+	if (!opt.socket_given && conf.socket[0] != '\0')
+		opt.socket = conf.socket;
+}
+
+/* ------------------------------------------------------------------ */
+/* Finding the domain: virsh list                                      */
 
 /* The next domain in "virsh list --name" output from *p to end: a line
  * that is not blank, trimmed, copied to name. 1 with a name; -1 for one
@@ -107,19 +224,17 @@ list_first(const char *out, size_t len, char *name, size_t size)
 	return list_next(&out, out + len, name, size) == 1 ? 0 : -1;
 }
 
-/* Runs "virsh [-c URI] ARGS..." in the C locale, its stderr going to
- * ours. Returns the length of what it printed (up to size), or -1 if it
- * could not run or failed. */
+/* Runs "virsh [-c URI] ARGS..." in the C locale, within the daemon's
+ * deadline for virsh, its stderr going to ours. Returns the length of
+ * what it printed (up to size), or -1 if it could not run, failed or
+ * hung. */
 static ssize_t
 virsh_capture(const char *const args[], char *out, size_t size)
 {
 	char *argv[16];
-	posix_spawn_file_actions_t fa;
-	int fd[2], status, argc = 0, e;
-	size_t len = 0;
-	ssize_t n;
-	pid_t pid;
-	char junk[512];
+	struct run r = { .argv = argv, .timeout_s = VIRSH_TIMEOUT,
+	    .search = true, .own_stderr = true, .out = out, .outsize = size };
+	int argc = 0;
 
 	argv[argc++] = (char *)opt.virsh;
 	if (opt.connect != NULL) {
@@ -129,44 +244,27 @@ virsh_capture(const char *const args[], char *out, size_t size)
 	for (int i = 0; args[i] != NULL && argc < 15; i++)
 		argv[argc++] = (char *)args[i];
 	argv[argc] = NULL;
-
 	/* virsh translates its output; names are what we want, untranslated */
 	if (setenv("LC_ALL", "C", 1) == -1)
 		err(1, "setenv");
-	if (pipe2(fd, O_CLOEXEC) == -1)
-		err(1, "pipe");
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
-	    O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, fd[1], STDOUT_FILENO);
-	e = posix_spawnp(&pid, opt.virsh, &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	close(fd[1]);
-	if (e != 0) {
-		close(fd[0]);
-		errno = e;
+	r.envp = environ;
+	run_program(&r);
+	switch (r.outcome) {
+	case RUN_OK:
+		return (ssize_t)r.outlen;
+	case RUN_NORUN:
+		errno = r.err;
 		warn("cannot run %s", opt.virsh);
-		return -1;
-	}
-	for (;;) {
-		if (len < size)
-			n = read(fd[0], out + len, size - len);
-		else
-			n = read(fd[0], junk, sizeof(junk));	/* past what we keep */
-		if (n > 0 && len < size)
-			len += (size_t)n;
-		else if (n == 0 || (n == -1 && errno != EINTR))
-			break;
-	}
-	close(fd[0]);
-	while (waitpid(pid, &status, 0) == -1)
-		if (errno != EINTR)
-			err(1, "waitpid");
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		break;
+	case RUN_TIMED_OUT:
+		warnx("%s %s timed out after %d s", opt.virsh, args[0],
+		    VIRSH_TIMEOUT);
+		break;
+	case RUN_FAILED:
 		warnx("%s %s failed", opt.virsh, args[0]);
-		return -1;
+		break;
 	}
-	return (ssize_t)len;
+	return -1;
 }
 
 /* Is the caller root, or in group name? */
@@ -237,13 +335,13 @@ find_domain(char *name, size_t size)
 static const char *
 reason_hint(const char *reason)
 {
-	if (strstr(reason, "in use by") != NULL)
+	if (strstr(reason, LIBVIRT_IN_USE) != NULL)
 		return "another VM holds this device: detach it there first "
 		    "(usbctl --domain OTHER detach VID:PID), or see usbctl status";
-	if (strstr(reason, "Multiple USB devices") != NULL)
+	if (strstr(reason, LIBVIRT_MULTIPLE) != NULL)
 		return "two host devices share this VID:PID: name one by its "
 		    "port, VID:PID@PORT (usbctl devices shows the ports)";
-	if (strstr(reason, "Did not find USB device") != NULL)
+	if (strstr(reason, LIBVIRT_NOT_FOUND) != NULL)
 		return "no such device is plugged in to the host: see usbctl "
 		    "devices";
 	return NULL;
@@ -269,23 +367,19 @@ shell_word(FILE *f, const char *s)
 }
 
 /*
- * Shows the command that names one of two devices with c's VID:PID, from
- * the daemon's "; name one, as VID:PID@PORT;" in reason. False when the
- * reason has none (an older daemon, or no such device in its sysfs).
+ * Shows the command that names one of two devices with q's ids, from the
+ * daemon's reason (reason_add_ports). False when the reason names none
+ * (an older daemon, or no such device in its sysfs).
  */
 static bool
-port_hint(FILE *f, const struct command *c, const char *reason)
+port_hint(FILE *f, const struct request *q, const char *reason)
 {
-	static const char tag[] = "; name one, as ";
-	const char *s = strstr(reason, tag), *end;
-	char dev[DEVICE_MAX + 1];
+	char dev[DEVICE_TEXT];
+	struct usb_device d;
 
-	if (s == NULL)
+	if (!reason_named(reason, &d))
 		return false;
-	s += sizeof(tag) - 1;
-	if ((end = strchr(s, ';')) == NULL ||
-	    !parse_device(s, (size_t)(end - s), dev) || device_port(dev) == NULL)
-		return false;
+	device_text(&d, dev);
 	fprintf(f, "usbctl: two host devices share %.*s: name one by its port "
 	    "(usbctl devices shows them), as in:\n    usbctl ", DEVICE_LEN,
 	    dev);
@@ -294,9 +388,12 @@ port_hint(FILE *f, const struct command *c, const char *reason)
 		shell_word(f, opt.domain);
 		fputc(' ', f);
 	}
-	fprintf(f, "%s %s\n", action_name(c->action), dev);
+	fprintf(f, "%s %s\n", action_name(q->action), dev);
 	return true;
 }
+
+/* ------------------------------------------------------------------ */
+/* Asking the daemon: the requests and their replies                   */
 
 /* Connects to the daemon, trying CONNECT_TRIES times while it is not there. */
 static int
@@ -337,100 +434,115 @@ send_all(int fd, const char *buf, size_t len)
 	}
 }
 
-/* Sends every command with replies on, then reads one reply each.
- * Returns the number of commands that did not succeed. */
-static int
-request(const struct command *cmds, int ncmds)
+/* The daemon's replies, read a line at a time within a deadline. */
+struct replies {
+	int		fd;
+	int64_t		deadline;
+	bool		timed_out;
+	char		buf[4096];
+	const char	*p;		/* what is left of buf */
+	size_t		n;
+	struct linebuf	lb;
+};
+
+/* More bytes within the deadline: false at EOF or when it passed. */
+static bool
+replies_read(struct replies *r)
 {
-	char line[MAX_LINE + 1], buf[4096];
-	struct linebuf lb;
-	const char *reason, *p = buf;
-	size_t n = 0;
+	struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
+	int64_t left;
 	ssize_t got;
-	int fd, done = 0, failed = 0, len;
-	struct timespec t;
-	time_t deadline;
-	bool timed_out = false;
 
-	fd = daemon_connect();
-	send_all(fd, "reply on\n", 9);
-	for (int i = 0; i < ncmds; i++) {
-		len = fit(snprintf(line, sizeof(line), "%s %s %s\n",
-		    cmds[i].vm, action_name(cmds[i].action), cmds[i].device),
-		    sizeof(line));
-		if (len < 0)
+	for (;;) {
+		if ((left = r->deadline - now_ms()) <= 0 ||
+		    poll(&pfd, 1, (int)(left > INT_MAX ? INT_MAX : left)) == 0) {
+			r->timed_out = true;
+			return false;
+		}
+		if ((got = read(r->fd, r->buf, sizeof(r->buf))) == -1 &&
+		    errno == EINTR)
+			continue;
+		if (got == -1)
+			err(1, "cannot read from usbserver");
+		r->p = r->buf;
+		r->n = (size_t)got;
+		return got > 0;
+	}
+}
+
+/* The next reply line in r->lb (LINE_READY, or LINE_OVERLONG); LINE_MORE
+ * when no more will come. */
+static enum line_event
+replies_next(struct replies *r)
+{
+	enum line_event ev;
+
+	for (;;) {
+		while (r->n > 0)
+			if ((ev = line_feed(&r->lb, &r->p, &r->n)) != LINE_MORE)
+				return ev;
+		if (!replies_read(r))
+			return r->timed_out ? LINE_MORE : line_finish(&r->lb);
+	}
+}
+
+/* Says what the daemon answered to q, when it is not "ok": false then. */
+static bool
+reply_judge(const struct request *q, enum line_event ev, const char *line)
+{
+	char dev[DEVICE_TEXT];
+	const char *reason, *act = action_name(q->action);
+
+	device_text(&q->device, dev);
+	if (ev == LINE_OVERLONG) {
+		warnx("%s %s %s: reply too long", q->vm, act, dev);
+		return false;
+	}
+	switch (reply_parse(line, q, &reason)) {
+	case REPLY_OK:
+		return true;
+	case REPLY_ERROR:
+		warnx("%s %s %s: %s", q->vm, act, dev, reason);
+		if (!port_hint(stderr, q, reason) && reason_hint(reason) != NULL)
+			fprintf(stderr, "usbctl: %s\n", reason_hint(reason));
+		return false;
+	case REPLY_UNEXPECTED:
+		break;
+	}
+	warnx("%s %s %s: unexpected reply from usbserver", q->vm, act, dev);
+	return false;
+}
+
+/* Sends every request with replies on, then reads one reply each.
+ * Returns the number of requests that did not succeed. */
+static int
+request(const struct request *reqs, int n)
+{
+	struct replies r = { .n = 0 };
+	char line[MAX_LINE + 1], dev[DEVICE_TEXT];
+	enum line_event ev;
+	int done = 0, failed = 0, len;
+
+	r.fd = daemon_connect();
+	send_all(r.fd, "reply on\n", 9);
+	for (int i = 0; i < n; i++) {
+		if ((len = request_format(line, sizeof(line), &reqs[i])) < 0)
 			errx(1, "command too long");
-		send_all(fd, line, (size_t)len);
+		send_all(r.fd, line, (size_t)len);
 	}
-	if (shutdown(fd, SHUT_WR) == -1)
+	if (shutdown(r.fd, SHUT_WR) == -1)
 		err(1, "cannot write to usbserver");
-
-	line_clear(&lb);
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	deadline = t.tv_sec + REPLY_WAIT_S(ncmds);
-	while (done < ncmds) {
-		enum line_event ev = LINE_MORE;
-
-		while (n == 0) {
-			struct pollfd pfd = { .fd = fd, .events = POLLIN };
-
-			clock_gettime(CLOCK_MONOTONIC, &t);
-			if (t.tv_sec >= deadline ||
-			    poll(&pfd, 1, (int)(deadline - t.tv_sec) * 1000) == 0) {
-				got = 0;
-				timed_out = true;
-				break;
-			}
-			got = read(fd, buf, sizeof(buf));
-			if (got == -1 && errno == EINTR)
-				continue;
-			if (got == -1)
-				err(1, "cannot read from usbserver");
-			if (got == 0)
-				break;
-			n = (size_t)got;
-			p = buf;
-		}
-		if (n > 0)
-			ev = line_feed(&lb, &p, &n);
-		else if (timed_out || (ev = line_finish(&lb)) == LINE_MORE)
-			break;
-		if (ev == LINE_MORE)
-			continue;
-		const struct command *c = &cmds[done++];
-		if (ev == LINE_OVERLONG) {
-			warnx("%s %s %s: reply too long", c->vm,
-			    action_name(c->action), c->device);
-			failed++;
-			continue;
-		}
-		switch (reply_parse(lb.buf, c, &reason)) {
-		case REPLY_OK:
-			break;
-		case REPLY_ERROR:
-			warnx("%s %s %s: %s", c->vm, action_name(c->action),
-			    c->device, reason);
-			if (!port_hint(stderr, c, reason) &&
-			    reason_hint(reason) != NULL)
-				fprintf(stderr, "usbctl: %s\n", reason_hint(reason));
-			failed++;
-			break;
-		case REPLY_UNEXPECTED:
-			warnx("%s %s %s: unexpected reply from usbserver",
-			    c->vm, action_name(c->action), c->device);
-			failed++;
-			break;
-		}
-	}
-	close(fd);
-	for (; done < ncmds; done++) {
-		warnx("%s %s %s: %s", cmds[done].vm,
-		    action_name(cmds[done].action), cmds[done].device,
-		    timed_out ? "no reply from usbserver in time" :
-		    "no reply from usbserver (is it an older server without "
-		    "replies?)");
-		failed++;
-	}
+	line_clear(&r.lb);
+	r.deadline = now_ms() + (int64_t)REPLY_WAIT_S(n) * 1000;
+	while (done < n && (ev = replies_next(&r)) != LINE_MORE)
+		failed += !reply_judge(&reqs[done++], ev, r.lb.buf);
+	close(r.fd);
+	for (; done < n; done++, failed++)
+		warnx("%s %s %s: %s", reqs[done].vm,
+		    action_name(reqs[done].action),
+		    device_text(&reqs[done].device, dev), r.timed_out ?
+		    "no reply from usbserver in time" : "no reply from "
+		    "usbserver (is it an older server without replies?)");
 	return failed;
 }
 
@@ -477,51 +589,53 @@ xml_id(const char *start, const char *end, const char *tagname)
 	return *stop == '\0' && id >= 0 && id <= 0xffff ? id : -1;
 }
 
+/* The host's bus and device number of the hostdev from p to close: the
+ * <address> inside its <source>; another <address> (type='usb' bus=
+ * port=) is the guest's. -1 while libvirt has not said them. */
+static void
+hostdev_address(const char *p, const char *close, struct hostdev *h)
+{
+	const char *src, *src_end, *addr, *bv, *dv;
+	char num[16];
+	int bk, dk;
+
+	h->bus = h->dev = -1;
+	if ((src = strstr(p, "<source")) == NULL || src >= close ||
+	    (src_end = strstr(src, "</source>")) == NULL || src_end >= close ||
+	    (addr = strstr(src, "<address ")) == NULL || addr >= src_end)
+		return;
+	bk = xml_attr(addr + 9, src_end, "bus", &bv);
+	dk = xml_attr(addr + 9, src_end, "device", &dv);
+	if (bk <= 0 || bk >= (int)sizeof(num) || dk <= 0 ||
+	    dk >= (int)sizeof(num))
+		return;
+	snprintf(num, sizeof(num), "%.*s", bk, bv);
+	h->bus = atoi(num);
+	snprintf(num, sizeof(num), "%.*s", dk, dv);
+	h->dev = atoi(num);
+}
+
 /* The USB host devices in a domain's XML (libvirt's own output): their
- * VID:PID and, once attached, bus and device number. Returns how many. */
+ * ids and, once attached, bus and device number. Returns how many. */
 static int
 hostdevs_parse(const char *xml, size_t len, struct hostdev *out, int max)
 {
-	const char *p = xml, *end = xml + len, *v;
-	int n = 0, k;
+	const char *p = xml, *end = xml + len, *close, *v;
+	long vid, pid;
+	int n = 0;
 
 	while (n < max && (p = strstr(p, "<hostdev ")) != NULL && p < end) {
-		const char *close = strstr(p, "</hostdev>");
-		const char *addr, *src, *src_end;
-		long vid, pid;
-		char num[16];
-
-		if (close == NULL || close > end)
+		if ((close = strstr(p, "</hostdev>")) == NULL || close > end)
 			break;
-		if ((k = xml_attr(p + 9, close, "type", &v)) != 3 ||
-		    strncmp(v, "usb", 3) != 0 ||
-		    (vid = xml_id(p, close, "<vendor ")) < 0 ||
-		    (pid = xml_id(p, close, "<product ")) < 0) {
-			p = close;
-			continue;
+		if (xml_attr(p + 9, close, "type", &v) == 3 &&
+		    strncmp(v, "usb", 3) == 0 &&
+		    (vid = xml_id(p, close, "<vendor ")) >= 0 &&
+		    (pid = xml_id(p, close, "<product ")) >= 0) {
+			memset(&out[n].device, 0, sizeof(out[n].device));
+			out[n].device.vendor = (unsigned)vid;
+			out[n].device.product = (unsigned)pid;
+			hostdev_address(p, close, &out[n++]);
 		}
-		snprintf(out[n].device, sizeof(out[n].device), "%04x:%04x",
-		    (unsigned)vid & 0xffff, (unsigned)pid & 0xffff);
-		out[n].bus = out[n].dev = -1;
-		/* The host's address is the one inside <source>; another
-		 * <address> (type='usb' bus= port=) is the guest's. */
-		if ((src = strstr(p, "<source")) != NULL && src < close &&
-		    (src_end = strstr(src, "</source>")) != NULL &&
-		    src_end < close && (addr = strstr(src, "<address ")) != NULL &&
-		    addr < src_end) {
-			int bk = xml_attr(addr + 9, src_end, "bus", &v);
-			const char *bv = v;
-			int dk = xml_attr(addr + 9, src_end, "device", &v);
-
-			if (bk > 0 && bk < (int)sizeof(num) && dk > 0 &&
-			    dk < (int)sizeof(num)) {
-				snprintf(num, sizeof(num), "%.*s", bk, bv);
-				out[n].bus = atoi(num);
-				snprintf(num, sizeof(num), "%.*s", dk, v);
-				out[n].dev = atoi(num);
-			}
-		}
-		n++;
 		p = close;
 	}
 	return n;
@@ -554,30 +668,140 @@ domains_to_show(char *out, size_t size)
 }
 
 /* ------------------------------------------------------------------ */
-/* Output for people, and JSON for scripts                             */
+/* The host's USB devices: sysfs                                       */
 
-/* The length of the well-formed UTF-8 sequence at s (1 to 4), or 0. */
+/* The device at port, its directory dfd: false if it has no ids. */
+static bool
+usbdev_read(int dfd, const char *port, struct usbdev *u)
+{
+	size_t n = strlen(port);
+
+	if (n >= sizeof(u->port) || !sysfs_ids(dfd, &u->device))
+		return false;
+	memcpy(u->port, port, n + 1);
+	u->bus = (int)sysfs_attr_number(dfd, "busnum", 10, 255);
+	u->dev = (int)sysfs_attr_number(dfd, "devnum", 10, 255);
+	if (sysfs_attr(dfd, "manufacturer", u->manufacturer,
+	    sizeof(u->manufacturer)) < 0)
+		u->manufacturer[0] = '\0';
+	if (sysfs_attr(dfd, "product", u->product, sizeof(u->product)) < 0)
+		u->product[0] = '\0';
+	u->attached[0] = '\0';
+	return true;
+}
+
+static int
+usbdev_order(const void *a, const void *b)
+{
+	const struct usbdev *x = a, *y = b;
+
+	return x->bus != y->bus ? x->bus - y->bus : x->dev - y->dev;
+}
+
+/* The host's USB devices (not interfaces, not root hubs), by bus and
+ * device number; how many, or -1 if there is no such tree. */
+static int
+sysfs_devices(struct usbdev *out, int max)
+{
+	struct dirent *de;
+	int n = 0, dfd;
+	DIR *d = opendir(opt.sysfs);
+
+	if (d == NULL)
+		return -1;
+	while (n < max && (de = readdir(d)) != NULL) {
+		/* Devices only: not interfaces ("1-2:1.0"), not root hubs
+		 * ("usb1"). */
+		if (!valid_port(de->d_name, strlen(de->d_name)) ||
+		    (dfd = sysfs_dir(dirfd(d), de->d_name)) == -1)
+			continue;
+		n += usbdev_read(dfd, de->d_name, &out[n]);
+		close(dfd);
+	}
+	closedir(d);
+	qsort(out, (size_t)n, sizeof(out[0]), usbdev_order);
+	return n;
+}
+
+/* Is the domain's hostdev h the device asked for? By ids; with a port,
+ * also by the bus and device number sysfs gives that port now (libvirt
+ * shows the address the daemon gave it). */
+static bool
+hostdev_is(const struct hostdev *h, const struct usb_device *d)
+{
+	char dir[PATH_MAX];
+	bool same;
+	int dfd;
+
+	if (!device_ids_equal(&h->device, d))
+		return false;
+	if (!device_has_port(d) || h->bus == -1)
+		return true;
+	if (fit(snprintf(dir, sizeof(dir), "%s/%s", opt.sysfs, d->port),
+	    sizeof(dir)) < 0 || (dfd = sysfs_dir(AT_FDCWD, dir)) == -1)
+		return false;
+	same = h->bus == sysfs_attr_number(dfd, "busnum", 10, 255) &&
+	    h->dev == sysfs_attr_number(dfd, "devnum", 10, 255);
+	close(dfd);
+	return same;
+}
+
+/* Marks the devices attached to vm: by bus and device number where
+ * libvirt says them, else by ids. -1 if virsh could not tell. */
+static int
+mark_domain(const char *vm, struct usbdev *devs, int n)
+{
+	struct hostdev hd[MAX_HOSTDEVS];
+	int k = domain_hostdevs(vm, hd, MAX_HOSTDEVS);
+
+	for (int i = 0; i < k; i++)
+		for (int j = 0; j < n; j++)
+			if (device_ids_equal(&hd[i].device, &devs[j].device) &&
+			    (hd[i].bus < 0 || (hd[i].bus == devs[j].bus &&
+			    hd[i].dev == devs[j].dev)))
+				snprintf(devs[j].attached,
+				    sizeof(devs[j].attached), "%s", vm);
+	return k < 0 ? -1 : 0;
+}
+
+/* Marks the devices attached to each running domain. -1 when virsh
+ * could not tell of every domain. */
+static int
+mark_attached(struct usbdev *devs, int n)
+{
+	static char out[LIST_MAX];
+	char vm[MAX_VM_NAME + 1];
+	ssize_t len = list_run(out, sizeof(out));
+	const char *p = out;
+	int r, rc = len < 0 ? -1 : 0;
+
+	while (len > 0 && (r = list_next(&p, out + len, vm, sizeof(vm))) != 0)
+		if (r < 0 || mark_domain(vm, devs, n) == -1)
+			rc = -1;
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* status and devices: for people, and JSON for scripts                */
+
+/* The length of the well-formed UTF-8 sequence at s (1 to 4), or 0: not
+ * overlong, no surrogate, at most U+10FFFF. */
 static int
 utf8_len(const unsigned char *s)
 {
-	int n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 :
-	    s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
-	unsigned cp;
+	static const unsigned least[] = { 0, 0, 0x80, 0x800, 0x10000 };
+	int n = s[0] < 0x80 ? 1 : s[0] < 0xc2 ? 0 : s[0] < 0xe0 ? 2 :
+	    s[0] < 0xf0 ? 3 : s[0] <= 0xf4 ? 4 : 0;
+	unsigned cp = s[0] & (0x7fu >> n);
 
-	if (s[0] < 0x80)
-		return 1;
-	for (int i = 1; i < n; i++)
+	for (int i = 1; i < n; i++) {
 		if ((s[i] & 0xc0) != 0x80)
 			return 0;
-	if (n == 3) {
-		cp = (s[0] & 0x0fu) << 12 | (s[1] & 0x3fu) << 6;
-		if (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;	/* overlong, or a surrogate */
-	} else if (n == 4) {
-		cp = (s[0] & 0x07u) << 18 | (s[1] & 0x3fu) << 12;
-		if (cp < 0x10000 || cp > 0x10ffff)
-			return 0;
+		cp = cp << 6 | (s[i] & 0x3fu);
 	}
+	if (n > 1 && (cp < least[n] || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff)))
+		return 0;
 	return n;
 }
 
@@ -615,14 +839,47 @@ json_number(int n)
 		fputs("null", stdout);
 }
 
+/* One domain's line(s) of usbctl status, its devices devs[0..n). */
+static void
+status_domain(const char *vm, const struct hostdev *devs, int n, bool first)
+{
+	char esc[MAX_LINE], dev[DEVICE_TEXT];
+
+	escape_text(esc, sizeof(esc), vm, strlen(vm));
+	if (opt.json) {
+		printf("%s{\"domain\":", first ? "" : ",");
+		json_string(vm);
+		printf(",\"devices\":[");
+	}
+	for (int i = 0; i < n; i++) {
+		device_text(&devs[i].device, dev);
+		if (opt.json) {
+			printf("%s{\"device\":\"%s\",\"bus\":", i > 0 ? "," : "",
+			    dev);
+			json_number(devs[i].bus);
+			printf(",\"devnum\":");
+			json_number(devs[i].dev);
+			printf("}");
+		} else if (devs[i].bus >= 0)
+			printf("%-24s %-10s %03d:%03d\n", esc, dev, devs[i].bus,
+			    devs[i].dev);
+		else
+			printf("%-24s %-10s -\n", esc, dev);
+	}
+	if (opt.json)
+		printf("]}");
+	else if (n == 0)
+		printf("%-24s %-10s\n", esc, "-");
+}
+
 /* "usbctl status": the USB devices attached to each running domain. */
 static int
 cmd_status(void)
 {
 	static char out[LIST_MAX];
 	struct hostdev devs[MAX_HOSTDEVS];
-	char vm[LIST_MAX], esc[MAX_LINE];
-	int failed = 0, shown = 0, r;
+	char vm[LIST_MAX];
+	int failed = 0, shown = 0, r, n;
 	ssize_t len = domains_to_show(out, sizeof(out));
 	const char *p = out;
 
@@ -633,160 +890,55 @@ cmd_status(void)
 	else
 		printf("%-24s %-10s %s\n", "DOMAIN", "DEVICE", "BUS:DEV");
 	while ((r = list_next(&p, out + len, vm, sizeof(vm))) != 0) {
-		int n;
-
-		if (r < 0 || (n = domain_hostdevs(vm, devs, MAX_HOSTDEVS)) < 0) {
+		if (r < 0 || (n = domain_hostdevs(vm, devs, MAX_HOSTDEVS)) < 0)
 			failed++;
-			continue;
-		}
-		escape_text(esc, sizeof(esc), vm, strlen(vm));
-		if (opt.json) {
-			printf("%s{\"domain\":", shown++ > 0 ? "," : "");
-			json_string(vm);
-			printf(",\"devices\":[");
-		}
-		for (int i = 0; i < n; i++) {
-			if (opt.json) {
-				printf("%s{\"device\":\"%s\",\"bus\":",
-				    i > 0 ? "," : "", devs[i].device);
-				json_number(devs[i].bus);
-				printf(",\"devnum\":");
-				json_number(devs[i].dev);
-				printf("}");
-			} else if (devs[i].bus >= 0)
-				printf("%-24s %-10s %03d:%03d\n", esc,
-				    devs[i].device, devs[i].bus, devs[i].dev);
-			else
-				printf("%-24s %-10s -\n", esc, devs[i].device);
-		}
-		if (opt.json)
-			printf("]}");
-		else if (n == 0)
-			printf("%-24s %-10s\n", esc, "-");
+		else
+			status_domain(vm, devs, n, shown++ == 0);
 	}
 	if (opt.json)
 		printf("]\n");
 	return failed > 0;
 }
 
-/* A host USB device, from sysfs. */
-struct usbdev {
-	char	device[DEVICE_MAX + 1];
-	char	port[PORT_MAX + 1];	/* where it is plugged in: "1-2" */
-	int	bus, dev;
-	char	manufacturer[256], product[256];	/* descriptors: any bytes */
-	char	attached[MAX_VM_NAME + 1];	/* the domain, or "" */
-};
-
-/* One sysfs attribute of dir/name, first line, cut to size; "" if none. */
+/* One host device's line of usbctl devices. */
 static void
-sysfs_read(const char *dir, const char *name, char *buf, size_t size)
+devices_line(const struct usbdev *u, bool first)
 {
-	char path[PATH_MAX];
-	ssize_t n = -1;
-	int fd;
+	char desc[520], esc[sizeof(desc) * 4], att[MAX_VM_NAME * 4 + 1];
+	char bd[16], dev[DEVICE_TEXT];
 
-	buf[0] = '\0';
-	if (fit(snprintf(path, sizeof(path), "%s/%s/%s", opt.sysfs, dir, name),
-	    sizeof(path)) < 0 || (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	device_text(&u->device, dev);
+	if (opt.json) {
+		printf("%s{\"device\":\"%s\",\"port\":\"%s\",\"bus\":%d,"
+		    "\"devnum\":%d,\"manufacturer\":", first ? "" : ",", dev,
+		    u->port, u->bus, u->dev);
+		json_string(u->manufacturer);
+		printf(",\"product\":");
+		json_string(u->product);
+		printf(",\"attached_to\":");
+		if (u->attached[0] != '\0')
+			json_string(u->attached);
+		else
+			printf("null");
+		printf("}");
 		return;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-}
-
-/* A bus or device number from dir/name; -1 if there is none. */
-static int
-sysfs_num(const char *dir, const char *name)
-{
-	char num[16];
-
-	sysfs_read(dir, name, num, sizeof(num));
-	return (int)sysfs_number(num, 10, 255);
-}
-
-static int
-usbdev_order(const void *a, const void *b)
-{
-	const struct usbdev *x = a, *y = b;
-
-	return x->bus != y->bus ? x->bus - y->bus : x->dev - y->dev;
-}
-
-/* The host's USB devices (not interfaces, not root hubs); how many, or
- * -1 if there is no such tree. */
-static int
-sysfs_devices(struct usbdev *out, int max)
-{
-	struct dirent *de;
-	char vid[8], pid[8], num[16];
-	int n = 0;
-	DIR *d = opendir(opt.sysfs);
-
-	if (d == NULL)
-		return -1;
-	while (n < max && (de = readdir(d)) != NULL) {
-		struct usbdev *u = &out[n];
-
-		/* Devices only: not interfaces ("1-2:1.0"), not root hubs
-		 * ("usb1"). */
-		if (!valid_port(de->d_name, strlen(de->d_name)))
-			continue;
-		memcpy(u->port, de->d_name, strlen(de->d_name) + 1);
-		sysfs_read(de->d_name, "idVendor", vid, sizeof(vid));
-		sysfs_read(de->d_name, "idProduct", pid, sizeof(pid));
-		snprintf(num, sizeof(num), "%s:%s", vid, pid);
-		if (!parse_device(num, strlen(num), u->device))
-			continue;
-		u->bus = sysfs_num(de->d_name, "busnum");
-		u->dev = sysfs_num(de->d_name, "devnum");
-		sysfs_read(de->d_name, "manufacturer", u->manufacturer,
-		    sizeof(u->manufacturer));
-		sysfs_read(de->d_name, "product", u->product, sizeof(u->product));
-		u->attached[0] = '\0';
-		n++;
 	}
-	closedir(d);
-	qsort(out, (size_t)n, sizeof(out[0]), usbdev_order);
-	return n;
-}
-
-/* Marks the devices attached to a running domain: by bus and device
- * number where libvirt says them, else by VID:PID. -1 when virsh could
- * not tell of every domain. */
-static int
-mark_attached(struct usbdev *devs, int n)
-{
-	static char out[LIST_MAX];
-	struct hostdev hd[MAX_HOSTDEVS];
-	char vm[MAX_VM_NAME + 1];
-	ssize_t len = list_run(out, sizeof(out));
-	const char *p = out;
-	int r, k, rc = len < 0 ? -1 : 0;
-
-	while (len > 0 && (r = list_next(&p, out + len, vm, sizeof(vm))) != 0) {
-		if (r < 0 || (k = domain_hostdevs(vm, hd, MAX_HOSTDEVS)) < 0) {
-			rc = -1;
-			continue;
-		}
-		for (int i = 0; i < k; i++)
-			for (int j = 0; j < n; j++)
-				if (strcmp(hd[i].device, devs[j].device) == 0 &&
-				    (hd[i].bus < 0 || (hd[i].bus == devs[j].bus &&
-				    hd[i].dev == devs[j].dev)))
-					memcpy(devs[j].attached, vm,
-					    strlen(vm) + 1);
-	}
-	return rc;
+	snprintf(desc, sizeof(desc), "%s%s%s", u->manufacturer,
+	    u->manufacturer[0] != '\0' && u->product[0] != '\0' ? " " : "",
+	    u->product);
+	escape_text(esc, sizeof(esc), desc, strlen(desc));
+	escape_text(att, sizeof(att), u->attached, strlen(u->attached));
+	snprintf(bd, sizeof(bd), "%03d:%03d", u->bus, u->dev);
+	printf("%-10s %-9s %-7s %-16s %s\n", dev, u->port, bd,
+	    att[0] != '\0' ? att : "-", esc);
 }
 
 /* "usbctl devices": the host's USB devices, and where they are. */
 static int
 cmd_devices(void)
 {
-	static struct usbdev devs[256];
-	int n = sysfs_devices(devs, 256), failed;
+	static struct usbdev devs[MAX_USBDEVS];
+	int n = sysfs_devices(devs, MAX_USBDEVS), failed;
 
 	if (n < 0) {
 		warn("%s", opt.sysfs);
@@ -800,141 +952,15 @@ cmd_devices(void)
 	else
 		printf("%-10s %-9s %-7s %-16s %s\n", "DEVICE", "PORT", "BUS:DEV",
 		    "ATTACHED TO", "DESCRIPTION");
-	for (int i = 0; i < n; i++) {
-		struct usbdev *u = &devs[i];
-		char desc[520], esc[sizeof(desc) * 4], att[MAX_VM_NAME * 4 + 1];
-		char bd[16];
-
-		if (opt.json) {
-			printf("%s{\"device\":\"%s\",\"port\":\"%s\",\"bus\":%d,"
-			    "\"devnum\":%d,\"manufacturer\":", i > 0 ? "," : "",
-			    u->device, u->port, u->bus, u->dev);
-			json_string(u->manufacturer);
-			printf(",\"product\":");
-			json_string(u->product);
-			printf(",\"attached_to\":");
-			if (u->attached[0] != '\0')
-				json_string(u->attached);
-			else
-				printf("null");
-			printf("}");
-			continue;
-		}
-		snprintf(desc, sizeof(desc), "%s%s%s", u->manufacturer,
-		    u->manufacturer[0] != '\0' && u->product[0] != '\0' ? " " : "",
-		    u->product);
-		escape_text(esc, sizeof(esc), desc, strlen(desc));
-		escape_text(att, sizeof(att), u->attached, strlen(u->attached));
-		snprintf(bd, sizeof(bd), "%03d:%03d", u->bus, u->dev);
-		printf("%-10s %-9s %-7s %-16s %s\n", u->device, u->port, bd,
-		    att[0] != '\0' ? att : "-", esc);
-	}
+	for (int i = 0; i < n; i++)
+		devices_line(&devs[i], i == 0);
 	if (opt.json)
 		printf("]\n");
 	return failed;
 }
 
 /* ------------------------------------------------------------------ */
-/* The configuration files                                             */
-
-/* Reads "domain VM", "device VID:PID", "socket PATH" and "connect URI"
- * lines; '#' starts a comment. A file that is not there is fine unless
- * it was named with --config. Exits on a line it does not understand. */
-static void
-conf_load(const char *path, bool must)
-{
-	char line[MAX_CONFIG_LINE + 2];
-	int lineno = 0, ndevices = 0;
-	FILE *f = fopen(path, "re");
-
-	if (f == NULL) {
-		if (must)
-			err(2, "%s", path);
-		if (errno != ENOENT)
-			warn("%s", path);	/* not ours to read: go on */
-		return;
-	}
-	for (;;) {
-		const char *fld[3], *hash;
-		size_t flen[3], nf, len = 0;
-		int c;
-
-		/* One line, NUL bytes and all: fgets would hide them. */
-		while ((c = getc(f)) != EOF && c != '\n')
-			if (len < sizeof(line))
-				line[len++] = (char)c;
-		if (c == EOF && len == 0)
-			break;
-		lineno++;
-		if (len > MAX_CONFIG_LINE)
-			errx(2, "%s:%d: line too long", path, lineno);
-		if (memchr(line, '\0', len) != NULL)
-			errx(2, "%s:%d: a NUL byte", path, lineno);
-		if ((hash = memchr(line, '#', len)) != NULL)
-			len = (size_t)(hash - line);
-		nf = split_fields(line, len, fld, flen, 3);
-		if (nf == 0)
-			continue;
-		if (nf != 2)
-			errx(2, "%s:%d: expected 'KEY VALUE'", path, lineno);
-		if (field_is(fld[0], flen[0], "device")) {
-			if (ndevices == MAX_DEVICES)
-				errx(2, "%s:%d: more than %d devices", path,
-				    lineno, MAX_DEVICES);
-			if (!parse_device(fld[1], flen[1], conf.devices[ndevices]))
-				errx(2, "%s:%d: not a device (VID:PID)", path,
-				    lineno);
-			ndevices++;
-		} else if (field_is(fld[0], flen[0], "domain") &&
-		    valid_vm_name(fld[1], flen[1]))
-			snprintf(conf.domain, sizeof(conf.domain), "%.*s",
-			    (int)flen[1], fld[1]);
-		else if (field_is(fld[0], flen[0], "socket") &&
-		    flen[1] < sizeof(conf.socket))
-			snprintf(conf.socket, sizeof(conf.socket), "%.*s",
-			    (int)flen[1], fld[1]);
-		else if (field_is(fld[0], flen[0], "connect") &&
-		    flen[1] < sizeof(conf.connect))
-			snprintf(conf.connect, sizeof(conf.connect), "%.*s",
-			    (int)flen[1], fld[1]);
-		else
-			errx(2, "%s:%d: expected domain, device, socket or "
-			    "connect, with a valid value", path, lineno);
-	}
-	if (ferror(f))
-		err(2, "%s", path);
-	fclose(f);
-	if (ndevices > 0)	/* a later file's list replaces an earlier */
-		conf.ndevices = ndevices;
-}
-
-/* --config alone, or /etc/usbctl.conf then the user's; then fills in
- * what the command line left open. */
-static void
-conf_apply(void)
-{
-	char path[PATH_MAX];
-	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-
-	if (opt.config != NULL)
-		conf_load(opt.config, true);
-	else {
-		conf_load(SYSTEM_CONFIG, false);
-		if (xdg != NULL && xdg[0] == '/' && fit(snprintf(path,
-		    sizeof(path), "%s/usbctl.conf", xdg), sizeof(path)) >= 0)
-			conf_load(path, false);
-		else if (home != NULL && home[0] == '/' && fit(snprintf(path,
-		    sizeof(path), "%s/.config/usbctl.conf", home),
-		    sizeof(path)) >= 0)
-			conf_load(path, false);
-	}
-	if (opt.domain == NULL && conf.domain[0] != '\0')
-		opt.domain = conf.domain;
-	if (opt.connect == NULL && conf.connect[0] != '\0')
-		opt.connect = conf.connect;
-	if (!opt.socket_given && conf.socket[0] != '\0')
-		opt.socket = conf.socket;
-}
+/* Start-up: options, toggle, main                                     */
 
 static void __attribute__((noreturn))
 usage(int status)
@@ -965,40 +991,28 @@ usage(int status)
 
 /* "usbctl toggle": detach each device that is attached to the domain,
  * attach the others. */
-/* Is the domain's hostdev h the device asked for? VID:PID matches by
- * ids; VID:PID@PORT also by the bus and device number sysfs gives that
- * port now (libvirt shows the address we gave it). */
-static bool
-hostdev_is(const struct hostdev *h, const char *device)
-{
-	const char *port = device_port(device);
-
-	if (strncmp(h->device, device, DEVICE_LEN) != 0)
-		return false;
-	if (port == NULL || h->bus == -1)
-		return true;
-	return h->bus == sysfs_num(port, "busnum") &&
-	    h->dev == sysfs_num(port, "devnum");
-}
-
 static void
-toggle(struct command *cmds, int ncmds, const char *vm)
+toggle(struct request *reqs, int n, const char *vm)
 {
 	struct hostdev devs[MAX_HOSTDEVS];
-	int n = domain_hostdevs(vm, devs, MAX_HOSTDEVS);
+	int k = domain_hostdevs(vm, devs, MAX_HOSTDEVS);
 
-	if (n < 0)
+	if (k < 0)
 		exit(1);
-	for (int i = 0; i < ncmds; i++) {
-		cmds[i].action = ACT_ATTACH;
-		for (int j = 0; j < n; j++)
-			if (hostdev_is(&devs[j], cmds[i].device))
-				cmds[i].action = ACT_DETACH;
+	for (int i = 0; i < n; i++) {
+		reqs[i].action = ACT_ATTACH;
+		for (int j = 0; j < k; j++)
+			if (hostdev_is(&devs[j], &reqs[i].device))
+				reqs[i].action = ACT_DETACH;
 	}
 }
 
-int
-main(int argc, char *argv[])
+enum verb { ATTACH, DETACH, TOGGLE, STATUS, DEVICES };
+
+/* The options, then the verb: what main is asked to do. argv[*optindp..]
+ * is what is left, the devices. */
+static enum verb
+parse_options(int argc, char *argv[], int *optindp)
 {
 	static const struct option longopts[] = {
 		{ "socket",	required_argument,	NULL, 's' },
@@ -1012,83 +1026,88 @@ main(int argc, char *argv[])
 		{ "version",	no_argument,		NULL, 'v' },
 		{ NULL,		0,			NULL, 0 },
 	};
-	enum { ATTACH, DETACH, TOGGLE, STATUS, DEVICES } verb = ATTACH;
 	static const char *const verbs[] = { "attach", "detach", "toggle",
 	    "status", "devices" };
-	char vm[LIST_MAX], esc[MAX_LINE];
-	struct command *cmds;
-	int ch, ncmds;
+	/* The options that name a path, a URI or a domain, as they are. */
+	const struct { int ch; const char **to; } words[] = {
+		{ 's', &opt.socket }, { 'c', &opt.connect },
+		{ 'd', &opt.domain }, { 'V', &opt.virsh },
+		{ 'C', &opt.config }, { 'S', &opt.sysfs },
+	};
+	size_t i;
+	int ch;
 
 	while ((ch = getopt_long(argc, argv, "s:c:d:V:C:jhv", longopts,
 	    NULL)) != -1) {
-		switch (ch) {
-		case 's':
-			opt.socket = optarg;
-			opt.socket_given = true;
-			break;
-		case 'c':
-			opt.connect = optarg;
-			break;
-		case 'd':
-			opt.domain = optarg;
-			break;
-		case 'V':
-			opt.virsh = optarg;
-			break;
-		case 'C':
-			opt.config = optarg;
-			break;
-		case 'j':
+		for (i = 0; i < sizeof(words) / sizeof(words[0]) &&
+		    words[i].ch != ch; i++)
+			;
+		if (i < sizeof(words) / sizeof(words[0]))
+			*words[i].to = optarg;
+		else if (ch == 'j')
 			opt.json = true;
-			break;
-		case 'S':
-			opt.sysfs = optarg;
-			break;
-		case 'h':
+		else if (ch == 'h')
 			usage(0);
-		case 'v':
+		else if (ch == 'v') {
 			printf("usbctl %s\n", USBSERVER_VERSION);
 			exit(0);
-		default:
+		} else
 			usage(2);
-		}
+		opt.socket_given |= ch == 's';
 	}
-	argc -= optind;
-	argv += optind;
-	for (int i = 0; argc > 0 && i < (int)(sizeof(verbs) / sizeof(verbs[0]));
-	    i++)
-		if (strcmp(argv[0], verbs[i]) == 0) {
-			verb = i;
-			argc--;
-			argv++;
-			break;
+	*optindp = optind;
+	for (i = 0; optind < argc && i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (strcmp(argv[optind], verbs[i]) == 0) {
+			(*optindp)++;
+			return (enum verb)i;
 		}
-	conf_apply();
-	if (verb == STATUS || verb == DEVICES) {
-		if (argc > 0)
-			usage(2);
-		return verb == STATUS ? cmd_status() : cmd_devices();
-	}
+	return ATTACH;
+}
 
-	ncmds = argc > 0 ? argc : conf.ndevices;
-	if (ncmds == 0) {
+/* The requests for the devices named, else those of the configuration
+ * file: n of them, to free, their domain yet to fill in. */
+static struct request *
+requests_make(char *devs[], int ndevs, enum verb verb, int *n)
+{
+	struct request *reqs;
+
+	if ((*n = ndevs > 0 ? ndevs : conf.ndevices) == 0) {
 		warnx("no devices: name them, or list them in a configuration "
 		    "file (device VID:PID)");
 		usage(2);
 	}
-	if ((cmds = calloc((size_t)ncmds, sizeof(*cmds))) == NULL)
+	if ((reqs = calloc((size_t)*n, sizeof(*reqs))) == NULL)
 		err(1, NULL);
-	for (int i = 0; i < ncmds; i++) {
-		if (argc == 0)
-			memcpy(cmds[i].device, conf.devices[i], DEVICE_MAX + 1);
-		else if (!parse_device(argv[i], strlen(argv[i]), cmds[i].device)) {
+	for (int i = 0; i < *n; i++) {
+		if (ndevs == 0)
+			reqs[i].device = conf.devices[i];
+		else if (!device_parse(devs[i], strlen(devs[i]),
+		    &reqs[i].device)) {
 			warnx("not a device (expected VID:PID, four hex "
-			    "digits each, or VID:PID@PORT): %s", argv[i]);
+			    "digits each, or VID:PID@PORT): %s", devs[i]);
 			usage(2);
 		}
-		cmds[i].action = verb == DETACH ? ACT_DETACH : ACT_ATTACH;
+		reqs[i].action = verb == DETACH ? ACT_DETACH : ACT_ATTACH;
 	}
+	return reqs;
+}
 
+int
+main(int argc, char *argv[])
+{
+	char vm[LIST_MAX], esc[MAX_LINE];
+	struct request *reqs;
+	enum verb verb;
+	int first, n, failed;
+
+	verb = parse_options(argc, argv, &first);
+	conf_apply();
+	if (verb == STATUS || verb == DEVICES) {
+		if (first < argc)
+			usage(2);
+		return verb == STATUS ? cmd_status() : cmd_devices();
+	}
+	reqs = requests_make(argv + first, argc - first, verb, &n);
 	find_domain(vm, sizeof(vm));
 	if (!valid_vm_name(vm, strlen(vm))) {
 		escape_text(esc, sizeof(esc), vm, strlen(vm));
@@ -1096,12 +1115,11 @@ main(int argc, char *argv[])
 		    "(letters, digits and ._+- only, not starting with -, "
 		    "at most %d bytes)", esc, MAX_VM_NAME);
 	}
-	for (int i = 0; i < ncmds; i++)
-		memcpy(cmds[i].vm, vm, strlen(vm) + 1);
+	for (int i = 0; i < n; i++)
+		memcpy(reqs[i].vm, vm, strlen(vm) + 1);
 	if (verb == TOGGLE)
-		toggle(cmds, ncmds, vm);
-
-	ch = request(cmds, ncmds);
-	free(cmds);
-	return ch == 0 ? 0 : 1;
+		toggle(reqs, n, vm);
+	failed = request(reqs, n);
+	free(reqs);
+	return failed == 0 ? 0 : 1;
 }

@@ -1,63 +1,71 @@
 /*
  * usbserver: moves host USB devices into and out of libvirt domains on
- * request. Reads "VM attach|detach VID:PID" lines on a Unix socket, writes
- * the hostdev XML, and runs virsh.
+ * request. Reads "VM attach|detach VID:PID[@PORT]" lines on a Unix
+ * socket, writes the hostdev XML, and runs virsh.
  *
- * One detached thread per connection; one virsh at a time per domain, in
- * the order the lines arrived; different domains in parallel.
+ * Every request, whatever its source, becomes a struct command and takes
+ * one path (command_do): who asks was identified when its connection
+ * opened; then authorize, queue (one at a time per domain, in arrival
+ * order; domains in parallel), run, and answer, where one function
+ * writes the log line and the reply. A new source of actions produces
+ * commands and nothing else. What a connection may take (descriptors, a
+ * thread) is decided once, when it is accepted.
+ *
+ * The sections, in the order data meets them:
+ *	Declarations: limits, options, the command, shared state
+ *	Logging
+ *	The listening socket: made, inherited from systemd, watched
+ *	Admission: accepting a connection only with room for it
+ *	Connections: bytes in, lines out, replies back
+ *	Commands: the one path
+ *	Identify: who is on the other end
+ *	Authorize: who may move what
+ *	Queue: one command at a time per domain
+ *	Run: a device by its port, the XML file, virsh
+ *	Answer: the log line and the reply
+ *	systemd's notifications
+ *	Start-up: options, the configuration file, main
  */
 #define _GNU_SOURCE
 
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/inotify.h>
-#include <sys/pidfd.h>
 #include <linux/close_range.h>
 
 #include <err.h>
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
-#include <limits.h>
-#include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
-#include <signal.h>
-#include <spawn.h>
-#include <stddef.h>
 #include <stdarg.h>
-#include <stdint.h>
-#include <stdlib.h>
 #include <syslog.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "common.h"
+
+/* ------------------------------------------------------------------ */
+/* Declarations                                                        */
 
 #define THREAD_STACK	(128 * 1024)	/* per connection thread */
 #define OUTBOX_SIZE	4096		/* replies queued for a slow reader */
 #define LINGER_MS	5000		/* flushing replies after the peer's EOF */
 #define ACCEPT_BACKOFF_MS 100		/* after EMFILE and the like */
+#define FDS_OWN		16		/* descriptors of the daemon's own:
+					 * standard streams, sockets, syslog */
+#define FDS_PER_CONN	5		/* a connection's socket, and at most four
+					 * more while it identifies its peer or
+					 * runs virsh; one to spare */
 #define LOG_MAX		(MAX_LINE * 4 + MAX_REASON + 128)
 #define INVALID_LOGS	20		/* invalid, refused or failed lines logged
 					 * per connection a minute */
 #define INVALID_WINDOW_MS 60000
-#define DRAIN_READS	16		/* reads of virsh output between deadline checks */
-#define NOPIDFD_POLL_MS	50		/* checking on virsh without a pidfd */
-#define PEER_TRIES	20		/* telling who a peer is, or running a
-					 * command, short of descriptors: tries,
-					 * PEER_PAUSE_MS apart */
-#define PEER_PAUSE_MS	50
 #define CMDLINE_MAX	4096		/* of a peer's command line: -name is early */
 #define QEMU_USERS	32		/* users QEMU ran as, remembered */
 #define NSS_BUF		4096		/* getpwuid_r's and getgrgid_r's scratch;
 					 * a larger entry is named by number */
-#define CONFIG_MAX	65536		/* largest configuration file */
 #define DEFAULT_SOCKET_MODE 0600
 #define DEFAULT_QEMU_RUN_DIR "/run/libvirt/qemu"	/* libvirt's NAME.pid files */
 
@@ -111,6 +119,87 @@ static struct {
 	mode_t	given_mode;
 } sock;
 
+/* Who is on the other end of a connection, as of its connect(). */
+struct peer {
+	pid_t		pid;
+	uid_t		uid;
+	gid_t		gid;
+	enum qemu_peer	kind;
+	const char	*how;			/* what told us the kind */
+	char		vm[MAX_VM_NAME + 1];	/* PEER_GUEST: its domain */
+	char		tag[80];		/* "(peer pid P uid U)" */
+};
+
+/* What became of a command. */
+enum outcome {
+	OUT_OK,			/* virsh did it */
+	OUT_FAILED,		/* it, or what it needs, failed: why */
+	OUT_DENIED,		/* not allowed: why, the rule */
+	OUT_INVALID,		/* not a command at all: why; the line */
+};
+
+struct conn;
+
+/*
+ * One request from any source, on its way down the one path: what is
+ * asked, who asks (and so what it may do), where the answer goes, and
+ * what came of it. A line that is not a command travels too, as
+ * OUT_INVALID with its text, so that the same function answers it.
+ */
+struct command {
+	struct request		 req;
+	const struct peer	*who;
+	struct conn		*from;	/* its reply and log budget; NULL: none */
+	enum outcome		 outcome;
+	char			 why[MAX_REASON + 1];	/* unless OUT_OK */
+	const char		*text;	/* OUT_INVALID: the line as read, */
+	size_t			 textlen;	/* what is kept of it, */
+	size_t			 total;		/* and its whole length */
+};
+
+/* A connection: its peer, its input, its queued replies, its log budget. */
+struct conn {
+	int		fd;
+	unsigned long	id;		/* names it in the debug log */
+	struct peer	peer;
+	bool		reply;		/* the peer said "reply on" */
+	bool		eof;
+	size_t		outlen;		/* replies not yet sent */
+	unsigned long	dropped;	/* replies lost to a peer that does not read */
+	int64_t		quiet_since;	/* start of this minute's log budget */
+	unsigned	logged;		/* such lines logged in it */
+	unsigned long	unlogged;	/* and not logged, past the budget */
+	struct linebuf	in;
+	char		out[OUTBOX_SIZE];
+};
+
+static pthread_mutex_t	conn_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned		conn_live;
+static unsigned		conn_max = MAX_CONNS;	/* as descriptors allow */
+static unsigned long	conn_count;	/* connections accepted so far */
+static int		conn_wake = -1;	/* written when a connection ends */
+
+static struct usb_device allow_list[MAX_ALLOW];
+static size_t		allow_count;	/* none: every device may move */
+
+/* What libvirt's pid files say of a peer. */
+struct qemu_scan {
+	bool	found;		/* the pid is a QEMU's: name is its domain */
+	bool	uid_runs;	/* a running QEMU runs as the uid */
+	bool	gid_runs;	/* or with the gid */
+};
+
+static void	qemu_pid_files(pid_t, uid_t, gid_t, char [MAX_VM_NAME + 1],
+		    struct qemu_scan *, bool *);
+static void	conn_reply(struct conn *, const char *, int);
+static bool	conn_may_log(struct conn *);
+static void	command_do(struct command *);
+static void	peer_identify(int, struct peer *);
+static const char *peer_kind(const struct peer *);
+static const char *policy_denies(const struct peer *, const struct request *);
+static void	command_run(struct command *);
+static void	answer(struct command *);
+
 /* ------------------------------------------------------------------ */
 /* Logging                                                             */
 
@@ -149,7 +238,7 @@ errstr(int e, char *buf, size_t size)
 }
 
 /* Did a call fail for want of descriptors or memory, which may be free
- * again soon? */
+ * again soon? Admission (serve_accept) alone asks. */
 static bool
 short_of_resources(int e)
 {
@@ -169,1417 +258,6 @@ reasonf(char *buf, size_t size, const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)vsnprintf(buf, size, fmt, ap);
 	va_end(ap);
-}
-
-/* ------------------------------------------------------------------ */
-/* The XML file: ours alone, written atomically when it is not.        */
-
-/*
- * Is the file at path one we wrote and nobody changed: a regular file of
- * ours, with one link, writable by nobody else, holding exactly doc? Then
- * virsh may read it again. Nobody else can swap it before virsh does: the
- * directory is root's or ours, and not writable by others unless sticky
- * (check_xml_dir), which is also what a freshly written file relies on.
- */
-static bool
-xml_is_ours(const char *path, const char *doc, size_t len)
-{
-	char buf[XML_MAX];
-	struct stat st;
-	bool same;
-	int fd;
-
-	/* O_NONBLOCK: a FIFO planted there must not hang us. */
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
-	    O_CLOEXEC)) == -1)
-		return false;
-	same = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    st.st_uid == geteuid() && st.st_nlink == 1 &&
-	    (st.st_mode & (S_IWGRP | S_IWOTH)) == 0 &&
-	    st.st_size == (off_t)len && len <= sizeof(buf) &&
-	    read(fd, buf, sizeof(buf)) == (ssize_t)len &&
-	    memcmp(buf, doc, len) == 0;
-	close(fd);
-	return same;
-}
-
-/* Gives path DIR/device-VID:PID.xml, written anew unless it is already
- * ours (an earlier command's). If something we cannot replace sits there
- * (a directory, say), path is our own uniquely named file instead, and
- * *temporary tells the caller to remove it after use. On failure returns
- * -1 with a reason in why. */
-static int
-xml_write(const char *device, const struct usb_addr *addr, char *path,
-    size_t pathsz, bool *temporary, char *why, size_t whysz)
-{
-	char tmp[PATH_MAX], doc[XML_MAX], e[128];
-	int fd = -1, len, rc = -1;
-	ssize_t w;
-
-	len = xml_format(doc, sizeof(doc), device, addr);
-	if (fit(snprintf(path, pathsz, "%s/device-%s.xml", opt.xml_dir,
-	    device), pathsz) < 0 ||
-	    fit(snprintf(tmp, sizeof(tmp), "%s/.device-%s.xml.XXXXXX",
-	    opt.xml_dir, device), sizeof(tmp)) < 0 || len < 0) {
-		reasonf(why, whysz, "XML file name too long");
-		return -1;
-	}
-	*temporary = false;
-	if (xml_is_ours(path, doc, (size_t)len))
-		return 0;
-	/* A fresh name, created with O_EXCL: never a file someone left. */
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
-		int saved = errno;
-
-		reasonf(why, whysz, "cannot create a file in %s: %s",
-		    opt.xml_dir, errstr(saved, e, sizeof(e)));
-		errno = saved;		/* the caller asks if it was scarcity */
-		return -1;
-	}
-	w = write(fd, doc, (size_t)len);
-	if (w != len) {
-		reasonf(why, whysz, "cannot write %s: %s", tmp,
-		    w < 0 ? errstr(errno, e, sizeof(e)) : "short write");
-		goto out;
-	}
-	if (close(fd) == -1) {
-		fd = -1;
-		reasonf(why, whysz, "cannot write %s: %s", tmp,
-		    errstr(errno, e, sizeof(e)));
-		goto out;
-	}
-	fd = -1;
-	/* rename() replaces whatever sits at path, a symlink included,
-	 * without following it. */
-	if (rename(tmp, path) == -1) {
-		log_warn("[VMusb] cannot replace %s (%s); using %s", path,
-		    errstr(errno, e, sizeof(e)), tmp);
-		if (fit(snprintf(path, pathsz, "%s", tmp), pathsz) < 0) {
-			reasonf(why, whysz, "XML file name too long");
-			goto out;
-		}
-		*temporary = true;
-	}
-	rc = 0;
-out:
-	if (fd != -1)
-		close(fd);
-	if (rc == -1)
-		unlink(tmp);
-	return rc;
-}
-
-/* ------------------------------------------------------------------ */
-/* Running virsh                                                       */
-
-enum virsh_outcome {
-	VIRSH_OK,		/* exit status 0 */
-	VIRSH_FAILED,		/* non-zero exit or killed by a signal */
-	VIRSH_TIMED_OUT,		/* killed at the deadline */
-	VIRSH_NORUN,		/* could not be started */
-};
-
-struct virsh_result {
-	enum virsh_outcome	outcome;
-	char			reason[MAX_REASON + 1];	/* unless VIRSH_OK */
-	bool			scarce;	/* VIRSH_NORUN for want of descriptors
-					 * or memory: it may run later */
-};
-
-/* What virsh wrote, read as lines: keep its last "error: " line, and the
- * last other line in case there is none. */
-struct virsh_output {
-	struct linebuf	line;
-	char		error[MAX_REASON + 1];
-	char		last[MAX_REASON + 1];
-};
-
-static void
-virsh_output_line(struct virsh_output *o)
-{
-	const char *s;
-	size_t n = line_trim(o->line.buf, o->line.len, &s);
-
-	if (n == 0)
-		return;
-	if (n > 7 && strncmp(s, "error: ", 7) == 0)
-		snprintf(o->error, sizeof(o->error), "%.*s", (int)(n - 7), s + 7);
-	else
-		snprintf(o->last, sizeof(o->last), "%.*s", (int)n, s);
-}
-
-static void
-virsh_output_feed(struct virsh_output *o, const char *p, size_t n)
-{
-	while (n > 0)
-		if (line_feed(&o->line, &p, &n) != LINE_MORE)
-			virsh_output_line(o);
-}
-
-/* Reads what is there, a bounded amount so that a writer that never
- * stops cannot keep us from our deadline: 0 at EOF, 1 if more may come. */
-static int
-virsh_drain(int fd, struct virsh_output *o)
-{
-	char buf[4096];
-	ssize_t n;
-
-	for (int i = 0; i < DRAIN_READS; i++) {
-		n = read(fd, buf, sizeof(buf));
-		if (n > 0)
-			virsh_output_feed(o, buf, (size_t)n);
-		else if (n == 0)
-			return 0;
-		else if (errno == EINTR)
-			continue;
-		else
-			return errno == EAGAIN ? 1 : 0;
-	}
-	return 1;
-}
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* The program to run: --virsh as given when it names a path, else that
- * name (by default "virsh") looked up on SAFE_PATH only, never in our
- * working directory or the caller's PATH. */
-static int
-virsh_path(char *buf, size_t size)
-{
-	const char *p, *end;
-
-	if (strchr(opt.virsh, '/') != NULL)
-		return fit(snprintf(buf, size, "%s", opt.virsh), size) < 0 ? -1 : 0;
-	for (p = SAFE_PATH; *p != '\0'; p = *end ? end + 1 : end) {
-		end = strchrnul(p, ':');
-		if (fit(snprintf(buf, size, "%.*s/%s", (int)(end - p), p,
-		    opt.virsh), size) >= 0 && access(buf, X_OK) == 0)
-			return 0;
-	}
-	errno = ENOENT;
-	snprintf(buf, size, "%s", opt.virsh);
-	return -1;
-}
-
-/* Starts argv[0]: stdin from /dev/null, stdout and stderr into outfd,
- * its own process group, signals as at boot. 0, or an errno value. */
-static int
-virsh_spawn(char *const argv[], int outfd, pid_t *pid)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t sa;
-	sigset_t none, dfl;
-	int e;
-
-	sigemptyset(&none);
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGPIPE);
-	sigaddset(&dfl, SIGTERM);
-	sigaddset(&dfl, SIGINT);
-	if ((e = posix_spawnattr_init(&sa)) != 0)
-		return e;
-	if ((e = posix_spawn_file_actions_init(&fa)) != 0) {
-		posix_spawnattr_destroy(&sa);
-		return e;
-	}
-	if ((e = posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETPGROUP |
-	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) == 0 &&
-	    (e = posix_spawnattr_setpgroup(&sa, 0)) == 0 &&
-	    (e = posix_spawnattr_setsigmask(&sa, &none)) == 0 &&
-	    (e = posix_spawnattr_setsigdefault(&sa, &dfl)) == 0 &&
-	    (e = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO,
-	    "/dev/null", O_RDONLY, 0)) == 0 &&
-	    (e = posix_spawn_file_actions_adddup2(&fa, outfd,
-	    STDOUT_FILENO)) == 0 &&
-	    (e = posix_spawn_file_actions_adddup2(&fa, outfd,
-	    STDERR_FILENO)) == 0)
-		e = posix_spawn(pid, argv[0], &fa, &sa, argv, virsh_env);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&sa);
-	return e;
-}
-
-/*
- * Runs argv with the fixed environment and reads what it writes. Kills
- * its whole process group at the deadline; always reaps it.
- */
-static void
-virsh_run(char *const argv[], int timeout_s, struct virsh_result *res)
-{
-	struct virsh_output out = { 0 };
-	int pipefd[2] = { -1, -1 }, pidfd, status = 0, e;
-	int64_t deadline = now_ms() + (int64_t)timeout_s * 1000, left;
-	bool open_out = true, reaped = false;
-	pid_t pid;
-	char eb[128];
-
-	res->outcome = VIRSH_NORUN;
-	res->reason[0] = '\0';
-	res->scarce = false;
-
-	/* Only our end is non-blocking: virsh's writes must not fail. */
-	if (pipe2(pipefd, O_CLOEXEC) == -1 ||
-	    fcntl(pipefd[0], F_SETFL, O_NONBLOCK) == -1) {
-		res->scarce = short_of_resources(errno);
-		reasonf(res->reason, sizeof(res->reason), "cannot run %s: "
-		    "pipe: %s", argv[0], errstr(errno, eb, sizeof(eb)));
-		if (pipefd[0] != -1) {
-			close(pipefd[0]);
-			close(pipefd[1]);
-		}
-		return;
-	}
-	e = virsh_spawn(argv, pipefd[1], &pid);
-	close(pipefd[1]);
-	if (e != 0) {
-		res->scarce = short_of_resources(e) || e == EAGAIN;
-		reasonf(res->reason, sizeof(res->reason), "cannot run %s: %s",
-		    argv[0], errstr(e, eb, sizeof(eb)));
-		close(pipefd[0]);
-		return;
-	}
-
-	/* A pidfd tells us it exited even while a grandchild holds the
-	 * pipe. Without one (kernels before 5.3, valgrind), we poll. */
-	pidfd = pidfd_open(pid, 0);
-	while (!reaped && (left = deadline - now_ms()) > 0) {
-		struct pollfd p[2] = {
-			{ .fd = open_out ? pipefd[0] : -1, .events = POLLIN },
-			{ .fd = pidfd, .events = POLLIN },
-		};
-		int wait_ms = (int)(left > INT_MAX ? INT_MAX : left);
-
-		if (pidfd == -1) {
-			if (waitpid(pid, &status, WNOHANG) == pid) {
-				reaped = true;
-				break;
-			}
-			if (wait_ms > NOPIDFD_POLL_MS)
-				wait_ms = NOPIDFD_POLL_MS;
-		}
-		if (poll(p, 2, wait_ms) == -1 && errno != EINTR)
-			break;
-		if (p[0].revents != 0 && virsh_drain(pipefd[0], &out) == 0)
-			open_out = false;
-		if (p[1].revents != 0) {
-			while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-				;
-			reaped = true;
-		}
-	}
-	if (!reaped) {
-		/* The deadline: the whole group goes, grandchildren too. */
-		kill(-pid, SIGKILL);
-		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-			;
-		res->outcome = VIRSH_TIMED_OUT;
-		reasonf(res->reason, sizeof(res->reason), "timed out");
-	}
-	/* What is left in the pipe; a grandchild may hold it open, so we
-	 * take what is there and do not wait for EOF. */
-	if (open_out)
-		virsh_drain(pipefd[0], &out);
-	if (line_finish(&out.line) != LINE_MORE)
-		virsh_output_line(&out);
-	close(pipefd[0]);
-	if (pidfd != -1)
-		close(pidfd);
-	if (!reaped)
-		return;
-
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		res->outcome = VIRSH_OK;
-		return;
-	}
-	res->outcome = VIRSH_FAILED;
-	if (out.error[0] != '\0')
-		reasonf(res->reason, sizeof(res->reason), "%s", out.error);
-	else if (out.last[0] != '\0')
-		reasonf(res->reason, sizeof(res->reason), "%s", out.last);
-	else if (WIFEXITED(status))
-		reasonf(res->reason, sizeof(res->reason),
-		    "virsh exited with status %d", WEXITSTATUS(status));
-	else
-		reasonf(res->reason, sizeof(res->reason),
-		    "virsh killed by signal %d", WTERMSIG(status));
-}
-
-/* ------------------------------------------------------------------ */
-/* One domain at a time: a ticket queue per VM name, in arrival order. */
-
-struct vm_queue {
-	struct vm_queue	*next;
-	unsigned long	 next_ticket;
-	unsigned long	 serving;
-	unsigned	 users;
-	pthread_cond_t	 turn;
-	char		 name[MAX_VM_NAME + 1];
-};
-
-static pthread_mutex_t	vm_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct vm_queue	*vm_queues;
-static pthread_cond_t	vm_idle = PTHREAD_COND_INITIALIZER;
-static unsigned		vm_running;	/* commands between enter and leave */
-static bool		vm_stopping;	/* shutting down: run nothing new */
-
-/* Gives the turn to the next ticket; frees the queue when unused.
- * Called with vm_lock held. */
-static void
-vm_pass_locked(struct vm_queue *q)
-{
-	struct vm_queue **pp;
-
-	q->serving++;
-	if (--q->users > 0) {
-		pthread_cond_broadcast(&q->turn);
-		return;
-	}
-	for (pp = &vm_queues; *pp != q; pp = &(*pp)->next)
-		;
-	*pp = q->next;
-	pthread_cond_destroy(&q->turn);
-	free(q);
-}
-
-/* Waits for this VM's turn. -1 with errno ENOMEM, or ECANCELED when the
- * daemon is shutting down. */
-static int
-vm_enter(const char *name, struct vm_queue **qp)
-{
-	struct vm_queue *q;
-	unsigned long ticket;
-
-	pthread_mutex_lock(&vm_lock);
-	for (q = vm_queues; q != NULL; q = q->next)
-		if (strcmp(q->name, name) == 0)
-			break;
-	if (q == NULL) {
-		if ((q = calloc(1, sizeof(*q))) == NULL) {
-			pthread_mutex_unlock(&vm_lock);
-			errno = ENOMEM;
-			return -1;
-		}
-		pthread_cond_init(&q->turn, NULL);
-		snprintf(q->name, sizeof(q->name), "%s", name);
-		q->next = vm_queues;
-		vm_queues = q;
-	}
-	q->users++;
-	ticket = q->next_ticket++;
-	while (q->serving != ticket)
-		pthread_cond_wait(&q->turn, &vm_lock);
-	if (vm_stopping) {
-		vm_pass_locked(q);
-		pthread_mutex_unlock(&vm_lock);
-		errno = ECANCELED;
-		return -1;
-	}
-	vm_running++;
-	pthread_mutex_unlock(&vm_lock);
-	*qp = q;
-	return 0;
-}
-
-static void
-vm_leave(struct vm_queue *q)
-{
-	pthread_mutex_lock(&vm_lock);
-	vm_pass_locked(q);
-	if (--vm_running == 0)
-		pthread_cond_broadcast(&vm_idle);
-	pthread_mutex_unlock(&vm_lock);
-}
-
-/* Called once on SIGTERM: lets running commands finish, starts none. */
-static void
-vm_drain(void)
-{
-	pthread_mutex_lock(&vm_lock);
-	vm_stopping = true;
-	while (vm_running > 0)
-		pthread_cond_wait(&vm_idle, &vm_lock);
-	pthread_mutex_unlock(&vm_lock);
-}
-
-/* ------------------------------------------------------------------ */
-/* A device by its port: what sysfs says sits there now                */
-
-/* One number of sysfs attribute name in the directory dfd, in base
- * (16 for ids, 10 for numbers), at most max; -1 if none. */
-static long
-usb_attr(int dfd, const char *name, int base, long max)
-{
-	char buf[16];
-	ssize_t n;
-	int fd;
-
-	if ((fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
-	    O_NONBLOCK)) == -1)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	return sysfs_number(buf, base, max);
-}
-
-/* Does the sysfs device directory dfd hold device's ids? */
-static bool
-usb_ids_match(int dfd, const char *device)
-{
-	return usb_attr(dfd, "idVendor", 16, 0xffff) == strtol(device, NULL,
-	    16) && usb_attr(dfd, "idProduct", 16, 0xffff) ==
-	    strtol(device + 5, NULL, 16);
-}
-
-/*
- * The bus and device number of the device at device's port, read from
- * sysfs now (they change when it is plugged in again). Refuses when
- * another device, or none, is there. The port passed validation: the
- * path is exactly SYSFS/PORT.
- */
-static int
-usb_at_port(const char *device, struct usb_addr *addr, char *why,
-    size_t whysz)
-{
-	const char *port = device_port(device);
-	char dir[PATH_MAX];
-	long bus = -1, dev = -1;
-	bool ids = false;
-	int dfd;
-
-	if (fit(snprintf(dir, sizeof(dir), "%s/%s", opt.sysfs, port),
-	    sizeof(dir)) >= 0 &&
-	    (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
-		ids = usb_ids_match(dfd, device);
-		bus = usb_attr(dfd, "busnum", 10, 255);
-		dev = usb_attr(dfd, "devnum", 10, 255);
-		close(dfd);
-	}
-	if (!ids || bus < 1 || dev < 1) {
-		reasonf(why, whysz, "no %.*s at port %s", DEVICE_LEN, device,
-		    port);
-		return -1;
-	}
-	addr->bus = (unsigned)bus;
-	addr->dev = (unsigned)dev;
-	return 0;
-}
-
-#define PORTS_LISTED	8	/* ports named in a "multiple devices" reason */
-
-/* 1-2 before 1-10. */
-static int
-port_order(const void *a, const void *b)
-{
-	return strverscmp(a, b);
-}
-
-/*
- * libvirt refused a device by its ids alone because more than one has
- * them: reason gets the ports that carry them, and the form to use, so
- * the user can say which.
- */
-static void
-usb_name_ports(const char *device, char *reason, size_t size)
-{
-	char ports[PORTS_LISTED][PORT_MAX + 1], list[PORTS_LISTED * (PORT_MAX + 2)];
-	struct dirent *de;
-	size_t n = 0, len = 0, rlen;
-	bool more = false;
-	DIR *d;
-	int dfd;
-
-	if ((d = opendir(opt.sysfs)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		size_t nlen = strlen(de->d_name);
-
-		if (!valid_port(de->d_name, nlen) || (dfd = openat(dirfd(d),
-		    de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-			continue;
-		if (usb_ids_match(dfd, device)) {
-			if (n < PORTS_LISTED)
-				memcpy(ports[n++], de->d_name, nlen + 1);
-			else
-				more = true;
-		}
-		close(dfd);
-	}
-	closedir(d);
-	if (n == 0)
-		return;
-	qsort(ports, n, sizeof(ports[0]), port_order);
-	for (size_t i = 0; i < n; i++)
-		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
-		    i > 0 ? ", " : "", ports[i]);
-	rlen = strlen(reason);
-	/* The form to use first: a long list may be cut. */
-	snprintf(reason + rlen, size - rlen, "; name one, as %.*s@%s; it is at "
-	    "ports %s%s", DEVICE_LEN, device, ports[0], list, more ?
-	    " and more" : "");
-}
-
-/* ------------------------------------------------------------------ */
-/* A command: the XML file, then virsh, one at a time for its VM.      */
-
-static void
-command_run(const struct command *cmd, struct virsh_result *res)
-{
-	char path[PATH_MAX], prog[PATH_MAX], verb[16], eb[128];
-	char *argv[10];
-	struct usb_addr addr;
-	struct vm_queue *q;
-	bool temporary = false;
-	int argc = 0;
-
-	res->outcome = VIRSH_NORUN;
-	res->scarce = false;
-	if (vm_enter(cmd->vm, &q) == -1) {
-		reasonf(res->reason, sizeof(res->reason), "%s",
-		    errno == ECANCELED ? "shutting down" : "out of memory");
-		return;
-	}
-	if (device_port(cmd->device) != NULL &&
-	    usb_at_port(cmd->device, &addr, res->reason,
-	    sizeof(res->reason)) == -1)
-		goto out;
-	if (xml_write(cmd->device, device_port(cmd->device) != NULL ? &addr :
-	    NULL, path, sizeof(path), &temporary, res->reason,
-	    sizeof(res->reason)) == -1) {
-		res->scarce = short_of_resources(errno);
-		goto out;
-	}
-	if (virsh_path(prog, sizeof(prog)) == -1) {
-		reasonf(res->reason, sizeof(res->reason),
-		    "cannot run %s: not found in %s", prog, SAFE_PATH);
-		goto out;
-	}
-	/* posix_spawn reports a failed exec on glibc, not everywhere (nor
-	 * under valgrind); this says why in plain words on every libc. */
-	if (access(prog, X_OK) == -1) {
-		reasonf(res->reason, sizeof(res->reason), "cannot run %s: %s",
-		    prog, errstr(errno, eb, sizeof(eb)));
-		goto out;
-	}
-	snprintf(verb, sizeof(verb), "%s-device", action_name(cmd->action));
-	/* Every field passed validation; every parameter is named. */
-	argv[argc++] = prog;
-	if (opt.connect != NULL) {
-		argv[argc++] = (char *)"-c";
-		argv[argc++] = (char *)opt.connect;
-	}
-	argv[argc++] = verb;
-	argv[argc++] = (char *)"--domain";
-	argv[argc++] = (char *)cmd->vm;
-	argv[argc++] = (char *)"--file";
-	argv[argc++] = path;
-	argv[argc] = NULL;
-	virsh_run(argv, opt.timeout, res);
-	if (res->outcome == VIRSH_FAILED && device_port(cmd->device) == NULL &&
-	    strstr(res->reason, "Multiple USB devices") != NULL)
-		usb_name_ports(cmd->device, res->reason, sizeof(res->reason));
-out:
-	if (temporary)
-		unlink(path);
-	vm_leave(q);
-}
-
-/* ------------------------------------------------------------------ */
-/* Policy: which devices may move, and who may move them               */
-
-static char	allow_list[MAX_ALLOW][DEVICE_MAX + 1];
-static size_t	allow_count;		/* none: every device may move */
-
-/* Is device on the list? An entry VID:PID allows the device at any
- * port; an entry VID:PID@PORT only there. */
-static bool
-allow_has(const char *device)
-{
-	for (size_t i = 0; i < allow_count; i++)
-		if (strcmp(allow_list[i], device) == 0 ||
-		    (device_port(allow_list[i]) == NULL &&
-		    strncmp(allow_list[i], device, DEVICE_LEN) == 0))
-			return true;
-	return false;
-}
-
-static void
-allow_add(const char *device)
-{
-	if (allow_has(device))
-		return;
-	if (allow_count == MAX_ALLOW)
-		errx(1, "more than %d allowed devices", MAX_ALLOW);
-	memcpy(allow_list[allow_count++], device, DEVICE_MAX + 1);
-}
-
-/* Reads "allow VID:PID" lines. The file decides what a guest can take, so
- * it must be root's (or ours) and writable by nobody else; a line we do
- * not understand stops the start, naming the file and the line. */
-static void
-config_load(const char *path, bool given)
-{
-	static char buf[CONFIG_MAX + 1];
-	struct stat st;
-	size_t len = 0, lineno = 0;
-	ssize_t n;
-	int fd;
-
-	/* O_NONBLOCK: a FIFO must not hang the start; it is refused below. */
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) == -1) {
-		if (errno == ENOENT && !given)
-			return;
-		err(1, "%s", path);
-	}
-	if (fstat(fd, &st) == -1)
-		err(1, "%s", path);
-	if (!S_ISREG(st.st_mode))
-		errx(1, "%s is not a regular file", path);
-	if (st.st_uid != 0 && st.st_uid != geteuid())
-		errx(1, "%s belongs to uid %u, not root; refusing it", path,
-		    (unsigned)st.st_uid);
-	if (st.st_mode & (S_IWGRP | S_IWOTH))
-		errx(1, "%s is writable by group or others; refusing it", path);
-	while ((n = read(fd, buf + len, sizeof(buf) - len)) > 0)
-		if ((len += (size_t)n) == sizeof(buf))
-			errx(1, "%s: larger than %d bytes", path, CONFIG_MAX);
-	if (n == -1)
-		err(1, "%s", path);
-	close(fd);
-
-	for (size_t at = 0; at < len; ) {
-		const char *line = buf + at, *nl = memchr(line, '\n', len - at);
-		size_t llen = nl != NULL ? (size_t)(nl - line) : len - at;
-		char device[DEVICE_MAX + 1];
-		const char *why = "";
-
-		lineno++;
-		at += llen + 1;
-		if (llen > MAX_CONFIG_LINE)
-			errx(1, "%s:%zu: line too long (limit %d bytes)", path,
-			    lineno, MAX_CONFIG_LINE);
-		switch (config_line(line, llen, device, &why)) {
-		case CONFIG_NOTHING:
-			break;
-		case CONFIG_ALLOW:
-			if (allow_count == MAX_ALLOW && !allow_has(device))
-				errx(1, "%s:%zu: more than %d allowed devices",
-				    path, lineno, MAX_ALLOW);
-			allow_add(device);
-			break;
-		case CONFIG_ERROR:
-			errx(1, "%s:%zu: %s", path, lineno, why);
-		}
-	}
-}
-
-/* Who is on the other end of a connection, as of its connect(). */
-struct peer {
-	pid_t		pid;
-	uid_t		uid;
-	gid_t		gid;
-	enum qemu_peer	kind;
-	const char	*how;			/* what told us the kind */
-	char		vm[MAX_VM_NAME + 1];	/* PEER_GUEST: its domain */
-	char		tag[80];		/* "(peer pid P uid U)" */
-	bool		retry;			/* short of descriptors or memory
-						 * to tell: ask again */
-};
-
-
-/* The real uid and gid of process pid, from /proc/PID/status (its owner
- * there is root for a process that is not dumpable); -1 if unknown. */
-static int
-proc_ids(pid_t pid, uid_t *uid, gid_t *gid, bool *retry)
-{
-	char path[32], buf[2048], *u, *g;
-	unsigned long uv, gv;
-	ssize_t n = -1;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) != -1) {
-		if ((n = read(fd, buf, sizeof(buf) - 1)) == -1 &&
-		    short_of_resources(errno))
-			*retry = true;
-		close(fd);
-	} else if (short_of_resources(errno))
-		*retry = true;
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	if ((u = strstr(buf, "\nUid:")) == NULL || (g = strstr(buf,
-	    "\nGid:")) == NULL || sscanf(u + 5, "%lu", &uv) != 1 ||
-	    sscanf(g + 5, "%lu", &gv) != 1)
-		return -1;
-	*uid = (uid_t)uv;
-	*gid = (gid_t)gv;
-	return 0;
-}
-
-/*
- * The users QEMU has run as since we started, as libvirt's pid files
- * showed them. A peer that was gone before we could look at it may have
- * been one of those QEMUs, so its credentials alone never make it a host
- * client. Past QEMU_USERS of them, no gone peer does.
- */
-static struct {
-	pthread_mutex_t	lock;
-	uid_t		uid[QEMU_USERS];
-	size_t		n;
-	bool		overflow;
-} qemu_users = { .lock = PTHREAD_MUTEX_INITIALIZER };
-
-static void
-qemu_users_add(uid_t uid)
-{
-	size_t i;
-
-	pthread_mutex_lock(&qemu_users.lock);
-	for (i = 0; i < qemu_users.n && qemu_users.uid[i] != uid; i++)
-		;
-	if (i == qemu_users.n) {
-		if (qemu_users.n < QEMU_USERS)
-			qemu_users.uid[qemu_users.n++] = uid;
-		else
-			qemu_users.overflow = true;
-	}
-	pthread_mutex_unlock(&qemu_users.lock);
-}
-
-static bool
-qemu_users_has(uid_t uid)
-{
-	bool has;
-
-	pthread_mutex_lock(&qemu_users.lock);
-	has = qemu_users.overflow;
-	for (size_t i = 0; i < qemu_users.n && !has; i++)
-		has = qemu_users.uid[i] == uid;
-	pthread_mutex_unlock(&qemu_users.lock);
-	return has;
-}
-
-/* The pid in pid file name of the directory dfd, if it is root's (or
- * ours) and holds one; -1 otherwise. */
-static long
-pid_file_read(int dfd, const char *name, bool *retry)
-{
-	char buf[24], *end;
-	struct stat st;
-	ssize_t got;
-	long v;
-	int fd;
-
-	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK |
-	    O_NOCTTY);
-	if (fd == -1) {
-		if (short_of_resources(errno))
-			*retry = true;
-		return -1;
-	}
-	got = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    (st.st_uid == 0 || st.st_uid == geteuid()) ?
-	    read(fd, buf, sizeof(buf) - 1) : -1;
-	close(fd);
-	if (got <= 0)
-		return -1;
-	buf[got] = '\0';
-	errno = 0;
-	v = strtol(buf, &end, 10);
-	if (errno != 0 || end == buf || (*end != '\0' && *end != '\n') ||
-	    v <= 0 || v > INT_MAX)
-		return -1;
-	return v;
-}
-
-/* What libvirt's pid files say of a peer. */
-struct qemu_scan {
-	bool	found;		/* the pid is a QEMU's: name is its domain */
-	bool	uid_runs;	/* a running QEMU runs as the uid */
-	bool	gid_runs;	/* or with the gid */
-};
-
-/*
- * Reads libvirt's pid files (NAME.pid, root's, in a root-only directory):
- * is pid a QEMU that libvirt started, whatever the process did to its own
- * command line (fills name)? Does any of them run as uid, or with gid
- * (QEMU's helpers run as that user too)? Each QEMU's user is remembered
- * (qemu_users). pid -1 matches none.
- */
-static void
-qemu_pid_files(pid_t pid, uid_t uid, gid_t gid, char name[MAX_VM_NAME + 1],
-    struct qemu_scan *s, bool *retry)
-{
-	struct dirent *de;
-	DIR *d;
-
-	s->found = s->uid_runs = s->gid_runs = false;
-	if ((d = opendir(opt.qemu_run_dir)) == NULL) {
-		*retry = short_of_resources(errno);
-		return;
-	}
-	/* A failed read of the directory must not pass for its end: a pid
-	 * file missed would leave only the forgeable command line. */
-	for (errno = 0; (de = readdir(d)) != NULL; errno = 0) {
-		size_t n = strlen(de->d_name);
-		uid_t quid;
-		gid_t qgid;
-		long v;
-
-		if (n < 5 || n - 4 > MAX_VM_NAME ||
-		    strcmp(de->d_name + n - 4, ".pid") != 0 ||
-		    !valid_vm_name(de->d_name, n - 4) ||
-		    (v = pid_file_read(dirfd(d), de->d_name, retry)) == -1)
-			continue;
-		if (v == (long)pid && !s->found) {
-			memcpy(name, de->d_name, n - 4);
-			name[n - 4] = '\0';
-			s->found = true;
-		}
-		if (proc_ids((pid_t)v, &quid, &qgid, retry) == 0) {
-			qemu_users_add(quid);
-			s->uid_runs = s->uid_runs || quid == uid;
-			s->gid_runs = s->gid_runs || qgid == gid;
-		}
-	}
-	if (errno != 0)
-		*retry = true;
-	closedir(d);
-}
-
-/* Was the peer in group gid when it connected (SO_PEERGROUPS)? */
-static bool
-peer_in_group(int fd, gid_t primary, gid_t gid)
-{
-	gid_t small[64], *groups = small;
-	socklen_t len = sizeof(small);
-	bool in = false;
-
-	if (gid == (gid_t)-1)
-		return false;
-	if (primary == gid)
-		return true;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == -1) {
-		/* ERANGE: len is now what it takes, at most NGROUPS_MAX. */
-		if (errno != ERANGE || len > NGROUPS_MAX * sizeof(gid_t) ||
-		    (groups = malloc(len)) == NULL)
-			return false;
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == -1)
-			len = 0;
-	}
-	for (size_t i = 0; i < len / sizeof(gid_t) && !in; i++)
-		in = groups[i] == gid;
-	if (groups != small)
-		free(groups);
-	return in;
-}
-
-/*
- * Looks at the live process pid: the guest of a domain by libvirt's pid
- * file (done by the caller) or by its command line, else PEER_HOST, to be
- * judged by its credentials. False when it was not there to look at: it
- * ended (a zombie's command line is empty), or /proc does not show it.
- */
-static bool
-peer_cmdline(struct peer *p, pid_t pid)
-{
-	char path[32], cmdline[CMDLINE_MAX];
-	size_t got = 0;
-	ssize_t n = 0;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		if (short_of_resources(errno))
-			p->retry = true;
-		return false;
-	}
-	while (got < sizeof(cmdline) && (n = read(fd, cmdline + got,
-	    sizeof(cmdline) - got)) > 0)
-		got += (size_t)n;
-	close(fd);
-	if (n == -1 || got == 0)
-		return false;
-	p->kind = qemu_peer_name(cmdline, got, p->vm);
-	p->how = "its command line";
-	/* No -name in what we read of a longer one: we cannot tell. */
-	if (p->kind == PEER_HOST && got == sizeof(cmdline)) {
-		p->kind = PEER_UNKNOWN;
-		p->how = "a command line too long to read";
-	}
-	return true;
-}
-
-/*
- * A peer that names no domain is a host client by its credentials alone,
- * as SO_PEERCRED and SO_PEERGROUPS took them at connect(): root, our own
- * user, or a member of the socket's group; but not a user that a running
- * QEMU of libvirt's runs as (QEMU's helpers, or a QEMU that libvirt did
- * not start), which may reach the socket through its group too. These
- * hold whether or not the peer still exists, so that a client that wrote
- * its line and left at once is served; but a peer that was gone before we
- * looked may have been a QEMU that wrote and exited, so it is none if QEMU
- * has run as its user since we started, or if its user owns the socket
- * (QEMU's, as the units make it).
- */
-static void
-peer_by_credentials(int fd, struct peer *p, bool qemu_user, bool there)
-{
-	bool ours = p->uid == 0 || p->uid == geteuid();
-
-	if (!there && (qemu_users_has(p->uid) || (p->uid == opt.socket_owner &&
-	    !ours))) {
-		p->kind = PEER_UNKNOWN;
-		p->how = "gone before we looked, and QEMU runs as its user";
-	} else if (ours)
-		return;
-	else if (!peer_in_group(fd, p->gid, opt.socket_gid)) {
-		p->kind = PEER_UNKNOWN;
-		p->how = "neither root nor in the socket's group";
-	} else if (qemu_user) {
-		p->kind = PEER_UNKNOWN;
-		p->how = "a user QEMU runs as";
-	}
-}
-
-/*
- * Reads the peer's credentials and decides what it is:
- *   - a QEMU that libvirt started (its pid file), or any process with
- *     -name guest=NAME on its command line: the guest of NAME;
- *   - otherwise, also when it has gone before we could look, what its
- *     credentials make it (peer_by_credentials): a host client, or
- *     PEER_UNKNOWN, which may do nothing.
- */
-static void
-peer_identify(int fd, struct peer *p)
-{
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	int pidfd = -1;
-	struct qemu_scan scan;
-	bool there = false;
-
-	p->kind = PEER_UNKNOWN;
-	p->how = "no credentials";
-	p->vm[0] = '\0';
-	p->retry = false;
-	p->pid = 0;
-	p->uid = (uid_t)-1;
-	p->gid = (gid_t)-1;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
-		if (short_of_resources(errno))
-			goto scarce;
-		snprintf(p->tag, sizeof(p->tag), "(peer unknown)");
-		return;
-	}
-	p->pid = cred.pid;
-	p->uid = cred.uid;
-	p->gid = cred.gid;
-	snprintf(p->tag, sizeof(p->tag), "(peer pid %ld uid %lu)",
-	    (long)cred.pid, (unsigned long)cred.uid);
-
-	/* A pidfd of the peer (Linux 6.5) tells us afterwards that the pid
-	 * we looked at was still the peer's, not reused. Older kernels do
-	 * not know the option; any other failure means the peer is gone. */
-	len = sizeof(pidfd);
-	if (cred.pid > 0 && getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd,
-	    &len) == -1) {
-		if (short_of_resources(errno))
-			goto scarce;
-		pidfd = -1;
-		there = errno == ENOPROTOOPT;
-	} else
-		there = cred.pid > 0;	/* 0: a pid namespace we cannot see */
-
-	/* The pid files are read even for a peer that is gone: they also
-	 * say which users QEMU runs as. */
-	qemu_pid_files(there ? cred.pid : -1, cred.uid, (gid_t)-1, p->vm, &scan,
-	    &p->retry);
-	if (scan.found) {
-		p->kind = PEER_GUEST;
-		p->how = "libvirt's pid file";
-	} else if (there)
-		there = peer_cmdline(p, cred.pid);
-	if (pidfd != -1) {
-		struct pollfd pp = { .fd = pidfd, .events = POLLIN };
-
-		if (poll(&pp, 1, 0) != 0) {	/* it ended: maybe not ours */
-			p->vm[0] = '\0';
-			there = false;
-		}
-		close(pidfd);
-	}
-	if (!there) {
-		p->kind = PEER_HOST;
-		p->how = "its credentials: it was gone before we looked";
-	}
-	if (p->kind == PEER_HOST)
-		peer_by_credentials(fd, p, scan.uid_runs, there);
-	if (!p->retry)
-		return;
-	/* What we could not read might have changed the answer (a pid
-	 * file beats a command line): nothing is trusted until we know. */
-scarce:
-	p->retry = true;
-	p->kind = PEER_UNKNOWN;
-	p->how = "short of descriptors or memory to tell; asked again at "
-	    "its next line";
-}
-
-/* What the peer was taken for, for the debug log; a guest's name follows. */
-static const char *
-peer_kind(const struct peer *p)
-{
-	return p->kind == PEER_HOST ? "a host client" : p->kind == PEER_GUEST ?
-	    "the guest of " : "unidentified, may do nothing";
-}
-
-/* Why cmd from peer p must not run, or NULL if it may. */
-static const char *
-policy_denies(const struct peer *p, const struct command *cmd)
-{
-	switch (p->kind) {
-	case PEER_UNKNOWN:
-		return "neither a host client nor a guest we can name";
-	case PEER_GUEST:
-		if (strcmp(cmd->vm, p->vm) != 0)
-			return "a guest may only act on its own domain";
-		if (cmd->action == ACT_ATTACH && !opt.guest_attach)
-			return "a guest may not attach devices (see "
-			    "--guest-attach)";
-		break;
-	case PEER_HOST:
-		break;
-	}
-	if (allow_count > 0 && !allow_has(cmd->device))
-		return "the device is not on the allow list";
-	return NULL;
-}
-
-/* ------------------------------------------------------------------ */
-/* Connections                                                         */
-
-struct conn {
-	int		fd;
-	unsigned long	id;		/* names it in the debug log */
-	struct peer	peer;
-	bool		reply;		/* the peer said "reply on" */
-	bool		eof;
-	size_t		outlen;		/* replies not yet sent */
-	unsigned long	dropped;	/* replies lost to a peer that does not read */
-	int64_t		quiet_since;	/* start of this minute's log budget */
-	unsigned	logged;		/* such lines logged in it */
-	unsigned long	unlogged;	/* and not logged, past the budget */
-	struct linebuf	in;
-	char		out[OUTBOX_SIZE];
-};
-
-static pthread_mutex_t	conn_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned		conn_live;
-static unsigned long	conn_count;	/* connections accepted so far */
-static int		conn_wake = -1;	/* written when a connection ends */
-
-/* Sends what the peer will take now, never waiting. */
-static void
-conn_flush(struct conn *c)
-{
-	ssize_t n;
-
-	while (c->outlen > 0) {
-		n = send(c->fd, c->out, c->outlen, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n > 0) {
-			memmove(c->out, c->out + n, c->outlen - (size_t)n);
-			c->outlen -= (size_t)n;
-		} else if (n == -1 && errno == EINTR)
-			continue;
-		else if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		else {
-			c->outlen = 0;		/* the peer is gone */
-			return;
-		}
-	}
-}
-
-/* Queues one reply line whole, or drops it whole. */
-static void
-conn_reply(struct conn *c, const char *line, int len)
-{
-	if (!c->reply || len < 0)
-		return;
-	if ((size_t)len > sizeof(c->out) - c->outlen) {
-		if (c->dropped++ == 0)
-			log_warn("[VMusb] client does not read its replies; "
-			    "dropping them");
-		return;
-	}
-	memcpy(c->out + c->outlen, line, (size_t)len);
-	c->outlen += (size_t)len;
-	conn_flush(c);
-}
-
-/* Reports the invalid lines we did not log. */
-static void
-conn_unlogged(struct conn *c)
-{
-	if (c->unlogged > 0)
-		log_warn("[VMusb] %lu more invalid, refused or failed lines "
-		    "from this client were not logged", c->unlogged);
-	c->unlogged = 0;
-}
-
-/* May this invalid line be logged? A guest must not drown the log (and
- * the real messages in it) by flooding its port with junk. */
-static bool
-conn_may_log(struct conn *c)
-{
-	int64_t now = now_ms();
-
-	if (now - c->quiet_since >= INVALID_WINDOW_MS) {
-		conn_unlogged(c);
-		c->quiet_since = now;
-		c->logged = 0;
-	}
-	if (c->logged < INVALID_LOGS) {
-		c->logged++;
-		return true;
-	}
-	c->unlogged++;
-	return false;
-}
-
-static void
-conn_line(struct conn *c, const char *line, size_t len)
-{
-	char esc[MAX_LINE * 4 + 1], buf[MAX_LINE + 1];
-	const char *tag = c->peer.tag;
-	struct command cmd;
-	struct virsh_result res;
-	const char *why = "", *act;
-
-	switch (parse_line(line, len, &cmd, &why)) {
-	case PARSE_EMPTY:
-		return;
-	case PARSE_REPLY_ON:
-		c->reply = true;
-		return;
-	case PARSE_REPLY_OFF:
-		c->reply = false;
-		return;
-	case PARSE_ERROR:
-		if (conn_may_log(c)) {
-			len = line_trim(line, len, &line);
-			escape_text(esc, sizeof(esc), line, len);
-			log_warn("[VMusb] invalid action: %s %s", esc, tag);
-		}
-		conn_reply(c, buf, reply_format_invalid(buf, sizeof(buf), why));
-		return;
-	case PARSE_COMMAND:
-		break;
-	}
-
-	act = action_name(cmd.action);
-	log_debug("[VMusb] connection %lu: %s %s %s", c->id, cmd.vm, act,
-	    cmd.device);
-	/* Who it is could not be told for want of descriptors: ask again,
-	 * a while if need be (they free up as others end), then say so. */
-	if (c->peer.retry) {
-		for (int i = 0; c->peer.retry && i < PEER_TRIES; i++) {
-			if (i > 0)
-				(void)poll(NULL, 0, PEER_PAUSE_MS);
-			peer_identify(c->fd, &c->peer);
-		}
-		log_debug("[VMusb] connection %lu: pid %ld is %s%s (%s)", c->id,
-		    (long)c->peer.pid, peer_kind(&c->peer), c->peer.vm,
-		    c->peer.how);
-	}
-	if (c->peer.retry) {
-		if (conn_may_log(c))
-			log_warn("[VMusb] %s %sing device %s not run: short of "
-			    "descriptors to tell who asks %s", cmd.vm, act,
-			    cmd.device, tag);
-		conn_reply(c, buf, reply_format(buf, sizeof(buf), &cmd,
-		    "busy (short of descriptors); try again"));
-		return;
-	}
-	if ((why = policy_denies(&c->peer, &cmd)) != NULL) {
-		if (conn_may_log(c))
-			log_warn("[VMusb] %s %sing device %s denied: %s %s",
-			    cmd.vm, act, cmd.device, why, tag);
-		conn_reply(c, buf, reply_format(buf, sizeof(buf), &cmd,
-		    "not allowed"));
-		return;
-	}
-	/* Short of descriptors, nothing ran: try again a while, as they
-	 * free up when other connections end. */
-	command_run(&cmd, &res);
-	for (int i = 0; res.outcome == VIRSH_NORUN && res.scarce &&
-	    i < PEER_TRIES; i++) {
-		(void)poll(NULL, 0, PEER_PAUSE_MS);
-		command_run(&cmd, &res);
-	}
-	if (res.outcome == VIRSH_OK) {
-		log_info("[VMusb] %s %sed device %s %s", cmd.vm, act, cmd.device,
-		    tag);
-		conn_reply(c, buf, reply_format(buf, sizeof(buf), &cmd, NULL));
-	} else {
-		escape_text(esc, sizeof(esc), res.reason, strlen(res.reason));
-		if (conn_may_log(c))
-			log_warn("[VMusb] %s %sing device %s failed: %s %s",
-			    cmd.vm, act, cmd.device, esc, tag);
-		/* A guest must not learn what sits at the host's ports from
-		 * how a command for one failed: the log has the reason. */
-		conn_reply(c, buf, reply_format(buf, sizeof(buf), &cmd,
-		    c->peer.kind == PEER_GUEST && device_port(cmd.device) !=
-		    NULL ? "failed (the host's log says why)" : res.reason));
-	}
-}
-
-static void
-conn_overlong(struct conn *c)
-{
-	char esc[64 * 4 + 1], buf[MAX_LINE + 1];
-
-	escape_text(esc, sizeof(esc), c->in.buf, c->in.len < 64 ? c->in.len : 64);
-	if (conn_may_log(c))
-		log_warn("[VMusb] invalid action: line too long (%zu bytes, "
-		    "limit %d), skipped: %s... %s", c->in.total, MAX_LINE, esc,
-		    c->peer.tag);
-	conn_reply(c, buf, reply_format_invalid(buf, sizeof(buf),
-	    "line too long"));
-}
-
-static void
-conn_event(struct conn *c, enum line_event ev)
-{
-	if (ev == LINE_READY)
-		conn_line(c, c->in.buf, c->in.len);
-	else if (ev == LINE_OVERLONG)
-		conn_overlong(c);
-}
-
-static void
-conn_input(struct conn *c, const char *p, size_t n)
-{
-	while (n > 0)
-		conn_event(c, line_feed(&c->in, &p, &n));
-	if (c->eof)
-		conn_event(c, line_finish(&c->in));
-}
-
-/* After the peer's EOF: send what is queued, within LINGER_MS. */
-static void
-conn_linger(struct conn *c)
-{
-	int64_t deadline = now_ms() + LINGER_MS;
-	struct pollfd p = { .fd = c->fd, .events = POLLOUT };
-
-	conn_flush(c);
-	while (c->outlen > 0) {
-		int64_t left = deadline - now_ms();
-
-		if (left <= 0 || poll(&p, 1, (int)left) == -1 ||
-		    (p.revents & (POLLERR | POLLHUP)))
-			break;
-		conn_flush(c);
-	}
-}
-
-static void *
-conn_main(void *arg)
-{
-	struct conn *c = arg;
-	const struct peer *who = &c->peer;
-	char buf[4096];
-	ssize_t n;
-
-	/* Named, for top -H and for the tests' count of them. */
-	(void)pthread_setname_np(pthread_self(), CONN_THREAD);
-	peer_identify(c->fd, &c->peer);
-	log_debug("[VMusb] connection %lu opened by pid %ld (uid %lu gid %lu), "
-	    "%s%s (%s)", c->id, (long)who->pid, (unsigned long)who->uid,
-	    (unsigned long)who->gid, peer_kind(who), who->vm, who->how);
-	line_clear(&c->in);
-	while (!c->eof) {
-		struct pollfd p = { .fd = c->fd,
-		    .events = POLLIN | (c->outlen > 0 ? POLLOUT : 0) };
-
-		if (poll(&p, 1, -1) == -1) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (p.revents & POLLOUT)
-			conn_flush(c);
-		if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
-			continue;
-		n = read(c->fd, buf, sizeof(buf));
-		if (n == -1 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0)
-			c->eof = true;	/* EOF, or the peer reset us */
-		conn_input(c, buf, n > 0 ? (size_t)n : 0);
-	}
-	conn_linger(c);
-	close(c->fd);
-	log_debug("[VMusb] connection %lu closed", c->id);
-	conn_unlogged(c);
-	if (c->dropped > 1)
-		log_warn("[VMusb] %lu replies dropped for a client that did "
-		    "not read them", c->dropped);
-	free(c);
-
-	pthread_mutex_lock(&conn_lock);
-	conn_live--;
-	pthread_mutex_unlock(&conn_lock);
-	(void)!write(conn_wake, "", 1);
-	return NULL;
-}
-
-static void
-conn_start(int fd, pthread_attr_t *attr)
-{
-	struct conn *c;
-	pthread_t t;
-	int e;
-
-	if ((c = malloc(sizeof(*c))) == NULL) {
-		log_warn("[VMusb] out of memory: connection refused");
-		close(fd);
-		return;
-	}
-	c->fd = fd;
-	c->reply = c->eof = false;
-	c->outlen = 0;
-	c->dropped = 0;
-	c->quiet_since = now_ms();
-	c->logged = 0;
-	c->unlogged = 0;
-	pthread_mutex_lock(&conn_lock);
-	conn_live++;
-	c->id = ++conn_count;
-	pthread_mutex_unlock(&conn_lock);
-	if ((e = pthread_create(&t, attr, conn_main, c)) != 0) {
-		char eb[128];
-
-		log_warn("[VMusb] cannot start a thread: %s; connection refused",
-		    errstr(e, eb, sizeof(eb)));
-		pthread_mutex_lock(&conn_lock);
-		conn_live--;
-		pthread_mutex_unlock(&conn_lock);
-		close(fd);
-		free(c);
-	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -1650,49 +328,62 @@ listen_attrs(const struct stat *st)
 
 static int	listen_bind(const struct sockaddr_un *, char *, size_t);
 
+/*
+ * What is at our socket's path sa before we start: nothing, or a stale
+ * socket of an earlier run, which goes. A live server there, or anything
+ * else, stops the start.
+ */
+static void
+listen_stale(const struct sockaddr_un *sa)
+{
+	const char *path = sa->sun_path;
+	struct stat st;
+	int probe, e;
+
+	if (lstat(path, &st) == -1) {
+		if (errno != ENOENT)
+			err(1, "%s", path);
+		return;
+	}
+	if (!S_ISSOCK(st.st_mode))
+		errx(1, "%s exists and is not a socket; not touching it", path);
+	if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		err(1, "socket");
+	e = connect(probe, (const struct sockaddr *)sa, sizeof(*sa)) == 0 ? 0 :
+	    errno;
+	/* libvirt gave our old socket to the QEMU user, and we may lack
+	 * CAP_DAC_OVERRIDE (the unit): take it back to look. */
+	if (e == EACCES && lchown(path, geteuid(), getegid()) == 0) {
+		e = connect(probe, (const struct sockaddr *)sa, sizeof(*sa)) ==
+		    0 ? 0 : errno;
+		if (e != ECONNREFUSED)
+			(void)!lchown(path, st.st_uid, st.st_gid);
+	}
+	if (e == 0)
+		errx(1, "another server is listening on %s; not taking it over",
+		    path);
+	if (e != ECONNREFUSED) {
+		errno = e;
+		err(1, "cannot check %s", path);
+	}
+	close(probe);
+	if (unlink(path) == -1 && errno != ENOENT)
+		err(1, "cannot remove stale socket %s", path);
+}
+
+/* Our own listening socket at path, in place of a stale one. */
 static int
 listen_on(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char why[PATH_MAX + 256];
-	struct stat st;
-	int fd, probe, e;
+	int fd;
 
 	if (fit(snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path),
 	    sizeof(sa.sun_path)) < 0)
 		errx(1, "socket path too long (limit %zu bytes): %s",
 		    sizeof(sa.sun_path) - 1, path);
-
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode))
-			errx(1, "%s exists and is not a socket; not touching it",
-			    path);
-		if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-			err(1, "socket");
-		e = connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 :
-		    errno;
-		/* libvirt gave our old socket to the QEMU user, and we may
-		 * lack CAP_DAC_OVERRIDE (the unit): take it back to look. */
-		if (e == EACCES && lchown(path, geteuid(), getegid()) == 0) {
-			e = connect(probe, (struct sockaddr *)&sa, sizeof(sa)) ==
-			    0 ? 0 : errno;
-			if (e != ECONNREFUSED)
-				(void)!lchown(path, st.st_uid, st.st_gid);
-		}
-		if (e == 0)
-			errx(1, "another server is listening on %s; not "
-			    "taking it over", path);
-		if (e != ECONNREFUSED) {
-			errno = e;
-			err(1, "cannot check %s", path);
-		}
-		close(probe);
-		/* A stale socket from an earlier run: replace it. */
-		if (unlink(path) == -1 && errno != ENOENT)
-			err(1, "cannot remove stale socket %s", path);
-	} else if (errno != ENOENT)
-		err(1, "%s", path);
-
+	listen_stale(&sa);
 	if ((fd = listen_bind(&sa, why, sizeof(why))) == -1)
 		errx(1, "%s", why);
 	return fd;
@@ -1820,35 +511,46 @@ listen_renew(int watchfd, int *lfd, int *old, bool again)
 	return false;
 }
 
-/*
- * The listening socket systemd passed us (the sd_listen_fds protocol:
- * LISTEN_PID is ours, LISTEN_FDS counts descriptors from 3), or -1. It is
- * systemd's to create and to remove, with its mode and group: it outlives
- * us, and so do the guests' connections to it. Fills path with its name.
- */
-static int
-listen_inherited(char *path, size_t size)
+/* Is there a socket from systemd for us (the sd_listen_fds protocol:
+ * LISTEN_PID is ours, LISTEN_FDS counts descriptors from 3)? Exactly
+ * one is what we take. */
+static bool
+listen_fds(void)
 {
 	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-	struct sockaddr_un sa;
-	socklen_t len = sizeof(sa);
-	int type = 0, listening = 0, flags;
-	socklen_t olen = sizeof(int);
 	char *end;
 	long v;
 
 	if (pid == NULL || fds == NULL)
-		return -1;
+		return false;
 	errno = 0;
 	v = strtol(pid, &end, 10);
 	if (errno != 0 || end == pid || *end != '\0' || v != (long)getpid())
-		return -1;		/* meant for another process */
+		return false;		/* meant for another process */
 	v = strtol(fds, &end, 10);
 	if (end == fds || *end != '\0' || v != 1)
 		errx(1, "LISTEN_FDS=%s: expected exactly one socket", fds);
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_FDNAMES");
+	return true;
+}
+
+/*
+ * The listening socket systemd passed us, or -1. It is systemd's to
+ * create and to remove, with its owner, group and mode: it outlives us,
+ * and so do the guests' connections to it. Fills path with its name.
+ */
+static int
+listen_inherited(char *path, size_t size)
+{
+	const size_t at = offsetof(struct sockaddr_un, sun_path);
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa), olen = sizeof(int);
+	int type = 0, listening = 0, flags;
+
+	if (!listen_fds())
+		return -1;
 	memset(&sa, 0, sizeof(sa));
 	if (getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &olen) == -1 ||
 	    type != SOCK_STREAM ||
@@ -1863,11 +565,10 @@ listen_inherited(char *path, size_t size)
 		err(1, "fcntl");
 	if (len > sizeof(sa))
 		len = sizeof(sa);
-	if (len <= offsetof(struct sockaddr_un, sun_path) || sa.sun_path[0] == '\0')
+	if (len <= at || sa.sun_path[0] == '\0')
 		snprintf(path, size, "(an abstract or unnamed socket)");
 	else
-		snprintf(path, size, "%.*s", (int)(len -
-		    offsetof(struct sockaddr_un, sun_path)), sa.sun_path);
+		snprintf(path, size, "%.*s", (int)(len - at), sa.sun_path);
 	return 3;
 }
 
@@ -1974,120 +675,1336 @@ listen_remove(const char *path)
 		unlink(path);
 }
 
+/* ------------------------------------------------------------------ */
+/* Admission: a connection is accepted only with room for it           */
+
+/*
+ * How many connections may live at once: MAX_CONNS, or fewer when the
+ * descriptor limit leaves no room for FDS_PER_CONN each beside our own.
+ * This is where running short is decided, with serve_accept(): past it,
+ * a connection has what it needs to identify its peer and run virsh,
+ * and more clients wait, unaccepted, in the listening socket's queue.
+ */
+static void
+admission_init(void)
+{
+	struct rlimit rl;
+	rlim_t room;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
+		return;
+	room = rl.rlim_cur > FDS_OWN ? (rl.rlim_cur - FDS_OWN) / FDS_PER_CONN :
+	    0;
+	if (room >= MAX_CONNS)
+		return;
+	conn_max = room > 0 ? (unsigned)room : 1;
+	log_warn("[VMusb] %lu descriptors leave room for %u connection%s at "
+	    "once, not %d: more clients wait", (unsigned long)rl.rlim_cur,
+	    conn_max, conn_max == 1 ? "" : "s", MAX_CONNS);
+}
+
+static bool
+admission_full(void)
+{
+	bool full;
+
+	pthread_mutex_lock(&conn_lock);
+	full = conn_live >= conn_max;
+	pthread_mutex_unlock(&conn_lock);
+	return full;
+}
+
+static void	*conn_main(void *);
+
+/* A thread for the accepted connection fd: 0, or -1 with errno when
+ * there is no memory or thread for it. */
+static int
+conn_start(int fd, pthread_attr_t *attr)
+{
+	struct conn *c;
+	pthread_t t;
+	int e;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return -1;
+	c->fd = fd;
+	c->quiet_since = now_ms();
+	pthread_mutex_lock(&conn_lock);
+	conn_live++;
+	c->id = ++conn_count;
+	pthread_mutex_unlock(&conn_lock);
+	if ((e = pthread_create(&t, attr, conn_main, c)) != 0) {
+		pthread_mutex_lock(&conn_lock);
+		conn_live--;
+		pthread_mutex_unlock(&conn_lock);
+		free(c);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+/* Short of descriptors, threads or memory (what says which), or not any
+ * more: each said once, as it begins and as it ends. */
+static void
+admission_starved(bool *starved, const char *what, int e)
+{
+	char eb[128];
+
+	if (what != NULL && !*starved)
+		log_warn("[VMusb] %s: %s; new clients wait until some are free",
+		    what, errstr(e, eb, sizeof(eb)));
+	else if (what == NULL && *starved)
+		log_info("[VMusb] accepting clients again");
+	*starved = what != NULL;
+}
+
 /*
  * Accepts one connection from lfd and starts its thread. 0, or -1 when
- * nothing was waiting. Out of descriptors or memory, *starved says so:
- * the caller stops accepting for a while, and the clients wait in the
- * queue. That is logged once, and again when it ends.
+ * nothing was waiting. Short of descriptors, memory or a thread, *starved
+ * says so: the caller stops accepting for a while, and the clients wait
+ * in the queue (one that could not be given a thread is closed).
  */
 static int
 serve_accept(int lfd, pthread_attr_t *attr, bool *starved)
 {
-	char eb[128];
 	int fd;
 
 	if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) == -1) {
-		switch (errno) {
-		case EAGAIN:
-			if (*starved)
-				log_info("[VMusb] accepting clients again");
-			*starved = false;
+		if (errno == EAGAIN) {
+			admission_starved(starved, NULL, 0);
 			return -1;
-		case EINTR:
-		case ECONNABORTED:
-		case EPROTO:
-		case EPERM:
-			return 0;
-		case EMFILE:
-		case ENFILE:
-		case ENOBUFS:
-		case ENOMEM:
-			if (!*starved)
-				log_warn("[VMusb] cannot accept: %s; new "
-				    "clients wait until some are free",
-				    errstr(errno, eb, sizeof(eb)));
-			*starved = true;
-			return 0;
-		default:
-			err(1, "accept");
 		}
+		if (short_of_resources(errno))
+			admission_starved(starved, "cannot accept", errno);
+		else if (errno != EINTR && errno != ECONNABORTED &&
+		    errno != EPROTO && errno != EPERM)
+			err(1, "accept");
+		return 0;
 	}
-	if (*starved)
-		log_info("[VMusb] accepting clients again");
-	*starved = false;
-	conn_start(fd, attr);
+	if (conn_start(fd, attr) == -1) {
+		admission_starved(starved, "cannot serve a client (it is "
+		    "closed)", errno);
+		close(fd);
+		return 0;
+	}
+	admission_starved(starved, NULL, 0);
 	return 0;
 }
 
+/* The listening sockets, for serve(). */
+struct listening {
+	int	fd;		/* ours, or systemd's */
+	int	old;		/* a removed socket's, until its queue is empty */
+	int	watch;		/* inotify on the socket file, or -1 */
+	bool	renew;		/* its path is free: a new socket is due */
+	bool	starved;	/* short of descriptors, threads or memory */
+};
+
+/* One accept a pass, from the socket, else from a removed one's queue
+ * until it is empty; p is their poll entries. */
+static void
+serve_one(struct listening *l, const struct pollfd p[2], bool retry,
+    pthread_attr_t *attr)
+{
+	if ((retry || (p[0].revents & POLLIN)) &&
+	    serve_accept(l->fd, attr, &l->starved) == 0)
+		return;
+	if (l->old != -1 && !l->starved && (retry || (p[1].revents & POLLIN)) &&
+	    serve_accept(l->old, attr, &l->starved) == -1) {
+		close(l->old);
+		l->old = -1;
+	}
+}
+
+/* Waits for what serve() acts on: a signal (p[0]), a connection's end
+ * (p[1]), a change to our socket file (p[2]), clients (p[3], p[4]).
+ * Starved, we try again when a connection of ours ends, or after a
+ * pause: others may free some. Full, only a connection's end can help. */
+static void
+serve_wait(const struct listening *l, int sigfd, int wakefd, bool full,
+    struct pollfd p[5])
+{
+	bool idle = full || l->starved;
+
+	p[0] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
+	p[1] = (struct pollfd){ .fd = wakefd, .events = POLLIN };
+	p[2] = (struct pollfd){ .fd = l->watch, .events = POLLIN };
+	p[3] = (struct pollfd){ .fd = idle ? -1 : l->fd, .events = POLLIN };
+	p[4] = (struct pollfd){ .fd = idle ? -1 : l->old, .events = POLLIN };
+	while (poll(p, 5, (l->starved && !full) || l->renew ?
+	    ACCEPT_BACKOFF_MS : -1) == -1)
+		if (errno != EINTR)
+			err(1, "poll");
+}
+
 /* Accepts until SIGTERM or SIGINT arrives on sigfd. watchfd (-1: none)
- * tells when our socket file was removed: lfd is then renewed. */
+ * tells of changes to our socket file: when it is removed, a new socket
+ * is made (listen_renew). Returns the socket we listen on then. */
 static int
 serve(int lfd, int sigfd, int wakefd, int watchfd)
 {
+	struct listening l = { .fd = lfd, .old = -1, .watch = watchfd };
 	pthread_attr_t attr;
-	bool starved = false, renew = false;
+	struct pollfd p[5];
 	char junk[64];
-	int old = -1;		/* a removed socket's, until its queue is empty */
 
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, THREAD_STACK);
 	/* Removed between listen() and the watch, it sent no event. */
-	if (watchfd != -1)
-		renew = listen_renew(watchfd, &lfd, &old, false);
-
+	if (l.watch != -1)
+		l.renew = listen_renew(l.watch, &l.fd, &l.old, false);
 	for (;;) {
-		bool full, retry = starved;
+		bool full = admission_full(), retry = l.starved;
 
-		pthread_mutex_lock(&conn_lock);
-		full = conn_live >= MAX_CONNS;
-		pthread_mutex_unlock(&conn_lock);
-
-		struct pollfd p[5] = {
-			{ .fd = sigfd, .events = POLLIN },
-			{ .fd = wakefd, .events = POLLIN },
-			{ .fd = watchfd, .events = POLLIN },
-			{ .fd = full || starved ? -1 : lfd, .events = POLLIN },
-			{ .fd = full || starved ? -1 : old, .events = POLLIN },
-		};
-		/* Starved, we try again when a connection of ours ends
-		 * (wakefd), or after a pause: others may free some. Full,
-		 * only a connection's end can help. */
-		if (poll(p, 5, (starved && !full) || renew ? ACCEPT_BACKOFF_MS :
-		    -1) == -1) {
-			if (errno == EINTR)
-				continue;
-			err(1, "poll");
-		}
+		serve_wait(&l, sigfd, wakefd, full, p);
 		if (p[0].revents != 0)
 			break;
-		if (p[1].revents != 0)
-			while (read(wakefd, junk, sizeof(junk)) > 0)
-				;
-		if (p[2].revents != 0 || renew)
-			renew = listen_renew(watchfd, &lfd, &old, renew);
+		while (p[1].revents != 0 && read(wakefd, junk, sizeof(junk)) > 0)
+			;
+		if (p[2].revents != 0 || l.renew)
+			l.renew = listen_renew(l.watch, &l.fd, &l.old, l.renew);
 		if ((p[3].revents | p[4].revents) & (POLLERR | POLLNVAL))
 			errx(1, "the listening socket broke");
-		if (full)
-			continue;
-		/* One accept a pass: full is known for one more. */
-		if ((retry || (p[3].revents & POLLIN)) &&
-		    serve_accept(lfd, &attr, &starved) == 0)
-			continue;
-		if (old != -1 && !starved && (retry || (p[4].revents & POLLIN)) &&
-		    serve_accept(old, &attr, &starved) == -1) {
-			close(old);	/* its queue is empty */
-			old = -1;
-		}
+		if (!full)
+			serve_one(&l, p + 3, retry, &attr);
 	}
-	if (old != -1)
-		close(old);
+	if (l.old != -1)
+		close(l.old);
 	pthread_attr_destroy(&attr);
-	return lfd;
+	return l.fd;
 }
 
 /* ------------------------------------------------------------------ */
-/* Telling systemd how we are: the sd_notify datagram protocol         */
+/* Connections: bytes in, lines out, replies back                      */
+
+/* Sends what the peer will take now, never waiting. */
+static void
+conn_flush(struct conn *c)
+{
+	ssize_t n;
+
+	while (c->outlen > 0) {
+		n = send(c->fd, c->out, c->outlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			memmove(c->out, c->out + n, c->outlen - (size_t)n);
+			c->outlen -= (size_t)n;
+		} else if (n == -1 && errno == EINTR)
+			continue;
+		else if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		else {
+			c->outlen = 0;		/* the peer is gone */
+			return;
+		}
+	}
+}
+
+/* Queues one reply line whole, or drops it whole. */
+static void
+conn_reply(struct conn *c, const char *line, int len)
+{
+	if (!c->reply || len < 0)
+		return;
+	if ((size_t)len > sizeof(c->out) - c->outlen) {
+		if (c->dropped++ == 0)
+			log_warn("[VMusb] client does not read its replies; "
+			    "dropping them");
+		return;
+	}
+	memcpy(c->out + c->outlen, line, (size_t)len);
+	c->outlen += (size_t)len;
+	conn_flush(c);
+}
+
+/* Reports the invalid lines we did not log. */
+static void
+conn_unlogged(struct conn *c)
+{
+	if (c->unlogged > 0)
+		log_warn("[VMusb] %lu more invalid, refused or failed lines "
+		    "from this client were not logged", c->unlogged);
+	c->unlogged = 0;
+}
+
+/* May this invalid line be logged? A guest must not drown the log (and
+ * the real messages in it) by flooding its port with junk. */
+static bool
+conn_may_log(struct conn *c)
+{
+	int64_t now = now_ms();
+
+	if (now - c->quiet_since >= INVALID_WINDOW_MS) {
+		conn_unlogged(c);
+		c->quiet_since = now;
+		c->logged = 0;
+	}
+	if (c->logged < INVALID_LOGS) {
+		c->logged++;
+		return true;
+	}
+	c->unlogged++;
+	return false;
+}
+
+/* A line that is not a command, on its way to be answered as such:
+ * total is its whole length, of which text holds textlen bytes. */
+static void
+conn_invalid(struct conn *c, const char *text, size_t textlen, size_t total,
+    const char *why)
+{
+	struct command cmd = { .who = &c->peer, .from = c,
+	    .outcome = OUT_INVALID, .text = text, .textlen = textlen,
+	    .total = total };
+
+	snprintf(cmd.why, sizeof(cmd.why), "%s", why);
+	command_do(&cmd);
+}
+
+/* A line from the connection: a control line, or a request, which goes
+ * down the one path as a command. */
+static void
+conn_line(struct conn *c, const char *line, size_t len)
+{
+	struct command cmd = { .who = &c->peer, .from = c };
+	char dev[DEVICE_TEXT];
+	const char *why = "";
+
+	switch (parse_line(line, len, &cmd.req, &why)) {
+	case PARSE_EMPTY:
+		break;
+	case PARSE_REPLY_ON:
+		c->reply = true;
+		break;
+	case PARSE_REPLY_OFF:
+		c->reply = false;
+		break;
+	case PARSE_ERROR:
+		conn_invalid(c, line, len, len, why);
+		break;
+	case PARSE_COMMAND:
+		log_debug("[VMusb] connection %lu: %s %s %s", c->id, cmd.req.vm,
+		    action_name(cmd.req.action), device_text(&cmd.req.device,
+		    dev));
+		command_do(&cmd);
+		break;
+	}
+}
+
+static void
+conn_event(struct conn *c, enum line_event ev)
+{
+	if (ev == LINE_READY)
+		conn_line(c, c->in.buf, c->in.len);
+	else if (ev == LINE_OVERLONG)
+		conn_invalid(c, c->in.buf, c->in.len, c->in.total,
+		    "line too long");
+}
+
+static void
+conn_input(struct conn *c, const char *p, size_t n)
+{
+	while (n > 0)
+		conn_event(c, line_feed(&c->in, &p, &n));
+	if (c->eof)
+		conn_event(c, line_finish(&c->in));
+}
+
+/* After the peer's EOF: send what is queued, within LINGER_MS. */
+static void
+conn_linger(struct conn *c)
+{
+	int64_t deadline = now_ms() + LINGER_MS;
+	struct pollfd p = { .fd = c->fd, .events = POLLOUT };
+
+	conn_flush(c);
+	while (c->outlen > 0) {
+		int64_t left = deadline - now_ms();
+
+		if (left <= 0 || poll(&p, 1, (int)left) == -1 ||
+		    (p.revents & (POLLERR | POLLHUP)))
+			break;
+		conn_flush(c);
+	}
+}
+
+/* After the peer's EOF: the replies left, the logs owed, and room for
+ * the next connection (serve() waits on conn_wake for it). */
+static void
+conn_end(struct conn *c)
+{
+	conn_linger(c);
+	close(c->fd);
+	log_debug("[VMusb] connection %lu closed", c->id);
+	conn_unlogged(c);
+	if (c->dropped > 1)
+		log_warn("[VMusb] %lu replies dropped for a client that did "
+		    "not read them", c->dropped);
+	free(c);
+
+	pthread_mutex_lock(&conn_lock);
+	conn_live--;
+	pthread_mutex_unlock(&conn_lock);
+	(void)!write(conn_wake, "", 1);
+}
+
+/* A connection's thread: who is there, then its lines until EOF. */
+static void *
+conn_main(void *arg)
+{
+	struct conn *c = arg;
+	const struct peer *who = &c->peer;
+	char buf[4096];
+	ssize_t n;
+
+	/* Named, for top -H and for the tests' count of them. */
+	(void)pthread_setname_np(pthread_self(), CONN_THREAD);
+	peer_identify(c->fd, &c->peer);
+	log_debug("[VMusb] connection %lu opened by pid %ld (uid %lu gid %lu), "
+	    "%s%s (%s)", c->id, (long)who->pid, (unsigned long)who->uid,
+	    (unsigned long)who->gid, peer_kind(who), who->vm, who->how);
+	line_clear(&c->in);
+	while (!c->eof) {
+		struct pollfd p = { .fd = c->fd,
+		    .events = POLLIN | (c->outlen > 0 ? POLLOUT : 0) };
+
+		if (poll(&p, 1, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p.revents & POLLOUT)
+			conn_flush(c);
+		if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		n = read(c->fd, buf, sizeof(buf));
+		if (n == -1 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			c->eof = true;	/* EOF, or the peer reset us */
+		conn_input(c, buf, n > 0 ? (size_t)n : 0);
+	}
+	conn_end(c);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Commands: the one path                                              */
+
+/* What came of cmd, and why. */
+static void
+command_done(struct command *cmd, enum outcome o, const char *why)
+{
+	cmd->outcome = o;
+	snprintf(cmd->why, sizeof(cmd->why), "%s", why != NULL ? why : "");
+}
+
+/*
+ * The one path of every command, whatever its source. Who asks was
+ * identified with its source (a connection's peer); here the command is
+ * authorized, queued for its domain and run, then answered. A line that
+ * is not a command comes only to be answered.
+ */
+static void
+command_do(struct command *cmd)
+{
+	const char *why;
+
+	if (cmd->outcome == OUT_INVALID)
+		;
+	else if ((why = policy_denies(cmd->who, &cmd->req)) != NULL)
+		command_done(cmd, OUT_DENIED, why);
+	else
+		command_run(cmd);
+	answer(cmd);
+}
+
+/* ------------------------------------------------------------------ */
+/* Identify: who is on the other end                                   */
+
+/* The real uid and gid of process pid, from /proc/PID/status (its owner
+ * there is root for a process that is not dumpable); -1 if unknown. */
+static int
+proc_ids(pid_t pid, uid_t *uid, gid_t *gid, bool *scarce)
+{
+	char path[32], buf[2048], *u, *g;
+	unsigned long uv, gv;
+	ssize_t n = -1;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) != -1) {
+		if ((n = read(fd, buf, sizeof(buf) - 1)) == -1 &&
+		    short_of_resources(errno))
+			*scarce = true;
+		close(fd);
+	} else if (short_of_resources(errno))
+		*scarce = true;
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	if ((u = strstr(buf, "\nUid:")) == NULL || (g = strstr(buf,
+	    "\nGid:")) == NULL || sscanf(u + 5, "%lu", &uv) != 1 ||
+	    sscanf(g + 5, "%lu", &gv) != 1)
+		return -1;
+	*uid = (uid_t)uv;
+	*gid = (gid_t)gv;
+	return 0;
+}
+
+/*
+ * The users QEMU has run as since we started, as libvirt's pid files
+ * showed them. A peer that was gone before we could look at it may have
+ * been one of those QEMUs, so its credentials alone never make it a host
+ * client. Past QEMU_USERS of them, no gone peer does.
+ */
+static struct {
+	pthread_mutex_t	lock;
+	uid_t		uid[QEMU_USERS];
+	size_t		n;
+	bool		overflow;
+} qemu_users = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void
+qemu_users_add(uid_t uid)
+{
+	size_t i;
+
+	pthread_mutex_lock(&qemu_users.lock);
+	for (i = 0; i < qemu_users.n && qemu_users.uid[i] != uid; i++)
+		;
+	if (i == qemu_users.n) {
+		if (qemu_users.n < QEMU_USERS)
+			qemu_users.uid[qemu_users.n++] = uid;
+		else
+			qemu_users.overflow = true;
+	}
+	pthread_mutex_unlock(&qemu_users.lock);
+}
+
+static bool
+qemu_users_has(uid_t uid)
+{
+	bool has;
+
+	pthread_mutex_lock(&qemu_users.lock);
+	has = qemu_users.overflow;
+	for (size_t i = 0; i < qemu_users.n && !has; i++)
+		has = qemu_users.uid[i] == uid;
+	pthread_mutex_unlock(&qemu_users.lock);
+	return has;
+}
+
+/* The pid in pid file name of the directory dfd, if it is root's (or
+ * ours) and holds one; -1 otherwise. */
+static long
+pid_file_read(int dfd, const char *name, bool *scarce)
+{
+	char buf[24], *end;
+	struct stat st;
+	ssize_t got;
+	long v;
+	int fd;
+
+	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK |
+	    O_NOCTTY);
+	if (fd == -1) {
+		if (short_of_resources(errno))
+			*scarce = true;
+		return -1;
+	}
+	got = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (st.st_uid == 0 || st.st_uid == geteuid()) ?
+	    read(fd, buf, sizeof(buf) - 1) : -1;
+	close(fd);
+	if (got <= 0)
+		return -1;
+	buf[got] = '\0';
+	errno = 0;
+	v = strtol(buf, &end, 10);
+	if (errno != 0 || end == buf || (*end != '\0' && *end != '\n') ||
+	    v <= 0 || v > INT_MAX)
+		return -1;
+	return v;
+}
+
+/*
+ * Reads libvirt's pid files (NAME.pid, root's, in a root-only directory):
+ * is pid a QEMU that libvirt started, whatever the process did to its own
+ * command line (fills name)? Does any of them run as uid, or with gid
+ * (QEMU's helpers run as that user too)? Each QEMU's user is remembered
+ * (qemu_users). pid -1 matches none.
+ */
+static void
+qemu_pid_files(pid_t pid, uid_t uid, gid_t gid, char name[MAX_VM_NAME + 1],
+    struct qemu_scan *s, bool *scarce)
+{
+	struct dirent *de;
+	DIR *d;
+
+	s->found = s->uid_runs = s->gid_runs = false;
+	if ((d = opendir(opt.qemu_run_dir)) == NULL) {
+		*scarce = short_of_resources(errno);
+		return;
+	}
+	/* A failed read of the directory must not pass for its end: a pid
+	 * file missed would leave only the forgeable command line. */
+	for (errno = 0; (de = readdir(d)) != NULL; errno = 0) {
+		size_t n = strlen(de->d_name);
+		uid_t quid;
+		gid_t qgid;
+		long v;
+
+		if (n < 5 || n - 4 > MAX_VM_NAME ||
+		    strcmp(de->d_name + n - 4, ".pid") != 0 ||
+		    !valid_vm_name(de->d_name, n - 4) ||
+		    (v = pid_file_read(dirfd(d), de->d_name, scarce)) == -1)
+			continue;
+		if (v == (long)pid && !s->found) {
+			memcpy(name, de->d_name, n - 4);
+			name[n - 4] = '\0';
+			s->found = true;
+		}
+		if (proc_ids((pid_t)v, &quid, &qgid, scarce) == 0) {
+			qemu_users_add(quid);
+			s->uid_runs = s->uid_runs || quid == uid;
+			s->gid_runs = s->gid_runs || qgid == gid;
+		}
+	}
+	if (errno != 0)
+		*scarce = true;
+	closedir(d);
+}
+
+/* Was the peer in group gid when it connected (SO_PEERGROUPS)? */
+static bool
+peer_in_group(int fd, gid_t primary, gid_t gid)
+{
+	gid_t small[64], *groups = small;
+	socklen_t len = sizeof(small);
+	bool in = false;
+
+	if (gid == (gid_t)-1)
+		return false;
+	if (primary == gid)
+		return true;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == -1) {
+		/* ERANGE: len is now what it takes, at most NGROUPS_MAX. */
+		if (errno != ERANGE || len > NGROUPS_MAX * sizeof(gid_t) ||
+		    (groups = malloc(len)) == NULL)
+			return false;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == -1)
+			len = 0;
+	}
+	for (size_t i = 0; i < len / sizeof(gid_t) && !in; i++)
+		in = groups[i] == gid;
+	if (groups != small)
+		free(groups);
+	return in;
+}
+
+/*
+ * Looks at the live process pid: the guest of a domain by libvirt's pid
+ * file (done by the caller) or by its command line, else PEER_HOST, to be
+ * judged by its credentials. False when it was not there to look at: it
+ * ended (a zombie's command line is empty), or /proc does not show it.
+ */
+static bool
+peer_cmdline(struct peer *p, pid_t pid, bool *scarce)
+{
+	char path[32], cmdline[CMDLINE_MAX];
+	size_t got = 0;
+	ssize_t n = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (short_of_resources(errno))
+			*scarce = true;
+		return false;
+	}
+	while (got < sizeof(cmdline) && (n = read(fd, cmdline + got,
+	    sizeof(cmdline) - got)) > 0)
+		got += (size_t)n;
+	close(fd);
+	if (n == -1 || got == 0)
+		return false;
+	p->kind = qemu_peer_name(cmdline, got, p->vm);
+	p->how = "its command line";
+	/* No -name in what we read of a longer one: we cannot tell. */
+	if (p->kind == PEER_HOST && got == sizeof(cmdline)) {
+		p->kind = PEER_UNKNOWN;
+		p->how = "a command line too long to read";
+	}
+	return true;
+}
+
+/*
+ * A peer that names no domain is a host client by its credentials alone,
+ * as SO_PEERCRED and SO_PEERGROUPS took them at connect(): root, our own
+ * user, or a member of the socket's group; but not a user that a running
+ * QEMU of libvirt's runs as (QEMU's helpers, or a QEMU that libvirt did
+ * not start), which may reach the socket through its group too. These
+ * hold whether or not the peer still exists, so that a client that wrote
+ * its line and left at once is served; but a peer that was gone before we
+ * looked may have been a QEMU that wrote and exited, so it is none if QEMU
+ * has run as its user since we started, or if its user owns the socket
+ * (QEMU's, as the units make it).
+ */
+static void
+peer_by_credentials(int fd, struct peer *p, bool qemu_user, bool there)
+{
+	bool ours = p->uid == 0 || p->uid == geteuid();
+
+	if (!there && (qemu_users_has(p->uid) || (p->uid == opt.socket_owner &&
+	    !ours))) {
+		p->kind = PEER_UNKNOWN;
+		p->how = "gone before we looked, and QEMU runs as its user";
+	} else if (ours)
+		return;
+	else if (!peer_in_group(fd, p->gid, opt.socket_gid)) {
+		p->kind = PEER_UNKNOWN;
+		p->how = "neither root nor in the socket's group";
+	} else if (qemu_user) {
+		p->kind = PEER_UNKNOWN;
+		p->how = "a user QEMU runs as";
+	}
+}
+
+/* A pidfd of the peer (Linux 6.5), which tells afterwards whether the
+ * pid we looked at was still the peer's; -1 without one (older kernels).
+ * False when the peer cannot be looked at: it is gone, or in a pid
+ * namespace we cannot see into (pid 0). */
+static bool
+peer_pidfd(int fd, pid_t pid, int *pidfd, bool *scarce)
+{
+	socklen_t len = sizeof(*pidfd);
+
+	*pidfd = -1;
+	if (pid <= 0)
+		return false;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, pidfd, &len) == 0)
+		return true;
+	*pidfd = -1;
+	if (short_of_resources(errno))
+		*scarce = true;
+	return errno == ENOPROTOOPT;
+}
+
+/* Has the process of pidfd ended (so the pid may name another now)?
+ * Closes pidfd. */
+static bool
+peer_ended(int pidfd)
+{
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
+	bool ended = poll(&p, 1, 0) != 0;
+
+	close(pidfd);
+	return ended;
+}
+
+/*
+ * Reads the peer's credentials and decides what it is:
+ *   - a QEMU that libvirt started (its pid file), or any process with
+ *     -name guest=NAME on its command line: the guest of NAME;
+ *   - otherwise, also when it has gone before we could look, what its
+ *     credentials make it (peer_by_credentials): a host client, or
+ *     PEER_UNKNOWN, which may do nothing. So is a peer we could not tell
+ *     for want of descriptors or memory: a pid file missed would leave
+ *     only what it says of itself.
+ */
+static void
+peer_identify(int fd, struct peer *p)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct qemu_scan scan;
+	bool there, scarce = false;
+	int pidfd;
+
+	memset(p, 0, sizeof(*p));
+	p->kind = PEER_UNKNOWN;
+	p->uid = (uid_t)-1;
+	p->gid = (gid_t)-1;
+	snprintf(p->tag, sizeof(p->tag), "(peer unknown)");
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+		p->how = "no credentials";
+		return;
+	}
+	p->pid = cred.pid;
+	p->uid = cred.uid;
+	p->gid = cred.gid;
+	snprintf(p->tag, sizeof(p->tag), "(peer pid %ld uid %lu)",
+	    (long)cred.pid, (unsigned long)cred.uid);
+	there = peer_pidfd(fd, cred.pid, &pidfd, &scarce);
+	/* The pid files are read even for a peer that is gone: they also
+	 * say which users QEMU runs as. */
+	qemu_pid_files(there ? cred.pid : -1, cred.uid, (gid_t)-1, p->vm, &scan,
+	    &scarce);
+	if (scan.found) {
+		p->kind = PEER_GUEST;
+		p->how = "libvirt's pid file";
+	} else if (there)
+		there = peer_cmdline(p, cred.pid, &scarce);
+	if (pidfd != -1 && peer_ended(pidfd))
+		there = false;		/* what we read may be another's */
+	if (!there) {
+		p->kind = PEER_HOST;
+		p->vm[0] = '\0';
+		p->how = "its credentials: it was gone before we looked";
+	}
+	if (p->kind == PEER_HOST)
+		peer_by_credentials(fd, p, scan.uid_runs, there);
+	if (scarce) {
+		p->kind = PEER_UNKNOWN;
+		p->how = "short of descriptors or memory to tell";
+	}
+}
+
+/* What the peer was taken for, for the debug log; a guest's name follows. */
+static const char *
+peer_kind(const struct peer *p)
+{
+	return p->kind == PEER_HOST ? "a host client" : p->kind == PEER_GUEST ?
+	    "the guest of " : "unidentified, may do nothing";
+}
+
+/* ------------------------------------------------------------------ */
+/* Authorize: who may move what                                        */
+
+/* Is device on the allow list? */
+static bool
+allow_has(const struct usb_device *device)
+{
+	for (size_t i = 0; i < allow_count; i++)
+		if (device_covers(&allow_list[i], device))
+			return true;
+	return false;
+}
+
+/* Adds device to the allow list; false when it is full. */
+static bool
+allow_add(const struct usb_device *device)
+{
+	for (size_t i = 0; i < allow_count; i++)
+		if (device_equal(&allow_list[i], device))
+			return true;
+	if (allow_count == MAX_ALLOW)
+		return false;
+	allow_list[allow_count++] = *device;
+	return true;
+}
+
+/* Why req from peer p must not run, or NULL if it may. */
+static const char *
+policy_denies(const struct peer *p, const struct request *req)
+{
+	switch (p->kind) {
+	case PEER_UNKNOWN:
+		return "neither a host client nor a guest we can name";
+	case PEER_GUEST:
+		if (strcmp(req->vm, p->vm) != 0)
+			return "a guest may only act on its own domain";
+		if (req->action == ACT_ATTACH && !opt.guest_attach)
+			return "a guest may not attach devices (see "
+			    "--guest-attach)";
+		break;
+	case PEER_HOST:
+		break;
+	}
+	if (allow_count > 0 && !allow_has(&req->device))
+		return "the device is not on the allow list";
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Queue: one command at a time per domain, in arrival order           */
+
+struct vm_queue {
+	struct vm_queue	*next;
+	unsigned long	 next_ticket;
+	unsigned long	 serving;
+	unsigned	 users;
+	pthread_cond_t	 turn;
+	char		 name[MAX_VM_NAME + 1];
+};
+
+static pthread_mutex_t	vm_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vm_queue	*vm_queues;
+static pthread_cond_t	vm_idle = PTHREAD_COND_INITIALIZER;
+static unsigned		vm_running;	/* commands between enter and leave */
+static bool		vm_stopping;	/* shutting down: run nothing new */
+
+/* Gives the turn to the next ticket; frees the queue when unused.
+ * Called with vm_lock held. */
+static void
+vm_pass_locked(struct vm_queue *q)
+{
+	struct vm_queue **pp;
+
+	q->serving++;
+	if (--q->users > 0) {
+		pthread_cond_broadcast(&q->turn);
+		return;
+	}
+	for (pp = &vm_queues; *pp != q; pp = &(*pp)->next)
+		;
+	*pp = q->next;
+	pthread_cond_destroy(&q->turn);
+	free(q);
+}
+
+/* Waits for this VM's turn. -1 with errno ENOMEM, or ECANCELED when the
+ * daemon is shutting down. */
+static int
+vm_enter(const char *name, struct vm_queue **qp)
+{
+	struct vm_queue *q;
+	unsigned long ticket;
+
+	pthread_mutex_lock(&vm_lock);
+	for (q = vm_queues; q != NULL; q = q->next)
+		if (strcmp(q->name, name) == 0)
+			break;
+	if (q == NULL) {
+		if ((q = calloc(1, sizeof(*q))) == NULL) {
+			pthread_mutex_unlock(&vm_lock);
+			errno = ENOMEM;
+			return -1;
+		}
+		pthread_cond_init(&q->turn, NULL);
+		snprintf(q->name, sizeof(q->name), "%s", name);
+		q->next = vm_queues;
+		vm_queues = q;
+	}
+	q->users++;
+	ticket = q->next_ticket++;
+	while (q->serving != ticket)
+		pthread_cond_wait(&q->turn, &vm_lock);
+	if (vm_stopping) {
+		vm_pass_locked(q);
+		pthread_mutex_unlock(&vm_lock);
+		errno = ECANCELED;
+		return -1;
+	}
+	vm_running++;
+	pthread_mutex_unlock(&vm_lock);
+	*qp = q;
+	return 0;
+}
+
+static void
+vm_leave(struct vm_queue *q)
+{
+	pthread_mutex_lock(&vm_lock);
+	vm_pass_locked(q);
+	if (--vm_running == 0)
+		pthread_cond_broadcast(&vm_idle);
+	pthread_mutex_unlock(&vm_lock);
+}
+
+/* Called once on SIGTERM: lets running commands finish, starts none. */
+static void
+vm_drain(void)
+{
+	pthread_mutex_lock(&vm_lock);
+	vm_stopping = true;
+	while (vm_running > 0)
+		pthread_cond_wait(&vm_idle, &vm_lock);
+	pthread_mutex_unlock(&vm_lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Run: a device by its port, the XML file, virsh                      */
+
+/*
+ * The bus and device number of the device at d's port, read from sysfs
+ * now (they change when it is plugged in again). Refuses when another
+ * device, or none, is there. The port passed validation: the path is
+ * exactly SYSFS/PORT.
+ */
+static int
+usb_at_port(const struct usb_device *d, struct usb_addr *addr, char *why,
+    size_t whysz)
+{
+	char dir[PATH_MAX], dev[DEVICE_TEXT];
+	struct usb_device there;
+	long bus = -1, num = -1;
+	bool ids = false;
+	int dfd;
+
+	if (fit(snprintf(dir, sizeof(dir), "%s/%s", opt.sysfs, d->port),
+	    sizeof(dir)) >= 0 && (dfd = sysfs_dir(AT_FDCWD, dir)) != -1) {
+		ids = sysfs_ids(dfd, &there) && device_ids_equal(&there, d);
+		bus = sysfs_attr_number(dfd, "busnum", 10, 255);
+		num = sysfs_attr_number(dfd, "devnum", 10, 255);
+		close(dfd);
+	}
+	if (!ids || bus < 1 || num < 1) {
+		reasonf(why, whysz, "no %.9s at port %s", device_text(d, dev),
+		    d->port);
+		return -1;
+	}
+	addr->bus = (unsigned)bus;
+	addr->dev = (unsigned)num;
+	return 0;
+}
+
+/* 1-2 before 1-10. */
+static int
+port_order(const void *a, const void *b)
+{
+	return strverscmp(a, b);
+}
+
+/*
+ * libvirt refused a device by its ids alone because more than one has
+ * them: reason gets the ports that carry them, and the form to use, so
+ * that the user can say which.
+ */
+static void
+usb_name_ports(const struct usb_device *d, char *reason, size_t size)
+{
+	char ports[PORTS_LISTED][PORT_MAX + 1];
+	struct usb_device there;
+	struct dirent *de;
+	size_t n = 0;
+	bool more = false;
+	DIR *dir;
+	int dfd;
+
+	if ((dir = opendir(opt.sysfs)) == NULL)
+		return;
+	while ((de = readdir(dir)) != NULL) {
+		size_t nlen = strlen(de->d_name);
+
+		if (!valid_port(de->d_name, nlen) ||
+		    (dfd = sysfs_dir(dirfd(dir), de->d_name)) == -1)
+			continue;
+		if (sysfs_ids(dfd, &there) && device_ids_equal(&there, d)) {
+			if (n < PORTS_LISTED)
+				memcpy(ports[n++], de->d_name, nlen + 1);
+			else
+				more = true;
+		}
+		close(dfd);
+	}
+	closedir(dir);
+	qsort(ports, n, sizeof(ports[0]), port_order);
+	reason_add_ports(reason, size, d, (const char (*)[PORT_MAX + 1])ports,
+	    n, more);
+}
+
+/*
+ * Is the file at path one we wrote and nobody changed: a regular file of
+ * ours, with one link, writable by nobody else, holding exactly doc? Then
+ * virsh may read it again. Nobody else can swap it before virsh does: the
+ * directory is root's or ours, and not writable by others unless sticky
+ * (check_xml_dir), which is also what a freshly written file relies on.
+ */
+static bool
+xml_is_ours(const char *path, const char *doc, size_t len)
+{
+	char buf[XML_MAX];
+	struct stat st;
+	bool same;
+	int fd;
+
+	/* O_NONBLOCK: a FIFO planted there must not hang us. */
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+	    O_CLOEXEC)) == -1)
+		return false;
+	same = fstat(fd, &st) == 0 && file_trust(&st, S_IFREG) == TRUSTED &&
+	    st.st_uid == geteuid() && st.st_nlink == 1 &&
+	    st.st_size == (off_t)len && len <= sizeof(buf) &&
+	    read(fd, buf, sizeof(buf)) == (ssize_t)len &&
+	    memcmp(buf, doc, len) == 0;
+	close(fd);
+	return same;
+}
+
+/* Gives path DIR/device-VID:PID.xml, written anew unless it is already
+ * ours (an earlier command's). If something we cannot replace sits there
+ * (a directory, say), path is our own uniquely named file instead, and
+ * *temporary tells the caller to remove it after use. On failure returns
+ * -1 with a reason in why. */
+static int
+xml_write(const struct usb_device *device, const struct usb_addr *addr,
+    char *path, size_t pathsz, bool *temporary, char *why, size_t whysz)
+{
+	char tmp[PATH_MAX], doc[XML_MAX], e[128], dev[DEVICE_TEXT];
+	int fd = -1, len, rc = -1;
+	ssize_t w;
+
+	len = xml_format(doc, sizeof(doc), device, addr);
+	device_text(device, dev);
+	if (fit(snprintf(path, pathsz, "%s/device-%s.xml", opt.xml_dir, dev),
+	    pathsz) < 0 || fit(snprintf(tmp, sizeof(tmp),
+	    "%s/.device-%s.xml.XXXXXX", opt.xml_dir, dev), sizeof(tmp)) < 0 ||
+	    len < 0) {
+		reasonf(why, whysz, "XML file name too long");
+		return -1;
+	}
+	*temporary = false;
+	if (xml_is_ours(path, doc, (size_t)len))
+		return 0;
+	/* A fresh name, created with O_EXCL: never a file someone left. */
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
+		reasonf(why, whysz, "cannot create a file in %s: %s",
+		    opt.xml_dir, errstr(errno, e, sizeof(e)));
+		return -1;
+	}
+	w = write(fd, doc, (size_t)len);
+	if (w != len) {
+		reasonf(why, whysz, "cannot write %s: %s", tmp,
+		    w < 0 ? errstr(errno, e, sizeof(e)) : "short write");
+		goto out;
+	}
+	if (close(fd) == -1) {
+		fd = -1;
+		reasonf(why, whysz, "cannot write %s: %s", tmp,
+		    errstr(errno, e, sizeof(e)));
+		goto out;
+	}
+	fd = -1;
+	/* rename() replaces whatever sits at path, a symlink included,
+	 * without following it. */
+	if (rename(tmp, path) == -1) {
+		log_warn("[VMusb] cannot replace %s (%s); using %s", path,
+		    errstr(errno, e, sizeof(e)), tmp);
+		if (fit(snprintf(path, pathsz, "%s", tmp), pathsz) < 0) {
+			reasonf(why, whysz, "XML file name too long");
+			goto out;
+		}
+		*temporary = true;
+	}
+	rc = 0;
+out:
+	if (fd != -1)
+		close(fd);
+	if (rc == -1)
+		unlink(tmp);
+	return rc;
+}
+
+/* The program to run: --virsh as given when it names a path, else that
+ * name (by default "virsh") looked up on SAFE_PATH only, never in our
+ * working directory or the caller's PATH. */
+static int
+virsh_path(char *buf, size_t size)
+{
+	const char *p, *end;
+
+	if (strchr(opt.virsh, '/') != NULL)
+		return fit(snprintf(buf, size, "%s", opt.virsh), size) < 0 ? -1 : 0;
+	for (p = SAFE_PATH; *p != '\0'; p = *end ? end + 1 : end) {
+		end = strchrnul(p, ':');
+		if (fit(snprintf(buf, size, "%.*s/%s", (int)(end - p), p,
+		    opt.virsh), size) >= 0 && access(buf, X_OK) == 0)
+			return 0;
+	}
+	errno = ENOENT;
+	snprintf(buf, size, "%s", opt.virsh);
+	return -1;
+}
+
+/* Runs argv as virsh: the fixed environment, the --timeout deadline,
+ * what it writes read for its reason. */
+static void
+virsh_run(char *const argv[], int timeout_s, struct run *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->argv = argv;
+	r->envp = virsh_env;
+	r->timeout_s = timeout_s;
+	run_program(r);
+}
+
+/* How virsh is run for a command. */
+struct virsh_call {
+	char	prog[PATH_MAX];
+	char	verb[16];
+	char	*argv[10];
+};
+
+/* virsh's program and arguments for req with the XML file at path. Every
+ * field passed validation; every parameter is named. -1 with why when
+ * there is no virsh to run. */
+static int
+virsh_call(struct virsh_call *v, const struct request *req, char *path,
+    char *why, size_t whysz)
+{
+	char eb[128];
+	int argc = 0;
+
+	if (virsh_path(v->prog, sizeof(v->prog)) == -1) {
+		reasonf(why, whysz, "cannot run %s: not found in %s", v->prog,
+		    SAFE_PATH);
+		return -1;
+	}
+	/* posix_spawn reports a failed exec on glibc, not everywhere (nor
+	 * under valgrind); this says why in plain words on every libc. */
+	if (access(v->prog, X_OK) == -1) {
+		reasonf(why, whysz, "cannot run %s: %s", v->prog,
+		    errstr(errno, eb, sizeof(eb)));
+		return -1;
+	}
+	snprintf(v->verb, sizeof(v->verb), "%s-device", action_name(req->action));
+	v->argv[argc++] = v->prog;
+	if (opt.connect != NULL) {
+		v->argv[argc++] = (char *)"-c";
+		v->argv[argc++] = (char *)opt.connect;
+	}
+	v->argv[argc++] = v->verb;
+	v->argv[argc++] = (char *)"--domain";
+	v->argv[argc++] = (char *)req->vm;
+	v->argv[argc++] = (char *)"--file";
+	v->argv[argc++] = path;
+	v->argv[argc] = NULL;
+	return 0;
+}
+
+/* The XML file for cmd's device, then virsh with it: what came of cmd. */
+static void
+virsh_device(struct command *cmd)
+{
+	const struct usb_device *d = &cmd->req.device;
+	char path[PATH_MAX];
+	struct virsh_call v;
+	struct usb_addr addr;
+	struct run r;
+	bool temporary = false;
+
+	cmd->outcome = OUT_FAILED;
+	if ((device_has_port(d) && usb_at_port(d, &addr, cmd->why,
+	    sizeof(cmd->why)) == -1) || xml_write(d, device_has_port(d) ? &addr :
+	    NULL, path, sizeof(path), &temporary, cmd->why,
+	    sizeof(cmd->why)) == -1)
+		return;
+	if (virsh_call(&v, &cmd->req, path, cmd->why, sizeof(cmd->why)) == 0) {
+		virsh_run(v.argv, opt.timeout, &r);
+		if (r.outcome == RUN_FAILED && !device_has_port(d) &&
+		    strstr(r.reason, LIBVIRT_MULTIPLE) != NULL)
+			usb_name_ports(d, r.reason, sizeof(r.reason));
+		command_done(cmd, r.outcome == RUN_OK ? OUT_OK : OUT_FAILED,
+		    r.reason);
+	}
+	if (temporary)
+		unlink(path);
+}
+
+/* Queued for its domain, one at a time, then run: what came of cmd. */
+static void
+command_run(struct command *cmd)
+{
+	struct vm_queue *q;
+
+	if (vm_enter(cmd->req.vm, &q) == -1) {
+		command_done(cmd, OUT_FAILED, errno == ECANCELED ?
+		    "shutting down" : "out of memory");
+		return;
+	}
+	virsh_device(cmd);
+	vm_leave(q);
+}
+
+/* ------------------------------------------------------------------ */
+/* Answer: the log line and the reply                                  */
+
+/* Sends the reply buf (len from a formatter: -1 if it did not fit) to
+ * the command's source, if it has one that asked for replies. */
+static void
+answer_reply(const struct command *cmd, const char *buf, int len)
+{
+	if (cmd->from != NULL)
+		conn_reply(cmd->from, buf, len);
+}
+
+/* May a line that a peer can provoke be logged? A guest must not drown
+ * the log (and the real messages in it) by flooding its port. */
+static bool
+answer_may_log(const struct command *cmd)
+{
+	return cmd->from == NULL || conn_may_log(cmd->from);
+}
+
+/* What the source may be told of a failure: a guest must not learn what
+ * sits at the host's ports from how a command for one failed, so the
+ * log alone has that reason. */
+static const char *
+answer_told(const struct command *cmd)
+{
+	return cmd->who->kind == PEER_GUEST && device_has_port(&cmd->req.device) ?
+	    "failed (the host's log says why)" : cmd->why;
+}
+
+/* A line that was not a command: its text escaped for the log (an
+ * overlong one, its start), the parser's reason in the reply. */
+static void
+answer_invalid(const struct command *cmd)
+{
+	char esc[MAX_LINE * 4 + 1], buf[MAX_LINE + 1];
+	const char *text = cmd->text;
+	size_t len = cmd->textlen;
+
+	if (cmd->total > MAX_LINE) {
+		escape_text(esc, 64 * 4 + 1, text, len < 64 ? len : 64);
+		if (answer_may_log(cmd))
+			log_warn("[VMusb] invalid action: line too long (%zu "
+			    "bytes, limit %d), skipped: %s... %s", cmd->total,
+			    MAX_LINE, esc, cmd->who->tag);
+	} else if (answer_may_log(cmd)) {
+		len = line_trim(text, len, &text);
+		escape_text(esc, sizeof(esc), text, len);
+		log_warn("[VMusb] invalid action: %s %s", esc, cmd->who->tag);
+	}
+	answer_reply(cmd, buf, reply_format_invalid(buf, sizeof(buf),
+	    cmd->why));
+}
+
+/*
+ * The one place that says what came of a command: the log line (its
+ * format, escaping, and the budget of lines a peer can provoke) and the
+ * reply (what the source may be told). A success is always logged.
+ */
+static void
+answer(struct command *cmd)
+{
+	char esc[MAX_REASON * 4 + 1], buf[MAX_LINE + 1], dev[DEVICE_TEXT];
+	const struct request *req = &cmd->req;
+	const char *act = action_name(req->action), *tag = cmd->who->tag;
+
+	device_text(&req->device, dev);
+	switch (cmd->outcome) {
+	case OUT_OK:
+		log_info("[VMusb] %s %sed device %s %s", req->vm, act, dev, tag);
+		answer_reply(cmd, buf, reply_format(buf, sizeof(buf), req,
+		    NULL));
+		break;
+	case OUT_FAILED:
+		escape_text(esc, sizeof(esc), cmd->why, strlen(cmd->why));
+		if (answer_may_log(cmd))
+			log_warn("[VMusb] %s %sing device %s failed: %s %s",
+			    req->vm, act, dev, esc, tag);
+		answer_reply(cmd, buf, reply_format(buf, sizeof(buf), req,
+		    answer_told(cmd)));
+		break;
+	case OUT_DENIED:
+		if (answer_may_log(cmd))
+			log_warn("[VMusb] %s %sing device %s denied: %s %s",
+			    req->vm, act, dev, cmd->why, tag);
+		answer_reply(cmd, buf, reply_format(buf, sizeof(buf), req,
+		    "not allowed"));
+		break;
+	case OUT_INVALID:
+		answer_invalid(cmd);
+		break;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* systemd's notifications: the sd_notify datagram protocol            */
 
 static struct sockaddr_un notify_addr;
 static socklen_t	notify_len;		/* 0: nobody to tell */
@@ -2129,7 +2046,7 @@ notify(const char *state)
 }
 
 /* ------------------------------------------------------------------ */
-/* Start-up                                                            */
+/* Start-up: options, the configuration file, main                    */
 
 /* The number of a user or group named by number; option names it in the
  * error. */
@@ -2214,49 +2131,95 @@ usage(int status)
 	exit(status);
 }
 
+/* An octal --socket-mode that does not open the socket to everyone. */
+static mode_t
+opt_mode(const char *arg)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(arg, &end, 8);
+	if (errno != 0 || end == arg || *end != '\0' || n < 0 || n > 0777)
+		errx(2, "--socket-mode: expected an octal mode such as 0660, "
+		    "got '%s'", arg);
+	if (n & S_IWOTH)
+		errx(2, "--socket-mode %s: every local user could move devices; "
+		    "refusing", arg);
+	return (mode_t)n;
+}
+
+static int
+opt_timeout(const char *arg)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0' || n < 1 ||
+	    n > MAX_TIMEOUT)
+		errx(2, "--timeout: expected seconds from 1 to %d, got '%s'",
+		    MAX_TIMEOUT, arg);
+	return (int)n;
+}
+
+static void
+opt_allow(const char *arg)
+{
+	struct usb_device d;
+
+	if (!device_parse(arg, strlen(arg), &d))
+		errx(2, "--allow: expected VID:PID, four hex digits each, or "
+		    "VID:PID@PORT, got '%s'", arg);
+	if (!allow_add(&d))
+		errx(1, "more than %d allowed devices", MAX_ALLOW);
+}
+
+static const struct option longopts[] = {
+	{ "socket",	required_argument,	NULL, 's' },
+	{ "socket-mode", required_argument,	NULL, 'm' },
+	{ "socket-group", required_argument,	NULL, 'g' },
+	{ "socket-user", required_argument,	NULL, 'u' },
+	{ "allow",	required_argument,	NULL, 'a' },
+	{ "config",	required_argument,	NULL, 'C' },
+	{ "guest-attach", no_argument,		NULL, 'G' },
+	{ "qemu-run-dir", required_argument,	NULL, 'Q' },
+	{ "sysfs",	required_argument,	NULL, 'S' },
+	{ "xml-dir",	required_argument,	NULL, 'x' },
+	{ "virsh",	required_argument,	NULL, 'V' },
+	{ "connect",	required_argument,	NULL, 'c' },
+	{ "timeout",	required_argument,	NULL, 't' },
+	{ "debug",	no_argument,		NULL, 'd' },
+	{ "help",	no_argument,		NULL, 'h' },
+	{ "version",	no_argument,		NULL, 'v' },
+	{ NULL,		0,			NULL, 0 },
+};
+
 static void
 parse_options(int argc, char *argv[])
 {
-	static const struct option longopts[] = {
-		{ "socket",	required_argument,	NULL, 's' },
-		{ "socket-mode", required_argument,	NULL, 'm' },
-		{ "socket-group", required_argument,	NULL, 'g' },
-		{ "socket-user", required_argument,	NULL, 'u' },
-		{ "allow",	required_argument,	NULL, 'a' },
-		{ "config",	required_argument,	NULL, 'C' },
-		{ "guest-attach", no_argument,		NULL, 'G' },
-		{ "qemu-run-dir", required_argument,	NULL, 'Q' },
-		{ "sysfs",	required_argument,	NULL, 'S' },
-		{ "xml-dir",	required_argument,	NULL, 'x' },
-		{ "virsh",	required_argument,	NULL, 'V' },
-		{ "connect",	required_argument,	NULL, 'c' },
-		{ "timeout",	required_argument,	NULL, 't' },
-		{ "debug",	no_argument,		NULL, 'd' },
-		{ "help",	no_argument,		NULL, 'h' },
-		{ "version",	no_argument,		NULL, 'v' },
-		{ NULL,		0,			NULL, 0 },
+	/* The options that name a path or a URI, taken as they are. */
+	const struct { int ch; const char **to; } words[] = {
+		{ 's', &opt.socket }, { 'Q', &opt.qemu_run_dir },
+		{ 'S', &opt.sysfs }, { 'x', &opt.xml_dir },
+		{ 'V', &opt.virsh }, { 'c', &opt.connect },
 	};
-	char *end, device[DEVICE_MAX + 1];
-	long n;
+	size_t i;
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, "s:m:g:u:a:C:x:V:c:t:dhv", longopts,
 	    NULL)) != -1) {
+		for (i = 0; i < sizeof(words) / sizeof(words[0]) &&
+		    words[i].ch != ch; i++)
+			;
+		if (i < sizeof(words) / sizeof(words[0])) {
+			*words[i].to = optarg;
+			continue;
+		}
 		switch (ch) {
-		case 's':
-			opt.socket = optarg;
-			break;
 		case 'm':
-			errno = 0;
-			n = strtol(optarg, &end, 8);
-			if (errno != 0 || end == optarg || *end != '\0' ||
-			    n < 0 || n > 0777)
-				errx(2, "--socket-mode: expected an octal mode "
-				    "such as 0660, got '%s'", optarg);
-			if (n & S_IWOTH)
-				errx(2, "--socket-mode %s: every local user could "
-				    "move devices; refusing", optarg);
-			opt.socket_mode = (mode_t)n;
+			opt.socket_mode = opt_mode(optarg);
 			break;
 		case 'g':
 			opt.socket_gid = group_id(optarg);
@@ -2266,11 +2229,7 @@ parse_options(int argc, char *argv[])
 			opt.socket_uid = user_id(optarg);
 			break;
 		case 'a':
-			if (!parse_device(optarg, strlen(optarg), device))
-				errx(2, "--allow: expected VID:PID, four hex "
-				    "digits each, or VID:PID@PORT, got '%s'",
-				    optarg);
-			allow_add(device);
+			opt_allow(optarg);
 			break;
 		case 'C':
 			opt.config = optarg;
@@ -2279,29 +2238,8 @@ parse_options(int argc, char *argv[])
 		case 'G':
 			opt.guest_attach = true;
 			break;
-		case 'Q':
-			opt.qemu_run_dir = optarg;
-			break;
-		case 'S':
-			opt.sysfs = optarg;
-			break;
-		case 'x':
-			opt.xml_dir = optarg;
-			break;
-		case 'V':
-			opt.virsh = optarg;
-			break;
-		case 'c':
-			opt.connect = optarg;
-			break;
 		case 't':
-			errno = 0;
-			n = strtol(optarg, &end, 10);
-			if (errno != 0 || end == optarg || *end != '\0' ||
-			    n < 1 || n > MAX_TIMEOUT)
-				errx(2, "--timeout: expected seconds from 1 to "
-				    "%d, got '%s'", MAX_TIMEOUT, optarg);
-			opt.timeout = (int)n;
+			opt.timeout = opt_timeout(optarg);
 			break;
 		case 'd':
 			opt.debug = true;
@@ -2319,6 +2257,53 @@ parse_options(int argc, char *argv[])
 		usage(2);
 }
 
+/* Reads "allow VID:PID[@PORT]" lines. The file decides what a guest can
+ * take, so it must be root's (or ours) and writable by nobody else; a
+ * line we do not understand stops the start, naming the file and the
+ * line. A missing file is fine unless it was named. */
+static void
+config_load(const char *path, bool given)
+{
+	static char buf[FILE_MAX + 1];
+	const char *line, *why = "";
+	struct usb_device device;
+	struct stat st;
+	size_t at = 0, llen, lineno = 0;
+	ssize_t len;
+
+	if ((len = file_read(path, buf, sizeof(buf), &st, true)) == -1) {
+		if (errno == ENOENT && !given)
+			return;
+		if (errno == EINVAL)
+			errx(1, "%s is not a regular file", path);
+		if (errno == EFBIG)
+			errx(1, "%s: larger than %d bytes", path, FILE_MAX);
+		err(1, "%s", path);
+	}
+	if (file_trust(&st, S_IFREG) == TRUST_OWNER)
+		errx(1, "%s belongs to uid %u, not root; refusing it", path,
+		    (unsigned)st.st_uid);
+	if (file_trust(&st, S_IFREG) != TRUSTED)
+		errx(1, "%s is writable by group or others; refusing it", path);
+	while (text_line(buf, (size_t)len, &at, &line, &llen)) {
+		lineno++;
+		if (llen > MAX_CONFIG_LINE)
+			errx(1, "%s:%zu: line too long (limit %d bytes)", path,
+			    lineno, MAX_CONFIG_LINE);
+		switch (config_line(line, llen, &device, &why)) {
+		case CONFIG_NOTHING:
+			break;
+		case CONFIG_ALLOW:
+			if (!allow_add(&device))
+				errx(1, "%s:%zu: more than %d allowed devices",
+				    path, lineno, MAX_ALLOW);
+			break;
+		case CONFIG_ERROR:
+			errx(1, "%s:%zu: %s", path, lineno, why);
+		}
+	}
+}
+
 /* The XML directory must not let anyone else swap our files. */
 static void
 check_xml_dir(const char *dir)
@@ -2329,14 +2314,18 @@ check_xml_dir(const char *dir)
 		errx(1, "--xml-dir must be an absolute path: %s", dir);
 	if (stat(dir, &st) == -1)
 		err(1, "%s", dir);
-	if (!S_ISDIR(st.st_mode))
+	switch (file_trust(&st, S_IFDIR)) {
+	case TRUSTED:
+		break;
+	case TRUST_TYPE:
 		errx(1, "%s is not a directory", dir);
-	if (st.st_uid != 0 && st.st_uid != geteuid())
+	case TRUST_OWNER:
 		errx(1, "%s belongs to another user (uid %u); refusing to "
 		    "write XML files there", dir, (unsigned)st.st_uid);
-	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+	case TRUST_WRITABLE:
 		errx(1, "%s is writable by others and not sticky; refusing to "
 		    "write XML files there", dir);
+	}
 }
 
 /* Whatever we inherited stays ours: virsh must not get it. */
@@ -2407,6 +2396,7 @@ main(int argc, char *argv[])
 	conn_wake = wake[1];
 
 	lfd = listen_start(inherited, sizeof(inherited), &watchfd);
+	admission_init();
 	if (allow_count == 0)
 		log_warn("[VMusb] no allow list: every host USB device may be "
 		    "moved (see --allow and %s)", opt.config);

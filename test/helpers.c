@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "tests.h"
+#include "../common.h"
 
 extern char **environ;
 
@@ -153,15 +154,6 @@ static const char fake_virsh[] =
     "echo \"end $id $dom $verb\" > \"$dir/events\"\n"
     "[ $status = 0 ] && echo 'Device attached successfully'\n"
     "exit $status\n";
-
-int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void
 write_file(const char *path, const char *text, mode_t mode)

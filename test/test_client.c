@@ -125,12 +125,14 @@ static const char domain_xml[] =
 START_TEST(test_hostdevs_are_read_from_libvirts_xml)
 {
 	struct hostdev d[8];
+	char text[DEVICE_TEXT];
 
 	ck_assert_int_eq(hostdevs_parse(domain_xml, strlen(domain_xml), d, 8), 2);
-	ck_assert_str_eq(d[0].device, "046d:c52b");
+	ck_assert_str_eq(device_text(&d[0].device, text), "046d:c52b");
 	ck_assert_int_eq(d[0].bus, 1);
 	ck_assert_int_eq(d[0].dev, 3);
-	ck_assert_str_eq(d[1].device, "1050:0407");	/* not yet attached */
+	ck_assert_str_eq(device_text(&d[1].device, text), "1050:0407");
+	/* not yet attached: */
 	ck_assert_int_eq(d[1].bus, -1);
 	ck_assert_int_eq(hostdevs_parse(domain_xml, strlen(domain_xml), d, 1), 1);
 }
@@ -182,7 +184,7 @@ START_TEST(test_port_hint_shows_the_command_to_use)
 {
 	static const char multi[] = "operation failed: Multiple USB devices "
 	    "for 627:1, use <address> to specify one";
-	struct command c = { .action = ACT_DETACH };
+	struct request c = { .action = ACT_DETACH };
 	char *buf = NULL, reason[256];
 	size_t len = 0;
 	FILE *f;

@@ -2,6 +2,7 @@
  * test_common.c: the pure protocol code of common.h: validators, line
  * assembly, the request parser, and the text both sides write and read.
  */
+#define _GNU_SOURCE
 #include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
@@ -36,6 +37,16 @@ device(const char *s, char out[DEVICE_MAX + 1])
 	return parse_device(s, strlen(s), out);
 }
 
+/* The device s names, parsed (it must parse). */
+static const struct usb_device *
+dev_of(const char *s)
+{
+	static struct usb_device d;
+
+	ck_assert_msg(device_parse(s, strlen(s), &d), "'%s' does not parse", s);
+	return &d;
+}
+
 /* Fills buf with n copies of c and a NUL. */
 static char *
 repeat(char *buf, char c, size_t n)
@@ -46,7 +57,7 @@ repeat(char *buf, char c, size_t n)
 }
 
 static void
-command_init(struct command *cmd)
+command_init(struct request *cmd)
 {
 	memset(cmd, SENTINEL, sizeof(*cmd));
 }
@@ -65,7 +76,7 @@ untouched(const char *p, size_t n)
 static void
 expect_parse_error(const char *line, size_t len)
 {
-	struct command cmd;
+	struct request cmd;
 	const char *why = NULL;
 	char shown[4 * MAX_LINE + 1];
 
@@ -77,7 +88,7 @@ expect_parse_error(const char *line, size_t len)
 	    "'%s' gives no reason", shown);
 	ck_assert_msg(untouched(cmd.vm, sizeof(cmd.vm)),
 	    "'%s' wrote a VM name", shown);
-	ck_assert_msg(untouched(cmd.device, sizeof(cmd.device)),
+	ck_assert_msg(untouched((const char *)&cmd.device, sizeof(cmd.device)),
 	    "'%s' wrote a device", shown);
 }
 
@@ -85,20 +96,21 @@ static void
 expect_command(const char *line, size_t len, const char *vm,
     enum action action, const char *dev)
 {
-	struct command cmd;
+	struct request cmd;
 	const char *why = NULL;
+	char text[DEVICE_TEXT];
 
 	command_init(&cmd);
 	ck_assert_int_eq(parse_line(line, len, &cmd, &why), PARSE_COMMAND);
 	ck_assert_str_eq(cmd.vm, vm);
 	ck_assert_int_eq(cmd.action, action);
-	ck_assert_str_eq(cmd.device, dev);
+	ck_assert_str_eq(device_text(&cmd.device, text), dev);
 }
 
 static enum parse_result
 parse_only(const char *line, size_t len)
 {
-	struct command cmd;
+	struct request cmd;
 	const char *why = NULL;
 
 	command_init(&cmd);
@@ -106,13 +118,13 @@ parse_only(const char *line, size_t len)
 }
 
 static void
-make_command(struct command *cmd, const char *vm, enum action action,
+make_command(struct request *cmd, const char *vm, enum action action,
     const char *dev)
 {
 	memset(cmd, 0, sizeof(*cmd));
 	strcpy(cmd->vm, vm);
 	cmd->action = action;
-	strcpy(cmd->device, dev);
+	cmd->device = *dev_of(dev);
 }
 
 /* ------------------------------------------------------------------ */
@@ -357,10 +369,10 @@ START_TEST(test_device_at_a_port_is_accepted)
 	ck_assert(device("0627:0001@255-255.255.255.255.255.255.255", out));
 	ck_assert_uint_eq(strlen(out), DEVICE_MAX);
 	ck_assert(device("0627:0001@12-10.1", out));
-	ck_assert(device_port(out) != NULL);
-	ck_assert_str_eq(device_port(out), "12-10.1");
+	ck_assert_str_eq(dev_of(out)->port, "12-10.1");
+	ck_assert(device_has_port(dev_of(out)));
 	ck_assert(device("0627:0001", out));
-	ck_assert_ptr_null(device_port(out));
+	ck_assert(!device_has_port(dev_of(out)));
 }
 END_TEST
 
@@ -859,7 +871,7 @@ START_TEST(test_xml_document_is_exact)
 {
 	char buf[XML_MAX];
 
-	ck_assert_int_ge(xml_format(buf, sizeof(buf), DEV, NULL), 0);
+	ck_assert_int_ge(xml_format(buf, sizeof(buf), dev_of(DEV), NULL), 0);
 	ck_assert_str_eq(buf, XML_046D_C52B);
 }
 END_TEST
@@ -867,7 +879,7 @@ END_TEST
 START_TEST(test_xml_returns_its_length)
 {
 	char buf[XML_MAX];
-	int n = xml_format(buf, sizeof(buf), DEV, NULL);
+	int n = xml_format(buf, sizeof(buf), dev_of(DEV), NULL);
 
 	ck_assert_int_eq(n, (int)strlen(buf));
 	ck_assert_int_eq(n, (int)strlen(XML_046D_C52B));
@@ -878,8 +890,8 @@ START_TEST(test_xml_fits_in_xml_max)
 {
 	char buf[XML_MAX];
 
-	ck_assert_int_lt(xml_format(buf, sizeof(buf), "ffff:ffff", NULL), XML_MAX);
-	ck_assert_int_gt(xml_format(buf, sizeof(buf), "ffff:ffff", NULL), 0);
+	ck_assert_int_lt(xml_format(buf, sizeof(buf), dev_of("ffff:ffff"), NULL), XML_MAX);
+	ck_assert_int_gt(xml_format(buf, sizeof(buf), dev_of("ffff:ffff"), NULL), 0);
 }
 END_TEST
 
@@ -888,7 +900,7 @@ START_TEST(test_xml_one_byte_short_is_error)
 	char buf[XML_MAX];
 	size_t need = strlen(XML_046D_C52B) + 1;
 
-	ck_assert_int_eq(xml_format(buf, need - 1, DEV, NULL), -1);
+	ck_assert_int_eq(xml_format(buf, need - 1, dev_of(DEV), NULL), -1);
 }
 END_TEST
 
@@ -897,7 +909,7 @@ START_TEST(test_xml_exact_room_fits)
 	char buf[XML_MAX];
 	size_t need = strlen(XML_046D_C52B) + 1;
 
-	ck_assert_int_eq(xml_format(buf, need, DEV, NULL),
+	ck_assert_int_eq(xml_format(buf, need, dev_of(DEV), NULL),
 	    (int)strlen(XML_046D_C52B));
 	ck_assert_str_eq(buf, XML_046D_C52B);
 }
@@ -910,12 +922,12 @@ START_TEST(test_xml_with_an_address_names_bus_and_device)
 	const struct usb_addr a = { 3, 9 }, far = { 255, 127 };
 	char buf[XML_MAX];
 
-	ck_assert_int_gt(xml_format(buf, sizeof(buf), "046d:c52b@3-1.4", &a), 0);
+	ck_assert_int_gt(xml_format(buf, sizeof(buf), dev_of("046d:c52b@3-1.4"), &a), 0);
 	ck_assert_str_eq(buf, "<hostdev mode='subsystem' type='usb'><source>"
 	    "<vendor id='0x046d'/><product id='0xc52b'/>"
 	    "<address bus='3' device='9'/></source></hostdev>\n");
 	ck_assert_int_gt(xml_format(buf, sizeof(buf),
-	    "ffff:ffff@255-255.255.255.255.255.255.255", &far), 0);
+	    dev_of("ffff:ffff@255-255.255.255.255.255.255.255"), &far), 0);
 }
 END_TEST
 
@@ -1083,7 +1095,7 @@ END_TEST
 
 START_TEST(test_reply_ok)
 {
-	struct command cmd;
+	struct request cmd;
 	char buf[MAX_LINE + 1];
 
 	make_command(&cmd, "win10", ACT_ATTACH, DEV);
@@ -1095,7 +1107,7 @@ END_TEST
 
 START_TEST(test_reply_error_with_reason)
 {
-	struct command cmd;
+	struct request cmd;
 	char buf[MAX_LINE + 1];
 
 	make_command(&cmd, "win10", ACT_DETACH, DEV);
@@ -1107,7 +1119,7 @@ END_TEST
 
 START_TEST(test_reply_reason_control_bytes_are_escaped)
 {
-	struct command cmd;
+	struct request cmd;
 	char buf[MAX_LINE + 1];
 
 	make_command(&cmd, "win10", ACT_ATTACH, DEV);
@@ -1120,7 +1132,7 @@ END_TEST
 
 START_TEST(test_reply_is_one_line_of_printable_ascii)
 {
-	struct command cmd;
+	struct request cmd;
 	char reason[256], buf[2 * MAX_LINE];
 	int n;
 
@@ -1140,7 +1152,7 @@ END_TEST
 
 START_TEST(test_reply_long_reason_is_cut)
 {
-	struct command cmd;
+	struct request cmd;
 	char reason[4 * MAX_REASON + 1];
 	char buf[4 * MAX_LINE];
 	const char *head = "error win10 attach 046d:c52b: ";
@@ -1158,7 +1170,7 @@ END_TEST
 
 START_TEST(test_reply_long_escaped_reason_is_cut_at_an_escape)
 {
-	struct command cmd;
+	struct request cmd;
 	char reason[MAX_REASON + 1];
 	char buf[4 * MAX_LINE];
 	const char *head = "error win10 attach 046d:c52b: ";
@@ -1178,7 +1190,7 @@ END_TEST
 
 START_TEST(test_reply_longest_fits_in_a_line)
 {
-	struct command cmd;
+	struct request cmd;
 	char name[MAX_VM_NAME + 1];
 	char reason[4 * MAX_REASON + 1];
 	char buf[4 * MAX_LINE];
@@ -1196,7 +1208,7 @@ END_TEST
 
 START_TEST(test_reply_buffer_too_small_is_error)
 {
-	struct command cmd;
+	struct request cmd;
 	char buf[MAX_LINE + 1];
 	size_t ok_len = strlen("ok win10 attach 046d:c52b\n");
 	size_t err_len = strlen("error win10 attach 046d:c52b: boom\n");
@@ -1248,7 +1260,7 @@ END_TEST
 
 /* Formats a reply to cmd and strips its '\n', as the client reads it. */
 static void
-reply_line(char *buf, size_t size, const struct command *cmd,
+reply_line(char *buf, size_t size, const struct request *cmd,
     const char *reason)
 {
 	int n = reply_format(buf, size, cmd, reason);
@@ -1260,7 +1272,7 @@ reply_line(char *buf, size_t size, const struct command *cmd,
 
 START_TEST(test_reply_parse_ok_round_trip)
 {
-	struct command cmd;
+	struct request cmd;
 	char line[MAX_LINE + 1];
 	const char *reason = NULL;
 
@@ -1272,7 +1284,7 @@ END_TEST
 
 START_TEST(test_reply_parse_error_round_trip)
 {
-	struct command cmd;
+	struct request cmd;
 	char line[MAX_LINE + 1];
 	const char *reason = NULL;
 
@@ -1286,7 +1298,7 @@ END_TEST
 
 START_TEST(test_reply_parse_escaped_reason_round_trip)
 {
-	struct command cmd;
+	struct request cmd;
 	char line[MAX_LINE + 1];
 	const char *reason = NULL;
 
@@ -1299,7 +1311,7 @@ END_TEST
 
 START_TEST(test_reply_parse_invalid_line_error)
 {
-	struct command cmd;
+	struct request cmd;
 	const char *reason = NULL;
 
 	make_command(&cmd, "win10", ACT_ATTACH, DEV);
@@ -1311,7 +1323,7 @@ END_TEST
 
 START_TEST(test_reply_parse_invalid_round_trip)
 {
-	struct command cmd;
+	struct request cmd;
 	char line[MAX_LINE + 1];
 	const char *reason = NULL;
 	int n;
@@ -1327,7 +1339,7 @@ END_TEST
 
 START_TEST(test_reply_parse_other_device_is_unexpected)
 {
-	struct command cmd, other;
+	struct request cmd, other;
 	char line[MAX_LINE + 1];
 	const char *reason = NULL;
 
@@ -1342,7 +1354,7 @@ END_TEST
 
 START_TEST(test_reply_parse_other_vm_is_unexpected)
 {
-	struct command cmd, other;
+	struct request cmd, other;
 	char line[MAX_LINE + 1];
 	const char *reason = NULL;
 
@@ -1361,7 +1373,7 @@ END_TEST
 
 START_TEST(test_reply_parse_other_action_is_unexpected)
 {
-	struct command cmd, other;
+	struct request cmd, other;
 	char line[MAX_LINE + 1];
 	const char *reason = NULL;
 
@@ -1394,7 +1406,7 @@ START_TEST(test_reply_parse_garbage_is_unexpected)
 		"error win10 attach 046d:c52bboom",
 		"ok win10 attach 046D:C52B",
 	};
-	struct command cmd;
+	struct request cmd;
 
 	make_command(&cmd, "win10", ACT_ATTACH, DEV);
 	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
@@ -1434,7 +1446,7 @@ END_TEST
 
 START_TEST(test_parse_numeric_vm_name_says_why)
 {
-	struct command cmd;
+	struct request cmd;
 	const char *why = NULL;
 
 	ck_assert_int_eq(parse_line(LIT("3 attach 046d:c52b"), &cmd, &why),
@@ -1552,28 +1564,29 @@ END_TEST
 
 START_TEST(test_config_allow_line_gives_the_device)
 {
-	char dev[DEVICE_MAX + 1];
+	struct usb_device dev;
+	char text[DEVICE_TEXT];
 	const char *why = NULL;
 
-	ck_assert_int_eq(config_line(LIT("allow 046D:C52B"), dev, &why),
+	ck_assert_int_eq(config_line(LIT("allow 046D:C52B"), &dev, &why),
 	    CONFIG_ALLOW);
-	ck_assert_str_eq(dev, "046d:c52b");
-	ck_assert_int_eq(config_line(LIT("\tallow  1050:0407  # key\r"), dev,
+	ck_assert_str_eq(device_text(&dev, text), "046d:c52b");
+	ck_assert_int_eq(config_line(LIT("\tallow  1050:0407  # key\r"), &dev,
 	    &why), CONFIG_ALLOW);
-	ck_assert_str_eq(dev, "1050:0407");
+	ck_assert_str_eq(device_text(&dev, text), "1050:0407");
 }
 END_TEST
 
 START_TEST(test_config_blank_and_comment_lines_say_nothing)
 {
-	char dev[DEVICE_MAX + 1];
+	struct usb_device dev;
 	const char *why = NULL;
 
-	ck_assert_int_eq(config_line(LIT(""), dev, &why), CONFIG_NOTHING);
-	ck_assert_int_eq(config_line(LIT("  \t "), dev, &why), CONFIG_NOTHING);
-	ck_assert_int_eq(config_line(LIT("# allow everything"), dev, &why),
+	ck_assert_int_eq(config_line(LIT(""), &dev, &why), CONFIG_NOTHING);
+	ck_assert_int_eq(config_line(LIT("  \t "), &dev, &why), CONFIG_NOTHING);
+	ck_assert_int_eq(config_line(LIT("# allow everything"), &dev, &why),
 	    CONFIG_NOTHING);
-	ck_assert_int_eq(config_line(LIT("   #"), dev, &why), CONFIG_NOTHING);
+	ck_assert_int_eq(config_line(LIT("   #"), &dev, &why), CONFIG_NOTHING);
 	ck_assert_ptr_null(why);
 }
 END_TEST
@@ -1583,12 +1596,12 @@ START_TEST(test_config_malformed_lines_say_why)
 	static const char *bad[] = { "allow", "allow 046d", "allow 046d:c52b x",
 	    "Allow 046d:c52b", "deny 046d:c52b", "allow=046d:c52b",
 	    "allow 046d:c52b:1", "allow ../../etc", "046d:c52b", "allow *" };
-	char dev[DEVICE_MAX + 1];
+	struct usb_device dev;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		const char *why = NULL;
 
-		ck_assert_msg(config_line(bad[i], strlen(bad[i]), dev, &why) ==
+		ck_assert_msg(config_line(bad[i], strlen(bad[i]), &dev, &why) ==
 		    CONFIG_ERROR, "accepted: %s", bad[i]);
 		ck_assert_ptr_nonnull(why);
 	}
@@ -1597,10 +1610,10 @@ END_TEST
 
 START_TEST(test_config_nul_byte_is_malformed)
 {
-	char dev[DEVICE_MAX + 1];
+	struct usb_device dev;
 	const char *why = NULL;
 
-	ck_assert_int_eq(config_line(LIT("allow 046d:c5\0b"), dev, &why),
+	ck_assert_int_eq(config_line(LIT("allow 046d:c5\0b"), &dev, &why),
 	    CONFIG_ERROR);
 }
 END_TEST

@@ -32,11 +32,21 @@ script(const char *name, const char *body)
 }
 
 static void
-run_script(const char *body, int timeout, struct virsh_result *res)
+run_script(const char *body, int timeout, struct run *res)
 {
 	char *argv[] = { (char *)script("s", body), (char *)"arg", NULL };
 
 	virsh_run(argv, timeout, res);
+}
+
+/* The device s names, parsed (it must parse). */
+static const struct usb_device *
+dev_of(const char *s)
+{
+	static struct usb_device d;
+
+	ck_assert_msg(device_parse(s, strlen(s), &d), "'%s' does not parse", s);
+	return &d;
 }
 
 static void
@@ -49,21 +59,21 @@ setup(void)
 
 START_TEST(test_exit_zero_is_ok)
 {
-	struct virsh_result res;
+	struct run res;
 
 	run_script("echo Device attached successfully", 5, &res);
-	ck_assert_int_eq(res.outcome, VIRSH_OK);
+	ck_assert_int_eq(res.outcome, RUN_OK);
 }
 END_TEST
 
 START_TEST(test_last_error_line_is_the_reason)
 {
-	struct virsh_result res;
+	struct run res;
 
 	run_script("echo 'error: Failed to attach device from /tmp/x.xml' >&2\n"
 	    "echo 'error: Requested operation is not valid: no such device' >&2\n"
 	    "exit 1", 5, &res);
-	ck_assert_int_eq(res.outcome, VIRSH_FAILED);
+	ck_assert_int_eq(res.outcome, RUN_FAILED);
 	ck_assert_str_eq(res.reason,
 	    "Requested operation is not valid: no such device");
 }
@@ -71,51 +81,51 @@ END_TEST
 
 START_TEST(test_error_on_stdout_counts_too)
 {
-	struct virsh_result res;
+	struct run res;
 
 	run_script("echo 'error: said on stdout'; exit 1", 5, &res);
-	ck_assert_int_eq(res.outcome, VIRSH_FAILED);
+	ck_assert_int_eq(res.outcome, RUN_FAILED);
 	ck_assert_str_eq(res.reason, "said on stdout");
 }
 END_TEST
 
 START_TEST(test_without_error_line_the_last_line_is_the_reason)
 {
-	struct virsh_result res;
+	struct run res;
 
 	run_script("echo first; echo '  last words  ' >&2; echo; exit 1", 5, &res);
-	ck_assert_int_eq(res.outcome, VIRSH_FAILED);
+	ck_assert_int_eq(res.outcome, RUN_FAILED);
 	ck_assert_str_eq(res.reason, "last words");
 }
 END_TEST
 
 START_TEST(test_silent_failure_gives_the_status)
 {
-	struct virsh_result res;
+	struct run res;
 
 	run_script("exit 3", 5, &res);
-	ck_assert_int_eq(res.outcome, VIRSH_FAILED);
+	ck_assert_int_eq(res.outcome, RUN_FAILED);
 	ck_assert_str_eq(res.reason, "virsh exited with status 3");
 }
 END_TEST
 
 START_TEST(test_killed_by_signal_is_a_failure)
 {
-	struct virsh_result res;
+	struct run res;
 
 	run_script("kill -KILL $$", 5, &res);
-	ck_assert_int_eq(res.outcome, VIRSH_FAILED);
+	ck_assert_int_eq(res.outcome, RUN_FAILED);
 	ck_assert_str_eq(res.reason, "virsh killed by signal 9");
 }
 END_TEST
 
 START_TEST(test_missing_program_cannot_run)
 {
-	struct virsh_result res;
+	struct run res;
 	char *argv[] = { (char *)"/nonexistent/virsh", NULL };
 
 	virsh_run(argv, 5, &res);
-	ck_assert_int_eq(res.outcome, VIRSH_NORUN);
+	ck_assert_int_eq(res.outcome, RUN_NORUN);
 	ck_assert_str_eq(res.reason,
 	    "cannot run /nonexistent/virsh: No such file or directory");
 }
@@ -123,7 +133,7 @@ END_TEST
 
 START_TEST(test_hang_is_killed_at_the_deadline_with_its_children)
 {
-	struct virsh_result res;
+	struct run res;
 	struct pollfd p = { .events = POLLIN };
 	char path[300], buf[400];
 	int64_t t0 = now_ms(), took;
@@ -135,7 +145,7 @@ START_TEST(test_hang_is_killed_at_the_deadline_with_its_children)
 	    path);
 	run_script(buf, 1, &res);
 	took = now_ms() - t0;
-	ck_assert_int_eq(res.outcome, VIRSH_TIMED_OUT);
+	ck_assert_int_eq(res.outcome, RUN_TIMED_OUT);
 	ck_assert_str_eq(res.reason, "timed out");
 	ck_assert_int_ge(took, 1000);
 	ck_assert_int_lt(took, WAIT_MS);
@@ -157,7 +167,7 @@ END_TEST
 
 START_TEST(test_grandchild_holding_the_pipe_does_not_hold_us)
 {
-	struct virsh_result res;
+	struct run res;
 	char path[300], body[400], buf[64];
 	int64_t t0 = now_ms();
 
@@ -167,7 +177,7 @@ START_TEST(test_grandchild_holding_the_pipe_does_not_hold_us)
 	    "echo 'error: gone' >&2; exit 1", path);
 	run_script(body, 30, &res);
 	ck_assert_int_lt(now_ms() - t0, 3000);
-	ck_assert_int_eq(res.outcome, VIRSH_FAILED);
+	ck_assert_int_eq(res.outcome, RUN_FAILED);
 	ck_assert_str_eq(res.reason, "gone");
 	ck_assert_int_gt(slurp(path, buf, sizeof(buf)), 0);
 	kill((pid_t)atoi(buf), SIGKILL);
@@ -176,29 +186,29 @@ END_TEST
 
 START_TEST(test_megabytes_of_output_are_drained)
 {
-	struct virsh_result res;
+	struct run res;
 
 	run_script("head -c 4000000 /dev/zero | tr '\\0' x; echo;"
 	    "echo 'error: after the flood' >&2; exit 1", 10, &res);
-	ck_assert_int_eq(res.outcome, VIRSH_FAILED);
+	ck_assert_int_eq(res.outcome, RUN_FAILED);
 	ck_assert_str_eq(res.reason, "after the flood");
 }
 END_TEST
 
 START_TEST(test_stdin_is_dev_null)
 {
-	struct virsh_result res;
+	struct run res;
 
 	/* Reading stdin must give EOF at once, not wait on anything of ours. */
 	run_script("test \"$(readlink /proc/$$/fd/0)\" = /dev/null || exit 1\n"
 	    "cat > /dev/null", 5, &res);
-	ck_assert_int_eq(res.outcome, VIRSH_OK);
+	ck_assert_int_eq(res.outcome, RUN_OK);
 }
 END_TEST
 
 START_TEST(test_environment_is_small_and_fixed)
 {
-	struct virsh_result res;
+	struct run res;
 	char path[300], body[400], env[4096];
 
 	setenv("SECRET_TOKEN", "leak", 1);
@@ -209,7 +219,7 @@ START_TEST(test_environment_is_small_and_fixed)
 	snprintf(path, sizeof(path), "%s/env", w.dir);
 	snprintf(body, sizeof(body), "/usr/bin/env > %s", path);
 	run_script(body, 5, &res);
-	ck_assert_int_eq(res.outcome, VIRSH_OK);
+	ck_assert_int_eq(res.outcome, RUN_OK);
 	ck_assert_int_gt(slurp(path, env, sizeof(env)), 0);
 	/* dash adds PWD of its own; nothing else may appear. */
 	ck_assert_ptr_nonnull(strstr(env, "PATH=" SAFE_PATH "\n"));
@@ -261,7 +271,7 @@ xml_expect(const char *device, const char *path)
 	char buf[512], want[XML_MAX];
 	struct stat st;
 
-	ck_assert_int_gt(xml_format(want, sizeof(want), device, NULL), 0);
+	ck_assert_int_gt(xml_format(want, sizeof(want), dev_of(device), NULL), 0);
 	ck_assert_int_eq(lstat(path, &st), 0);
 	ck_assert(S_ISREG(st.st_mode));
 	ck_assert_uint_eq(st.st_uid, geteuid());
@@ -275,7 +285,7 @@ START_TEST(test_xml_file_is_written_with_the_document)
 	bool temporary;
 	char path[PATH_MAX], why[MAX_REASON + 1], want[PATH_MAX];
 
-	ck_assert_int_eq(xml_write("046d:c52b", NULL, path, sizeof(path), &temporary, why,
+	ck_assert_int_eq(xml_write(dev_of("046d:c52b"), NULL, path, sizeof(path), &temporary, why,
 	    sizeof(why)), 0);
 	snprintf(want, sizeof(want), "%s/device-046d:c52b.xml", w.xmldir);
 	ck_assert_str_eq(path, want);
@@ -296,7 +306,7 @@ START_TEST(test_xml_file_replaces_a_planted_symlink_without_following_it)
 	snprintf(path, sizeof(path), "%s/device-046d:c52b.xml", w.xmldir);
 	ck_assert_int_eq(symlink(victim, path), 0);
 
-	ck_assert_int_eq(xml_write("046d:c52b", NULL, path, sizeof(path), &temporary, why,
+	ck_assert_int_eq(xml_write(dev_of("046d:c52b"), NULL, path, sizeof(path), &temporary, why,
 	    sizeof(why)), 0);
 	xml_expect("046d:c52b", path);
 	ck_assert_int_gt(slurp(victim, buf, sizeof(buf)), 0);
@@ -319,7 +329,7 @@ START_TEST(test_xml_file_never_trusts_a_file_already_there)
 	ck_assert_int_eq(chmod(path, 0666), 0);
 	ck_assert_int_eq(stat(path, &before), 0);
 
-	ck_assert_int_eq(xml_write("046d:c52b", NULL, path, sizeof(path), &temporary, why,
+	ck_assert_int_eq(xml_write(dev_of("046d:c52b"), NULL, path, sizeof(path), &temporary, why,
 	    sizeof(why)), 0);
 	ck_assert_int_eq(stat(path, &after), 0);
 	ck_assert(before.st_ino != after.st_ino);	/* a new file, ours */
@@ -333,10 +343,10 @@ START_TEST(test_xml_file_of_ours_is_read_again_not_rewritten)
 	char path[PATH_MAX], why[MAX_REASON + 1];
 	struct stat before, after;
 
-	ck_assert_int_eq(xml_write("046d:c52b", NULL, path, sizeof(path), &temporary,
+	ck_assert_int_eq(xml_write(dev_of("046d:c52b"), NULL, path, sizeof(path), &temporary,
 	    why, sizeof(why)), 0);
 	ck_assert_int_eq(stat(path, &before), 0);
-	ck_assert_int_eq(xml_write("046d:c52b", NULL, path, sizeof(path), &temporary,
+	ck_assert_int_eq(xml_write(dev_of("046d:c52b"), NULL, path, sizeof(path), &temporary,
 	    why, sizeof(why)), 0);
 	ck_assert(!temporary);
 	ck_assert_int_eq(stat(path, &after), 0);
@@ -353,7 +363,7 @@ START_TEST(test_xml_file_not_exactly_ours_is_written_anew)
 	char path[PATH_MAX], why[MAX_REASON + 1], doc[XML_MAX], other[300];
 	char buf[XML_MAX + 16];
 	struct stat before, after;
-	int len = xml_format(doc, sizeof(doc), "046d:c52b", NULL);
+	int len = xml_format(doc, sizeof(doc), dev_of("046d:c52b"), NULL);
 
 	ck_assert_int_gt(len, 0);
 	snprintf(path, sizeof(path), "%s/device-046d:c52b.xml", w.xmldir);
@@ -385,7 +395,7 @@ START_TEST(test_xml_file_not_exactly_ours_is_written_anew)
 			ck_assert_int_eq(symlink(other, path), 0);
 		ck_assert_int_eq(lstat(path, &before), 0);
 
-		ck_assert_int_eq(xml_write("046d:c52b", NULL, path, sizeof(path),
+		ck_assert_int_eq(xml_write(dev_of("046d:c52b"), NULL, path, sizeof(path),
 		    &temporary, why, sizeof(why)), 0);
 		ck_assert_int_eq(lstat(path, &after), 0);
 		ck_assert_msg(before.st_ino != after.st_ino, "case %d kept", c);
@@ -404,7 +414,7 @@ START_TEST(test_xml_file_leaves_no_temporary_files)
 	char path[PATH_MAX], why[MAX_REASON + 1], entries[4096] = "";
 
 	for (int i = 0; i < 3; i++)
-		ck_assert_int_eq(xml_write("046d:c52b", NULL, path, sizeof(path), &temporary, why,
+		ck_assert_int_eq(xml_write(dev_of("046d:c52b"), NULL, path, sizeof(path), &temporary, why,
 		    sizeof(why)), 0);
 	dir_list(w.xmldir, entries, sizeof(entries));
 	ck_assert_str_eq(entries, "device-046d:c52b.xml ");
@@ -417,7 +427,7 @@ START_TEST(test_xml_file_in_a_missing_directory_fails_with_a_reason)
 	char path[PATH_MAX], why[MAX_REASON + 1];
 
 	opt.xml_dir = "/nonexistent";
-	ck_assert_int_eq(xml_write("046d:c52b", NULL, path, sizeof(path), &temporary, why,
+	ck_assert_int_eq(xml_write(dev_of("046d:c52b"), NULL, path, sizeof(path), &temporary, why,
 	    sizeof(why)), -1);
 	ck_assert_str_eq(why, "cannot create a file in /nonexistent: "
 	    "No such file or directory");
@@ -426,9 +436,7 @@ END_TEST
 
 START_TEST(test_xml_path_taken_by_a_directory_falls_back_to_our_own_file)
 {
-	struct virsh_result res;
-	struct command cmd = { .vm = "win10", .action = ACT_ATTACH,
-	    .device = "046d:c52b" };
+	struct command cmd = { .req = { .vm = "win10", .action = ACT_ATTACH } };
 	char planted[PATH_MAX], record[300], body[1024], got[512], want[XML_MAX];
 	char entries[4096] = "";
 
@@ -441,10 +449,11 @@ START_TEST(test_xml_path_taken_by_a_directory_falls_back_to_our_own_file)
 	    "[ \"$1\" = --file ] && cat \"$2\" > %s && echo \"$2\" >> %s.path\n"
 	    "shift; done", record, record);
 	opt.virsh = script("virsh", body);
-	command_run(&cmd, &res);
-	ck_assert_int_eq(res.outcome, VIRSH_OK);
+	cmd.req.device = *dev_of("046d:c52b");
+	command_run(&cmd);
+	ck_assert_int_eq(cmd.outcome, OUT_OK);
 	ck_assert_int_gt(slurp(record, got, sizeof(got)), 0);
-	ck_assert_int_gt(xml_format(want, sizeof(want), "046d:c52b", NULL), 0);
+	ck_assert_int_gt(xml_format(want, sizeof(want), dev_of("046d:c52b"), NULL), 0);
 	ck_assert_str_eq(got, want);
 
 	/* Our file was removed after the run; the directory is untouched. */

@@ -25,7 +25,6 @@ Suite *e2e_suite(void);		/* test_e2e.c: real libvirtd, QEMU guest, virsh */
 
 #define WAIT_MS		10000	/* generous bound on any awaited event */
 
-int64_t	now_ms(void);		/* CLOCK_MONOTONIC */
 
 /* Lines from a descriptor, read with a deadline. */
 struct reader {

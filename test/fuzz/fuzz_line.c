@@ -6,6 +6,7 @@
  * accepted command with a name or device the validators refuse, a
  * document or reply that does not fit, escaped text that is not plain.
  */
+#define _GNU_SOURCE
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -20,7 +21,7 @@ check_plain(const char *s, size_t len)
 		CHECK(s[i] >= 0x20 && s[i] < 0x7f);
 }
 
-/* What parse_device gives: "vid:pid" in lower case, maybe "@" and a
+/* What device_text gives: "vid:pid" in lower case, maybe "@" and a
  * port path of digits, '-' and '.'. */
 static bool
 device_ok(const char *d)
@@ -44,7 +45,9 @@ one_line(const char *line, size_t len)
 {
 	static const struct usb_addr far = { 255, 127 };
 	char xml[XML_MAX], reply[MAX_LINE + 1], esc[MAX_LINE * 4 + 1];
-	struct command cmd;
+	struct request cmd;
+	struct usb_device again;
+	char dev[DEVICE_TEXT];
 	const char *why = NULL, *reason;
 	size_t n;
 	int r;
@@ -55,9 +58,12 @@ one_line(const char *line, size_t len)
 	switch (parse_line(line, len, &cmd, &why)) {
 	case PARSE_COMMAND:
 		CHECK(valid_vm_name(cmd.vm, strlen(cmd.vm)));
-		CHECK(device_ok(cmd.device));
-		CHECK(xml_format(xml, sizeof(xml), cmd.device, NULL) > 0);
-		CHECK(xml_format(xml, sizeof(xml), cmd.device, &far) > 0);
+		CHECK(device_ok(device_text(&cmd.device, dev)));
+		/* The text parses back to the same device. */
+		CHECK(device_parse(dev, strlen(dev), &again) &&
+		    device_equal(&again, &cmd.device));
+		CHECK(xml_format(xml, sizeof(xml), &cmd.device, NULL) > 0);
+		CHECK(xml_format(xml, sizeof(xml), &cmd.device, &far) > 0);
 		CHECK(reply_format(reply, sizeof(reply), &cmd, NULL) > 0);
 		r = reply_format(reply, sizeof(reply), &cmd, line);
 		CHECK(r > 0 && reply[r - 1] == '\n');

@@ -5,6 +5,7 @@
  * configuration file. A guest's name, when found, must be one the
  * validator accepts.
  */
+#define _GNU_SOURCE
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -17,14 +18,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char name[MAX_VM_NAME + 1], device[DEVICE_MAX + 1];
+	char name[MAX_VM_NAME + 1], text[DEVICE_TEXT];
+	struct usb_device device;
 	const char *why = NULL;
 
 	if (qemu_peer_name((const char *)data, size, name) == PEER_GUEST)
 		CHECK(valid_vm_name(name, strlen(name)));
-	switch (config_line((const char *)data, size, device, &why)) {
+	switch (config_line((const char *)data, size, &device, &why)) {
 	case CONFIG_ALLOW:
-		CHECK(strlen(device) >= DEVICE_LEN && device[4] == ':');
+		device_text(&device, text);
+		CHECK(strlen(text) >= DEVICE_LEN && text[4] == ':');
 		break;
 	case CONFIG_ERROR:
 		CHECK(why != NULL);

@@ -32,6 +32,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	n = hostdevs_parse(buf, size, devs, MAX_HOSTDEVS);
 	CHECK(n >= 0 && n <= MAX_HOSTDEVS);
 	for (int i = 0; i < n; i++)
-		CHECK(strlen(devs[i].device) == DEVICE_LEN);
+		CHECK(devs[i].device.vendor <= 0xffff &&
+		    devs[i].device.product <= 0xffff && devs[i].device.port[0] == '\0');
 	return 0;
 }
