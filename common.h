@@ -57,6 +57,24 @@ action_name(enum action a)
 	return a == ACT_ATTACH ? "attach" : "detach";
 }
 
+/* An option that names a path, a URI or a name, taken as it is. */
+struct opt_word {
+	int		ch;
+	const char	**to;
+};
+
+/* Sets word option ch to arg: false when ch is none of words[0..n). */
+static inline bool
+opt_word(const struct opt_word *words, size_t n, int ch, const char *arg)
+{
+	for (size_t i = 0; i < n; i++)
+		if (words[i].ch == ch) {
+			*words[i].to = arg;
+			return true;
+		}
+	return false;
+}
+
 /* ------------------------------------------------------------------ */
 /* Validators: whitelists, checked before any field touches a file,   */
 /* an argument vector or a log line.                                  */

@@ -1028,8 +1028,7 @@ parse_options(int argc, char *argv[], int *optindp)
 	};
 	static const char *const verbs[] = { "attach", "detach", "toggle",
 	    "status", "devices" };
-	/* The options that name a path, a URI or a domain, as they are. */
-	const struct { int ch; const char **to; } words[] = {
+	const struct opt_word words[] = {
 		{ 's', &opt.socket }, { 'c', &opt.connect },
 		{ 'd', &opt.domain }, { 'V', &opt.virsh },
 		{ 'C', &opt.config }, { 'S', &opt.sysfs },
@@ -1039,11 +1038,8 @@ parse_options(int argc, char *argv[], int *optindp)
 
 	while ((ch = getopt_long(argc, argv, "s:c:d:V:C:jhv", longopts,
 	    NULL)) != -1) {
-		for (i = 0; i < sizeof(words) / sizeof(words[0]) &&
-		    words[i].ch != ch; i++)
+		if (opt_word(words, sizeof(words) / sizeof(words[0]), ch, optarg))
 			;
-		if (i < sizeof(words) / sizeof(words[0]))
-			*words[i].to = optarg;
 		else if (ch == 'j')
 			opt.json = true;
 		else if (ch == 'h')

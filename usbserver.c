@@ -1196,8 +1196,8 @@ qemu_users_has(uid_t uid)
 	return has;
 }
 
-/* The pid in pid file name of the directory dfd, if it is root's (or
- * ours) and holds one; -1 otherwise. */
+/* The pid in pid file name of the directory dfd, if it is a file we can
+ * trust (file_trust) and holds one; -1 otherwise. */
 static long
 pid_file_read(int dfd, const char *name, bool *scarce)
 {
@@ -1214,8 +1214,7 @@ pid_file_read(int dfd, const char *name, bool *scarce)
 			*scarce = true;
 		return -1;
 	}
-	got = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    (st.st_uid == 0 || st.st_uid == geteuid()) ?
+	got = fstat(fd, &st) == 0 && file_trust(&st, S_IFREG) == TRUSTED ?
 	    read(fd, buf, sizeof(buf) - 1) : -1;
 	close(fd);
 	if (got <= 0)
@@ -2199,24 +2198,17 @@ static const struct option longopts[] = {
 static void
 parse_options(int argc, char *argv[])
 {
-	/* The options that name a path or a URI, taken as they are. */
-	const struct { int ch; const char **to; } words[] = {
+	const struct opt_word words[] = {
 		{ 's', &opt.socket }, { 'Q', &opt.qemu_run_dir },
 		{ 'S', &opt.sysfs }, { 'x', &opt.xml_dir },
 		{ 'V', &opt.virsh }, { 'c', &opt.connect },
 	};
-	size_t i;
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, "s:m:g:u:a:C:x:V:c:t:dhv", longopts,
 	    NULL)) != -1) {
-		for (i = 0; i < sizeof(words) / sizeof(words[0]) &&
-		    words[i].ch != ch; i++)
-			;
-		if (i < sizeof(words) / sizeof(words[0])) {
-			*words[i].to = optarg;
+		if (opt_word(words, sizeof(words) / sizeof(words[0]), ch, optarg))
 			continue;
-		}
 		switch (ch) {
 		case 'm':
 			opt.socket_mode = opt_mode(optarg);
