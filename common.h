@@ -1,9 +1,19 @@
 /*
- * common.h: what usbserver and usbctl share: the line protocol, its limits,
- * the validators, and the text both sides write and read.
+ * common.h: what usbserver and usbctl share.
  *
- * Everything here is pure (no I/O, no allocation, no globals) so that the
- * unit tests and the fuzzers can feed it any bytes at all.
+ * Part 1 is pure (no I/O, no allocation, no globals), so that the unit
+ * tests and the fuzzers can feed it any bytes at all:
+ *	limits and defaults; option words
+ *	validators: domain names, USB ports
+ *	devices: VID:PID[@PORT] as a struct, parsed and written
+ *	peers: a QEMU's domain from its command line
+ *	line assembly, escaping
+ *	requests: the line grammar; the configuration line
+ *	the hostdev document, sysfs numbers, replies: their grammar
+ *	libvirt's words we match, and the daemon's "name one, as"
+ * Part 2, marked below, is the I/O both programs do, done once:
+ *	trusted files, small files read a line at a time, sysfs
+ *	attributes, running virsh with a deadline
  */
 #ifndef USBSERVER_COMMON_H
 #define USBSERVER_COMMON_H
@@ -643,6 +653,10 @@ sysfs_number(const char *buf, int base, long max)
 	char *end;
 	long v;
 
+	/* strtol would take blanks, a sign or "0x" first: the kernel's
+	 * text has none. */
+	if (!(base == 16 ? is_hex(buf[0]) : buf[0] >= '0' && buf[0] <= '9'))
+		return -1;
 	errno = 0;
 	v = strtol(buf, &end, base);
 	if (errno != 0 || end == buf || (*end != '\n' && *end != '\0') ||
@@ -766,9 +780,13 @@ reason_add_ports(char *reason, size_t size, const struct usb_device *d,
 	if (n == 0)
 		return;
 	list[0] = '\0';
-	for (size_t i = 0; i < n && i < PORTS_LISTED; i++)
-		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
-		    i > 0 ? ", " : "", ports[i]);
+	for (size_t i = 0; i < n && i < PORTS_LISTED && len < sizeof(list);
+	    i++) {
+		int wrote = snprintf(list + len, sizeof(list) - len, "%s%.*s",
+		    i > 0 ? ", " : "", PORT_MAX, ports[i]);
+
+		len += wrote > 0 ? (size_t)wrote : 0;
+	}
 	snprintf(reason + rlen, size - rlen, NAME_ONE "%04x:%04x@%s; it is at "
 	    "ports %s%s", d->vendor & 0xffff, d->product & 0xffff, ports[0],
 	    list, more ? " and more" : "");
@@ -915,10 +933,10 @@ sysfs_dir(int at, const char *name)
 	return openat(at, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
-/* The first line of attribute name of the device directory dfd, cut to
- * size; its length, or -1 if there is none. */
+/* Attribute name of the device directory dfd as it is, cut to size and
+ * NUL-terminated; its length, or -1 if there is none. */
 static inline ssize_t
-sysfs_attr(int dfd, const char *name, char *buf, size_t size)
+sysfs_read(int dfd, const char *name, char *buf, size_t size)
 {
 	ssize_t n;
 	int fd;
@@ -931,18 +949,29 @@ sysfs_attr(int dfd, const char *name, char *buf, size_t size)
 	if (n < 0)
 		return -1;
 	buf[n] = '\0';
+	return n;
+}
+
+/* The first line of a text attribute (a descriptor string); its length,
+ * or -1 if there is none. */
+static inline ssize_t
+sysfs_attr(int dfd, const char *name, char *buf, size_t size)
+{
+	if (sysfs_read(dfd, name, buf, size) < 0)
+		return -1;
 	buf[strcspn(buf, "\n")] = '\0';
 	return (ssize_t)strlen(buf);
 }
 
-/* A number of attribute name, in base (16 for ids, 10 for bus and device
- * numbers), at most max; -1 if there is none. */
+/* A number of attribute name, as sysfs_number() reads it: in base (16
+ * for ids, 10 for bus and device numbers), at most max; -1 if there is
+ * none. */
 static inline long
 sysfs_attr_number(int dfd, const char *name, int base, long max)
 {
 	char buf[16];
 
-	return sysfs_attr(dfd, name, buf, sizeof(buf)) < 0 ? -1 :
+	return sysfs_read(dfd, name, buf, sizeof(buf)) < 0 ? -1 :
 	    sysfs_number(buf, base, max);
 }
 
@@ -1187,7 +1216,9 @@ run_program(struct run *r)
 		return;
 	}
 	if (!run_wait(r, pid, &pipefd[0], deadline, &status)) {
-		kill(r->own_stderr ? pid : -pid, SIGKILL);
+		/* Its group; itself if it left the group (or has none). */
+		if (r->own_stderr || kill(-pid, SIGKILL) == -1)
+			kill(pid, SIGKILL);
 		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
 			;
 		r->outcome = RUN_TIMED_OUT;

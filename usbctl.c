@@ -150,10 +150,12 @@ conf_load(const char *path, bool must)
 	ssize_t len;
 
 	if ((len = file_read(path, buf, sizeof(buf), &st, false)) == -1) {
-		if (must)
+		/* A file we may not open is not ours to read: go on. One we
+		 * opened and could not read whole is a broken one. */
+		if (must || errno == EISDIR || errno == EFBIG)
 			err(2, "%s", path);
 		if (errno != ENOENT)
-			warn("%s", path);	/* not ours to read: go on */
+			warn("%s", path);
 		return;
 	}
 	while (text_line(buf, (size_t)len, &at, &line, &llen))

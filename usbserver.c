@@ -53,8 +53,9 @@
 #define OUTBOX_SIZE	4096		/* replies queued for a slow reader */
 #define LINGER_MS	5000		/* flushing replies after the peer's EOF */
 #define ACCEPT_BACKOFF_MS 100		/* after EMFILE and the like */
-#define FDS_OWN		16		/* descriptors of the daemon's own:
-					 * standard streams, sockets, syslog */
+#define FDS_SPARE	5		/* descriptors of the daemon's own beside
+					 * those open at start: a renewed socket,
+					 * NSS, telling systemd */
 #define FDS_PER_CONN	5		/* a connection's socket, and at most four
 					 * more while it identifies its peer or
 					 * runs virsh; one to spare */
@@ -128,10 +129,14 @@ struct peer {
 	const char	*how;			/* what told us the kind */
 	char		vm[MAX_VM_NAME + 1];	/* PEER_GUEST: its domain */
 	char		tag[80];		/* "(peer pid P uid U)" */
+	bool		unsure;			/* short of descriptors or memory
+						 * to tell: asked again at its
+						 * next line */
 };
 
 /* What became of a command. */
 enum outcome {
+	OUT_PENDING,		/* nothing yet: answered as a failure */
 	OUT_OK,			/* virsh did it */
 	OUT_FAILED,		/* it, or what it needs, failed: why */
 	OUT_DENIED,		/* not allowed: why, the rule */
@@ -689,15 +694,28 @@ static void
 admission_init(void)
 {
 	struct rlimit rl;
-	rlim_t room;
+	struct dirent *de;
+	rlim_t own = FDS_SPARE, room;
+	DIR *d;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
 		return;
-	room = rl.rlim_cur > FDS_OWN ? (rl.rlim_cur - FDS_OWN) / FDS_PER_CONN :
-	    0;
+	/* Ours: those open now (the sockets, syslog, any we inherited),
+	 * less the one reading the directory, and a few to spare. */
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		err(1, "/proc/self/fd");
+	while ((de = readdir(d)) != NULL)
+		own += de->d_name[0] != '.';
+	closedir(d);
+	own--;
+	if (rl.rlim_cur < own + FDS_PER_CONN)
+		errx(1, "the descriptor limit, %lu, leaves no room for a "
+		    "connection beside our own %lu", (unsigned long)rl.rlim_cur,
+		    (unsigned long)own);
+	room = (rl.rlim_cur - own) / FDS_PER_CONN;
 	if (room >= MAX_CONNS)
 		return;
-	conn_max = room > 0 ? (unsigned)room : 1;
+	conn_max = (unsigned)room;
 	log_warn("[VMusb] %lu descriptors leave room for %u connection%s at "
 	    "once, not %d: more clients wait", (unsigned long)rl.rlim_cur,
 	    conn_max, conn_max == 1 ? "" : "s", MAX_CONNS);
@@ -987,6 +1005,9 @@ conn_line(struct conn *c, const char *line, size_t len)
 		log_debug("[VMusb] connection %lu: %s %s %s", c->id, cmd.req.vm,
 		    action_name(cmd.req.action), device_text(&cmd.req.device,
 		    dev));
+		/* Who it is could not be told: ask once more, now. */
+		if (c->peer.unsure)
+			peer_identify(c->fd, &c->peer);
 		command_do(&cmd);
 		break;
 	}
@@ -1113,6 +1134,9 @@ command_do(struct command *cmd)
 
 	if (cmd->outcome == OUT_INVALID)
 		;
+	else if (cmd->who->unsure)
+		command_done(cmd, OUT_FAILED, "busy (short of descriptors or "
+		    "memory to tell who asks); try again");
 	else if ((why = policy_denies(cmd->who, &cmd->req)) != NULL)
 		command_done(cmd, OUT_DENIED, why);
 	else
@@ -1244,7 +1268,8 @@ qemu_pid_files(pid_t pid, uid_t uid, gid_t gid, char name[MAX_VM_NAME + 1],
 
 	s->found = s->uid_runs = s->gid_runs = false;
 	if ((d = opendir(opt.qemu_run_dir)) == NULL) {
-		*scarce = short_of_resources(errno);
+		if (short_of_resources(errno))
+			*scarce = true;
 		return;
 	}
 	/* A failed read of the directory must not pass for its end: a pid
@@ -1458,6 +1483,7 @@ peer_identify(int fd, struct peer *p)
 	if (scarce) {
 		p->kind = PEER_UNKNOWN;
 		p->how = "short of descriptors or memory to tell";
+		p->unsure = true;
 	}
 }
 
@@ -1486,9 +1512,8 @@ allow_has(const struct usb_device *device)
 static bool
 allow_add(const struct usb_device *device)
 {
-	for (size_t i = 0; i < allow_count; i++)
-		if (device_equal(&allow_list[i], device))
-			return true;
+	if (allow_has(device))
+		return true;	/* an entry already allows it */
 	if (allow_count == MAX_ALLOW)
 		return false;
 	allow_list[allow_count++] = *device;
@@ -1981,6 +2006,9 @@ answer(struct command *cmd)
 		answer_reply(cmd, buf, reply_format(buf, sizeof(buf), req,
 		    NULL));
 		break;
+	case OUT_PENDING:	/* a path that forgot to say: not done */
+		command_done(cmd, OUT_FAILED, "nothing came of it");
+		/* FALLTHROUGH */
 	case OUT_FAILED:
 		escape_text(esc, sizeof(esc), cmd->why, strlen(cmd->why));
 		if (answer_may_log(cmd))
@@ -2268,15 +2296,17 @@ config_load(const char *path, bool given)
 			return;
 		if (errno == EINVAL)
 			errx(1, "%s is not a regular file", path);
-		if (errno == EFBIG)
-			errx(1, "%s: larger than %d bytes", path, FILE_MAX);
-		err(1, "%s", path);
+		if (errno != EFBIG)
+			err(1, "%s", path);
 	}
+	/* Whose it is first, then what it holds. */
 	if (file_trust(&st, S_IFREG) == TRUST_OWNER)
 		errx(1, "%s belongs to uid %u, not root; refusing it", path,
 		    (unsigned)st.st_uid);
 	if (file_trust(&st, S_IFREG) != TRUSTED)
 		errx(1, "%s is writable by group or others; refusing it", path);
+	if (len == -1)
+		errx(1, "%s: larger than %d bytes", path, FILE_MAX);
 	while (text_line(buf, (size_t)len, &at, &line, &llen)) {
 		lineno++;
 		if (llen > MAX_CONFIG_LINE)

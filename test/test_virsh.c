@@ -465,6 +465,21 @@ START_TEST(test_xml_path_taken_by_a_directory_falls_back_to_our_own_file)
 }
 END_TEST
 
+/* Once identifying a peer ran short of descriptors or memory, nothing
+ * later in it says otherwise: not a missing pid-file directory. */
+START_TEST(test_short_of_resources_to_identify_stays_so)
+{
+	char name[MAX_VM_NAME + 1];
+	struct qemu_scan scan;
+	bool scarce = true;
+
+	opt.qemu_run_dir = "/nonexistent";
+	qemu_pid_files(-1, 0, 0, name, &scan, &scarce);
+	ck_assert(scarce);
+	ck_assert(!scan.found);
+}
+END_TEST
+
 Suite *
 virsh_suite(void)
 {
@@ -488,6 +503,7 @@ virsh_suite(void)
 	tcase_add_test(run, test_environment_is_small_and_fixed);
 	tcase_add_test(run, test_a_bare_virsh_name_is_found_on_the_safe_path_only);
 	tcase_add_test(run, test_a_virsh_path_is_used_as_given);
+	tcase_add_test(run, test_short_of_resources_to_identify_stays_so);
 	suite_add_tcase(s, run);
 
 	tcase_add_checked_fixture(xml, setup, world_teardown);
