@@ -6,10 +6,10 @@
  *	limits and defaults; option words
  *	validators: domain names, USB ports
  *	devices: VID:PID[@PORT] as a struct, parsed and written
- *	peers: a QEMU's domain from its command line
- *	line assembly, escaping
- *	requests: the line grammar; the configuration line
- *	the hostdev document, sysfs numbers, replies: their grammar
+ *	who is talking: a QEMU's domain from its command line
+ *	line assembly; escaping for logs and replies
+ *	requests: the line grammar; the configuration file's line
+ *	the text we write: the hostdev document, sysfs numbers, replies
  *	libvirt's words we match, and the daemon's "name one, as"
  * Part 2, marked below, is the I/O both programs do, done once:
  *	trusted files, small files read a line at a time, sysfs
@@ -188,6 +188,9 @@ valid_port(const char *s, size_t len)
 			return false;
 	}
 }
+
+/* ------------------------------------------------------------------ */
+/* Devices: VID:PID[@PORT], parsed into a struct and written back.     */
 
 /*
  * A USB device as the protocol names it: its ids, and the port it is

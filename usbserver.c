@@ -634,7 +634,7 @@ listen_adopt(const struct stat *st)
 static int
 listen_start(char *inherited, size_t size, int *watchfd)
 {
-	char eb[128], who[160], name[MAX_VM_NAME + 1];
+	char eb[128], name[MAX_VM_NAME + 1];
 	struct qemu_scan scan;
 	struct stat st;
 	bool named = true, retry = false;
@@ -661,12 +661,21 @@ listen_start(char *inherited, size_t size, int *watchfd)
 		    "unseen", errstr(errno, eb, sizeof(eb)), opt.socket);
 	else if (named)
 		listen_watch(*watchfd, opt.socket);
+	return lfd;
+}
+
+/* Says that we listen, once everything that admits clients is set: the
+ * tests take the line as the sign that we are. */
+static void
+listen_announce(const char *inherited)
+{
+	char who[160];
+
 	if (sock.inherited)
 		log_info("[VMusb] listening on %s (from systemd); host clients: "
 		    "root, and %s", inherited, listen_group(who, sizeof(who)));
 	else
 		log_info("[VMusb] listening on %s", opt.socket);
-	return lfd;
 }
 
 /* Removes the socket file, if it is still the one we made. */
@@ -713,12 +722,22 @@ admission_init(void)
 		    "connection beside our own %lu", (unsigned long)rl.rlim_cur,
 		    (unsigned long)own);
 	room = (rl.rlim_cur - own) / FDS_PER_CONN;
-	if (room >= MAX_CONNS)
-		return;
-	conn_max = (unsigned)room;
-	log_warn("[VMusb] %lu descriptors leave room for %u connection%s at "
-	    "once, not %d: more clients wait", (unsigned long)rl.rlim_cur,
-	    conn_max, conn_max == 1 ? "" : "s", MAX_CONNS);
+	if (room < MAX_CONNS)
+		conn_max = (unsigned)room;
+}
+
+/* Says, once we listen, when there is room for fewer connections than
+ * MAX_CONNS. */
+static void
+admission_say(void)
+{
+	struct rlimit rl;
+
+	if (conn_max < MAX_CONNS && getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		log_warn("[VMusb] %lu descriptors leave room for %u "
+		    "connection%s at once, not %d: more clients wait",
+		    (unsigned long)rl.rlim_cur, conn_max, conn_max == 1 ? "" :
+		    "s", MAX_CONNS);
 }
 
 static bool
@@ -2419,6 +2438,8 @@ main(int argc, char *argv[])
 
 	lfd = listen_start(inherited, sizeof(inherited), &watchfd);
 	admission_init();
+	listen_announce(inherited);
+	admission_say();
 	if (allow_count == 0)
 		log_warn("[VMusb] no allow list: every host USB device may be "
 		    "moved (see --allow and %s)", opt.config);
