@@ -2094,19 +2094,26 @@ notify(const char *state)
 /* ------------------------------------------------------------------ */
 /* Start-up: options, the configuration file, main                    */
 
+/* A whole option argument as a number in base, from min to max. */
+static bool
+opt_number(const char *arg, int base, long min, long max, long *n)
+{
+	char *end;
+
+	errno = 0;
+	*n = strtol(arg, &end, base);
+	return errno == 0 && end != arg && *end == '\0' && *n >= min &&
+	    *n <= max;
+}
+
 /* The number of a user or group named by number; option names it in the
  * error. */
 static unsigned long
 id_number(const char *option, const char *what, const char *name)
 {
-	char *end;
 	long n;
 
-	errno = 0;
-	n = strtol(name, &end, 10);
-	if (errno != 0 || end == name || *end != '\0' || n < 0 ||
-	    (unsigned long)n >= (unsigned long)(uid_t)-1 ||
-	    (long)(uid_t)n != n)
+	if (!opt_number(name, 10, 0, (long)(uid_t)-1 - 1, &n))
 		errx(2, "%s: no such %s: %s", option, what, name);
 	return (unsigned long)n;
 }
@@ -2181,12 +2188,9 @@ usage(int status)
 static mode_t
 opt_mode(const char *arg)
 {
-	char *end;
 	long n;
 
-	errno = 0;
-	n = strtol(arg, &end, 8);
-	if (errno != 0 || end == arg || *end != '\0' || n < 0 || n > 0777)
+	if (!opt_number(arg, 8, 0, 0777, &n))
 		errx(2, "--socket-mode: expected an octal mode such as 0660, "
 		    "got '%s'", arg);
 	if (n & S_IWOTH)
@@ -2198,13 +2202,9 @@ opt_mode(const char *arg)
 static int
 opt_timeout(const char *arg)
 {
-	char *end;
 	long n;
 
-	errno = 0;
-	n = strtol(arg, &end, 10);
-	if (errno != 0 || end == arg || *end != '\0' || n < 1 ||
-	    n > MAX_TIMEOUT)
+	if (!opt_number(arg, 10, 1, MAX_TIMEOUT, &n))
 		errx(2, "--timeout: expected seconds from 1 to %d, got '%s'",
 		    MAX_TIMEOUT, arg);
 	return (int)n;
