@@ -108,24 +108,27 @@ hex_value(char c)
 	return c <= '9' ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
 }
 
-/* Would virsh read this as a domain's number or UUID rather than its
- * name? ("--domain" tries those first.) */
+/*
+ * Would virsh read this as a domain's number or UUID rather than its
+ * name? "--domain" tries those first: a number as strtol takes it (a '+'
+ * may lead: "+01" is domain 1), then, for 36 bytes, a UUID as libvirt
+ * parses one, 32 hex digits with dashes anywhere between pairs. Any 36
+ * bytes of 32 hex digits and 4 dashes are refused, and 32 hex digits
+ * alone too, to be safe.
+ */
 static inline bool
 vm_name_is_id(const char *s, size_t len)
 {
-	size_t digits = 0, hex = 0;
+	size_t digits = 0, hex = 0, dashes = 0, lead = len > 0 && s[0] == '+';
 
 	for (size_t i = 0; i < len; i++) {
 		digits += s[i] >= '0' && s[i] <= '9';
 		hex += is_hex(s[i]);
+		dashes += s[i] == '-';
 	}
-	if (digits == len)
+	if (len > lead && digits == len - lead)
 		return true;
-	if (len == 32 && hex == 32)
-		return true;
-	if (len != 36 || hex != 32)
-		return false;
-	return s[8] == '-' && s[13] == '-' && s[18] == '-' && s[23] == '-';
+	return hex == 32 && (len == 32 || (len == 36 && dashes == 4));
 }
 
 /* A libvirt domain name as we accept it: letters, digits and ._+- only,

@@ -1430,6 +1430,11 @@ START_TEST(test_vm_name_that_virsh_reads_as_an_id_or_uuid_is_rejected)
 	ck_assert(!valid_vm_name(LIT("4dea22b3-1d52-d8f3-2516-782e98ab3fa0")));
 	ck_assert(!valid_vm_name(LIT("4dea22b31d52d8f32516782e98ab3fa0")));
 	ck_assert(!valid_vm_name(LIT("4DEA22B3-1D52-D8F3-2516-782E98AB3FA0")));
+	/* strtol takes a sign; libvirt's UUIDs take dashes anywhere. */
+	ck_assert(!valid_vm_name(LIT("+1")));
+	ck_assert(!valid_vm_name(LIT("+01")));
+	ck_assert(!valid_vm_name(LIT("4dea22b31d52d8f3-2516-782e-98ab-3fa0")));
+	ck_assert(!valid_vm_name(LIT("4dea22b3-1d52d8f32516-782e-98ab3f-a0")));
 }
 END_TEST
 
@@ -1438,6 +1443,8 @@ START_TEST(test_vm_name_with_digits_and_more_is_accepted)
 	ck_assert(valid_vm_name(LIT("win10")));
 	ck_assert(valid_vm_name(LIT("10win")));
 	ck_assert(valid_vm_name(LIT("2024.1")));
+	ck_assert(valid_vm_name(LIT("+1a")));
+	ck_assert(valid_vm_name(LIT("+")));
 	/* UUID-sized, but not a UUID */
 	ck_assert(valid_vm_name(LIT("4dea22b3-1d52-d8f3-2516-782e98ab3fag")));
 	ck_assert(valid_vm_name(LIT("4dea22b3_1d52_d8f3_2516_782e98ab3fa0")));

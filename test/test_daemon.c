@@ -2008,6 +2008,38 @@ START_TEST(test_man_pages_are_lint_clean_and_document_every_option)
 }
 END_TEST
 
+/* Names that virsh reads as another domain's number or UUID, shown with
+ * the real virsh and libvirt's test driver, whose one domain "test" is
+ * number 1: each of them reaches it, and none passes as a name here. */
+START_TEST(test_names_virsh_reads_as_a_number_or_uuid_are_refused)
+{
+	static const char *const forms[] = { "1", "+1", "+01",
+	    "6695eb01-f6a4-8304-79aa-97f2502e193f",
+	    "6695eb01f6a48304-79aa-97f2-502e-193f",
+	    "6695eb01f6a4-830479aa-97f2502e-19-3f" };
+	char out[LINE], line[LINE];
+	struct request req;
+	const char *why;
+
+	if (access("/usr/bin/virsh", X_OK) == -1 &&
+	    test_skips("virsh name test", "no virsh: apt-get install "
+	    "libvirt-clients"))
+		return;
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		char *argv[] = { (char *)"virsh", (char *)"-c",
+		    (char *)"test:///default", (char *)"domname",
+		    (char *)forms[i], NULL };
+
+		ck_assert_msg(run(argv, NULL, out, sizeof(out)) == 0 &&
+		    strncmp(out, "test\n", 5) == 0, "virsh domname %s: %s",
+		    forms[i], out);
+		snprintf(line, sizeof(line), "%s detach 046d:c52b", forms[i]);
+		ck_assert_msg(parse_line(line, strlen(line), &req, &why) ==
+		    PARSE_ERROR, "'%s' passed as a name", forms[i]);
+	}
+}
+END_TEST
+
 START_TEST(test_real_virsh_error_is_replied)
 {
 	struct client c;
@@ -2189,6 +2221,7 @@ daemon_suite(void)
 	tcase_add_test(real, test_syslog_messages_have_the_guides_format);
 	tcase_add_test(real, test_units_are_rated_safe_and_ok_by_systemd_analyze);
 	tcase_add_test(real, test_units_name_the_systems_libvirt);
+	tcase_add_test(real, test_names_virsh_reads_as_a_number_or_uuid_are_refused);
 	tcase_add_test(real, test_units_user_is_a_real_member_of_libvirt);
 	tcase_add_test(real, test_make_install_and_uninstall);
 	tcase_add_test(real, test_man_pages_are_lint_clean_and_document_every_option);
