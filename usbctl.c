@@ -149,10 +149,12 @@ conf_load(const char *path, bool must)
 	int lineno = 0, ndevices = 0;
 	ssize_t len;
 
-	if ((len = file_read(path, buf, sizeof(buf), &st, false)) == -1) {
+	/* A regular file only: a FIFO must not hang us, nor /dev/zero
+	 * make us spin. */
+	if ((len = file_read(path, buf, sizeof(buf), &st, true)) == -1) {
 		/* A file we may not open is not ours to read: go on. One we
 		 * opened and could not read whole is a broken one. */
-		if (must || errno == EISDIR || errno == EFBIG)
+		if (must || errno == EINVAL || errno == EFBIG)
 			err(2, "%s", path);
 		if (errno != ENOENT)
 			warn("%s", path);

@@ -2082,8 +2082,9 @@ notify(const char *state)
 
 	if (notify_len == 0)
 		return;
+	/* MSG_DONTWAIT: a receiver that never reads must not hold us. */
 	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1 ||
-	    sendto(fd, state, strlen(state), MSG_NOSIGNAL,
+	    sendto(fd, state, strlen(state), MSG_NOSIGNAL | MSG_DONTWAIT,
 	    (struct sockaddr *)&notify_addr, notify_len) == -1)
 		log_warn("[VMusb] cannot notify systemd: %s", errstr(errno, eb,
 		    sizeof(eb)));

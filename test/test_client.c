@@ -618,15 +618,19 @@ END_TEST
  * says what that user needs. */
 START_TEST(test_usbctl_tells_a_user_outside_libvirt_what_to_do)
 {
-	char out[OUT];
+	char out[OUT], empty[256];
 	char *argv[] = { (char *)"setpriv", (char *)"--reuid=65534",
 	    (char *)"--regid=65534", (char *)"--clear-groups", (char *)"--",
 	    (char *)USBCTL_BIN, (char *)"--virsh", (char *)"/bin/false",
-	    (char *)"--config", (char *)"/dev/null", (char *)"046d:c52b", NULL };
+	    (char *)"--config", empty, (char *)"046d:c52b", NULL };
 
 	if (geteuid() != 0 && test_skips("usbctl group hint", "needs root to "
 	    "run it as another user"))
 		return;
+	ck_assert_int_eq(chmod(scratch_dir(), 0711), 0);
+	ck_assert_int_eq(chmod(w.dir, 0711), 0);
+	snprintf(empty, sizeof(empty), "%s/empty.conf", w.dir);
+	put("empty.conf", "");
 	ck_assert_int_eq(WEXITSTATUS(run(argv, NULL, out, sizeof(out))), 1);
 	ck_assert_msg(strstr(out, "usbctl: to see the system's domains, a user "
 	    "must be in group libvirt (adduser USER libvirt, then log in "
@@ -661,6 +665,22 @@ START_TEST(test_usbctl_json_is_valid_whatever_the_bytes)
 	ck_assert_int_eq(usbctl(out, "--json", "status", NULL), 0);
 	ck_assert_str_eq(out, "[{\"domain\":\"win10\",\"devices\":["
 	    "{\"device\":\"046d:c52b\",\"bus\":null,\"devnum\":null}]}]\n");
+}
+END_TEST
+
+/* A configuration file must be a regular file of sensible size: a FIFO
+ * (that nobody writes) must not hang usbctl, nor /dev/zero make it spin;
+ * each is refused at once. */
+START_TEST(test_usbctl_config_is_a_regular_file_or_refused)
+{
+	char out[OUT], fifo[256];
+
+	snprintf(fifo, sizeof(fifo), "%s/fifo.conf", w.dir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	ck_assert_int_eq(usbctl(out, "--config", fifo, "status", NULL), 2);
+	ck_assert_ptr_nonnull(strstr(out, "fifo.conf: Invalid argument"));
+	ck_assert_int_eq(usbctl(out, "--config", "/dev/zero", "status", NULL), 2);
+	ck_assert_ptr_nonnull(strstr(out, "/dev/zero: Invalid argument"));
 }
 END_TEST
 
@@ -879,6 +899,7 @@ client_suite(void)
 	tcase_add_test(live, test_usbctl_tells_a_user_outside_libvirt_what_to_do);
 	tcase_add_test(live, test_usbctl_json_is_valid_whatever_the_bytes);
 	tcase_add_test(live, test_usbctl_config_gives_domain_and_devices);
+	tcase_add_test(live, test_usbctl_config_is_a_regular_file_or_refused);
 	tcase_add_test(live, test_usbctl_explains_a_device_held_elsewhere_or_ambiguous);
 	tcase_add_test(live, test_bash_completion_offers_commands_domains_and_devices);
 	tcase_add_test(live, test_bash_completion_never_runs_a_domain_name);

@@ -1497,6 +1497,45 @@ START_TEST(test_ready_and_stopping_go_to_the_notify_socket)
 }
 END_TEST
 
+/* A NOTIFY_SOCKET whose receiver never reads, its queue full: the
+ * daemon says it cannot tell systemd, and serves all the same. */
+START_TEST(test_a_notify_socket_that_never_reads_does_not_hold_the_start)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char path[sizeof(sa.sun_path)], env[160];
+	int rfd, senders[64], ns = 0, sent;
+	struct client c;
+
+	snprintf(path, sizeof(path), "%s/notify", w.dir);
+	rfd = notify_socket(path);
+	memcpy(sa.sun_path, path, sizeof(path));
+	/* Fresh senders until one cannot send even once: the receiver's
+	 * queue, not a sender's buffer, is what is full. */
+	do {
+		ck_assert_int_lt(ns, 64);
+		senders[ns] = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		ck_assert_int_ne(senders[ns], -1);
+		for (sent = 0; sendto(senders[ns], "x", 1, MSG_DONTWAIT,
+		    (struct sockaddr *)&sa, sizeof(sa)) == 1; sent++)
+			;
+		ck_assert_int_eq(errno, EAGAIN);
+		ns++;
+	} while (sent > 0);
+	snprintf(env, sizeof(env), "NOTIFY_SOCKET=%s", path);
+	w.env[0] = env;
+	daemon_start(NULL);
+	client_open(&c);
+	client_send(&c, "reply on\nwin10 attach 046d:c52b\n");
+	expect_reply(&c, "ok win10 attach 046d:c52b");
+	ck_assert(log_wait("[VMusb] cannot notify systemd: ", NULL, 0));
+	client_close(&c);
+	ck_assert_int_eq(daemon_stop(), 0);
+	while (ns > 0)
+		close(senders[--ns]);
+	close(rfd);
+}
+END_TEST
+
 START_TEST(test_abstract_notify_socket_works_too)
 {
 	char name[64];
@@ -2209,6 +2248,7 @@ daemon_suite(void)
 
 	tcase_add_test(sd, test_ready_and_stopping_go_to_the_notify_socket);
 	tcase_add_test(sd, test_abstract_notify_socket_works_too);
+	tcase_add_test(sd, test_a_notify_socket_that_never_reads_does_not_hold_the_start);
 	tcase_add_test(sd, test_passed_socket_outlives_the_daemon_and_keeps_its_clients);
 	tcase_add_test(sd, test_systemd_socket_activate_starts_it_on_the_first_client);
 	tcase_add_test(sd, test_wrong_listen_fds_is_refused);
