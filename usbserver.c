@@ -184,8 +184,14 @@ static unsigned		conn_max = MAX_CONNS;	/* as descriptors allow */
 static unsigned long	conn_count;	/* connections accepted so far */
 static int		conn_wake = -1;	/* written when a connection ends */
 
-static struct usb_device allow_list[MAX_ALLOW];
-static size_t		allow_count;	/* none: every device may move */
+/* The allow list: the --allow flags' entries, then the configuration
+ * file's, which SIGHUP reads again while connections read the list. */
+static struct {
+	pthread_mutex_t		lock;
+	struct usb_device	list[MAX_ALLOW];
+	size_t			flags;	/* entries from --allow */
+	size_t			count;	/* none: every device may move */
+} allow = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* What libvirt's pid files say of a peer. */
 struct qemu_scan {
@@ -203,6 +209,8 @@ static void	peer_identify(int, struct peer *);
 static const char *peer_kind(const struct peer *);
 static const char *policy_denies(const struct peer *, const struct request *);
 static void	command_run(struct command *);
+static void	vm_stop(void);
+static int	config_load(bool);
 static void	answer(struct command *);
 
 /* ------------------------------------------------------------------ */
@@ -689,6 +697,17 @@ listen_remove(const char *path)
 		unlink(path);
 }
 
+/* At exit: our own socket file goes (systemd's stays), once. */
+static void
+listen_cleanup(void)
+{
+	static bool done;
+
+	if (!done && !sock.inherited && sock.ino != 0)
+		listen_remove(opt.socket);
+	done = true;
+}
+
 /* ------------------------------------------------------------------ */
 /* Admission: a connection is accepted only with room for it           */
 
@@ -875,6 +894,23 @@ serve_wait(const struct listening *l, int sigfd, int wakefd, bool full,
 			err(1, "poll");
 }
 
+/* A signal for us on sigfd: true for SIGTERM or SIGINT, which stop us;
+ * SIGHUP reads the allow list again. */
+static bool
+serve_signal(int sigfd)
+{
+	struct signalfd_siginfo si;
+
+	if (read(sigfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+		return false;
+	if (si.ssi_signo != SIGHUP)
+		return true;
+	if (config_load(false) == 0)
+		log_info("[VMusb] SIGHUP: the allow list read again from %s, "
+		    "%zu entries", opt.config, allow.count);
+	return false;
+}
+
 /* Accepts until SIGTERM or SIGINT arrives on sigfd. watchfd (-1: none)
  * tells of changes to our socket file: when it is removed, a new socket
  * is made (listen_renew). Returns the socket we listen on then. */
@@ -896,7 +932,7 @@ serve(int lfd, int sigfd, int wakefd, int watchfd)
 		bool full = admission_full(), retry = l.starved;
 
 		serve_wait(&l, sigfd, wakefd, full, p);
-		if (p[0].revents != 0)
+		if (p[0].revents != 0 && serve_signal(sigfd))
 			break;
 		while (p[1].revents != 0 && read(wakefd, junk, sizeof(junk)) > 0)
 			;
@@ -1132,6 +1168,52 @@ conn_main(void *arg)
 /* ------------------------------------------------------------------ */
 /* Commands: the one path                                              */
 
+/* The commands on the path, from authorize to their answer: SIGTERM lets
+ * them end, answered and logged, and lets no new one in. */
+static struct {
+	pthread_mutex_t	lock;
+	pthread_cond_t	idle;
+	unsigned	running;
+	bool		stopping;
+} inflight = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0,
+    false };
+
+static bool
+path_enter(void)
+{
+	bool open;
+
+	pthread_mutex_lock(&inflight.lock);
+	if ((open = !inflight.stopping))
+		inflight.running++;
+	pthread_mutex_unlock(&inflight.lock);
+	return open;
+}
+
+static void
+path_leave(void)
+{
+	pthread_mutex_lock(&inflight.lock);
+	if (--inflight.running == 0)
+		pthread_cond_broadcast(&inflight.idle);
+	pthread_mutex_unlock(&inflight.lock);
+}
+
+/* Once, on SIGTERM: new commands are turned away, those waiting for
+ * their domain give up, and those running end with their answer. */
+static void
+path_drain(void)
+{
+	pthread_mutex_lock(&inflight.lock);
+	inflight.stopping = true;
+	pthread_mutex_unlock(&inflight.lock);
+	vm_stop();
+	pthread_mutex_lock(&inflight.lock);
+	while (inflight.running > 0)
+		pthread_cond_wait(&inflight.idle, &inflight.lock);
+	pthread_mutex_unlock(&inflight.lock);
+}
+
 /* What came of cmd, and why. */
 static void
 command_done(struct command *cmd, enum outcome o, const char *why)
@@ -1150,9 +1232,12 @@ static void
 command_do(struct command *cmd)
 {
 	const char *why;
+	bool entered = path_enter();
 
 	if (cmd->outcome == OUT_INVALID)
 		;
+	else if (!entered)
+		command_done(cmd, OUT_FAILED, "shutting down");
 	else if (cmd->who->unsure)
 		command_done(cmd, OUT_FAILED, "busy (short of descriptors or "
 		    "memory to tell who asks); try again");
@@ -1161,6 +1246,8 @@ command_do(struct command *cmd)
 	else
 		command_run(cmd);
 	answer(cmd);
+	if (entered)
+		path_leave();
 }
 
 /* ------------------------------------------------------------------ */
@@ -1517,26 +1604,33 @@ peer_kind(const struct peer *p)
 /* ------------------------------------------------------------------ */
 /* Authorize: who may move what                                        */
 
-/* Is device on the allow list? */
+/* Adds device to list[0..*n) unless an entry already allows it; false
+ * when the list is full. */
 static bool
-allow_has(const struct usb_device *device)
+allow_add(struct usb_device *list, size_t *n, const struct usb_device *device)
 {
-	for (size_t i = 0; i < allow_count; i++)
-		if (device_covers(&allow_list[i], device))
+	for (size_t i = 0; i < *n; i++)
+		if (device_covers(&list[i], device))
 			return true;
-	return false;
+	if (*n == MAX_ALLOW)
+		return false;
+	list[(*n)++] = *device;
+	return true;
 }
 
-/* Adds device to the allow list; false when it is full. */
+/* May device move: there is no list, or an entry allows it (one without
+ * a port at any port, one with a port only there). */
 static bool
-allow_add(const struct usb_device *device)
+allow_permits(const struct usb_device *device)
 {
-	if (allow_has(device))
-		return true;	/* an entry already allows it */
-	if (allow_count == MAX_ALLOW)
-		return false;
-	allow_list[allow_count++] = *device;
-	return true;
+	bool ok;
+
+	pthread_mutex_lock(&allow.lock);
+	ok = allow.count == 0;
+	for (size_t i = 0; i < allow.count && !ok; i++)
+		ok = device_covers(&allow.list[i], device);
+	pthread_mutex_unlock(&allow.lock);
+	return ok;
 }
 
 /* Why req from peer p must not run, or NULL if it may. */
@@ -1556,7 +1650,7 @@ policy_denies(const struct peer *p, const struct request *req)
 	case PEER_HOST:
 		break;
 	}
-	if (allow_count > 0 && !allow_has(&req->device))
+	if (!allow_permits(&req->device))
 		return "the device is not on the allow list";
 	return NULL;
 }
@@ -1575,8 +1669,6 @@ struct vm_queue {
 
 static pthread_mutex_t	vm_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vm_queue	*vm_queues;
-static pthread_cond_t	vm_idle = PTHREAD_COND_INITIALIZER;
-static unsigned		vm_running;	/* commands between enter and leave */
 static bool		vm_stopping;	/* shutting down: run nothing new */
 
 /* Gives the turn to the next ticket; frees the queue when unused.
@@ -1631,7 +1723,6 @@ vm_enter(const char *name, struct vm_queue **qp)
 		errno = ECANCELED;
 		return -1;
 	}
-	vm_running++;
 	pthread_mutex_unlock(&vm_lock);
 	*qp = q;
 	return 0;
@@ -1642,19 +1733,16 @@ vm_leave(struct vm_queue *q)
 {
 	pthread_mutex_lock(&vm_lock);
 	vm_pass_locked(q);
-	if (--vm_running == 0)
-		pthread_cond_broadcast(&vm_idle);
 	pthread_mutex_unlock(&vm_lock);
 }
 
-/* Called once on SIGTERM: lets running commands finish, starts none. */
+/* On SIGTERM: commands still waiting for their domain's turn start
+ * nothing, and are answered "shutting down". */
 static void
-vm_drain(void)
+vm_stop(void)
 {
 	pthread_mutex_lock(&vm_lock);
 	vm_stopping = true;
-	while (vm_running > 0)
-		pthread_cond_wait(&vm_idle, &vm_lock);
 	pthread_mutex_unlock(&vm_lock);
 }
 
@@ -2219,8 +2307,9 @@ opt_allow(const char *arg)
 	if (!device_parse(arg, strlen(arg), &d))
 		errx(2, "--allow: expected VID:PID, four hex digits each, or "
 		    "VID:PID@PORT, got '%s'", arg);
-	if (!allow_add(&d))
+	if (!allow_add(allow.list, &allow.flags, &d))
 		errx(1, "more than %d allowed devices", MAX_ALLOW);
+	allow.count = allow.flags;
 }
 
 static const struct option longopts[] = {
@@ -2297,53 +2386,98 @@ parse_options(int argc, char *argv[])
 		usage(2);
 }
 
-/* Reads "allow VID:PID[@PORT]" lines. The file decides what a guest can
- * take, so it must be root's (or ours) and writable by nobody else; a
- * line we do not understand stops the start, naming the file and the
- * line. A missing file is fine unless it was named. */
-static void
-config_load(const char *path, bool given)
+/*
+ * The configuration file's "allow VID:PID[@PORT]" lines, after those of
+ * list[0..*n). The file decides what a guest can take, so it must be
+ * root's (or ours) and writable by nobody else; a line we do not
+ * understand refuses the whole file, naming it and the line. A missing
+ * file has none unless it was named. 0, or -1 with why.
+ */
+static int
+config_read(const char *path, bool given, struct usb_device *list,
+    size_t *n, char *why, size_t whysz)
 {
 	static char buf[FILE_MAX + 1];
-	const char *line, *why = "";
+	const char *line, *what = "";
 	struct usb_device device;
 	struct stat st;
 	size_t at = 0, llen, lineno = 0;
 	ssize_t len;
 
-	if ((len = file_read(path, buf, sizeof(buf), &st, true)) == -1) {
+	if ((len = file_read(path, buf, sizeof(buf), &st, true)) == -1 &&
+	    errno != EFBIG) {
 		if (errno == ENOENT && !given)
-			return;
-		if (errno == EINVAL)
-			errx(1, "%s is not a regular file", path);
-		if (errno != EFBIG)
-			err(1, "%s", path);
+			return 0;
+		reasonf(why, whysz, errno == EINVAL ? "%s is not a regular file" :
+		    "%s: %m", path);
+		return -1;
 	}
 	/* Whose it is first, then what it holds. */
-	if (file_trust(&st, S_IFREG) == TRUST_OWNER)
-		errx(1, "%s belongs to uid %u, not root; refusing it", path,
-		    (unsigned)st.st_uid);
-	if (file_trust(&st, S_IFREG) != TRUSTED)
-		errx(1, "%s is writable by group or others; refusing it", path);
-	if (len == -1)
-		errx(1, "%s: larger than %d bytes", path, FILE_MAX);
+	switch (file_trust(&st, S_IFREG)) {
+	case TRUSTED:
+		break;
+	case TRUST_OWNER:
+		reasonf(why, whysz, "%s belongs to uid %u, not root; refusing it",
+		    path, (unsigned)st.st_uid);
+		return -1;
+	default:
+		reasonf(why, whysz, "%s is writable by group or others; "
+		    "refusing it", path);
+		return -1;
+	}
+	if (len == -1) {
+		reasonf(why, whysz, "%s: larger than %d bytes", path, FILE_MAX);
+		return -1;
+	}
 	while (text_line(buf, (size_t)len, &at, &line, &llen)) {
 		lineno++;
-		if (llen > MAX_CONFIG_LINE)
-			errx(1, "%s:%zu: line too long (limit %d bytes)", path,
-			    lineno, MAX_CONFIG_LINE);
-		switch (config_line(line, llen, &device, &why)) {
+		if (llen > MAX_CONFIG_LINE) {
+			reasonf(why, whysz, "%s:%zu: line too long (limit %d "
+			    "bytes)", path, lineno, MAX_CONFIG_LINE);
+			return -1;
+		}
+		switch (config_line(line, llen, &device, &what)) {
 		case CONFIG_NOTHING:
 			break;
 		case CONFIG_ALLOW:
-			if (!allow_add(&device))
-				errx(1, "%s:%zu: more than %d allowed devices",
-				    path, lineno, MAX_ALLOW);
-			break;
+			if (allow_add(list, n, &device))
+				break;
+			reasonf(why, whysz, "%s:%zu: more than %d allowed devices",
+			    path, lineno, MAX_ALLOW);
+			return -1;
 		case CONFIG_ERROR:
-			errx(1, "%s:%zu: %s", path, lineno, why);
+			reasonf(why, whysz, "%s:%zu: %s", path, lineno, what);
+			return -1;
 		}
 	}
+	return 0;
+}
+
+/* The allow list anew: the flags' entries, then the file's. At start a
+ * bad file stops us; on SIGHUP it leaves the list as it was. */
+static int
+config_load(bool starting)
+{
+	static struct usb_device list[MAX_ALLOW];
+	char why[PATH_MAX + 128];
+	size_t n;
+
+	pthread_mutex_lock(&allow.lock);
+	n = allow.flags;
+	memcpy(list, allow.list, n * sizeof(list[0]));
+	pthread_mutex_unlock(&allow.lock);
+	if (config_read(opt.config, opt.config_given, list, &n, why,
+	    sizeof(why)) == -1) {
+		if (starting)
+			errx(1, "%s", why);
+		log_warn("[VMusb] %s: the allow list stays as it was", why);
+		return -1;
+	}
+	pthread_mutex_lock(&allow.lock);
+	memcpy(allow.list, list, n * sizeof(list[0]));
+	allow.count = n;
+	pthread_mutex_unlock(&allow.lock);
+	return 0;
 }
 
 /* The XML directory must not let anyone else swap our files. */
@@ -2405,43 +2539,63 @@ build_virsh_env(void)
 	virsh_env[n] = NULL;
 }
 
+/*
+ * SIGTERM and SIGINT stop us, SIGHUP reads the allow list again: all three
+ * come through the descriptor it returns, blocked before any thread
+ * starts, so every thread inherits the mask. Signals that would kill us
+ * with nothing said, and our socket left behind, are ignored.
+ */
+static int
+signals_init(void)
+{
+	static const int ignored[] = { SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM };
+	sigset_t sigs;
+	int fd;
+
+	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+		if (signal(ignored[i], SIG_IGN) == SIG_ERR)
+			err(1, "signal");
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	if ((errno = pthread_sigmask(SIG_BLOCK, &sigs, NULL)) != 0)
+		err(1, "pthread_sigmask");
+	if ((fd = signalfd(-1, &sigs, SFD_CLOEXEC)) == -1)
+		err(1, "signalfd");
+	return fd;
+}
+
 int
 main(int argc, char *argv[])
 {
 	static char inherited[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
 	char eb[128];
-	sigset_t sigs;
 	int lfd, sigfd, wake[2], watchfd = -1;
 
 	cloexec_inherited();
 	parse_options(argc, argv);
 	notify_init();
-	config_load(opt.config, opt.config_given);
+	config_load(true);
 	check_xml_dir(opt.xml_dir);
 	build_virsh_env();
 	umask(077);	/* whatever we create is ours alone */
 
 	if (!opt.debug)
 		openlog("usbserver", LOG_PID | LOG_NDELAY, LOG_DAEMON);
-	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
-		err(1, "signal");
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	/* Blocked here, before any thread: every thread inherits it. */
-	if ((errno = pthread_sigmask(SIG_BLOCK, &sigs, NULL)) != 0)
-		err(1, "pthread_sigmask");
-	if ((sigfd = signalfd(-1, &sigs, SFD_CLOEXEC)) == -1)
-		err(1, "signalfd");
+	sigfd = signals_init();
 	if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) == -1)
 		err(1, "pipe");
 	conn_wake = wake[1];
 
 	lfd = listen_start(inherited, sizeof(inherited), &watchfd);
+	/* Ours is removed on every way out we control, errx included. */
+	if (atexit(listen_cleanup) != 0)
+		errx(1, "atexit");
 	admission_init();
 	listen_announce(inherited);
 	admission_say();
-	if (allow_count == 0)
+	if (allow.count == 0)
 		log_warn("[VMusb] no allow list: every host USB device may be "
 		    "moved (see --allow and %s)", opt.config);
 	if (access(opt.qemu_run_dir, R_OK | X_OK) == -1 && errno != ENOENT)
@@ -2453,9 +2607,8 @@ main(int argc, char *argv[])
 
 	notify("STOPPING=1");
 	close(lfd);
-	if (!sock.inherited)
-		listen_remove(opt.socket);
-	vm_drain();
+	listen_cleanup();
+	path_drain();
 	log_info("[VMusb] stopped");
 	return 0;
 }

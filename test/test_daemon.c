@@ -64,6 +64,13 @@ expect_log(const char *want)
 	    line, want);
 }
 
+/* A log line that holds part, somewhere. */
+static void
+expect_log_part(const char *part)
+{
+	ck_assert_msg(log_wait(part, NULL, 0), "no log line with '%s'", part);
+}
+
 static bool
 is_root(void)
 {
@@ -657,6 +664,51 @@ expect_refused(const char *path, const char *want)
 	    out);
 	ck_assert_int_eq(access(w.sock, F_OK), -1);	/* never listened */
 }
+
+/* SIGHUP reads the allow list again; a file it cannot take leaves the
+ * list as it was, and says why. */
+START_TEST(test_sighup_reads_the_allow_list_again)
+{
+	struct client c;
+
+	conf_write(w.config, "allow 046d:c52b\n", 0600);
+	start_with_replies(&c);
+	client_send(&c, "win10 attach 1050:0407\n");
+	expect_reply(&c, "error win10 attach 1050:0407: not allowed");
+	conf_write(w.config, "allow 046d:c52b\nallow 1050:0407\n", 0600);
+	ck_assert_int_eq(kill(w.daemon, SIGHUP), 0);
+	expect_log_part("SIGHUP: the allow list read again from ");
+	client_send(&c, "win10 attach 1050:0407\n");
+	expect_reply(&c, "ok win10 attach 1050:0407");
+	conf_write(w.config, "allow 1050\n", 0600);
+	ck_assert_int_eq(kill(w.daemon, SIGHUP), 0);
+	expect_log_part(":1: invalid device (expected VID:PID, four hex digits "
+	    "each, or VID:PID@PORT): the allow list stays as it was");
+	client_send(&c, "win10 attach 1050:0407\n");
+	expect_reply(&c, "ok win10 attach 1050:0407");
+	client_close(&c);
+}
+END_TEST
+
+/* Signals that would end the daemon with nothing said, and its socket
+ * file left behind, are ignored: it goes on serving. */
+START_TEST(test_stray_signals_are_ignored)
+{
+	static const int sigs[] = { SIGUSR1, SIGUSR2, SIGALRM, SIGPIPE };
+	struct client c;
+
+	daemon_start(NULL);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		ck_assert_int_eq(kill(w.daemon, sigs[i]), 0);
+	client_open(&c);
+	client_send(&c, "reply on\nwin10 detach 046d:c52b\n");
+	expect_reply(&c, "ok win10 detach 046d:c52b");
+	client_close(&c);
+	ck_assert_int_eq(access(w.sock, F_OK), 0);
+	ck_assert_int_eq(daemon_stop(), 0);
+	ck_assert_int_eq(access(w.sock, F_OK), -1);
+}
+END_TEST
 
 START_TEST(test_bad_config_files_are_refused_naming_file_and_line)
 {
@@ -2230,6 +2282,8 @@ daemon_suite(void)
 	tcase_add_test(life, test_socket_mode_open_to_everyone_is_refused);
 	tcase_add_test(life, test_socket_user_owns_the_socket_but_is_no_host_client);
 	tcase_add_test(life, test_socket_owner_or_mode_changed_is_logged);
+	tcase_add_test(life, test_sighup_reads_the_allow_list_again);
+	tcase_add_test(life, test_stray_signals_are_ignored);
 
 	tcase_add_test(policy, test_qemu_peer_acts_only_on_its_own_domain);
 	tcase_add_test(policy, test_guest_attach_lets_a_guest_attach_to_itself_only);

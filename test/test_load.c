@@ -668,6 +668,39 @@ START_TEST(test_socket_file_replaced_is_left_alone)
 }
 END_TEST
 
+#define STOPS	30
+
+/* SIGTERM while virsh runs: the daemon lets it finish, and answers and
+ * logs it before it exits, every time. */
+START_TEST(test_sigterm_while_virsh_runs_loses_no_answer)
+{
+	char line[LINE];
+	struct client c;
+	int status;
+
+	for (int i = 0; i < STOPS; i++) {
+		daemon_start(NULL);
+		client_open(&c);
+		client_send(&c, "reply on\ngatevm attach 046d:c52b\n");
+		do
+			ck_assert_msg(reader_line(&w.events, line, sizeof(line),
+			    WAIT_MS) == 1, "stop %d: virsh did not start", i);
+		while (strncmp(line, "start ", 6) != 0);
+		ck_assert_int_eq(kill(w.daemon, SIGTERM), 0);
+		ck_assert_int_eq(write(w.gate, "go\n", 3), 3);
+		expect_reply(&c, "ok gatevm attach 046d:c52b");
+		ck_assert_msg(log_wait("[VMusb] gatevm attached device 046d:c52b",
+		    NULL, 0), "stop %d: no log line", i);
+		client_close(&c);
+		ck_assert_int_eq(waitpid(w.daemon, &status, 0), w.daemon);
+		ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		w.daemon = -1;
+		close(w.log.fd);
+		w.log.fd = -1;
+	}
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* No descriptors left                                                 */
 
@@ -760,6 +793,7 @@ load_suite(void)
 	tcase_add_test(clients, test_a_client_gone_mid_line_leaves_no_half_command);
 	tcase_add_test(clients, test_a_client_gone_mid_reply_still_has_every_command_run);
 	tcase_add_test(clients, test_a_burst_of_fire_and_forget_clients_is_served_whole);
+	tcase_add_test(clients, test_sigterm_while_virsh_runs_loses_no_answer);
 	tcase_add_test(virsh, test_virsh_dying_flooding_or_leaving_a_child_is_answered);
 	tcase_add_test(fs, test_xml_directory_not_writable_fails_commands_until_it_is);
 	tcase_add_test(fs, test_socket_file_removed_is_made_again);
