@@ -40,6 +40,9 @@
 
 #define VIRSH_TIMEOUT		30	/* seconds one virsh run may take */
 #define MAX_TIMEOUT		3600	/* largest --timeout accepted */
+#define GUEST_ANSWER_MS		250	/* a guest hears of a refusal or failure
+					 * no sooner: how soon must not tell it
+					 * what the host has */
 #define MAX_CONNS		128	/* the daemon's live connections; more wait
 					 * in the listening socket's queue */
 #define CONN_THREAD	"usbserver-conn"	/* a connection's thread's name */

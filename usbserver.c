@@ -157,6 +157,7 @@ struct command {
 	struct conn		*from;	/* its reply and log budget; NULL: none */
 	enum outcome		 outcome;
 	char			 why[MAX_REASON + 1];	/* unless OUT_OK */
+	int64_t			 began;		/* when it took the path */
 	const char		*text;	/* OUT_INVALID: the line as read, */
 	size_t			 textlen;	/* what is kept of it, */
 	size_t			 total;		/* and its whole length */
@@ -1234,6 +1235,7 @@ command_do(struct command *cmd)
 	const char *why;
 	bool entered = path_enter();
 
+	cmd->began = now_ms();
 	if (cmd->outcome == OUT_INVALID)
 		;
 	else if (!entered)
@@ -2060,14 +2062,25 @@ answer_may_log(const struct command *cmd)
 	return cmd->from == NULL || conn_may_log(cmd->from);
 }
 
-/* What the source may be told of a failure: a guest must not learn what
- * sits at the host's ports from how a command for one failed, so the
- * log alone has that reason. */
+/*
+ * What the source may be told of a refusal or a failure. A host client
+ * hears the reason. A guest hears "not allowed" (the allow list and the
+ * rules for guests, decided before anything of the host is looked at)
+ * or "failed", and no more, and no sooner than GUEST_ANSWER_MS after it
+ * asked: neither libvirt's words (another domain's name, the host's
+ * ports) nor how long the answer took may tell it what the host has. A
+ * device that is not at the port named fails as any other failure does.
+ */
 static const char *
 answer_told(const struct command *cmd)
 {
-	return cmd->who->kind == PEER_GUEST && device_has_port(&cmd->req.device) ?
-	    "failed (the host's log says why)" : cmd->why;
+	int64_t left;
+
+	if (cmd->who->kind != PEER_GUEST)
+		return cmd->outcome == OUT_DENIED ? "not allowed" : cmd->why;
+	if ((left = cmd->began + GUEST_ANSWER_MS - now_ms()) > 0)
+		(void)poll(NULL, 0, (int)left);
+	return cmd->outcome == OUT_DENIED ? "not allowed" : "failed";
 }
 
 /* A line that was not a command: its text escaped for the log (an
@@ -2129,7 +2142,7 @@ answer(struct command *cmd)
 			log_warn("[VMusb] %s %sing device %s denied: %s %s",
 			    req->vm, act, dev, cmd->why, tag);
 		answer_reply(cmd, buf, reply_format(buf, sizeof(buf), req,
-		    "not allowed"));
+		    answer_told(cmd)));
 		break;
 	case OUT_INVALID:
 		answer_invalid(cmd);
