@@ -145,6 +145,17 @@ enum outcome {
 
 struct conn;
 
+/* The log budget of one peer identity, a guest's domain or a uid: how
+ * many lines it can provoke (invalid, refused, failed) are logged in a
+ * minute, whatever the number of its connections. */
+struct budget {
+	char		who[MAX_VM_NAME + 24];	/* "uid 0", "the guest of vm" */
+	unsigned	refs;		/* its connections */
+	int64_t		since;		/* this minute's start */
+	unsigned	logged;		/* lines logged in it */
+	unsigned long	unlogged;	/* and not, past the budget */
+};
+
 /*
  * One request from any source, on its way down the one path: what is
  * asked, who asks (and so what it may do), where the answer goes, and
@@ -172,9 +183,7 @@ struct conn {
 	bool		eof;
 	size_t		outlen;		/* replies not yet sent */
 	unsigned long	dropped;	/* replies lost to a peer that does not read */
-	int64_t		quiet_since;	/* start of this minute's log budget */
-	unsigned	logged;		/* such lines logged in it */
-	unsigned long	unlogged;	/* and not logged, past the budget */
+	struct budget	*budget;	/* its peer identity's log budget */
 	struct linebuf	in;
 	char		out[OUTBOX_SIZE];
 };
@@ -204,7 +213,9 @@ struct qemu_scan {
 static void	qemu_pid_files(pid_t, uid_t, gid_t, char [MAX_VM_NAME + 1],
 		    struct qemu_scan *, bool *);
 static void	conn_reply(struct conn *, const char *, int);
-static bool	conn_may_log(struct conn *);
+static struct budget *budget_get(const struct peer *);
+static void	budget_put(struct budget *);
+static bool	budget_may_log(struct budget *);
 static void	command_do(struct command *);
 static void	peer_identify(int, struct peer *);
 static const char *peer_kind(const struct peer *);
@@ -785,7 +796,6 @@ conn_start(int fd, pthread_attr_t *attr)
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return -1;
 	c->fd = fd;
-	c->quiet_since = now_ms();
 	pthread_mutex_lock(&conn_lock);
 	conn_live++;
 	c->id = ++conn_count;
@@ -992,35 +1002,6 @@ conn_reply(struct conn *c, const char *line, int len)
 	conn_flush(c);
 }
 
-/* Reports the invalid lines we did not log. */
-static void
-conn_unlogged(struct conn *c)
-{
-	if (c->unlogged > 0)
-		log_warn("[VMusb] %lu more invalid, refused or failed lines "
-		    "from this client were not logged", c->unlogged);
-	c->unlogged = 0;
-}
-
-/* May this invalid line be logged? A guest must not drown the log (and
- * the real messages in it) by flooding its port with junk. */
-static bool
-conn_may_log(struct conn *c)
-{
-	int64_t now = now_ms();
-
-	if (now - c->quiet_since >= INVALID_WINDOW_MS) {
-		conn_unlogged(c);
-		c->quiet_since = now;
-		c->logged = 0;
-	}
-	if (c->logged < INVALID_LOGS) {
-		c->logged++;
-		return true;
-	}
-	c->unlogged++;
-	return false;
-}
 
 /* A line that is not a command, on its way to be answered as such:
  * total is its whole length, of which text holds textlen bytes. */
@@ -1062,8 +1043,11 @@ conn_line(struct conn *c, const char *line, size_t len)
 		    action_name(cmd.req.action), device_text(&cmd.req.device,
 		    dev));
 		/* Who it is could not be told: ask once more, now. */
-		if (c->peer.unsure)
+		if (c->peer.unsure) {
+			budget_put(c->budget);
 			peer_identify(c->fd, &c->peer);
+			c->budget = budget_get(&c->peer);
+		}
 		command_do(&cmd);
 		break;
 	}
@@ -1114,7 +1098,7 @@ conn_end(struct conn *c)
 	conn_linger(c);
 	close(c->fd);
 	log_debug("[VMusb] connection %lu closed", c->id);
-	conn_unlogged(c);
+	budget_put(c->budget);
 	if (c->dropped > 1)
 		log_warn("[VMusb] %lu replies dropped for a client that did "
 		    "not read them", c->dropped);
@@ -1138,6 +1122,7 @@ conn_main(void *arg)
 	/* Named, for top -H and for the tests' count of them. */
 	(void)pthread_setname_np(pthread_self(), CONN_THREAD);
 	peer_identify(c->fd, &c->peer);
+	c->budget = budget_get(&c->peer);
 	log_debug("[VMusb] connection %lu opened by pid %ld (uid %lu gid %lu), "
 	    "%s%s (%s)", c->id, (long)who->pid, (unsigned long)who->uid,
 	    (unsigned long)who->gid, peer_kind(who), who->vm, who->how);
@@ -2045,6 +2030,107 @@ command_run(struct command *cmd)
 /* ------------------------------------------------------------------ */
 /* Answer: the log line and the reply                                  */
 
+/* Every peer identity with a live connection has a budget here: there
+ * are never more of them than connections. */
+static struct {
+	pthread_mutex_t	lock;
+	struct budget	slot[MAX_CONNS];
+} budgets = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* Reports the lines of who that were not logged. */
+static void
+budget_report(const char *who, unsigned long unlogged)
+{
+	if (unlogged > 0)
+		log_warn("[VMusb] %lu more invalid, refused or failed lines "
+		    "from %s were not logged", unlogged, who);
+}
+
+/* The budget of p's identity, shared by its connections; NULL in the
+ * one case of more identities than slots, which logs everything. */
+static struct budget *
+budget_get(const struct peer *p)
+{
+	struct budget *b = NULL, *free_slot = NULL, *slot;
+	char who[sizeof(b->who)];
+	int64_t now = now_ms();
+
+	if (p->kind == PEER_GUEST)
+		snprintf(who, sizeof(who), "the guest of %s", p->vm);
+	else
+		snprintf(who, sizeof(who), "uid %lu", (unsigned long)p->uid);
+	pthread_mutex_lock(&budgets.lock);
+	/* Its own, also one its connections left this minute: a peer that
+	 * connects anew does not start a new budget. */
+	for (size_t i = 0; i < MAX_CONNS && b == NULL; i++) {
+		slot = &budgets.slot[i];
+		if (strcmp(slot->who, who) == 0 && (slot->refs > 0 ||
+		    now - slot->since < INVALID_WINDOW_MS))
+			b = slot;
+		else if (slot->refs == 0 && free_slot == NULL)
+			free_slot = slot;
+	}
+	if (b == NULL && (b = free_slot) != NULL) {
+		memset(b, 0, sizeof(*b));
+		memcpy(b->who, who, sizeof(who));
+		b->since = now;
+	}
+	if (b != NULL)
+		b->refs++;
+	pthread_mutex_unlock(&budgets.lock);
+	return b;
+}
+
+/* A connection of b's identity ended: the last one reports what was not
+ * logged. */
+static void
+budget_put(struct budget *b)
+{
+	char who[sizeof(b->who)];
+	unsigned long unlogged = 0;
+
+	if (b == NULL)
+		return;
+	pthread_mutex_lock(&budgets.lock);
+	if (--b->refs == 0) {
+		unlogged = b->unlogged;
+		b->unlogged = 0;
+		memcpy(who, b->who, sizeof(who));
+	}
+	pthread_mutex_unlock(&budgets.lock);
+	budget_report(who, unlogged);
+}
+
+/* May one more line that b's identity provoked be logged? INVALID_LOGS
+ * a minute; past that they are counted, and the count reported when the
+ * minute ends or the identity's last connection does. */
+static bool
+budget_may_log(struct budget *b)
+{
+	char who[sizeof(b->who)];
+	unsigned long unlogged = 0;
+	int64_t now = now_ms();
+	bool may;
+
+	if (b == NULL)
+		return true;
+	pthread_mutex_lock(&budgets.lock);
+	if (now - b->since >= INVALID_WINDOW_MS) {
+		unlogged = b->unlogged;
+		memcpy(who, b->who, sizeof(who));
+		b->since = now;
+		b->logged = 0;
+		b->unlogged = 0;
+	}
+	if ((may = b->logged < INVALID_LOGS))
+		b->logged++;
+	else
+		b->unlogged++;
+	pthread_mutex_unlock(&budgets.lock);
+	budget_report(who, unlogged);
+	return may;
+}
+
 /* Sends the reply buf (len from a formatter: -1 if it did not fit) to
  * the command's source, if it has one that asked for replies. */
 static void
@@ -2059,7 +2145,7 @@ answer_reply(const struct command *cmd, const char *buf, int len)
 static bool
 answer_may_log(const struct command *cmd)
 {
-	return cmd->from == NULL || conn_may_log(cmd->from);
+	return cmd->from == NULL || budget_may_log(cmd->from->budget);
 }
 
 /*

@@ -958,7 +958,8 @@ START_TEST(test_a_flood_of_junk_does_not_drown_the_log)
 	}
 	ck_assert_int_eq(logged, 20);
 	snprintf(want, sizeof(want), "[VMusb] %d more invalid, refused or "
-	    "failed lines from this client were not logged", N - 20);
+	    "failed lines from uid %lu were not logged", N - 20,
+	    (unsigned long)geteuid());
 	ck_assert_str_eq(line, want);
 }
 END_TEST

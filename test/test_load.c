@@ -668,6 +668,44 @@ START_TEST(test_socket_file_replaced_is_left_alone)
 }
 END_TEST
 
+/*
+ * One peer's many connections share one log budget: 50 connections of
+ * 30 junk lines each, from one uid, log 20 lines a minute, and the rest
+ * are counted in summaries.
+ */
+START_TEST(test_many_connections_of_one_peer_share_one_log_budget)
+{
+	enum { CONNS = 50, LINES = 30 };
+	static struct client c[CONNS];
+	char line[LINE], junk[LINES * 5 + 1] = "";
+	unsigned long logged = 0, unlogged = 0, n;
+	int64_t t0 = now_ms();
+	const char *at;
+
+	for (int j = 0; j < LINES; j++)
+		strcat(junk, "junk\n");
+	daemon_start(NULL);
+	for (int i = 0; i < CONNS; i++) {
+		client_open(&c[i]);
+		client_send(&c[i], junk);
+	}
+	for (int i = 0; i < CONNS; i++)
+		client_close(&c[i]);
+	while (logged + unlogged < CONNS * LINES) {
+		ck_assert_msg(reader_line(&w.log, line, sizeof(line), WAIT_MS) ==
+		    1, "%lu logged and %lu counted of %d", logged, unlogged,
+		    CONNS * LINES);
+		if (strstr(line, "[VMusb] invalid action: junk") != NULL)
+			logged++;
+		else if ((at = strstr(line, "[VMusb] ")) != NULL &&
+		    sscanf(at, "[VMusb] %lu more invalid", &n) == 1)
+			unlogged += n;
+	}
+	ck_assert_uint_eq(logged + unlogged, CONNS * LINES);
+	ck_assert_uint_le(logged, 20 * (1 + (now_ms() - t0) / 60000));
+}
+END_TEST
+
 #define STOPS	30
 
 /* SIGTERM while virsh runs: the daemon lets it finish, and answers and
@@ -794,6 +832,7 @@ load_suite(void)
 	tcase_add_test(clients, test_a_client_gone_mid_reply_still_has_every_command_run);
 	tcase_add_test(clients, test_a_burst_of_fire_and_forget_clients_is_served_whole);
 	tcase_add_test(clients, test_sigterm_while_virsh_runs_loses_no_answer);
+	tcase_add_test(clients, test_many_connections_of_one_peer_share_one_log_budget);
 	tcase_add_test(virsh, test_virsh_dying_flooding_or_leaving_a_child_is_answered);
 	tcase_add_test(fs, test_xml_directory_not_writable_fails_commands_until_it_is);
 	tcase_add_test(fs, test_socket_file_removed_is_made_again);
