@@ -64,6 +64,12 @@
 					 * per connection a minute */
 #define INVALID_WINDOW_MS 60000
 #define CMDLINE_MAX	4096		/* of a peer's command line: -name is early */
+#define PEER_CONNS	8		/* connections one peer may hold: a guest
+					 * needs one, a host client a few */
+#define HOST_SHARE	8		/* 1/8 of the connections are the host
+					 * clients' alone */
+#define LINE_TIMEOUT	10		/* seconds a non-guest peer may leave a
+					 * line unfinished */
 #define QEMU_USERS	32		/* users QEMU ran as, remembered */
 #define NSS_BUF		4096		/* getpwuid_r's and getgrgid_r's scratch;
 					 * a larger entry is named by number */
@@ -84,6 +90,7 @@ static struct {
 	const char	*qemu_run_dir;	/* libvirt's QEMU pid files */
 	const char	*sysfs;		/* the host's USB devices, by port */
 	int		 timeout;
+	int		 line_timeout;	/* seconds, for non-guest peers */
 	bool		 debug;
 	bool		 guest_attach;	/* guests may attach to their own domain */
 	mode_t		 socket_mode;
@@ -103,6 +110,7 @@ static struct {
 	.xml_dir = DEFAULT_XML_DIR,
 	.virsh = DEFAULT_VIRSH,
 	.timeout = VIRSH_TIMEOUT,
+	.line_timeout = LINE_TIMEOUT,
 };
 
 static char	*virsh_env[5];		/* fixed environment of every virsh */
@@ -154,6 +162,7 @@ struct budget {
 	int64_t		since;		/* this minute's start */
 	unsigned	logged;		/* lines logged in it */
 	unsigned long	unlogged;	/* and not, past the budget */
+	unsigned long	closed;		/* its connections closed at admission */
 };
 
 /*
@@ -184,6 +193,7 @@ struct conn {
 	size_t		outlen;		/* replies not yet sent */
 	unsigned long	dropped;	/* replies lost to a peer that does not read */
 	struct budget	*budget;	/* its peer identity's log budget */
+	int64_t		partial_since;	/* an unfinished line's first byte */
 	struct linebuf	in;
 	char		out[OUTBOX_SIZE];
 };
@@ -216,6 +226,8 @@ static void	conn_reply(struct conn *, const char *, int);
 static struct budget *budget_get(const struct peer *);
 static void	budget_put(struct budget *);
 static bool	budget_may_log(struct budget *);
+static unsigned	budget_conns(struct budget *);
+static void	budget_closed(struct budget *, const char *);
 static void	command_do(struct command *);
 static void	peer_identify(int, struct peer *);
 static const char *peer_kind(const struct peer *);
@@ -1110,6 +1122,65 @@ conn_end(struct conn *c)
 	(void)!write(conn_wake, "", 1);
 }
 
+/*
+ * May the connection stay, now that we know who is there? A peer that is
+ * neither a guest we can name nor a host client may do nothing: it goes
+ * at once. One peer holds PEER_CONNS at most (root and our own user, who
+ * could stop us anyway, as many as they like), and the last 1/HOST_SHARE
+ * of the connections are the host clients' alone, so that no guest, nor
+ * any one client, can keep the host out. A cap that bites is logged once
+ * for the peer, with a count later.
+ */
+static bool
+conn_admit(struct conn *c)
+{
+	const char *why = NULL;
+	unsigned live, host_only = conn_max / HOST_SHARE > 0 ?
+	    conn_max / HOST_SHARE : 1;
+
+	pthread_mutex_lock(&conn_lock);
+	live = conn_live;
+	pthread_mutex_unlock(&conn_lock);
+	if (c->peer.kind == PEER_UNKNOWN && !c->peer.unsure)
+		why = "it may do nothing";
+	else if (c->peer.uid != 0 && c->peer.uid != geteuid() &&
+	    budget_conns(c->budget) > PEER_CONNS)
+		why = "it holds the most connections one peer may";
+	else if (c->peer.kind != PEER_HOST && live + host_only > conn_max)
+		why = "the last connections are the host's";
+	if (why == NULL)
+		return true;
+	budget_closed(c->budget, why);
+	return false;
+}
+
+/* How long to wait for the peer: for a non-guest peer with a line left
+ * unfinished, until its LINE_TIMEOUT; else for as long as it likes. */
+static int
+conn_wait(const struct conn *c)
+{
+	int64_t left;
+
+	if (c->peer.kind == PEER_GUEST || c->partial_since == 0)
+		return -1;
+	left = c->partial_since + (int64_t)opt.line_timeout * 1000 - now_ms();
+	return left > 0 ? (int)(left > INT_MAX ? INT_MAX : left) : 0;
+}
+
+/* True when a line was left unfinished too long: the connection goes,
+ * the line with it, unparsed (a guest's never: that would cut its serial
+ * connection). */
+static bool
+conn_unfinished(struct conn *c)
+{
+	if (conn_wait(c) != 0)
+		return false;
+	if (budget_may_log(c->budget))
+		log_warn("[VMusb] a line left unfinished for %d s: connection "
+		    "closed %s", opt.line_timeout, c->peer.tag);
+	return true;
+}
+
 /* A connection's thread: who is there, then its lines until EOF. */
 static void *
 conn_main(void *arg)
@@ -1127,15 +1198,19 @@ conn_main(void *arg)
 	    "%s%s (%s)", c->id, (long)who->pid, (unsigned long)who->uid,
 	    (unsigned long)who->gid, peer_kind(who), who->vm, who->how);
 	line_clear(&c->in);
+	if (!conn_admit(c)) {
+		conn_end(c);
+		return NULL;
+	}
 	while (!c->eof) {
 		struct pollfd p = { .fd = c->fd,
 		    .events = POLLIN | (c->outlen > 0 ? POLLOUT : 0) };
+		int r = poll(&p, 1, conn_wait(c));
 
-		if (poll(&p, 1, -1) == -1) {
-			if (errno == EINTR)
-				continue;
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1 || (r == 0 && conn_unfinished(c)))
 			break;
-		}
 		if (p.revents & POLLOUT)
 			conn_flush(c);
 		if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
@@ -1146,6 +1221,10 @@ conn_main(void *arg)
 		if (n <= 0)
 			c->eof = true;	/* EOF, or the peer reset us */
 		conn_input(c, buf, n > 0 ? (size_t)n : 0);
+		if (c->in.total == 0 || c->in.done)
+			c->partial_since = 0;
+		else if (c->partial_since == 0)
+			c->partial_since = now_ms();
 	}
 	conn_end(c);
 	return NULL;
@@ -2081,24 +2160,61 @@ budget_get(const struct peer *p)
 	return b;
 }
 
+/* How many connections b's identity holds, this one included. */
+static unsigned
+budget_conns(struct budget *b)
+{
+	unsigned n;
+
+	if (b == NULL)
+		return 0;
+	pthread_mutex_lock(&budgets.lock);
+	n = b->refs;
+	pthread_mutex_unlock(&budgets.lock);
+	return n;
+}
+
+/* One of b's connections was closed at admission, for why: said once
+ * for the peer, and counted (budget_put reports the count). */
+static void
+budget_closed(struct budget *b, const char *why)
+{
+	bool first;
+
+	if (b == NULL) {
+		log_warn("[VMusb] a connection closed: %s", why);
+		return;
+	}
+	pthread_mutex_lock(&budgets.lock);
+	first = b->closed++ == 0;
+	pthread_mutex_unlock(&budgets.lock);
+	if (first)
+		log_warn("[VMusb] connections of %s are closed at once: %s",
+		    b->who, why);
+}
+
 /* A connection of b's identity ended: the last one reports what was not
- * logged. */
+ * logged, and how many of its connections were closed at admission. */
 static void
 budget_put(struct budget *b)
 {
 	char who[sizeof(b->who)];
-	unsigned long unlogged = 0;
+	unsigned long unlogged = 0, closed = 0;
 
 	if (b == NULL)
 		return;
 	pthread_mutex_lock(&budgets.lock);
 	if (--b->refs == 0) {
 		unlogged = b->unlogged;
-		b->unlogged = 0;
+		closed = b->closed;
+		b->unlogged = b->closed = 0;
 		memcpy(who, b->who, sizeof(who));
 	}
 	pthread_mutex_unlock(&budgets.lock);
 	budget_report(who, unlogged);
+	if (closed > 1)
+		log_warn("[VMusb] %lu connections of %s were closed at once",
+		    closed, who);
 }
 
 /* May one more line that b's identity provoked be logged? INVALID_LOGS
@@ -2338,7 +2454,8 @@ usage(int status)
 	    "                 [--config FILE] [--guest-attach] [--qemu-run-dir DIR]\n"
 	    "                 [--sysfs DIR]\n"
 	    "                 [--xml-dir DIR] [--virsh PATH] [--connect URI]\n"
-	    "                 [--timeout SECONDS] [--debug] [--help] [--version]\n"
+	    "                 [--timeout SECONDS] [--line-timeout SECONDS]\n"
+	    "                 [--debug] [--help] [--version]\n"
 	    "\n"
 	    "Reads \"VM attach|detach VID:PID[@PORT]\" lines on a Unix socket and runs\n"
 	    "virsh attach-device or detach-device for them.\n"
@@ -2364,11 +2481,13 @@ usage(int status)
 	    "                             (default: virsh)\n"
 	    "  -c, --connect URI          passed to virsh as -c URI\n"
 	    "  -t, --timeout SECONDS      deadline for one virsh run (default %d)\n"
+	    "      --line-timeout SECONDS a client that is not a guest may leave a\n"
+	    "                             line unfinished this long (default %d)\n"
 	    "  -d, --debug                log to standard error instead of syslog\n"
 	    "  -h, --help                 show this help\n"
 	    "  -v, --version              show the version\n",
 	    DEFAULT_SOCKET, DEFAULT_CONFIG, DEFAULT_QEMU_RUN_DIR, SYSFS_USB,
-	    DEFAULT_XML_DIR, SAFE_PATH, VIRSH_TIMEOUT);
+	    DEFAULT_XML_DIR, SAFE_PATH, VIRSH_TIMEOUT, LINE_TIMEOUT);
 	exit(status);
 }
 
@@ -2387,13 +2506,14 @@ opt_mode(const char *arg)
 	return (mode_t)n;
 }
 
+/* Seconds for the option name, from 1 to MAX_TIMEOUT. */
 static int
-opt_timeout(const char *arg)
+opt_seconds(const char *name, const char *arg)
 {
 	long n;
 
 	if (!opt_number(arg, 10, 1, MAX_TIMEOUT, &n))
-		errx(2, "--timeout: expected seconds from 1 to %d, got '%s'",
+		errx(2, "%s: expected seconds from 1 to %d, got '%s'", name,
 		    MAX_TIMEOUT, arg);
 	return (int)n;
 }
@@ -2425,6 +2545,7 @@ static const struct option longopts[] = {
 	{ "virsh",	required_argument,	NULL, 'V' },
 	{ "connect",	required_argument,	NULL, 'c' },
 	{ "timeout",	required_argument,	NULL, 't' },
+	{ "line-timeout", required_argument,	NULL, 'L' },
 	{ "debug",	no_argument,		NULL, 'd' },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "version",	no_argument,		NULL, 'v' },
@@ -2467,7 +2588,10 @@ parse_options(int argc, char *argv[])
 			opt.guest_attach = true;
 			break;
 		case 't':
-			opt.timeout = opt_timeout(optarg);
+			opt.timeout = opt_seconds("--timeout", optarg);
+			break;
+		case 'L':
+			opt.line_timeout = opt_seconds("--line-timeout", optarg);
 			break;
 		case 'd':
 			opt.debug = true;

@@ -21,6 +21,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -706,6 +707,149 @@ START_TEST(test_many_connections_of_one_peer_share_one_log_budget)
 }
 END_TEST
 
+/*
+ * A process of uid, in gid and group, that opens n connections at once
+ * (named first by pidfile, as libvirt names a QEMU, if given), sends
+ * "reply on" and a command for vm on each, holding every one open until
+ * each is answered or closed: how many were answered ok.
+ */
+static int
+hold_connections(uid_t uid, gid_t gid, gid_t group, const char *pidfile,
+    int n, const char *vm)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd[2], go[2], status, ok = 0;
+	char line[160], byte;
+	pid_t pid;
+	FILE *f;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w.sock);
+	snprintf(line, sizeof(line), "reply on\n%s detach 046d:c52b\n", vm);
+	ck_assert_int_eq(pipe2(fd, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+	if ((pid = fork()) == 0) {
+		int *s = calloc((size_t)n, sizeof(int)), got = 0;
+		char buf[256];
+
+		if (s == NULL || setgroups(1, &group) == -1 ||
+		    setgid(gid) == -1 || setuid(uid) == -1 ||
+		    read(go[0], &byte, 1) != 1)
+			_exit(2);
+		for (int i = 0; i < n; i++)
+			if ((s[i] = socket(AF_UNIX, SOCK_STREAM, 0)) == -1 ||
+			    connect(s[i], (struct sockaddr *)&sa,
+			    sizeof(sa)) == -1)
+				_exit(3);
+		for (int i = 0; i < n; i++)
+			(void)!send(s[i], line, strlen(line), MSG_NOSIGNAL);
+		/* Each is answered, or closed by the daemon: all are open
+		 * until every one has been, so that they count together. */
+		for (int i = 0; i < n; i++) {
+			ssize_t r = read(s[i], buf, sizeof(buf) - 1);
+
+			if (r > 0) {
+				buf[r] = '\0';
+				got += strncmp(buf, "ok ", 3) == 0;
+			}
+		}
+		(void)!write(fd[1], &got, sizeof(got));
+		_exit(0);
+	}
+	ck_assert_int_gt(pid, 0);
+	close(fd[1]);
+	close(go[0]);
+	/* Its pid file, root's as libvirt's are, before it connects. */
+	if (pidfile != NULL) {
+		ck_assert_ptr_nonnull(f = fopen(pidfile, "w"));
+		fprintf(f, "%ld\n", (long)pid);
+		ck_assert_int_eq(fclose(f), 0);
+	}
+	ck_assert_int_eq(write(go[1], "", 1), 1);
+	close(go[1]);
+	if (read(fd[0], &ok, sizeof(ok)) != (ssize_t)sizeof(ok))
+		ok = -1;
+	close(fd[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "the holder exited %#x", status);
+	return ok;
+}
+
+#define HOLDERS	40
+
+/*
+ * One peer cannot hold every slot: a host client of another user (in
+ * the socket's group), or a guest, opening 40 connections at once keeps
+ * 8 of them, the others closed at once and logged; the host's root
+ * client is served meanwhile.
+ */
+START_TEST(test_one_peer_cannot_hold_every_slot)
+{
+	char run_dir[160], pidfile[200];
+	struct client c;
+
+	if (geteuid() != 0 && test_skips("slot test", "needs root to run "
+	    "peers as other users"))
+		return;
+	ck_assert_int_eq(chmod(scratch_dir(), 0711), 0);
+	ck_assert_int_eq(chmod(w.dir, 0711), 0);
+	snprintf(run_dir, sizeof(run_dir), "%s/qemu-run", w.dir);
+	ck_assert_int_eq(mkdir(run_dir, 0700), 0);
+	snprintf(pidfile, sizeof(pidfile), "%s/vmG.pid", run_dir);
+	daemon_start("--socket-group", "65533", "--socket-mode", "0660",
+	    "--qemu-run-dir", run_dir, NULL);
+	ck_assert_int_eq(hold_connections(65534, 65534, 65533, NULL, HOLDERS,
+	    "win10"), 8);
+	ck_assert(log_wait("[VMusb] connections of uid 65534 are closed at "
+	    "once: it holds the most connections one peer may", NULL, 0));
+	ck_assert_int_eq(hold_connections(65534, 65534, 65533, pidfile,
+	    HOLDERS, "vmG"), 8);
+	ck_assert(log_wait("[VMusb] connections of the guest of vmG are "
+	    "closed at once: it holds the most connections one peer may",
+	    NULL, 0));
+	client_open(&c);
+	client_send(&c, "reply on\nroot attach 046d:c52b\n");
+	expect_reply(&c, "ok root attach 046d:c52b");
+	client_close(&c);
+}
+END_TEST
+
+/*
+ * A client that is not a guest and leaves a line unfinished is closed
+ * at --line-timeout, the line unread; a guest's line is never cut short,
+ * as that would cut its serial connection.
+ */
+START_TEST(test_an_unfinished_line_times_out_but_not_a_guests)
+{
+	char run_dir[160], pidfile[200], line[LINE];
+	struct client host, guest;
+	FILE *f;
+
+	snprintf(run_dir, sizeof(run_dir), "%s/qemu-run", w.dir);
+	ck_assert_int_eq(mkdir(run_dir, 0700), 0);
+	snprintf(pidfile, sizeof(pidfile), "%s/vmT.pid", run_dir);
+	ck_assert_ptr_nonnull(f = fopen(pidfile, "w"));
+	fprintf(f, "%ld\n", (long)getpid());	/* we are its QEMU */
+	ck_assert_int_eq(fclose(f), 0);
+	daemon_start("--line-timeout", "1", "--qemu-run-dir", run_dir, NULL);
+	client_open(&guest);
+	client_send(&guest, "reply on\nvmT det");
+	ck_assert(log_wait("the guest of vmT (libvirt's pid file)", NULL, 0));
+	ck_assert_int_eq(unlink(pidfile), 0);	/* only the guest is ours */
+	client_open(&host);
+	client_send(&host, "reply on\nwin10 att");
+	/* The host client's connection ends, the line never run. */
+	ck_assert_int_eq(reader_line(&host.r, line, sizeof(line), WAIT_MS), 0);
+	ck_assert(log_wait("[VMusb] a line left unfinished for 1 s: "
+	    "connection closed", NULL, 0));
+	client_close(&host);
+	/* Longer than that too, the guest's line is still there. */
+	client_send(&guest, "ach 046d:c52b\n");
+	expect_reply(&guest, "ok vmT detach 046d:c52b");
+	client_close(&guest);
+}
+END_TEST
+
 #define STOPS	30
 
 /* SIGTERM while virsh runs: the daemon lets it finish, and answers and
@@ -833,6 +977,8 @@ load_suite(void)
 	tcase_add_test(clients, test_a_burst_of_fire_and_forget_clients_is_served_whole);
 	tcase_add_test(clients, test_sigterm_while_virsh_runs_loses_no_answer);
 	tcase_add_test(clients, test_many_connections_of_one_peer_share_one_log_budget);
+	tcase_add_test(clients, test_one_peer_cannot_hold_every_slot);
+	tcase_add_test(clients, test_an_unfinished_line_times_out_but_not_a_guests);
 	tcase_add_test(virsh, test_virsh_dying_flooding_or_leaving_a_child_is_answered);
 	tcase_add_test(fs, test_xml_directory_not_writable_fails_commands_until_it_is);
 	tcase_add_test(fs, test_socket_file_removed_is_made_again);
