@@ -399,25 +399,39 @@ port_hint(FILE *f, const struct request *q, const char *reason)
 /* ------------------------------------------------------------------ */
 /* Asking the daemon: the requests and their replies                   */
 
-/* Connects to the daemon, trying CONNECT_TRIES times while it is not there. */
+/* Connects to the daemon, trying CONNECT_TRIES times while it is not
+ * there or takes no one (its queue is full: a non-blocking connect says
+ * so at once, where a blocking one would wait with no end); then says
+ * why it gave up. */
 static int
 daemon_connect(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
+	int fd, e;
 
 	if (fit(snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", opt.socket),
 	    sizeof(sa.sun_path)) < 0)
 		errx(1, "socket path too long: %s", opt.socket);
 	for (int i = 1; ; i++) {
-		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
+		    SOCK_NONBLOCK, 0)) == -1)
 			err(1, "socket");
-		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			if (fcntl(fd, F_SETFL, 0) == -1)
+				err(1, "fcntl");
 			return fd;
-		if ((errno != ENOENT && errno != ECONNREFUSED) ||
-		    i == CONNECT_TRIES)
-			err(1, "cannot connect to usbserver at %s", opt.socket);
+		}
+		e = errno;
 		close(fd);
+		if (e == EAGAIN && i == CONNECT_TRIES)
+			errx(1, "usbserver at %s takes no more clients: its queue "
+			    "stayed full for %d s", opt.socket, CONNECT_TRIES *
+			    CONNECT_PAUSE);
+		if ((e != ENOENT && e != ECONNREFUSED && e != EAGAIN) ||
+		    i == CONNECT_TRIES) {
+			errno = e;
+			err(1, "cannot connect to usbserver at %s", opt.socket);
+		}
 		sleep(CONNECT_PAUSE);
 	}
 }

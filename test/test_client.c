@@ -671,6 +671,35 @@ END_TEST
 /* A configuration file must be a regular file of sensible size: a FIFO
  * (that nobody writes) must not hang usbctl, nor /dev/zero make it spin;
  * each is refused at once. */
+/* A daemon whose queue is full (it takes no one, or someone filled it):
+ * usbctl gives up after its tries, and says why, instead of waiting in
+ * connect() with no end. */
+START_TEST(test_usbctl_gives_up_on_a_full_queue_and_says_why)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int lfd, fds[64], n = 0;
+	char out[OUT];
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w.sock);
+	ck_assert_int_ne(lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0),
+	    -1);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 1), 0);
+	do {
+		ck_assert_int_lt(n, 64);
+		ck_assert_int_ne(fds[n] = socket(AF_UNIX, SOCK_STREAM |
+		    SOCK_CLOEXEC | SOCK_NONBLOCK, 0), -1);
+	} while (connect(fds[n++], (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	ck_assert_int_eq(errno, EAGAIN);
+	ck_assert_int_eq(usbctl(out, "--domain", "win10", "046d:c52b", NULL), 1);
+	ck_assert_msg(strstr(out, "takes no more clients: its queue stayed "
+	    "full") != NULL, "%s", out);
+	while (n > 0)
+		close(fds[--n]);
+	close(lfd);
+}
+END_TEST
+
 START_TEST(test_usbctl_config_is_a_regular_file_or_refused)
 {
 	char out[OUT], fifo[256];
@@ -900,6 +929,7 @@ client_suite(void)
 	tcase_add_test(live, test_usbctl_json_is_valid_whatever_the_bytes);
 	tcase_add_test(live, test_usbctl_config_gives_domain_and_devices);
 	tcase_add_test(live, test_usbctl_config_is_a_regular_file_or_refused);
+	tcase_add_test(live, test_usbctl_gives_up_on_a_full_queue_and_says_why);
 	tcase_add_test(live, test_usbctl_explains_a_device_held_elsewhere_or_ambiguous);
 	tcase_add_test(live, test_bash_completion_offers_commands_domains_and_devices);
 	tcase_add_test(live, test_bash_completion_never_runs_a_domain_name);
