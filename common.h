@@ -43,6 +43,8 @@
 #define GUEST_ANSWER_MS		250	/* a guest hears of a refusal or failure
 					 * no sooner: how soon must not tell it
 					 * what the host has */
+#define GUEST_RATE		4	/* commands a second a guest may have run, */
+#define GUEST_BURST		8	/* and at once after a quiet while */
 #define MAX_CONNS		128	/* the daemon's live connections; more wait
 					 * in the listening socket's queue */
 #define CONN_THREAD	"usbserver-conn"	/* a connection's thread's name */

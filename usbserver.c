@@ -163,6 +163,10 @@ struct budget {
 	unsigned	logged;		/* lines logged in it */
 	unsigned long	unlogged;	/* and not, past the budget */
 	unsigned long	closed;		/* its connections closed at admission */
+	int64_t		tokens;		/* a guest's commands it may have run,
+					 * in thousandths */
+	int64_t		filled;		/* when they were counted */
+	bool		rate_said;	/* that its rate bit, this minute */
 };
 
 /*
@@ -227,6 +231,7 @@ static struct budget *budget_get(const struct peer *);
 static void	budget_put(struct budget *);
 static bool	budget_may_log(struct budget *);
 static unsigned	budget_conns(struct budget *);
+static bool	budget_take(struct budget *);
 static void	budget_closed(struct budget *, const char *);
 static void	command_do(struct command *);
 static void	peer_identify(int, struct peer *);
@@ -1309,6 +1314,9 @@ command_do(struct command *cmd)
 		    "memory to tell who asks); try again");
 	else if ((why = policy_denies(cmd->who, &cmd->req)) != NULL)
 		command_done(cmd, OUT_DENIED, why);
+	else if (cmd->who->kind == PEER_GUEST && cmd->from != NULL &&
+	    !budget_take(cmd->from->budget))
+		command_done(cmd, OUT_FAILED, "more than 4 commands a second");
 	else
 		command_run(cmd);
 	answer(cmd);
@@ -1724,10 +1732,20 @@ policy_denies(const struct peer *p, const struct request *req)
 /* ------------------------------------------------------------------ */
 /* Queue: one command at a time per domain, in arrival order           */
 
+/* A domain's queue: two lines of tickets, the host clients' and the
+ * guests', each in arrival order; a host client's command goes before
+ * any guest's that waits, so that a guest's flood delays the host by one
+ * virsh run at most. */
+enum vm_class {
+	QUEUE_HOST,
+	QUEUE_GUEST,
+};
+
 struct vm_queue {
 	struct vm_queue	*next;
-	unsigned long	 next_ticket;
-	unsigned long	 serving;
+	unsigned long	 next_ticket[2];	/* by its class */
+	unsigned long	 serving[2];		/* the next to run, of each */
+	bool		 busy;			/* one of them runs */
 	unsigned	 users;
 	pthread_cond_t	 turn;
 	char		 name[MAX_VM_NAME + 1];
@@ -1737,14 +1755,14 @@ static pthread_mutex_t	vm_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vm_queue	*vm_queues;
 static bool		vm_stopping;	/* shutting down: run nothing new */
 
-/* Gives the turn to the next ticket; frees the queue when unused.
- * Called with vm_lock held. */
+/* Gives the turn to the next; frees the queue when unused. Called with
+ * vm_lock held. */
 static void
 vm_pass_locked(struct vm_queue *q)
 {
 	struct vm_queue **pp;
 
-	q->serving++;
+	q->busy = false;
 	if (--q->users > 0) {
 		pthread_cond_broadcast(&q->turn);
 		return;
@@ -1756,33 +1774,54 @@ vm_pass_locked(struct vm_queue *q)
 	free(q);
 }
 
-/* Waits for this VM's turn. -1 with errno ENOMEM, or ECANCELED when the
- * daemon is shutting down. */
+/* The queue of domain name, made if it is new; NULL without memory.
+ * Called with vm_lock held. */
+static struct vm_queue *
+vm_queue_of(const char *name)
+{
+	struct vm_queue *q;
+
+	for (q = vm_queues; q != NULL; q = q->next)
+		if (strcmp(q->name, name) == 0)
+			return q;
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		return NULL;
+	pthread_cond_init(&q->turn, NULL);
+	snprintf(q->name, sizeof(q->name), "%s", name);
+	q->next = vm_queues;
+	vm_queues = q;
+	return q;
+}
+
+/* Is it ticket's turn in its line? Nothing runs, it is next in its
+ * line, and a guest's waits while a host client's does. */
+static bool
+vm_turn(const struct vm_queue *q, enum vm_class line, unsigned long ticket)
+{
+	return !q->busy && q->serving[line] == ticket && (line == QUEUE_HOST ||
+	    q->serving[QUEUE_HOST] == q->next_ticket[QUEUE_HOST]);
+}
+
+/* Waits for this domain's turn, in line. -1 with errno ENOMEM, or
+ * ECANCELED when the daemon is shutting down. */
 static int
-vm_enter(const char *name, struct vm_queue **qp)
+vm_enter(const char *name, enum vm_class line, struct vm_queue **qp)
 {
 	struct vm_queue *q;
 	unsigned long ticket;
 
 	pthread_mutex_lock(&vm_lock);
-	for (q = vm_queues; q != NULL; q = q->next)
-		if (strcmp(q->name, name) == 0)
-			break;
-	if (q == NULL) {
-		if ((q = calloc(1, sizeof(*q))) == NULL) {
-			pthread_mutex_unlock(&vm_lock);
-			errno = ENOMEM;
-			return -1;
-		}
-		pthread_cond_init(&q->turn, NULL);
-		snprintf(q->name, sizeof(q->name), "%s", name);
-		q->next = vm_queues;
-		vm_queues = q;
+	if ((q = vm_queue_of(name)) == NULL) {
+		pthread_mutex_unlock(&vm_lock);
+		errno = ENOMEM;
+		return -1;
 	}
 	q->users++;
-	ticket = q->next_ticket++;
-	while (q->serving != ticket)
+	ticket = q->next_ticket[line]++;
+	while (!vm_turn(q, line, ticket))
 		pthread_cond_wait(&q->turn, &vm_lock);
+	q->serving[line]++;
+	q->busy = true;
 	if (vm_stopping) {
 		vm_pass_locked(q);
 		pthread_mutex_unlock(&vm_lock);
@@ -2097,7 +2136,8 @@ command_run(struct command *cmd)
 {
 	struct vm_queue *q;
 
-	if (vm_enter(cmd->req.vm, &q) == -1) {
+	if (vm_enter(cmd->req.vm, cmd->who->kind == PEER_GUEST ? QUEUE_GUEST :
+	    QUEUE_HOST, &q) == -1) {
 		command_done(cmd, OUT_FAILED, errno == ECANCELED ?
 		    "shutting down" : "out of memory");
 		return;
@@ -2152,12 +2192,41 @@ budget_get(const struct peer *p)
 	if (b == NULL && (b = free_slot) != NULL) {
 		memset(b, 0, sizeof(*b));
 		memcpy(b->who, who, sizeof(who));
-		b->since = now;
+		b->since = b->filled = now;
+		b->tokens = GUEST_BURST * 1000;
 	}
 	if (b != NULL)
 		b->refs++;
 	pthread_mutex_unlock(&budgets.lock);
 	return b;
+}
+
+/* May b's identity (a guest) have one more command run now? A token
+ * bucket: GUEST_BURST at once, then GUEST_RATE a second, so that one
+ * guest cannot start hundreds of virsh a second. When it bites, that is
+ * logged once a minute. */
+static bool
+budget_take(struct budget *b)
+{
+	int64_t now = now_ms();
+	bool ok, say;
+
+	if (b == NULL)
+		return true;
+	pthread_mutex_lock(&budgets.lock);
+	b->tokens += (now - b->filled) * GUEST_RATE;
+	if (b->tokens > GUEST_BURST * 1000)
+		b->tokens = GUEST_BURST * 1000;
+	b->filled = now;
+	if ((ok = b->tokens >= 1000))
+		b->tokens -= 1000;
+	if ((say = !ok && !b->rate_said))
+		b->rate_said = true;
+	pthread_mutex_unlock(&budgets.lock);
+	if (say)
+		log_warn("[VMusb] %s asks for more than %d commands a second: "
+		    "the rest are refused", b->who, GUEST_RATE);
+	return ok;
 }
 
 /* How many connections b's identity holds, this one included. */
@@ -2237,6 +2306,7 @@ budget_may_log(struct budget *b)
 		b->since = now;
 		b->logged = 0;
 		b->unlogged = 0;
+		b->rate_said = false;
 	}
 	if ((may = b->logged < INVALID_LOGS))
 		b->logged++;

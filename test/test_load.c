@@ -850,6 +850,142 @@ START_TEST(test_an_unfinished_line_times_out_but_not_a_guests)
 }
 END_TEST
 
+/* Forks a guest of vm (named by a root-owned pid file in run_dir, as
+ * libvirt names a QEMU) that opens n connections and sends on each one
+ * "vm detach 000K:000K"; its pid, to reap. */
+static pid_t
+guest_commands(const char *run_dir, const char *vm, int n)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char path[256], byte;
+	int go[2];
+	pid_t pid;
+	FILE *f;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w.sock);
+	ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+	if ((pid = fork()) == 0) {
+		char line[128], buf[256];
+		int *s = calloc((size_t)n, sizeof(int));
+
+		if (s == NULL || read(go[0], &byte, 1) != 1)
+			_exit(2);
+		for (int i = 0; i < n; i++) {
+			snprintf(line, sizeof(line), "reply on\n%s detach "
+			    "%04x:%04x\n", vm, i + 1, i + 1);
+			if ((s[i] = socket(AF_UNIX, SOCK_STREAM, 0)) == -1 ||
+			    connect(s[i], (struct sockaddr *)&sa,
+			    sizeof(sa)) == -1 || send(s[i], line, strlen(line),
+			    MSG_NOSIGNAL) != (ssize_t)strlen(line))
+				_exit(3);
+		}
+		for (int i = 0; i < n; i++)
+			(void)!read(s[i], buf, sizeof(buf));
+		_exit(0);
+	}
+	ck_assert_int_gt(pid, 0);
+	close(go[0]);
+	snprintf(path, sizeof(path), "%s/%s.pid", run_dir, vm);
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	fprintf(f, "%ld\n", (long)pid);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(write(go[1], "", 1), 1);
+	close(go[1]);
+	return pid;
+}
+
+/* The next "start" event of the fake virsh: its verb. */
+static void
+next_start(char *verb, size_t size)
+{
+	char line[LINE];
+	const char *sp;
+
+	do
+		ck_assert_msg(reader_line(&w.events, line, sizeof(line),
+		    WAIT_MS) == 1, "no virsh started");
+	while (strncmp(line, "start ", 6) != 0);
+	sp = strrchr(line, ' ');
+	snprintf(verb, size, "%s", sp + 1);
+}
+
+/*
+ * A host client's command for a domain goes before that domain's
+ * guest's commands that wait: a guest's flood delays it by the one virsh
+ * run under way, no more.
+ */
+START_TEST(test_a_hosts_command_goes_before_a_guests_queue)
+{
+	enum { GUESTS = 3 };
+	char run_dir[160], verb[64], line[LINE];
+	struct client host;
+	int status, seen = 0;
+	pid_t guest;
+
+	snprintf(run_dir, sizeof(run_dir), "%s/qemu-run", w.dir);
+	ck_assert_int_eq(mkdir(run_dir, 0700), 0);
+	daemon_start("--qemu-run-dir", run_dir, NULL);
+	guest = guest_commands(run_dir, "gatevm", GUESTS);
+	next_start(verb, sizeof(verb));
+	ck_assert_str_eq(verb, "detach-device");
+	/* The guest's other commands are on their way to the queue. */
+	while (seen < GUESTS && log_wait("[VMusb] connection ", line,
+	    sizeof(line)))
+		seen += strstr(line, ": gatevm detach ") != NULL;
+	ck_assert_int_eq(seen, GUESTS);
+	client_open(&host);
+	client_send(&host, "reply on\ngatevm attach 0009:0009\n");
+	ck_assert(log_wait(": gatevm attach 0009:0009", NULL, 0));
+	ck_assert_int_eq(write(w.gate, "go\n", 3), 3);
+	next_start(verb, sizeof(verb));
+	ck_assert_msg(strcmp(verb, "attach-device") == 0, "a guest's %s ran "
+	    "before the host's attach", verb);
+	for (int i = 0; i < GUESTS; i++)
+		ck_assert_int_eq(write(w.gate, "go\n", 3), 3);
+	expect_reply(&host, "ok gatevm attach 0009:0009");
+	client_close(&host);
+	ck_assert_int_eq(waitpid(guest, &status, 0), guest);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+END_TEST
+
+/* A guest has GUEST_BURST commands run at once, then GUEST_RATE a
+ * second; the rest are refused, which the log says once. */
+START_TEST(test_a_guests_commands_are_rate_limited)
+{
+	enum { N = 30 };
+	char run_dir[160], pidfile[200], in[N * 40], out[N * 64];
+	char self[PATH_MAX];
+	char *argv[] = { self, (char *)"peer", w.sock, (char *)"--pidfile",
+	    pidfile, NULL };
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	int64_t t0;
+	int ok = 0;
+	size_t len = 0;
+	const char *p;
+
+	ck_assert_int_gt(n, 0);
+	self[n] = '\0';
+	snprintf(run_dir, sizeof(run_dir), "%s/qemu-run", w.dir);
+	ck_assert_int_eq(mkdir(run_dir, 0700), 0);
+	snprintf(pidfile, sizeof(pidfile), "%s/ratevm.pid", run_dir);
+	len = (size_t)snprintf(in, sizeof(in), "reply on\n");
+	for (int i = 0; i < N; i++)
+		len += (size_t)snprintf(in + len, sizeof(in) - len,
+		    "ratevm detach 046d:c52b\n");
+	daemon_start("--qemu-run-dir", run_dir, NULL);
+	t0 = now_ms();
+	ck_assert_int_eq(run(argv, in, out, sizeof(out)), 0);
+	for (p = out; (p = strstr(p, "ok ratevm")) != NULL; p++)
+		ok++;
+	ck_assert_int_le(ok, GUEST_BURST + GUEST_RATE *
+	    (now_ms() - t0) / 1000 + 1);
+	ck_assert_int_lt(ok, N);
+	ck_assert(log_wait("[VMusb] the guest of ratevm asks for more than 4 "
+	    "commands a second: the rest are refused", NULL, 0));
+}
+END_TEST
+
 #define STOPS	30
 
 /* SIGTERM while virsh runs: the daemon lets it finish, and answers and
@@ -979,6 +1115,8 @@ load_suite(void)
 	tcase_add_test(clients, test_many_connections_of_one_peer_share_one_log_budget);
 	tcase_add_test(clients, test_one_peer_cannot_hold_every_slot);
 	tcase_add_test(clients, test_an_unfinished_line_times_out_but_not_a_guests);
+	tcase_add_test(clients, test_a_hosts_command_goes_before_a_guests_queue);
+	tcase_add_test(clients, test_a_guests_commands_are_rate_limited);
 	tcase_add_test(virsh, test_virsh_dying_flooding_or_leaving_a_child_is_answered);
 	tcase_add_test(fs, test_xml_directory_not_writable_fails_commands_until_it_is);
 	tcase_add_test(fs, test_socket_file_removed_is_made_again);

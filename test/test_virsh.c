@@ -436,7 +436,9 @@ END_TEST
 
 START_TEST(test_xml_path_taken_by_a_directory_falls_back_to_our_own_file)
 {
-	struct command cmd = { .req = { .vm = "win10", .action = ACT_ATTACH } };
+	static const struct peer host = { .kind = PEER_HOST };
+	struct command cmd = { .req = { .vm = "win10", .action = ACT_ATTACH },
+	    .who = &host };
 	char planted[PATH_MAX], record[300], body[1024], got[512], want[XML_MAX];
 	char entries[4096] = "";
 
