@@ -7,7 +7,9 @@
  *
  * A command is done when the fake virsh says it ran: a datagram on
  * calls.sock, received by a thread of ours and counted. Servers are
- * started and measured one at a time, never side by side.
+ * started and measured one at a time, never side by side. Last, usbctl
+ * is timed against usbserver under attack: a hostile guest trying to
+ * hold 500 connections, then one flooding its domain with commands.
  */
 #define _GNU_SOURCE
 
@@ -44,6 +46,8 @@
 #define STUB_DOMAIN	"test"	/* test:///default's running domain */
 #define STUB_URI	"test:///default"
 #define IDLE_SETTLE_S	1	/* quiet before the idle period starts */
+#define HELD_CONNS	500	/* a hostile guest tries to hold these */
+#define FLOOD_CONNS	8	/* a flooding guest writes on these */
 
 extern char **environ;
 
@@ -627,9 +631,10 @@ usbserver_start(const char *sock)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char *xml = in_dir("xml-usbserver"), *conf = in_dir("usbserver.conf");
 	char *virsh = in_dir("bin/virsh"), *notify = in_dir("notify.sock");
-	char *notify_env;
+	char *run = in_dir("qemu-run"), *notify_env;
 	const char *argv[] = { opt.usbserver, "--socket", sock,
-	    "--xml-dir", xml, "--virsh", virsh, "--config", conf, NULL };
+	    "--xml-dir", xml, "--virsh", virsh, "--config", conf,
+	    "--qemu-run-dir", run, NULL };
 	const char *env[] = { "PATH=/usr/bin:/bin", NULL, NULL };
 	char buf[64];
 	ssize_t n;
@@ -638,6 +643,8 @@ usbserver_start(const char *sock)
 
 	if (mkdir(xml, 0700) == -1)
 		err(1, "%s", xml);
+	if (mkdir(run, 0700) == -1)
+		err(1, "%s", run);
 	if ((fd = open(conf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) == -1)
 		err(1, "%s", conf);
 	close(fd);
@@ -662,6 +669,7 @@ usbserver_start(const char *sock)
 	free(conf);
 	free(virsh);
 	free(notify);
+	free(run);
 	return pid;
 }
 
@@ -808,6 +816,95 @@ client_measure(const char *const argv[], const char *const env[],
 	free(v);
 }
 
+/*
+ * A hostile guest of vm, by libvirt's pid file: held, it keeps trying to
+ * hold HELD_CONNS connections with a line left unfinished, opening again
+ * each one the daemon closes; else it writes commands for its own domain
+ * on FLOOD_CONNS connections as fast as they are taken. Until killed.
+ */
+static void __attribute__((noreturn))
+hostile_main(const char *sock, bool held, const char *vm)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	static struct pollfd p[HELD_CONNS];
+	char line[96], buf[256];
+	int n = held ? HELD_CONNS : FLOOD_CONNS;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	snprintf(line, sizeof(line), held ? "%s det" : "%s detach "
+	    DEVICE_A "\n", vm);
+	for (int i = 0; i < n; i++)
+		p[i].fd = -1;
+	for (;;) {
+		for (int i = 0; i < n; i++) {
+			if (p[i].fd != -1)
+				continue;
+			p[i].fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+			if (p[i].fd != -1 && connect(p[i].fd,
+			    (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+				close(p[i].fd);
+				p[i].fd = -1;
+			} else if (p[i].fd != -1 && held)
+				(void)!send(p[i].fd, line, strlen(line),
+				    MSG_NOSIGNAL);
+			p[i].events = held ? POLLIN : POLLOUT;
+		}
+		if (poll(p, (nfds_t)n, 100) == -1)
+			_exit(1);
+		for (int i = 0; i < n; i++) {
+			if (p[i].fd == -1 || p[i].revents == 0)
+				continue;
+			if ((held && read(p[i].fd, buf, sizeof(buf)) > 0) ||
+			    (!held && send(p[i].fd, line, strlen(line),
+			    MSG_NOSIGNAL | MSG_DONTWAIT) > 0))
+				continue;
+			if (!held && errno == EAGAIN)
+				continue;
+			close(p[i].fd);
+			p[i].fd = -1;
+		}
+	}
+}
+
+/* Starts a hostile guest of vm (hostile_main), named by a root-owned pid
+ * file, as libvirt names a QEMU, before it connects. */
+static pid_t
+hostile_start(const char *sock, bool held, const char *vm)
+{
+	char *path, byte;
+	int go[2];
+	pid_t pid;
+	FILE *f;
+
+	if (asprintf(&path, "%s/qemu-run/%s.pid", dir, vm) == -1)
+		err(1, "asprintf");
+	if (pipe2(go, O_CLOEXEC) == -1)
+		err(1, "pipe");
+	if ((pid = fork()) == -1)
+		err(1, "fork");
+	if (pid == 0) {
+		if (read(go[0], &byte, 1) != 1)
+			_exit(1);
+		hostile_main(sock, held, vm);
+	}
+	close(go[0]);
+	if ((f = fopen(path, "we")) == NULL || fprintf(f, "%ld\n",
+	    (long)pid) < 0 || fclose(f) != 0)
+		err(1, "%s", path);
+	if (write(go[1], "", 1) != 1)
+		err(1, "pipe");
+	close(go[1]);
+	free(path);
+	return pid;
+}
+
+static void
+hostile_stop(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	reap(pid, NULL);
+}
+
 /* Can the guide's client run here? It needs python3-libvirt and socat. */
 static bool
 client_possible(const char *const env[], struct client *c)
@@ -823,8 +920,10 @@ client_possible(const char *const env[], struct client *c)
 }
 
 static void
-clients(const char *sock, struct client *ctl, struct client *py)
+clients(const char *sock, struct client *ctl, struct client *py,
+    struct client *held, struct client *flood)
 {
+	pid_t h;
 	char *conf = in_dir("usbctl.conf"), *home = in_dir("home"), *xdg;
 	const char *ctl_argv[] = { opt.usbctl, "--socket", sock,
 	    "--connect", STUB_URI, "--virsh", opt.virsh, "--config",
@@ -845,6 +944,13 @@ clients(const char *sock, struct client *ctl, struct client *py)
 	client_measure(ctl_argv, env, ctl);
 	if (client_possible(env, py))
 		client_measure(py_argv, env, py);
+	/* The same attach, for the domain of a hostile guest. */
+	h = hostile_start(sock, true, STUB_DOMAIN);
+	client_measure(ctl_argv, env, held);
+	hostile_stop(h);
+	h = hostile_start(sock, false, STUB_DOMAIN);
+	client_measure(ctl_argv, env, flood);
+	hostile_stop(h);
 	free(conf);
 	free(home);
 	free(xdg);
@@ -899,7 +1005,8 @@ print_ratio(double a, double b)
 static void
 report(FILE *j, const struct figures *us, const struct figures *py,
     const struct figures *fl, const struct client *ctl,
-    const struct client *gc)
+    const struct client *gc, const struct client *held,
+    const struct client *flood)
 {
 	struct utsname u;
 	const struct row *r;
@@ -944,6 +1051,15 @@ report(FILE *j, const struct figures *us, const struct figures *py,
 	printf("\n");
 	if (!gc->measured)
 		printf("guide's client not measured: %s\n", gc->why);
+	printf("\nusbctl attach under attack (ms)        %10s %10s\n", "p50",
+	    "max");
+	printf("%-38s %10.2f %10.2f\n", "a guest holding 500 connections",
+	    held->p50_ms, held->max_ms);
+	printf("%-38s %10.2f %10.2f\n", "a guest flooding its domain",
+	    flood->p50_ms, flood->max_ms);
+	if (!held->measured || !flood->measured)
+		printf("under attack, not measured: %s%s\n", held->why,
+		    flood->why);
 
 	uname(&u);
 	fprintf(j, "{\n  \"machine\": {\"kernel\": \"%s\", \"cpus\": %ld},\n",
@@ -974,9 +1090,10 @@ report(FILE *j, const struct figures *us, const struct figures *py,
 		}
 		fprintf(j, "\n  },\n");
 	}
-	const struct client *cl[] = { ctl, gc };
-	const char *cnames[] = { "usbctl", "guide_client" };
-	for (int s = 0; s < 2; s++) {
+	const struct client *cl[] = { ctl, gc, held, flood };
+	const char *cnames[] = { "usbctl", "guide_client",
+	    "usbctl_while_500_held", "usbctl_while_a_guest_floods" };
+	for (int s = 0; s < 4; s++) {
 		fprintf(j, "  \"%s\": ", cnames[s]);
 		if (cl[s]->measured)
 			fprintf(j, "{\"wall_p50_ms\": %.3f, \"wall_max_ms\": "
@@ -984,7 +1101,7 @@ report(FILE *j, const struct figures *us, const struct figures *py,
 			    cl[s]->max_ms, cl[s]->peak_kb);
 		else
 			fprintf(j, "null");
-		fprintf(j, "%s\n", s == 0 ? "," : "");
+		fprintf(j, "%s\n", s < 3 ? "," : "");
 	}
 	fprintf(j, "}\n");
 }
@@ -1043,7 +1160,7 @@ main(int argc, char *argv[])
 	};
 	static struct figures us, py, fl;
 	struct figures *const figs[] = { &us, &py, &fl };
-	struct client ctl = { 0 }, gc = { 0 };
+	struct client ctl = { 0 }, gc = { 0 }, held = { 0 }, flood = { 0 };
 	char *bin, *virsh, *us_sock, *py_sock;
 	const char *socks[3];
 	pid_t pids[2];
@@ -1108,12 +1225,12 @@ main(int argc, char *argv[])
 	stop(pids[1], "the guide's server");
 	printf("clients, %d runs each\n", opt.client_runs);
 	fflush(stdout);
-	clients(us_sock, &ctl, &gc);
+	clients(us_sock, &ctl, &gc, &held, &flood);
 	stop(pids[0], "usbserver");
 
 	if ((j = fopen(opt.json, "we")) == NULL)
 		err(1, "%s", opt.json);
-	report(j, &us, &py, &fl, &ctl, &gc);
+	report(j, &us, &py, &fl, &ctl, &gc, &held, &flood);
 	if (fclose(j) == EOF)
 		err(1, "%s", opt.json);
 	printf("\n(written to %s)\n", opt.json);
