@@ -6,7 +6,6 @@
  *	limits and defaults; option words
  *	validators: domain names, USB ports
  *	devices: VID:PID[@PORT] as a struct, parsed and written
- *	who is talking: a QEMU's domain from its command line
  *	line assembly; escaping for logs and replies
  *	requests: the line grammar; the configuration file's line
  *	the text we write: the hostdev document, sysfs numbers, replies
@@ -287,106 +286,6 @@ device_covers(const struct usb_device *entry, const struct usb_device *d)
 {
 	return device_ids_equal(entry, d) && (!device_has_port(entry) ||
 	    strcmp(entry->port, d->port) == 0);
-}
-
-/* ------------------------------------------------------------------ */
-/* Who is talking: the domain of a QEMU peer, from its command line.   */
-
-enum qemu_peer {
-	PEER_HOST,		/* no -name: not a QEMU process */
-	PEER_GUEST,		/* QEMU serving the domain it names */
-	PEER_UNKNOWN,		/* QEMU with a name we do not accept, or a
-				 * peer that cannot be identified */
-};
-
-/* One field of a -name value, from v[i] up to a single ',' (",," stands
- * for a comma in it): its end; where its '=' is, or NULL; whether it
- * holds a comma. */
-static inline size_t
-qemu_name_field(const char *v, size_t len, size_t i, const char **eq,
-    bool *comma)
-{
-	size_t j;
-
-	*eq = NULL;
-	*comma = false;
-	for (j = i; j < len; j++) {
-		if (v[j] == ',' && j + 1 < len && v[j + 1] == ',') {
-			*comma = true;
-			j++;
-		} else if (v[j] == ',')
-			break;
-		else if (v[j] == '=' && *eq == NULL)
-			*eq = v + j;
-	}
-	return j;
-}
-
-/* The guest name in the value of QEMU's -name option: "guest=NAME,..." or
- * "NAME,..." (guest is the implied key). Our names have no commas, so a
- * name with one is unusable; so is a value that names the guest twice
- * (QEMU would take the last): false. */
-static inline bool
-qemu_name_value(const char *v, size_t len, char *name, size_t size)
-{
-	size_t i = 0, found = 0;
-
-	while (i < len) {
-		const char *eq;
-		bool comma, key;
-		size_t j = qemu_name_field(v, len, i, &eq, &comma), o;
-
-		key = eq == NULL && i == 0;		/* implied "guest=" */
-		if (eq != NULL && eq - (v + i) == 5 &&
-		    memcmp(v + i, "guest", 5) == 0) {
-			key = true;
-			i += 6;
-		}
-		if (key) {
-			o = j - i;
-			if (found++ > 0 || comma || o == 0 || o >= size ||
-			    !valid_vm_name(v + i, o))
-				return false;
-			memcpy(name, v + i, o);
-			name[o] = '\0';
-		}
-		i = j + 1;
-	}
-	return found == 1;
-}
-
-/* cmdline[0..len) is /proc/PID/cmdline: arguments, each NUL-terminated
- * (the last maybe cut short). Finds "-name VALUE" or "--name VALUE"; a
- * second one (QEMU would take the last) makes the peer unknown. */
-static inline enum qemu_peer
-qemu_peer_name(const char *cmdline, size_t len, char name[MAX_VM_NAME + 1])
-{
-	const char *arg = cmdline, *end = cmdline + len;
-	enum qemu_peer kind = PEER_HOST;
-	bool first = true;
-
-	while (arg < end) {
-		const char *nul = memchr(arg, '\0', (size_t)(end - arg));
-		size_t alen = nul != NULL ? (size_t)(nul - arg) : (size_t)(end - arg);
-
-		if (!first && ((alen == 5 && memcmp(arg, "-name", 5) == 0) ||
-		    (alen == 6 && memcmp(arg, "--name", 6) == 0))) {
-			const char *v = arg + alen + 1;
-			const char *vnul;
-
-			if (kind != PEER_HOST || nul == NULL || v >= end ||
-			    (vnul = memchr(v, '\0', (size_t)(end - v))) == NULL)
-				return PEER_UNKNOWN;	/* twice, or cut short */
-			kind = qemu_name_value(v, (size_t)(vnul - v), name,
-			    MAX_VM_NAME + 1) ? PEER_GUEST : PEER_UNKNOWN;
-			nul = vnul;		/* the value is no option */
-		}
-		first = false;
-		if (nul == NULL)
-			break;
-		arg = nul + 1;
-	}
-	return kind;
 }
 
 /* ------------------------------------------------------------------ */

@@ -63,7 +63,6 @@
 #define INVALID_LOGS	20		/* invalid, refused or failed lines logged
 					 * per connection a minute */
 #define INVALID_WINDOW_MS 60000
-#define CMDLINE_MAX	4096		/* of a peer's command line: -name is early */
 #define PEER_CONNS	8		/* connections one peer may hold: a guest
 					 * needs one, a host client a few */
 #define HOST_SHARE	8		/* 1/8 of the connections are the host
@@ -128,12 +127,20 @@ static struct {
 	mode_t	given_mode;
 } sock;
 
+/* What a peer is, by libvirt's records and its credentials, never by
+ * what it says of itself (peer_identify). */
+enum peer_kind {
+	PEER_HOST,		/* a host client, by its credentials */
+	PEER_GUEST,		/* the QEMU of a domain, by its pid file */
+	PEER_UNKNOWN,		/* cannot be told, or may not act: closed */
+};
+
 /* Who is on the other end of a connection, as of its connect(). */
 struct peer {
 	pid_t		pid;
 	uid_t		uid;
 	gid_t		gid;
-	enum qemu_peer	kind;
+	enum peer_kind	kind;
 	const char	*how;			/* what told us the kind */
 	char		vm[MAX_VM_NAME + 1];	/* PEER_GUEST: its domain */
 	char		tag[80];		/* "(peer pid P uid U)" */
@@ -197,6 +204,7 @@ struct conn {
 	size_t		outlen;		/* replies not yet sent */
 	unsigned long	dropped;	/* replies lost to a peer that does not read */
 	struct budget	*budget;	/* its peer identity's log budget */
+	unsigned long long accepted;	/* when: clock ticks since boot */
 	int64_t		partial_since;	/* an unfinished line's first byte */
 	struct linebuf	in;
 	char		out[OUTBOX_SIZE];
@@ -234,7 +242,8 @@ static unsigned	budget_conns(struct budget *);
 static bool	budget_take(struct budget *);
 static void	budget_closed(struct budget *, const char *);
 static void	command_do(struct command *);
-static void	peer_identify(int, struct peer *);
+static void	peer_identify(int, struct peer *, unsigned long long);
+static unsigned long long boot_ticks(void);
 static const char *peer_kind(const struct peer *);
 static const char *policy_denies(const struct peer *, const struct request *);
 static void	command_run(struct command *);
@@ -813,6 +822,7 @@ conn_start(int fd, pthread_attr_t *attr)
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return -1;
 	c->fd = fd;
+	c->accepted = boot_ticks();
 	pthread_mutex_lock(&conn_lock);
 	conn_live++;
 	c->id = ++conn_count;
@@ -1062,7 +1072,7 @@ conn_line(struct conn *c, const char *line, size_t len)
 		/* Who it is could not be told: ask once more, now. */
 		if (c->peer.unsure) {
 			budget_put(c->budget);
-			peer_identify(c->fd, &c->peer);
+			peer_identify(c->fd, &c->peer, c->accepted);
 			c->budget = budget_get(&c->peer);
 		}
 		command_do(&cmd);
@@ -1197,7 +1207,7 @@ conn_main(void *arg)
 
 	/* Named, for top -H and for the tests' count of them. */
 	(void)pthread_setname_np(pthread_self(), CONN_THREAD);
-	peer_identify(c->fd, &c->peer);
+	peer_identify(c->fd, &c->peer, c->accepted);
 	c->budget = budget_get(&c->peer);
 	log_debug("[VMusb] connection %lu opened by pid %ld (uid %lu gid %lu), "
 	    "%s%s (%s)", c->id, (long)who->pid, (unsigned long)who->uid,
@@ -1434,8 +1444,7 @@ pid_file_read(int dfd, const char *name, bool *scarce)
 
 /*
  * Reads libvirt's pid files (NAME.pid, root's, in a root-only directory):
- * is pid a QEMU that libvirt started, whatever the process did to its own
- * command line (fills name)? Does any of them run as uid, or with gid
+ * is pid a QEMU that libvirt started (fills name)? Does any of them run as uid, or with gid
  * (QEMU's helpers run as that user too)? Each QEMU's user is remembered
  * (qemu_users). pid -1 matches none.
  */
@@ -1453,7 +1462,8 @@ qemu_pid_files(pid_t pid, uid_t uid, gid_t gid, char name[MAX_VM_NAME + 1],
 		return;
 	}
 	/* A failed read of the directory must not pass for its end: a pid
-	 * file missed would leave only the forgeable command line. */
+	 * file missed would make a guest a host client, or QEMU's user
+	 * unknown to peer_by_credentials. */
 	for (errno = 0; (de = readdir(d)) != NULL; errno = 0) {
 		size_t n = strlen(de->d_name);
 		uid_t quid;
@@ -1509,39 +1519,51 @@ peer_in_group(int fd, gid_t primary, gid_t gid)
 }
 
 /*
- * Looks at the live process pid: the guest of a domain by libvirt's pid
- * file (done by the caller) or by its command line, else PEER_HOST, to be
- * judged by its credentials. False when it was not there to look at: it
- * ended (a zombie's command line is empty), or /proc does not show it.
+ * Is the process pid there, and the peer that connected before since
+ * (clock ticks since boot, as /proc gives a start time), not another that
+ * took its pid? Without a pidfd (Linux before 6.5), this is how we know
+ * that a pid file names the peer and not a new process: one that started
+ * after we accepted the connection cannot be it. A zombie is gone.
  */
 static bool
-peer_cmdline(struct peer *p, pid_t pid, bool *scarce)
+peer_alive(pid_t pid, unsigned long long since, bool *scarce)
 {
-	char path[32], cmdline[CMDLINE_MAX];
-	size_t got = 0;
-	ssize_t n = 0;
+	char path[32], buf[1024], state;
+	unsigned long long start;
+	const char *rp;
+	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		if (short_of_resources(errno))
 			*scarce = true;
 		return false;
 	}
-	while (got < sizeof(cmdline) && (n = read(fd, cmdline + got,
-	    sizeof(cmdline) - got)) > 0)
-		got += (size_t)n;
+	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
-	if (n == -1 || got == 0)
+	if (n <= 0)
 		return false;
-	p->kind = qemu_peer_name(cmdline, got, p->vm);
-	p->how = "its command line";
-	/* No -name in what we read of a longer one: we cannot tell. */
-	if (p->kind == PEER_HOST && got == sizeof(cmdline)) {
-		p->kind = PEER_UNKNOWN;
-		p->how = "a command line too long to read";
-	}
-	return true;
+	buf[n] = '\0';
+	/* "PID (COMM) STATE ..."; COMM may hold ") ", the last one ends it.
+	 * The start time is the 22nd field, the 20th after COMM. */
+	if ((rp = strrchr(buf, ')')) == NULL || sscanf(rp + 1, " %c %*s %*s "
+	    "%*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
+	    "%*s %llu", &state, &start) != 2)
+		return false;
+	return state != 'Z' && start <= since;
+}
+
+/* Clock ticks since boot, as /proc counts a process's start time. */
+static unsigned long long
+boot_ticks(void)
+{
+	struct timespec ts;
+	long hz = sysconf(_SC_CLK_TCK);
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (unsigned long long)ts.tv_sec * (unsigned long long)hz +
+	    (unsigned long long)ts.tv_nsec / (1000000000ULL / (unsigned long long)hz);
 }
 
 /*
@@ -1610,21 +1632,23 @@ peer_ended(int pidfd)
 
 /*
  * Reads the peer's credentials and decides what it is:
- *   - a QEMU that libvirt started (its pid file), or any process with
- *     -name guest=NAME on its command line: the guest of NAME;
+ *   - a QEMU that libvirt started, by libvirt's own record, its pid file:
+ *     the guest of that domain. Never by what a process says of itself
+ *     (a QEMU can fork, and a child can write any command line). The pid
+ *     must still be the peer's: a pidfd says so (Linux 6.5), else its
+ *     start time, which must come before we accepted (since);
  *   - otherwise, also when it has gone before we could look, what its
  *     credentials make it (peer_by_credentials): a host client, or
  *     PEER_UNKNOWN, which may do nothing. So is a peer we could not tell
- *     for want of descriptors or memory: a pid file missed would leave
- *     only what it says of itself.
+ *     for want of descriptors or memory.
  */
 static void
-peer_identify(int fd, struct peer *p)
+peer_identify(int fd, struct peer *p, unsigned long long since)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	struct qemu_scan scan;
-	bool there, scarce = false;
+	bool there, held, scarce = false;
 	int pidfd;
 
 	memset(p, 0, sizeof(*p));
@@ -1641,25 +1665,26 @@ peer_identify(int fd, struct peer *p)
 	p->gid = cred.gid;
 	snprintf(p->tag, sizeof(p->tag), "(peer pid %ld uid %lu)",
 	    (long)cred.pid, (unsigned long)cred.uid);
-	there = peer_pidfd(fd, cred.pid, &pidfd, &scarce);
+	there = peer_pidfd(fd, cred.pid, &pidfd, &scarce) && (pidfd != -1 ||
+	    peer_alive(cred.pid, since, &scarce));
 	/* The pid files are read even for a peer that is gone: they also
 	 * say which users QEMU runs as. */
 	qemu_pid_files(there ? cred.pid : -1, cred.uid, (gid_t)-1, p->vm, &scan,
 	    &scarce);
-	if (scan.found) {
-		p->kind = PEER_GUEST;
-		p->how = "libvirt's pid file";
-	} else if (there)
-		there = peer_cmdline(p, cred.pid, &scarce);
-	if (pidfd != -1 && peer_ended(pidfd))
+	held = pidfd != -1;
+	if (held && peer_ended(pidfd))
 		there = false;		/* what we read may be another's */
-	if (!there) {
+	if (scan.found && there) {
+		p->kind = PEER_GUEST;
+		p->how = held ? "libvirt's pid file, held by a pidfd" :
+		    "libvirt's pid file, started before we accepted";
+	} else {
 		p->kind = PEER_HOST;
 		p->vm[0] = '\0';
-		p->how = "its credentials: it was gone before we looked";
-	}
-	if (p->kind == PEER_HOST)
+		p->how = there ? "its credentials" : "its credentials: it was "
+		    "gone before we looked";
 		peer_by_credentials(fd, p, scan.uid_runs, there);
+	}
 	if (scarce) {
 		p->kind = PEER_UNKNOWN;
 		p->how = "short of descriptors or memory to tell";
@@ -2893,7 +2918,7 @@ main(int argc, char *argv[])
 		    "moved (see --allow and %s)", opt.config);
 	if (access(opt.qemu_run_dir, R_OK | X_OK) == -1 && errno != ENOENT)
 		log_warn("[VMusb] cannot read libvirt's pid files in %s (%s): "
-		    "guests are known by their command line alone",
+		    "no peer can be known as a guest",
 		    opt.qemu_run_dir, errstr(errno, eb, sizeof(eb)));
 	notify("READY=1\nSTATUS=listening");
 	lfd = serve(lfd, sigfd, wake[0], watchfd);

@@ -15,6 +15,10 @@ main(int argc, char *argv[])
 
 	if (argc > 1 && strcmp(argv[1], "peer") == 0)
 		return peer_main(argc, argv);
+	if (argc > 1 && strcmp(argv[1], "nopidfd") == 0)
+		return nopidfd_main(argc, argv);
+	if (argc > 1 && strcmp(argv[1], "enter") == 0)
+		return enter_main(argc, argv);
 	sr = srunner_create(parse_suite());
 	srunner_add_suite(sr, text_suite());
 	srunner_add_suite(sr, virsh_suite());

@@ -9,6 +9,13 @@
 #define _GNU_SOURCE
 
 #include <sys/prctl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/syscall.h>
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD	77		/* Linux 6.5; older headers lack it */
+#endif
 #include <linux/capability.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -17,6 +24,7 @@
 #include <sys/pidfd.h>
 
 #include <dirent.h>
+#include <grp.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -24,6 +32,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +191,9 @@ world_setup(void)
 	snprintf(w.virsh, sizeof(w.virsh), "%s/virsh", w.dir);
 	snprintf(w.xmldir, sizeof(w.xmldir), "%s/xml", w.dir);
 	ck_assert_int_eq(mkdir(w.xmldir, 0700), 0);
+	/* Ours: no QEMU of the machine's is a guest of the test's. */
+	snprintf(w.qemu_run, sizeof(w.qemu_run), "%s/qemu-run", w.dir);
+	ck_assert_int_eq(mkdir(w.qemu_run, 0700), 0);
 	/* Empty: no allow list, whatever the machine has in /etc. */
 	snprintf(w.config, sizeof(w.config), "%s/usbserver.conf", w.dir);
 	write_file(w.config, "", 0600);
@@ -353,6 +365,10 @@ daemon_start(const char *first, ...)
 	if (w.virsh[0] != '\0') {
 		argv[argc++] = (char *)"--virsh";
 		argv[argc++] = w.virsh;
+	}
+	if (w.qemu_run[0] != '\0') {
+		argv[argc++] = (char *)"--qemu-run-dir";
+		argv[argc++] = w.qemu_run;
 	}
 	va_start(ap, first);
 	for (a = first; a != NULL && argc < 47; a = va_arg(ap, const char *))
@@ -657,10 +673,12 @@ call_file(const char *id, const char *what, char *buf, size_t size)
 }
 
 /*
- * "check_usbserver peer SOCKET ARGS...": a second real process on the
- * daemon's socket, whose command line (ARGS) the test chooses, such as
- * QEMU's "-name guest=vmA,debug-threads=on". It sends its standard input,
- * then copies the daemon's answers to standard output until EOF.
+ * "check_usbserver peer SOCKET [--pidfile PATH] [--as UID:GID] ARGS...":
+ * a second real process on the daemon's socket. With --pidfile it first
+ * writes its pid there, as libvirt does for a QEMU it starts; with --as
+ * it then drops to that user, group and no others. ARGS are only what it
+ * says of itself, such as QEMU's "-name guest=vmA". It sends its standard
+ * input, then copies the daemon's answers to standard output until EOF.
  */
 static int
 fit_path(char *dst, size_t size, const char *path)
@@ -675,18 +693,28 @@ peer_main(int argc, char *argv[])
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char buf[4096];
+	unsigned long uid, gid;
 	ssize_t n;
-	int fd;
+	int fd, i = 3;
 
 	if (argc < 3 || fit_path(sa.sun_path, sizeof(sa.sun_path), argv[2]) < 0)
 		return 2;
-	/* "--pidfile PATH": first write our pid there, as libvirt would. */
-	if (argc > 4 && strcmp(argv[3], "--pidfile") == 0) {
-		FILE *f = fopen(argv[4], "w");
+	if (i + 1 < argc && strcmp(argv[i], "--pidfile") == 0) {
+		FILE *f = fopen(argv[i + 1], "w");
 
 		if (f == NULL || fprintf(f, "%ld\n", (long)getpid()) < 0 ||
 		    fclose(f) != 0)
 			return 1;
+		i += 2;
+	}
+	if (i + 1 < argc && strcmp(argv[i], "--as") == 0) {
+		if (sscanf(argv[i + 1], "%lu:%lu", &uid, &gid) != 2)
+			return 2;
+		if (setgroups(0, NULL) == -1 || setgid((gid_t)gid) == -1 ||
+		    setuid((uid_t)uid) == -1) {
+			perror("--as");
+			return 1;
+		}
 	}
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
 	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
@@ -701,4 +729,58 @@ peer_main(int argc, char *argv[])
 		if (write(STDOUT_FILENO, buf, (size_t)n) != n)
 			return 1;
 	return n == 0 ? 0 : 1;
+}
+
+/*
+ * "check_usbserver nopidfd PROGRAM ARGS...": runs PROGRAM as on a kernel
+ * before Linux 6.5, where getsockopt(SO_PEERPIDFD) fails ENOPROTOOPT (a
+ * seccomp filter says so), so that the daemon's other way to tell that a
+ * pid is still its peer's is tested on any kernel. Debian 12's is such a
+ * kernel. Checks the filter works before it runs PROGRAM.
+ */
+int
+nopidfd_main(int argc, char *argv[])
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	enum { LOW = 0 };
+#else
+	enum { LOW = 4 };
+#endif
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+		    offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_getsockopt, 0, 5),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+		    offsetof(struct seccomp_data, args[1]) + LOW),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOL_SOCKET, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+		    offsetof(struct seccomp_data, args[2]) + LOW),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SO_PEERPIDFD, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOPROTOOPT),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {
+		.len = sizeof(filter) / sizeof(filter[0]), .filter = filter,
+	};
+	socklen_t len = sizeof(int);
+	int sv[2], pidfd;
+
+	if (argc < 3)
+		return 2;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == -1) {
+		perror("seccomp");
+		return 125;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1 ||
+	    getsockopt(sv[0], SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) != -1 ||
+	    errno != ENOPROTOOPT) {
+		fprintf(stderr, "nopidfd: SO_PEERPIDFD still works\n");
+		return 125;
+	}
+	close(sv[0]);
+	close(sv[1]);
+	execvp(argv[2], argv + 2);
+	perror(argv[2]);
+	return 127;
 }

@@ -1463,110 +1463,6 @@ START_TEST(test_parse_numeric_vm_name_says_why)
 END_TEST
 
 /* ------------------------------------------------------------------ */
-/* qemu_peer_name: the domain of a QEMU peer, from /proc/PID/cmdline   */
-
-static enum qemu_peer
-peer(const char *cmdline, size_t len, char name[MAX_VM_NAME + 1])
-{
-	memset(name, SENTINEL, MAX_VM_NAME + 1);
-	return qemu_peer_name(cmdline, len, name);
-}
-
-START_TEST(test_peer_libvirt_qemu_names_its_guest)
-{
-	char name[MAX_VM_NAME + 1];
-
-	ck_assert_int_eq(peer(LIT("/usr/bin/qemu-system-x86_64\0-name\0"
-	    "guest=win10,debug-threads=on\0-S\0"), name), PEER_GUEST);
-	ck_assert_str_eq(name, "win10");
-}
-END_TEST
-
-START_TEST(test_peer_plain_name_forms_are_read)
-{
-	char name[MAX_VM_NAME + 1];
-
-	ck_assert_int_eq(peer(LIT("qemu\0-name\0vmA\0"), name), PEER_GUEST);
-	ck_assert_str_eq(name, "vmA");
-	ck_assert_int_eq(peer(LIT("qemu\0--name\0vmB,process=qemu:vmB\0"), name),
-	    PEER_GUEST);
-	ck_assert_str_eq(name, "vmB");
-	ck_assert_int_eq(peer(LIT("qemu\0-name\0debug-threads=on,guest=vmC\0"),
-	    name), PEER_GUEST);
-	ck_assert_str_eq(name, "vmC");
-}
-END_TEST
-
-START_TEST(test_peer_without_name_is_the_host)
-{
-	char name[MAX_VM_NAME + 1];
-
-	ck_assert_int_eq(peer(LIT("socat\0-\0UNIX-CONNECT:/run/x.sock\0"), name),
-	    PEER_HOST);
-	ck_assert_int_eq(peer(LIT("/usr/local/bin/usbctl\0046d:c52b\0"), name),
-	    PEER_HOST);
-	ck_assert_int_eq(peer("", 0, name), PEER_HOST);
-	/* argv[0] is the program, not an option. */
-	ck_assert_int_eq(peer(LIT("-name\0vmA\0"), name), PEER_HOST);
-	/* Inside a value, "-name" is no option. */
-	ck_assert_int_eq(peer(LIT("qemu\0-device\0x,id=-name\0"), name),
-	    PEER_HOST);
-	/* "guest=x" alone is no -name option. */
-	ck_assert_int_eq(peer(LIT("qemu\0guest=vmA\0-namex\0vmB\0"), name),
-	    PEER_HOST);
-}
-END_TEST
-
-START_TEST(test_peer_with_unusable_name_is_an_unknown_guest)
-{
-	char name[MAX_VM_NAME + 1], big[MAX_VM_NAME + 32];
-
-	/* An escaped comma, a path, an id, no name, no value, a value cut
-	 * short (no NUL: our read of the command line ended in it). */
-	ck_assert_int_eq(peer(LIT("qemu\0-name\0guest=a,,b\0"), name),
-	    PEER_UNKNOWN);
-	ck_assert_int_eq(peer(LIT("qemu\0-name\0guest=../x\0"), name),
-	    PEER_UNKNOWN);
-	ck_assert_int_eq(peer(LIT("qemu\0-name\0guest=42\0"), name),
-	    PEER_UNKNOWN);
-	ck_assert_int_eq(peer(LIT("qemu\0-name\0guest=,debug-threads=on\0"), name),
-	    PEER_UNKNOWN);
-	ck_assert_int_eq(peer(LIT("qemu\0-name\0debug-threads=on\0"), name),
-	    PEER_UNKNOWN);
-	ck_assert_int_eq(peer(LIT("qemu\0-name\0"), name), PEER_UNKNOWN);
-	ck_assert_int_eq(peer(LIT("qemu\0-name\0guest=win1"), name),
-	    PEER_UNKNOWN);
-	/* A value that is just "-name" looks like the option: it then has an
-	 * unusable value, and the peer may do nothing (never more). */
-	ck_assert_int_eq(peer(LIT("qemu\0-append\0-name\0-S\0"), name),
-	    PEER_UNKNOWN);
-	/* Named twice: QEMU takes the last, we take neither. */
-	ck_assert_int_eq(peer(LIT("qemu\0-name\0guest=vmA\0-name\0guest=vmB\0"),
-	    name), PEER_UNKNOWN);
-	ck_assert_int_eq(peer(LIT("qemu\0-name\0vmB,guest=vmA\0"), name),
-	    PEER_UNKNOWN);
-	ck_assert_int_eq(peer(LIT("qemu\0-name\0guest=vmA,guest=vmB\0"), name),
-	    PEER_UNKNOWN);
-	memset(big, 'a', sizeof(big));
-	memcpy(big, "q\0-name\0", 8);
-	big[sizeof(big) - 1] = '\0';
-	ck_assert_int_eq(peer(big, sizeof(big), name), PEER_UNKNOWN);
-}
-END_TEST
-
-START_TEST(test_peer_name_of_max_length_fits)
-{
-	char name[MAX_VM_NAME + 1], cmd[MAX_VM_NAME + 16];
-
-	memcpy(cmd, "q\0-name\0", 8);
-	memset(cmd + 8, 'v', MAX_VM_NAME);
-	cmd[8 + MAX_VM_NAME] = '\0';
-	ck_assert_int_eq(peer(cmd, 9 + MAX_VM_NAME, name), PEER_GUEST);
-	ck_assert_uint_eq(strlen(name), MAX_VM_NAME);
-}
-END_TEST
-
-/* ------------------------------------------------------------------ */
 /* config_line: "allow VID:PID" and comments                           */
 
 START_TEST(test_config_allow_line_gives_the_device)
@@ -1653,13 +1549,6 @@ parse_suite(void)
 	    test_vm_name_every_byte_outside_the_whitelist_is_rejected);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("qemu_peer_name");
-	tcase_add_test(tc, test_peer_libvirt_qemu_names_its_guest);
-	tcase_add_test(tc, test_peer_plain_name_forms_are_read);
-	tcase_add_test(tc, test_peer_without_name_is_the_host);
-	tcase_add_test(tc, test_peer_with_unusable_name_is_an_unknown_guest);
-	tcase_add_test(tc, test_peer_name_of_max_length_fits);
-	suite_add_tcase(s, tc);
 
 	tc = tcase_create("config_line");
 	tcase_add_test(tc, test_config_allow_line_gives_the_device);

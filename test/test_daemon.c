@@ -222,7 +222,7 @@ START_TEST(test_debug_log_follows_each_connection)
 	daemon_start(NULL);
 	client_open(&c);
 	snprintf(want, sizeof(want), "[VMusb] connection 1 opened by pid %ld "
-	    "(uid %lu gid %lu), a host client (its command line)", (long)getpid(),
+	    "(uid %lu gid %lu), a host client (its credentials)", (long)getpid(),
 	    (unsigned long)geteuid(), (unsigned long)getegid());
 	expect_log(want);
 	client_send(&c, "win10 attach 046d:c52b\n");
@@ -246,28 +246,19 @@ END_TEST
 /* Policy: who may move what                                           */
 
 /* A second real process on the socket: as uid:gid unless uid is 0,
- * writing its pid to pidfile first if there is one, with "-name NAME" on
- * its command line as QEMU has if name is not NULL. Sends in, returns
- * what the daemon answered. */
+ * named by the pid file pidfile first if there is one (as libvirt names
+ * the QEMU it starts), saying "-name SAYS" of itself as QEMU does if says
+ * is not NULL. Sends in, returns what the daemon answered. */
 static int
-peer_spawn(uid_t uid, gid_t gid, const char *pidfile, const char *name,
+peer_spawn(uid_t uid, gid_t gid, const char *pidfile, const char *says,
     const char *in, char *out, size_t size)
 {
-	char self[PATH_MAX], *argv[16], reuid[32], regid[32];
+	char self[PATH_MAX], *argv[16], as[48];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	int argc = 0;
 
 	ck_assert_int_gt(n, 0);
 	self[n] = '\0';
-	if (uid != 0) {
-		snprintf(reuid, sizeof(reuid), "--reuid=%lu", (unsigned long)uid);
-		snprintf(regid, sizeof(regid), "--regid=%lu", (unsigned long)gid);
-		argv[argc++] = (char *)"setpriv";
-		argv[argc++] = reuid;
-		argv[argc++] = regid;
-		argv[argc++] = (char *)"--clear-groups";
-		argv[argc++] = (char *)"--";
-	}
 	argv[argc++] = self;
 	argv[argc++] = (char *)"peer";
 	argv[argc++] = w.sock;
@@ -275,35 +266,47 @@ peer_spawn(uid_t uid, gid_t gid, const char *pidfile, const char *name,
 		argv[argc++] = (char *)"--pidfile";
 		argv[argc++] = (char *)pidfile;
 	}
-	if (name != NULL) {
+	if (uid != 0) {
+		snprintf(as, sizeof(as), "%lu:%lu", (unsigned long)uid,
+		    (unsigned long)gid);
+		argv[argc++] = (char *)"--as";
+		argv[argc++] = as;
+	}
+	if (says != NULL) {
 		argv[argc++] = (char *)"-name";
-		argv[argc++] = (char *)name;
+		argv[argc++] = (char *)says;
 	}
 	argv[argc] = NULL;
 	return run(argv, in, out, size);
 }
 
 static void
-peer_as(uid_t uid, gid_t gid, const char *pidfile, const char *name,
+peer_as(uid_t uid, gid_t gid, const char *pidfile, const char *says,
     const char *in, char *out, size_t size)
 {
-	ck_assert_int_eq(peer_spawn(uid, gid, pidfile, name, in, out, size), 0);
+	ck_assert_int_eq(peer_spawn(uid, gid, pidfile, says, in, out, size), 0);
 }
 
+/* The guest of domain vm, run as uid:gid: libvirt's pid file for vm, in
+ * the daemon's --qemu-run-dir, names it. */
 static void
-peer_run(const char *name, const char *in, char *out, size_t size)
+guest_as(uid_t uid, gid_t gid, const char *vm, const char *in, char *out,
+    size_t size)
 {
-	peer_as(0, 0, NULL, name, in, out, size);
+	char pidfile[256];
+
+	snprintf(pidfile, sizeof(pidfile), "%s/%s.pid", w.qemu_run, vm);
+	peer_as(uid, gid, pidfile, NULL, in, out, size);
 }
 
 /* A peer that may do nothing is closed at once, answered nothing, and
  * that is logged for its uid. */
 static void
-peer_closed(uid_t uid, gid_t gid, const char *name, const char *in)
+peer_closed(uid_t uid, gid_t gid, const char *says, const char *in)
 {
 	char out[1024], want[128];
 
-	(void)peer_spawn(uid, gid, NULL, name, in, out, sizeof(out));
+	(void)peer_spawn(uid, gid, NULL, says, in, out, sizeof(out));
 	ck_assert_msg(strstr(out, "error ") == NULL && strstr(out, "ok ") ==
 	    NULL, "a peer that may do nothing was answered: %s", out);
 	snprintf(want, sizeof(want), "connections of uid %lu are closed at "
@@ -337,7 +340,7 @@ START_TEST(test_qemu_peer_acts_only_on_its_own_domain)
 	char out[LINE];
 
 	daemon_start(NULL);
-	peer_run("guest=vmA,debug-threads=on", "reply on\n"
+	guest_as(0, 0, "vmA", "reply on\n"
 	    "vmB detach 046d:c52b\nvmA detach 046d:c52b\nvmA attach 046d:c52b\n",
 	    out, sizeof(out));
 	ck_assert_str_eq(out, "error vmB detach 046d:c52b: not allowed\n"
@@ -359,11 +362,9 @@ END_TEST
 static int64_t
 guest_timed(const char *vm, const char *in, char *out, size_t size)
 {
-	char name[160];
 	int64_t t0 = now_ms();
 
-	snprintf(name, sizeof(name), "guest=%s", vm);
-	peer_run(name, in, out, size);
+	guest_as(0, 0, vm, in, out, size);
 	return now_ms() - t0;
 }
 
@@ -410,7 +411,7 @@ START_TEST(test_guest_attach_lets_a_guest_attach_to_itself_only)
 	char out[LINE];
 
 	daemon_start("--guest-attach", NULL);
-	peer_run("vmA,process=qemu:vmA", "reply on\nvmA attach 046d:c52b\n"
+	guest_as(0, 0, "vmA", "reply on\nvmA attach 046d:c52b\n"
 	    "vmB attach 046d:c52b\n", out, sizeof(out));
 	ck_assert_str_eq(out, "ok vmA attach 046d:c52b\n"
 	    "error vmB attach 046d:c52b: not allowed\n");
@@ -418,14 +419,6 @@ START_TEST(test_guest_attach_lets_a_guest_attach_to_itself_only)
 }
 END_TEST
 
-START_TEST(test_qemu_peer_with_a_name_we_do_not_accept_may_do_nothing)
-{
-	daemon_start(NULL);
-	peer_closed(0, 0, "guest=vm,,A", "reply on\nvm detach 046d:c52b\n"
-	    "A detach 046d:c52b\n");
-	expect_calls("");
-}
-END_TEST
 
 /* libvirt's pid file is what counts: a QEMU that blanked or forged its
  * command line is still the guest of its own domain. */
@@ -434,7 +427,6 @@ START_TEST(test_libvirt_pid_file_names_the_guest_whatever_its_command_line)
 	char out[LINE], run_dir[160], pidfile[200];
 
 	snprintf(run_dir, sizeof(run_dir), "%s/qemu-run", w.dir);
-	ck_assert_int_eq(mkdir(run_dir, 0700), 0);
 	snprintf(pidfile, sizeof(pidfile), "%s/vmA.pid", run_dir);
 	daemon_start("--qemu-run-dir", run_dir, NULL);
 	peer_as(0, 0, pidfile, NULL, "reply on\nvmB attach 046d:c52b\n"
@@ -459,7 +451,6 @@ socket_for_nobody(const char *what, char *run_dir, size_t size)
 	ck_assert_int_eq(chmod(scratch_dir(), 0711), 0);
 	ck_assert_int_eq(chmod(w.dir, 0711), 0);
 	snprintf(run_dir, size, "%s/qemu-run", w.dir);
-	ck_assert_int_eq(mkdir(run_dir, 0700), 0);
 	daemon_start("--socket-group", "65534", "--socket-mode", "0660",
 	    "--qemu-run-dir", run_dir, NULL);
 	return true;
@@ -516,8 +507,8 @@ START_TEST(test_socket_group_members_are_host_clients_unless_qemu_runs_as_them)
 	ck_assert_int_eq(chown(w.sock, 65533, (gid_t)-1), 0);
 	peer_closed(65533, 65533, NULL, "reply on\nvm detach 046d:c52b\n");
 	/* A guest of that user is still the guest of its domain. */
-	peer_as(65533, 65533, NULL, "guest=vm", "reply on\nvm detach 046d:c52b\n",
-	    out, sizeof(out));
+	guest_as(65533, 65533, "vm", "reply on\nvm detach 046d:c52b\n", out,
+	    sizeof(out));
 	ck_assert_str_eq(out, "ok vm detach 046d:c52b\n");
 	expect_calls("vm detach-device;vm detach-device;");
 }
@@ -545,11 +536,60 @@ START_TEST(test_with_cap_chown_alone_a_guest_still_detaches)
 	w.chown_only = true;
 	if (!socket_for_nobody("CAP_CHOWN test", run_dir, sizeof(run_dir)))
 		return;
-	peer_as(65534, 65534, NULL, "guest=vmA,debug-threads=on",
-	    "reply on\nvmA detach 046d:c52b\nvmB detach 046d:c52b\n", out,
-	    sizeof(out));
+	guest_as(65534, 65534, "vmA", "reply on\nvmA detach 046d:c52b\n"
+	    "vmB detach 046d:c52b\n", out, sizeof(out));
 	ck_assert_str_eq(out, "ok vmA detach 046d:c52b\n"
 	    "error vmB detach 046d:c52b: not allowed\n");
+}
+END_TEST
+
+/*
+ * What a process says of itself names no domain. A compromised QEMU (of
+ * vmA, uid 65534, as libvirt's pid file says) forks, and its child writes
+ * QEMU's "-name guest=vmB" on its command line: that child is no guest of
+ * vmB, and, as QEMU runs as its user, no host client either. QEMU itself
+ * is still vmA's guest.
+ */
+START_TEST(test_a_command_line_naming_a_domain_makes_no_guest)
+{
+	char out[LINE], run_dir[160];
+	pid_t qemu;
+
+	if (!socket_for_nobody("forged command line test", run_dir,
+	    sizeof(run_dir)))
+		return;
+	qemu = fake_qemu(run_dir, "vmA");
+	peer_closed(65534, 65534, "guest=vmB,debug-threads=on",
+	    "reply on\nvmB detach 046d:c52b\n");
+	guest_as(65534, 65534, "vmA", "reply on\nvmA detach 046d:c52b\n", out,
+	    sizeof(out));
+	ck_assert_str_eq(out, "ok vmA detach 046d:c52b\n");
+	ck_assert_int_eq(kill(qemu, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(qemu, NULL, 0), qemu);
+	expect_calls("vmA detach-device;");
+}
+END_TEST
+
+/* On a kernel without SO_PEERPIDFD (Debian 12's), libvirt's pid file
+ * still names the guest: the start time of the process it names says
+ * that process is the peer. */
+START_TEST(test_without_pidfds_a_guest_is_still_known)
+{
+	char self[PATH_MAX], out[LINE];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	ck_assert_int_gt(n, 0);
+	self[n] = '\0';
+	w.prefix[0] = self;
+	w.prefix[1] = "nopidfd";
+	daemon_start(NULL);
+	guest_as(0, 0, "vmA", "reply on\nvmB detach 046d:c52b\n"
+	    "vmA detach 046d:c52b\n", out, sizeof(out));
+	ck_assert_str_eq(out, "error vmB detach 046d:c52b: not allowed\n"
+	    "ok vmA detach 046d:c52b\n");
+	expect_log_part("the guest of vmA (libvirt's pid file, started before we "
+	    "accepted)");
+	expect_calls("vmA detach-device;");
 }
 END_TEST
 
@@ -1796,7 +1836,6 @@ START_TEST(test_a_gone_peer_of_a_user_qemu_ran_as_is_no_host_client)
 	ck_assert_int_eq(chmod(scratch_dir(), 0711), 0);
 	ck_assert_int_eq(chmod(w.dir, 0711), 0);
 	snprintf(run_dir, sizeof(run_dir), "%s/qemu-run", w.dir);
-	ck_assert_int_eq(mkdir(run_dir, 0700), 0);
 	qemu = fake_qemu(run_dir, "vmQ");	/* uid 65534, seen at start */
 	daemon_start("--socket-group", "65533", "--socket-mode", "0660",
 	    "--qemu-run-dir", run_dir, NULL);
@@ -1820,7 +1859,8 @@ START_TEST(test_a_gone_peer_of_a_user_qemu_ran_as_is_no_host_client)
 	ck_assert_ptr_nonnull(f = fopen(path, "w"));
 	fprintf(f, "%ld\n", (long)getpid());
 	ck_assert_int_eq(fclose(f), 0);
-	peer_run(NULL, "reply on\nlive detach 046d:c52b\n", out, sizeof(out));
+	peer_as(0, 0, NULL, NULL, "reply on\nlive detach 046d:c52b\n", out,
+	    sizeof(out));
 	ck_assert_str_eq(out, "ok live detach 046d:c52b\n");
 	ck_assert_int_eq(unlink(path), 0);
 	ck_assert_int_eq(kill(w.daemon, SIGSTOP), 0);
@@ -1848,7 +1888,6 @@ START_TEST(test_passed_socket_with_a_qemus_group_gives_it_no_clients)
 	ck_assert_int_eq(chmod(scratch_dir(), 0711), 0);
 	ck_assert_int_eq(chmod(w.dir, 0711), 0);
 	snprintf(run_dir, sizeof(run_dir), "%s/qemu-run", w.dir);
-	ck_assert_int_eq(mkdir(run_dir, 0700), 0);
 	qemu = fake_qemu(run_dir, "vmQ");	/* gid 65534 */
 	w.listen_fd = listening_socket();
 	ck_assert_int_eq(lchown(w.sock, 65532, 65534), 0);
@@ -2326,7 +2365,8 @@ daemon_suite(void)
 
 	tcase_add_test(policy, test_qemu_peer_acts_only_on_its_own_domain);
 	tcase_add_test(policy, test_guest_attach_lets_a_guest_attach_to_itself_only);
-	tcase_add_test(policy, test_qemu_peer_with_a_name_we_do_not_accept_may_do_nothing);
+	tcase_add_test(policy, test_a_command_line_naming_a_domain_makes_no_guest);
+	tcase_add_test(policy, test_without_pidfds_a_guest_is_still_known);
 	tcase_add_test(policy, test_libvirt_pid_file_names_the_guest_whatever_its_command_line);
 	tcase_add_test(policy, test_socket_group_members_are_host_clients_unless_qemu_runs_as_them);
 	tcase_add_test(policy, test_with_cap_chown_alone_a_guest_still_detaches);

@@ -14,7 +14,10 @@
  *
  * One libvirtd and one domain serve the suite (an unchecked fixture); each
  * test starts its own usbserver on the socket that the domain's serial
- * port keeps reconnecting to.
+ * port keeps reconnecting to. usbserver and usbctl run in the namespaces
+ * too ("check_usbserver enter"), as they run beside libvirtd on a host:
+ * the pids in libvirt's pid files are the namespace's, and they are how
+ * usbserver knows the QEMU on its socket for the domain's.
  *
  * Where a part cannot run (not root, packages missing) each test says SKIP
  * and why, and passes without asserting; USBSERVER_REQUIRE (CI) turns
@@ -62,6 +65,8 @@ static struct {
 	char	sock[108];	/* usbserver's: the domain connects here */
 	char	virsh[128];	/* found where usbserver finds it */
 	pid_t	outer;		/* our process outside the namespaces */
+	char	outer_pid[24];	/* as text, for "enter" */
+	char	self[256];	/* this runner, for "enter" */
 	int	outer_fd;	/* its pidfd */
 	bool	domain;		/* created; destroyed at the end */
 	char	skip[256];	/* why the suite cannot run here */
@@ -212,6 +217,60 @@ outer_main(int log, pid_t runner)
 		if (si.si_signo != SIGCHLD)
 			kill(init, SIGTERM);
 		else if (waitpid(init, &status, WNOHANG) == init)
+			_exit(exit_code(status));
+	}
+}
+
+/*
+ * "check_usbserver enter OUTER PROGRAM ARGS...": runs PROGRAM in the
+ * mount namespace of process OUTER and in the PID namespace of its
+ * children, libvirtd's. A PID namespace is entered by a child, so this
+ * stays its parent: passes SIGTERM, SIGINT and SIGHUP on, and ends as it
+ * does, with its status (128 + the signal if one killed it). It ends by
+ * _exit(): its /proc is now the namespace's, where it is not, so a leak
+ * checker at exit could not find its own threads.
+ */
+int
+enter_main(int argc, char *argv[])
+{
+	char path[64];
+	sigset_t set;
+	siginfo_t si;
+	pid_t child;
+	int status, mnt, pidns;
+
+	if (argc < 4)
+		return 2;
+	snprintf(path, sizeof(path), "/proc/%s/ns/mnt", argv[2]);
+	mnt = open(path, O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/%s/ns/pid_for_children", argv[2]);
+	pidns = open(path, O_RDONLY | O_CLOEXEC);
+	if (mnt == -1 || pidns == -1 || setns(mnt, CLONE_NEWNS) == -1 ||
+	    setns(pidns, CLONE_NEWPID) == -1)
+		die("enter");
+	close(mnt);
+	close(pidns);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	if ((child = fork()) == -1)
+		die("fork");
+	if (child == 0) {
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1)
+			die("prctl");
+		execvp(argv[3], argv + 3);
+		die(argv[3]);
+	}
+	for (;;) {
+		if (sigwaitinfo(&set, &si) == -1)
+			continue;
+		if (si.si_signo != SIGCHLD)
+			kill(child, si.si_signo);
+		else if (waitpid(child, &status, WNOHANG) == child)
 			_exit(exit_code(status));
 	}
 }
@@ -398,6 +457,7 @@ libvirtd_start(void)
 	char path[128], msg[256], t[1024];
 	int64_t start = now_ms(), left;
 	int notify, log;
+	ssize_t n;
 	pid_t runner = getpid();
 	bool ready = false;
 
@@ -423,11 +483,17 @@ libvirtd_start(void)
 		close(notify);
 		return false;
 	}
+	snprintf(e2e.outer_pid, sizeof(e2e.outer_pid), "%ld", (long)e2e.outer);
+	if ((n = readlink("/proc/self/exe", e2e.self, sizeof(e2e.self) - 1)) <= 0) {
+		e2e_fail("readlink /proc/self/exe: %s", strerror(errno));
+		close(notify);
+		return false;
+	}
+	e2e.self[n] = '\0';
 
 	while (!ready && (left = start + START_MS - now_ms()) > 0) {
 		struct pollfd p[2] = { { .fd = notify, .events = POLLIN },
 		    { .fd = e2e.outer_fd, .events = POLLIN } };
-		ssize_t n;
 
 		if (poll(p, 2, (int)left) <= 0)
 			continue;
@@ -575,6 +641,21 @@ e2e_setup(void)
 	world_setup();
 	snprintf(w.sock, sizeof(w.sock), "%s", e2e.sock);
 	w.virsh[0] = '\0';
+	w.qemu_run[0] = '\0';		/* libvirtd's own, in its /run */
+	w.prefix[0] = e2e.self;
+	w.prefix[1] = "enter";
+	w.prefix[2] = e2e.outer_pid;
+}
+
+/* The daemon runs under "enter", whose SIGKILL would reach it only
+ * later (PR_SET_PDEATHSIG): it is stopped, and waited for, first, so that
+ * the next test's finds the socket free. */
+static void
+e2e_teardown(void)
+{
+	if (w.daemon > 0)
+		(void)daemon_stop();
+	world_teardown();
 }
 
 /* May this test run? Fails it if the suite could not start. */
@@ -603,7 +684,8 @@ guest_connects(long *pid)
 	    "QEMU did not connect to usbserver within %d ms", WAIT_MS);
 	ck_assert_int_eq(sscanf(line, "[VMusb] connection %lu opened by pid %ld",
 	    &id, pid), 2);
-	snprintf(path, sizeof(path), "/proc/%ld/comm", *pid);
+	snprintf(path, sizeof(path), "/proc/%ld/root/proc/%ld/comm",
+	    (long)e2e.outer, *pid);		/* the namespace's pid */
 	ck_assert_int_gt(slurp(path, comm, sizeof(comm)), 0);
 	ck_assert_msg(strncmp(comm, "qemu-system", 11) == 0,
 	    "the peer is %s, not QEMU", comm);
@@ -691,9 +773,9 @@ END_TEST
 START_TEST(test_usbctl_finds_the_domain_and_prints_libvirts_refusal)
 {
 	char out[LINE], line[LINE];
-	char *argv[] = { (char *)USBCTL_BIN, (char *)"--socket", w.sock,
-	    (char *)"--config", w.config, (char *)"--connect", e2e.uri,
-	    (char *)E2E_DEVICE, NULL };
+	char *argv[] = { e2e.self, (char *)"enter", e2e.outer_pid,
+	    (char *)USBCTL_BIN, (char *)"--socket", w.sock, (char *)"--config",
+	    w.config, (char *)"--connect", e2e.uri, (char *)E2E_DEVICE, NULL };
 	int64_t start;
 	int status;
 
@@ -718,7 +800,8 @@ START_TEST(test_usbctl_finds_the_domain_and_prints_libvirts_refusal)
 	    E2E_DEVICE), 0);
 
 	/* usbctl reads real libvirt XML: a USB controller, no USB device. */
-	char *listing[] = { (char *)USBCTL_BIN, (char *)"--config", w.config,
+	char *listing[] = { e2e.self, (char *)"enter", e2e.outer_pid,
+	    (char *)USBCTL_BIN, (char *)"--config", w.config,
 	    (char *)"--connect", e2e.uri, (char *)"--json", (char *)"status",
 	    NULL };
 	ck_assert_int_eq(run(listing, NULL, out, sizeof(out)), 0);
@@ -797,7 +880,7 @@ e2e_suite(void)
 	TCase *tc = tcase_create("real libvirtd and guest");
 
 	tcase_add_unchecked_fixture(tc, e2e_up, e2e_down);
-	tcase_add_checked_fixture(tc, e2e_setup, world_teardown);
+	tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_guest_detach_reaches_real_libvirt_and_its_answer_is_logged);
 	tcase_add_test(tc, test_usbctl_finds_the_domain_and_prints_libvirts_refusal);

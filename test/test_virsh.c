@@ -482,6 +482,37 @@ START_TEST(test_short_of_resources_to_identify_stays_so)
 }
 END_TEST
 
+/*
+ * Without a pidfd (before Linux 6.5, Debian 12's kernel), a pid is the
+ * peer's only if its process started no later than we accepted: one that
+ * started after took the pid of a peer that left. A zombie is gone.
+ */
+START_TEST(test_a_pid_started_after_the_accept_is_not_the_peer)
+{
+	unsigned long long since = boot_ticks();
+	bool scarce = false;
+	pid_t child;
+
+	ck_assert(peer_alive(getpid(), since, &scarce));
+	while (boot_ticks() == since)
+		;			/* the clock's next tick, no sleep */
+	if ((child = fork()) == 0) {
+		for (;;)
+			pause();
+	}
+	ck_assert_int_gt(child, 0);
+	ck_assert(!peer_alive(child, since, &scarce));
+	ck_assert(peer_alive(child, boot_ticks(), &scarce));
+	ck_assert_int_eq(kill(child, SIGKILL), 0);
+	ck_assert_int_eq(waitid(P_PID, (id_t)child, &(siginfo_t){ 0 },
+	    WEXITED | WNOWAIT), 0);
+	ck_assert(!peer_alive(child, boot_ticks(), &scarce));	/* zombie */
+	ck_assert_int_eq(waitpid(child, NULL, 0), child);
+	ck_assert(!peer_alive(child, boot_ticks(), &scarce));	/* gone */
+	ck_assert(!scarce);
+}
+END_TEST
+
 Suite *
 virsh_suite(void)
 {
@@ -506,6 +537,7 @@ virsh_suite(void)
 	tcase_add_test(run, test_a_bare_virsh_name_is_found_on_the_safe_path_only);
 	tcase_add_test(run, test_a_virsh_path_is_used_as_given);
 	tcase_add_test(run, test_short_of_resources_to_identify_stays_so);
+	tcase_add_test(run, test_a_pid_started_after_the_accept_is_not_the_peer);
 	suite_add_tcase(s, run);
 
 	tcase_add_checked_fixture(xml, setup, world_teardown);

@@ -39,6 +39,8 @@ struct world {
 	char		virsh[128];	/* the fake virsh script */
 	char		xmldir[128];	/* where the daemon writes XML */
 	char		config[128];	/* the daemon's --config: empty */
+	char		qemu_run[128];	/* its --qemu-run-dir (libvirt's pid
+					 * files), unless empty */
 	bool		chown_only;	/* start it with CAP_CHOWN alone */
 	const char	*prefix[8];	/* run it under these (NULL-ended) */
 	const char	*env[4];	/* more environment, "NAME=VALUE" */
@@ -73,7 +75,8 @@ bool	reader_wait(struct reader *, const char *, char *, size_t);
 
 /* Starts the daemon with --debug, the world's socket, XML dir and fake
  * virsh (none if w.virsh is empty), the empty configuration file
- * w.config, then the extra arguments
+ * w.config, the pid file directory w.qemu_run (if not empty), then the
+ * extra arguments
  * (NULL-terminated); returns once it listens. It dies with the test. */
 void	daemon_start(const char *, ...);
 /* SIGTERM, then waits for it: its wait status. */
@@ -111,8 +114,12 @@ void	dir_list(const char *, char *, size_t);
 void	write_file(const char *, const char *, mode_t);
 /* Reads a whole small file into buf; its length or -1. */
 ssize_t	slurp(const char *, char *, size_t);
-/* The runner as "peer SOCKET [--pidfile PATH] ARGS...": see helpers.c. */
+/* The runner as "peer SOCKET [--pidfile PATH] [--as UID:GID] ARGS...",
+ * as "nopidfd PROGRAM ARGS...": see helpers.c; as "enter OUTER PROGRAM
+ * ARGS...": see test_e2e.c. */
 int	peer_main(int, char *[]);
+int	nopidfd_main(int, char *[]);
+int	enter_main(int, char *[]);		/* test_e2e.c */
 /* Waits for an "end" event of the fake virsh for vm; fills id. */
 void	event_wait(const char *, const char *, char *, size_t);
 /* A recorded file of the fake virsh call id: "args", "env", "xml", "fds". */
