@@ -1576,20 +1576,22 @@ boot_ticks(void)
  * its line and left at once is served; but a peer that was gone before we
  * looked may have been a QEMU that wrote and exited, so it is none if QEMU
  * has run as its user since we started, or if its user owns the socket
- * (QEMU's, as the units make it).
+ * (QEMU's, as the units make it). Root and our own user are host clients
+ * gone or not: a QEMU that runs as root could keep a child alive, which
+ * would be root's client anyway, so refusing the gone would keep out only
+ * the host's own fire-and-forget clients.
  */
 static void
 peer_by_credentials(int fd, struct peer *p, bool qemu_user, bool there)
 {
 	bool ours = p->uid == 0 || p->uid == geteuid();
 
-	if (!there && (qemu_users_has(p->uid) || (p->uid == opt.socket_owner &&
-	    !ours))) {
+	if (ours)
+		return;
+	if (!there && (qemu_users_has(p->uid) || p->uid == opt.socket_owner)) {
 		p->kind = PEER_UNKNOWN;
 		p->how = "gone before we looked, and QEMU runs as its user";
-	} else if (ours)
-		return;
-	else if (!peer_in_group(fd, p->gid, opt.socket_gid)) {
+	} else if (!peer_in_group(fd, p->gid, opt.socket_gid)) {
 		p->kind = PEER_UNKNOWN;
 		p->how = "neither root nor in the socket's group";
 	} else if (qemu_user) {

@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 
 #include <sys/resource.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -500,26 +501,29 @@ END_TEST
 /* ------------------------------------------------------------------ */
 #define BURST	150
 
-/* Clients that write a line and exit at once, as socat does, in a burst:
- * the daemon looks at many of them only once they are gone, and serves
- * every one, by the credentials they connected with. */
-START_TEST(test_a_burst_of_fire_and_forget_clients_is_served_whole)
+/*
+ * n clients that write "PREFIXi attach 0002:0001" and exit at once, as
+ * socat does, all together: as uid, in gid and group, unless uid is 0.
+ * Returns once every one has written its line and exited.
+ */
+static void
+fire_and_forget(int n, uid_t uid, gid_t gid, gid_t group, const char *prefix)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char msg[512], vm[MAX_VM_NAME + 1], dev[DEVICE_MAX + 1];
-	bool seen[BURST] = { false };
 	pid_t pids[BURST];
-	int status, n;
+	int status;
 
-	calls_setup();
-	daemon_start(NULL);
+	ck_assert_int_le(n, BURST);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w.sock);
-	for (int i = 0; i < BURST; i++) {
+	for (int i = 0; i < n; i++) {
 		if ((pids[i] = fork()) == 0) {
 			char line[64];
 			int fd, len = snprintf(line, sizeof(line),
-			    "burst%d attach 0002:0001\n", i);
+			    "%s%d attach 0002:0001\n", prefix, i);
 
+			if (uid != 0 && (setgroups(1, &group) == -1 ||
+			    setgid(gid) == -1 || setuid(uid) == -1))
+				_exit(2);
 			if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
 			    0)) == -1 || connect(fd, (struct sockaddr *)&sa,
 			    sizeof(sa)) == -1 || send(fd, line, (size_t)len,
@@ -529,18 +533,175 @@ START_TEST(test_a_burst_of_fire_and_forget_clients_is_served_whole)
 		}
 		ck_assert_int_gt(pids[i], 0);
 	}
-	for (int i = 0; i < BURST; i++) {
+	for (int i = 0; i < n; i++) {
 		ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
-		ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		    "a client of uid %lu could not send its line: %#x",
+		    (unsigned long)uid, status);
 	}
-	for (int i = 0; i < BURST; i++) {
+}
+
+/* Reads the fake virsh's calls until every "PREFIXi" of each prefix,
+ * i < its count, has run once; others' calls are passed over. */
+static void
+expect_served(const char *const prefix[], const int count[], int kinds)
+{
+	char msg[512], vm[MAX_VM_NAME + 1], dev[DEVICE_MAX + 1];
+	bool seen[2][BURST] = { { false } };
+	int left = 0, n;
+
+	ck_assert_int_le(kinds, 2);
+	for (int k = 0; k < kinds; k++)
+		left += count[k];
+	while (left > 0) {
 		ck_assert_msg(call_next(msg, sizeof(msg), WAIT_MS),
-		    "%d of %d commands ran", i, BURST);
+		    "%d fire-and-forget commands never ran", left);
 		ck_assert(call_parse(msg, vm, sizeof(vm), dev));
-		ck_assert_int_eq(sscanf(vm, "burst%d", &n), 1);
-		ck_assert(n >= 0 && n < BURST && !seen[n]);
-		seen[n] = true;
+		for (int k = 0; k < kinds; k++) {
+			size_t plen = strlen(prefix[k]);
+
+			if (strncmp(vm, prefix[k], plen) != 0 ||
+			    sscanf(vm + plen, "%d", &n) != 1)
+				continue;
+			ck_assert(n >= 0 && n < count[k] && !seen[k][n]);
+			seen[k][n] = true;
+			left--;
+		}
 	}
+}
+
+/* Clients that write a line and exit at once, as socat does, in a burst:
+ * the daemon looks at many of them only once they are gone, and serves
+ * every one, by the credentials they connected with. */
+START_TEST(test_a_burst_of_fire_and_forget_clients_is_served_whole)
+{
+	static const char *const prefix[] = { "burst" };
+	static const int count[] = { BURST };
+
+	calls_setup();
+	daemon_start(NULL);
+	fire_and_forget(BURST, 0, 0, 0, "burst");
+	expect_served(prefix, count, 1);
+}
+END_TEST
+
+#define HELD	200
+
+/*
+ * The guest of vm (its pid file, written before it connects) opens n
+ * connections and leaves a partial line on each, which a guest may, and
+ * holds them: its pid, once all are connected (the daemon may have closed
+ * some). Fails if it cannot connect them within WAIT_MS.
+ */
+static pid_t
+guest_holds(const char *vm, int n)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct pollfd p;
+	char path[256], byte;
+	int done[2], go[2];
+	pid_t pid;
+	FILE *f;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w.sock);
+	ck_assert_int_eq(pipe2(done, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+	if ((pid = fork()) == 0) {
+		close(done[0]);
+		close(go[1]);
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
+		    read(go[0], &byte, 1) != 1)
+			_exit(2);
+		for (int i = 0; i < n; i++) {
+			int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+			if (fd == -1 || connect(fd, (struct sockaddr *)&sa,
+			    sizeof(sa)) == -1)
+				_exit(3);
+			(void)!send(fd, "reply on\nheld det", 17, MSG_NOSIGNAL);
+		}
+		(void)!write(done[1], "", 1);
+		for (;;)
+			pause();
+	}
+	ck_assert_int_gt(pid, 0);
+	close(done[1]);
+	close(go[0]);
+	snprintf(path, sizeof(path), "%s/%s.pid", w.qemu_run, vm);
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	fprintf(f, "%ld\n", (long)pid);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(write(go[1], "", 1), 1);
+	close(go[1]);
+	p = (struct pollfd){ .fd = done[0], .events = POLLIN };
+	ck_assert_msg(poll(&p, 1, WAIT_MS) == 1 && read(done[0], &byte, 1) == 1,
+	    "the guest could not open %d connections within %d ms", n, WAIT_MS);
+	close(done[0]);
+	return pid;
+}
+
+/* The guest of vm (its pid file) sends n commands for vm on one
+ * connection, reads nothing, and stays: its pid. */
+static pid_t
+guest_floods(const char *vm, int n)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char path[256], line[64];
+	pid_t pid;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w.sock);
+	snprintf(path, sizeof(path), "%s/%s.pid", w.qemu_run, vm);
+	snprintf(line, sizeof(line), "%s detach 046d:c52b\n", vm);
+	if ((pid = fork()) == 0) {
+		FILE *f = fopen(path, "w");
+		int fd;
+
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || f == NULL ||
+		    fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0 ||
+		    (fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1 ||
+		    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1)
+			_exit(2);
+		for (int i = 0; i < n; i++)
+			if (send(fd, line, strlen(line), MSG_NOSIGNAL) == -1)
+				_exit(3);
+		for (;;)
+			pause();
+	}
+	ck_assert_int_gt(pid, 0);
+	return pid;
+}
+
+/*
+ * Under load, fire-and-forget clients are still served, every one: 100
+ * of root's and 8 of a member of the socket's group (the most one peer
+ * may hold), judged by the credentials they connected with when they are
+ * gone, while one guest tries to hold 200 connections with unfinished
+ * lines and another floods its own domain with commands.
+ */
+START_TEST(test_fire_and_forget_clients_are_served_while_guests_hold_and_flood)
+{
+	static const char *const prefix[] = { "ffroot", "ffgroup" };
+	static const int count[] = { 100, 8 };
+	pid_t holder, flooder;
+
+	if (geteuid() != 0 && test_skips("fire-and-forget load test", "needs "
+	    "root to run peers as other users"))
+		return;
+	ck_assert_int_eq(chmod(scratch_dir(), 0711), 0);
+	ck_assert_int_eq(chmod(w.dir, 0711), 0);
+	calls_setup();
+	daemon_start("--socket-group", "65533", "--socket-mode", "0660", NULL);
+	holder = guest_holds("vmheld", HELD);
+	flooder = guest_floods("vmflood", 300);
+
+	fire_and_forget(count[0], 0, 0, 0, prefix[0]);
+	fire_and_forget(count[1], 65531, 65531, 65533, prefix[1]);
+	expect_served(prefix, count, 2);
+
+	ck_assert_int_eq(kill(holder, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(holder, NULL, 0), holder);
+	ck_assert_int_eq(kill(flooder, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(flooder, NULL, 0), flooder);
 }
 END_TEST
 
@@ -1107,6 +1268,7 @@ load_suite(void)
 	tcase_add_test(clients, test_a_client_gone_mid_line_leaves_no_half_command);
 	tcase_add_test(clients, test_a_client_gone_mid_reply_still_has_every_command_run);
 	tcase_add_test(clients, test_a_burst_of_fire_and_forget_clients_is_served_whole);
+	tcase_add_test(clients, test_fire_and_forget_clients_are_served_while_guests_hold_and_flood);
 	tcase_add_test(clients, test_sigterm_while_virsh_runs_loses_no_answer);
 	tcase_add_test(clients, test_many_connections_of_one_peer_share_one_log_budget);
 	tcase_add_test(clients, test_one_peer_cannot_hold_every_slot);
