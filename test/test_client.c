@@ -886,6 +886,15 @@ START_TEST(test_bash_completion_offers_ports_where_needed)
 }
 END_TEST
 
+/* Attack 1: usbctl gives up on a held queue and says why; 9: a config
+ * file that stalls usbctl. */
+void
+client_attacks(TCase *tc)
+{
+	tcase_add_test(tc, test_usbctl_gives_up_on_a_full_queue_and_says_why);
+	tcase_add_test(tc, test_usbctl_config_is_a_regular_file_or_refused);
+}
+
 Suite *
 client_suite(void)
 {
@@ -928,8 +937,6 @@ client_suite(void)
 	tcase_add_test(live, test_usbctl_tells_a_user_outside_libvirt_what_to_do);
 	tcase_add_test(live, test_usbctl_json_is_valid_whatever_the_bytes);
 	tcase_add_test(live, test_usbctl_config_gives_domain_and_devices);
-	tcase_add_test(live, test_usbctl_config_is_a_regular_file_or_refused);
-	tcase_add_test(live, test_usbctl_gives_up_on_a_full_queue_and_says_why);
 	tcase_add_test(live, test_usbctl_explains_a_device_held_elsewhere_or_ambiguous);
 	tcase_add_test(live, test_bash_completion_offers_commands_domains_and_devices);
 	tcase_add_test(live, test_bash_completion_never_runs_a_domain_name);

@@ -2303,6 +2303,20 @@ START_TEST(test_syslog_messages_have_the_guides_format)
 }
 END_TEST
 
+/* Attack 3: pass as another guest; 5: signals; 6: learn the host's
+ * ports; 8: name another domain; 9: stall the start. */
+void
+daemon_attacks(TCase *tc)
+{
+	tcase_add_test(tc, test_a_command_line_naming_a_domain_makes_no_guest);
+	tcase_add_test(tc, test_without_pidfds_a_guest_is_still_known);
+	tcase_add_test(tc, test_sighup_reads_the_allow_list_again);
+	tcase_add_test(tc, test_stray_signals_are_ignored);
+	tcase_add_test(tc, test_guest_learns_nothing_of_the_hosts_ports);
+	tcase_add_test(tc, test_names_virsh_reads_as_a_number_or_uuid_are_refused);
+	tcase_add_test(tc, test_a_notify_socket_that_never_reads_does_not_hold_the_start);
+}
+
 Suite *
 daemon_suite(void)
 {
@@ -2360,19 +2374,14 @@ daemon_suite(void)
 	tcase_add_test(life, test_socket_mode_open_to_everyone_is_refused);
 	tcase_add_test(life, test_socket_user_owns_the_socket_but_is_no_host_client);
 	tcase_add_test(life, test_socket_owner_or_mode_changed_is_logged);
-	tcase_add_test(life, test_sighup_reads_the_allow_list_again);
-	tcase_add_test(life, test_stray_signals_are_ignored);
 
 	tcase_add_test(policy, test_qemu_peer_acts_only_on_its_own_domain);
 	tcase_add_test(policy, test_guest_attach_lets_a_guest_attach_to_itself_only);
-	tcase_add_test(policy, test_a_command_line_naming_a_domain_makes_no_guest);
-	tcase_add_test(policy, test_without_pidfds_a_guest_is_still_known);
 	tcase_add_test(policy, test_libvirt_pid_file_names_the_guest_whatever_its_command_line);
 	tcase_add_test(policy, test_socket_group_members_are_host_clients_unless_qemu_runs_as_them);
 	tcase_add_test(policy, test_with_cap_chown_alone_a_guest_still_detaches);
 	tcase_add_test(policy, test_allow_flags_let_only_listed_devices_move);
 	tcase_add_test(policy, test_allow_entry_with_a_port_allows_that_port_only);
-	tcase_add_test(policy, test_guest_learns_nothing_of_the_hosts_ports);
 	tcase_add_test(policy, test_allow_file_lets_only_listed_devices_move);
 	tcase_add_test(policy, test_without_allow_list_a_warning_says_everything_may_move);
 	tcase_add_test(policy, test_bad_config_files_are_refused_naming_file_and_line);
@@ -2381,7 +2390,6 @@ daemon_suite(void)
 
 	tcase_add_test(sd, test_ready_and_stopping_go_to_the_notify_socket);
 	tcase_add_test(sd, test_abstract_notify_socket_works_too);
-	tcase_add_test(sd, test_a_notify_socket_that_never_reads_does_not_hold_the_start);
 	tcase_add_test(sd, test_passed_socket_outlives_the_daemon_and_keeps_its_clients);
 	tcase_add_test(sd, test_systemd_socket_activate_starts_it_on_the_first_client);
 	tcase_add_test(sd, test_wrong_listen_fds_is_refused);
@@ -2394,7 +2402,6 @@ daemon_suite(void)
 	tcase_add_test(real, test_syslog_messages_have_the_guides_format);
 	tcase_add_test(real, test_units_are_rated_safe_and_ok_by_systemd_analyze);
 	tcase_add_test(real, test_units_name_the_systems_libvirt);
-	tcase_add_test(real, test_names_virsh_reads_as_a_number_or_uuid_are_refused);
 	tcase_add_test(real, test_units_user_is_a_real_member_of_libvirt);
 	tcase_add_test(real, test_make_install_and_uninstall);
 	tcase_add_test(real, test_man_pages_are_lint_clean_and_document_every_option);

@@ -1250,12 +1250,14 @@ load_suite(void)
 	Suite *s = suite_create("load and faults");
 	TCase *load = tcase_create("load");
 	TCase *clients = tcase_create("clients");
+	TCase *attacks = tcase_create("attacks");
 	TCase *virsh = tcase_create("virsh");
 	TCase *fs = tcase_create("files and descriptors");
 
 	/* 10000 virsh runs, also with the daemon under valgrind. */
 	struct { TCase *tc; int timeout; } all[] = {
-		{ load, 900 }, { clients, 300 }, { virsh, 60 }, { fs, 60 },
+		{ load, 900 }, { clients, 300 }, { attacks, 300 }, { virsh, 60 },
+		{ fs, 60 },
 	};
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
@@ -1268,13 +1270,20 @@ load_suite(void)
 	tcase_add_test(clients, test_a_client_gone_mid_line_leaves_no_half_command);
 	tcase_add_test(clients, test_a_client_gone_mid_reply_still_has_every_command_run);
 	tcase_add_test(clients, test_a_burst_of_fire_and_forget_clients_is_served_whole);
-	tcase_add_test(clients, test_fire_and_forget_clients_are_served_while_guests_hold_and_flood);
-	tcase_add_test(clients, test_sigterm_while_virsh_runs_loses_no_answer);
-	tcase_add_test(clients, test_many_connections_of_one_peer_share_one_log_budget);
-	tcase_add_test(clients, test_one_peer_cannot_hold_every_slot);
-	tcase_add_test(clients, test_an_unfinished_line_times_out_but_not_a_guests);
-	tcase_add_test(clients, test_a_hosts_command_goes_before_a_guests_queue);
-	tcase_add_test(clients, test_a_guests_commands_are_rate_limited);
+
+	/* A hostile peer, attack by attack: 1, hold every slot; 2, starve
+	 * the host; 4, refuse who leaves early; 5, lose an answer on stop;
+	 * 7, flood the log. The others are where their helpers are. */
+	tcase_add_test(attacks, test_one_peer_cannot_hold_every_slot);
+	tcase_add_test(attacks, test_an_unfinished_line_times_out_but_not_a_guests);
+	tcase_add_test(attacks, test_a_hosts_command_goes_before_a_guests_queue);
+	tcase_add_test(attacks, test_a_guests_commands_are_rate_limited);
+	tcase_add_test(attacks, test_fire_and_forget_clients_are_served_while_guests_hold_and_flood);
+	tcase_add_test(attacks, test_sigterm_while_virsh_runs_loses_no_answer);
+	tcase_add_test(attacks, test_many_connections_of_one_peer_share_one_log_budget);
+	daemon_attacks(attacks);
+	client_attacks(attacks);
+
 	tcase_add_test(virsh, test_virsh_dying_flooding_or_leaving_a_child_is_answered);
 	tcase_add_test(fs, test_xml_directory_not_writable_fails_commands_until_it_is);
 	tcase_add_test(fs, test_socket_file_removed_is_made_again);

@@ -19,6 +19,10 @@ Suite *client_suite(void);	/* test_client.c: usbctl's parsing and the client liv
 Suite *daemon_suite(void);	/* test_daemon.c: the daemon live over its socket */
 Suite *load_suite(void);	/* test_load.c: hundreds of clients, and faults */
 Suite *e2e_suite(void);		/* test_e2e.c: real libvirtd, QEMU guest, virsh */
+/* The hostile peer's attacks are one test case of the load and faults
+ * suite; the files that hold a test's helpers add their part to it. */
+void	daemon_attacks(TCase *);	/* test_daemon.c */
+void	client_attacks(TCase *);	/* test_client.c */
 
 /* ------------------------------------------------------------------ */
 /* helpers.c: one test's world, rebuilt for every test (Check forks).  */
