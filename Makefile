@@ -184,11 +184,12 @@ UNIT_SED = sed 's|/usr/local/bin/usbserver|$(BINDIR)/usbserver|'
 GUEST_FILES = contrib/detach.ps1 contrib/detach.ahk contrib/usb-detach
 
 # libFuzzer targets (test/fuzz/): client lines, the configuration file's
-# lines, usbctl's readers of virsh output. Each starts from its
+# lines, usbctl's readers of virsh output, the daemon's of virsh event
+# and its ledger. Each starts from its
 # seeds in test/fuzz/corpus/ and keeps what it finds in build/fuzz/.
 FUZZ_SECONDS ?= 60
 FUZZ_CC	?= clang
-FUZZ_TARGETS = line config usbctl
+FUZZ_TARGETS = line config usbctl libvirt
 FUZZ_FLAGS = -std=c11 -g -O1 $(WARN) -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all
 

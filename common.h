@@ -10,6 +10,7 @@
  *	requests: the line grammar; the configuration file's line
  *	the text we write: the hostdev document, sysfs numbers, replies
  *	libvirt's words we match, and the daemon's "name one, as"
+ *	libvirt's lifecycle event lines; the ledger's lines
  * Part 2, marked below, is the I/O both programs do, done once:
  *	trusted files, small files read a line at a time, sysfs
  *	attributes, running virsh with a deadline
@@ -713,6 +714,150 @@ reason_named(const char *reason, struct usb_device *d)
 	s += sizeof(NAME_ONE) - 1;
 	return (end = strchr(s, ';')) != NULL &&
 	    device_parse(s, (size_t)(end - s), d) && device_has_port(d);
+}
+
+/* ------------------------------------------------------------------ */
+/* libvirt's lifecycle events, as "virsh event --all --loop" prints    */
+/* them, and the ledger's lines: what the daemon moved, and where.     */
+
+/* The lifecycle events the daemon acts on; the rest are VM_EVENT_OTHER. */
+enum vm_event {
+	VM_EVENT_OTHER,
+	VM_EVENT_STARTED,
+	VM_EVENT_SUSPENDED,	/* paused: by the host, or before a crash */
+	VM_EVENT_RESUMED,
+	VM_EVENT_STOPPED,	/* its QEMU is gone */
+	VM_EVENT_CRASHED,
+	VM_EVENT_PMSUSPENDED,
+};
+
+#define EVENT_PREFIX	"event 'lifecycle' for domain '"
+
+/*
+ * One line of virsh's event stream (without its '\n'): for a lifecycle
+ * event of a domain whose name we accept, "event 'lifecycle' for domain
+ * 'NAME': EVENT DETAIL", fills vm and *ev and returns true. Any other
+ * line, well formed or not (other events, a name we never act on, bytes
+ * that are no text), is false: the daemon ignores it.
+ */
+static inline bool
+event_parse(const char *line, size_t len, char vm[MAX_VM_NAME + 1],
+    enum vm_event *ev)
+{
+	static const struct { const char *word; enum vm_event ev; } words[] = {
+		{ "Started", VM_EVENT_STARTED },
+		{ "Suspended", VM_EVENT_SUSPENDED },
+		{ "Resumed", VM_EVENT_RESUMED },
+		{ "Stopped", VM_EVENT_STOPPED },
+		{ "Crashed", VM_EVENT_CRASHED },
+		{ "PMSuspended", VM_EVENT_PMSUSPENDED },
+	};
+	const size_t plen = sizeof(EVENT_PREFIX) - 1;
+	const char *name, *end, *word;
+	size_t nlen, wlen;
+
+	for (size_t i = 0; i < len; i++)
+		if (line[i] < ' ' || line[i] > '~')
+			return false;
+	if (len < plen || memcmp(line, EVENT_PREFIX, plen) != 0)
+		return false;
+	name = line + plen;
+	if ((end = memchr(name, '\'', len - plen)) == NULL)
+		return false;
+	nlen = (size_t)(end - name);
+	if (nlen > MAX_VM_NAME || !valid_vm_name(name, nlen) ||
+	    (size_t)(line + len - end) < 4 || memcmp(end, "': ", 3) != 0)
+		return false;
+	word = end + 3;
+	for (wlen = 0; word + wlen < line + len && word[wlen] != ' '; wlen++)
+		;
+	*ev = VM_EVENT_OTHER;
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (field_is(word, wlen, words[i].word))
+			*ev = words[i].ev;
+	memcpy(vm, name, nlen);
+	vm[nlen] = '\0';
+	return true;
+}
+
+/*
+ * A device the daemon attached, as its ledger keeps it: the domain, the
+ * device as it was asked for (with its port if it was named by one),
+ * the port it sat at, its bus and device number then (0 if unknown) and
+ * when, in seconds since the epoch. One line of the ledger's file:
+ * "VM VID:PID[@PORT] PORT|- BUS DEV SINCE".
+ */
+struct ledger_entry {
+	char			vm[MAX_VM_NAME + 1];
+	struct usb_device	device;
+	char			at[PORT_MAX + 1];	/* "": not known */
+	struct usb_addr		addr;
+	long long		since;
+};
+
+#define LEDGER_HEADER	"# usbserver ledger 1"
+#define LEDGER_LINE	(MAX_VM_NAME + DEVICE_MAX + PORT_MAX + 40)
+#define LEDGER_SINCE_MAX 253402300799LL		/* 9999-12-31 */
+
+/* A decimal number of at most max, digits only, no leading zero; -1. */
+static inline long long
+decimal_parse(const char *s, size_t len, long long max)
+{
+	long long v = 0;
+
+	if (len == 0 || len > 19 || (len > 1 && s[0] == '0'))
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9' || v > (max - (s[i] - '0')) / 10)
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+/* One line of the ledger's file, strictly: false for anything else. */
+static inline bool
+ledger_parse(const char *line, size_t len, struct ledger_entry *e)
+{
+	const char *f[7];
+	size_t flen[7];
+	long long bus, dev, since;
+
+	for (size_t i = 0; i < len; i++)
+		if (line[i] < ' ' || line[i] > '~')
+			return false;
+	if (split_fields(line, len, f, flen, 7) != 6 ||
+	    flen[0] > MAX_VM_NAME || !valid_vm_name(f[0], flen[0]) ||
+	    !device_parse(f[1], flen[1], &e->device) ||
+	    !(field_is(f[2], flen[2], "-") || valid_port(f[2], flen[2])) ||
+	    (bus = decimal_parse(f[3], flen[3], 255)) < 0 ||
+	    (dev = decimal_parse(f[4], flen[4], 255)) < 0 ||
+	    (since = decimal_parse(f[5], flen[5], LEDGER_SINCE_MAX)) < 0 ||
+	    (bus == 0) != (dev == 0))
+		return false;
+	memcpy(e->vm, f[0], flen[0]);
+	e->vm[flen[0]] = '\0';
+	if (field_is(f[2], flen[2], "-"))
+		e->at[0] = '\0';
+	else {
+		memcpy(e->at, f[2], flen[2]);
+		e->at[flen[2]] = '\0';
+	}
+	e->addr.bus = (unsigned)bus;
+	e->addr.dev = (unsigned)dev;
+	e->since = since;
+	return true;
+}
+
+/* The ledger's line for e, with its '\n'; its length, or -1. */
+static inline int
+ledger_format(char *buf, size_t size, const struct ledger_entry *e)
+{
+	char dev[DEVICE_TEXT];
+
+	return fit(snprintf(buf, size, "%s %s %s %u %u %lld\n", e->vm,
+	    device_text(&e->device, dev), e->at[0] != '\0' ? e->at : "-",
+	    e->addr.bus, e->addr.dev, e->since), size);
 }
 
 /* ================================================================== */

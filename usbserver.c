@@ -5,10 +5,11 @@
  *
  * Every request, whatever its source, becomes a struct command and takes
  * one path (command_do): who asks was identified when its connection
- * opened; then authorize, queue (one at a time per domain, in arrival
- * order; domains in parallel), run, and answer, where one function
- * writes the log line and the reply. A new source of actions produces
- * commands and nothing else. What a connection may take (descriptors, a
+ * opened (or it is the daemon itself); then authorize, queue (one at a
+ * time per domain, in arrival order; domains in parallel), run, record
+ * (the ledger of what is attached), and answer, where one function
+ * writes the log line and the reply. A new source of actions (libvirt's
+ * events) produces commands and nothing else. What a connection may take (descriptors, a
  * thread) is decided once, when it is accepted.
  *
  * The sections, in the order data meets them:
@@ -22,6 +23,8 @@
  *	Authorize: who may move what
  *	Queue: one command at a time per domain
  *	Run: a device by its port, the XML file, virsh
+ *	Record: the ledger of what we attached
+ *	Give back: libvirt's events, a source of commands
  *	Answer: the log line and the reply
  *	systemd's notifications
  *	Start-up: options, the configuration file, main
@@ -33,6 +36,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <linux/close_range.h>
 
 #include <err.h>
@@ -72,7 +76,19 @@
 #define QEMU_USERS	32		/* users QEMU ran as, remembered */
 #define NSS_BUF		4096		/* getpwuid_r's and getgrgid_r's scratch;
 					 * a larger entry is named by number */
+#define LEDGER_MAX	128		/* devices the ledger keeps */
+#define WATCH_SETTLE_MS	1000		/* virsh event alive this long: it is
+					 * connected (it says nothing until an
+					 * event comes) */
+#define WATCH_BACKOFF_MS 500		/* the first wait before watching again,
+					 * doubled each time it fails, */
+#define WATCH_BACKOFF_MAX_MS 5000	/* up to this */
+#define GIVEBACK_MAX	4		/* domains given back at once */
+#define FDS_WATCH	(4 + GIVEBACK_MAX * 4 + 1)	/* the watcher's pipes,
+					 * its virsh's pidfd; each give-back's
+					 * virsh; the ledger being written */
 #define DEFAULT_SOCKET_MODE 0600
+#define DEFAULT_LEDGER	"/run/usbserver/ledger"
 #define DEFAULT_QEMU_RUN_DIR "/run/libvirt/qemu"	/* libvirt's NAME.pid files */
 
 #ifndef SO_PEERPIDFD
@@ -88,6 +104,7 @@ static struct {
 	bool		 config_given;	/* a missing file is then an error */
 	const char	*qemu_run_dir;	/* libvirt's QEMU pid files */
 	const char	*sysfs;		/* the host's USB devices, by port */
+	const char	*ledger;	/* the ledger's file; "": none */
 	int		 timeout;
 	int		 line_timeout;	/* seconds, for non-guest peers */
 	bool		 debug;
@@ -103,6 +120,7 @@ static struct {
 	.config = DEFAULT_CONFIG,
 	.qemu_run_dir = DEFAULT_QEMU_RUN_DIR,
 	.sysfs = SYSFS_USB,
+	.ledger = DEFAULT_LEDGER,
 	.socket_mode = DEFAULT_SOCKET_MODE,
 	.socket_uid = (uid_t)-1,
 	.socket_gid = (gid_t)-1,
@@ -149,6 +167,14 @@ struct peer {
 						 * next line */
 };
 
+/* The daemon itself, acting on libvirt's events: a host client, which
+ * may give back whatever the ledger says it attached. */
+static const struct peer self_peer = {
+	.kind = PEER_HOST,
+	.how = "the daemon itself",
+	.tag = "(usbserver)",
+};
+
 /* What became of a command. */
 enum outcome {
 	OUT_PENDING,		/* nothing yet: answered as a failure */
@@ -186,6 +212,13 @@ struct command {
 	struct request		 req;
 	const struct peer	*who;
 	struct conn		*from;	/* its reply and log budget; NULL: none */
+	const char		*cause;	/* a give-back's: why, as "win10 CAUSE:
+					 * gave back device ..."; NULL: none */
+	bool			 forget; /* only struck from the ledger: its
+					 * domain stopped, QEMU let it go */
+	bool			 placed;	/* where the device sat is known: */
+	struct usb_addr		 addr;		/* its bus and device number, */
+	char			 at[PORT_MAX + 1];	/* its port ("": not known) */
 	enum outcome		 outcome;
 	char			 why[MAX_REASON + 1];	/* unless OUT_OK */
 	int64_t			 began;		/* when it took the path */
@@ -247,9 +280,11 @@ static unsigned long long boot_ticks(void);
 static const char *peer_kind(const struct peer *);
 static const char *policy_denies(const struct peer *, const struct request *);
 static void	command_run(struct command *);
+static void	ledger_record(struct command *);
 static void	vm_stop(void);
 static int	config_load(bool);
 static void	answer(struct command *);
+static void	answer_give_back(struct command *);
 
 /* ------------------------------------------------------------------ */
 /* Logging                                                             */
@@ -761,7 +796,7 @@ admission_init(void)
 {
 	struct rlimit rl;
 	struct dirent *de;
-	rlim_t own = FDS_SPARE, room;
+	rlim_t own = FDS_SPARE + FDS_WATCH, room;
 	DIR *d;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
@@ -1329,6 +1364,7 @@ command_do(struct command *cmd)
 		command_done(cmd, OUT_FAILED, "more than 4 commands a second");
 	else
 		command_run(cmd);
+	ledger_record(cmd);
 	answer(cmd);
 	if (entered)
 		path_leave();
@@ -1738,6 +1774,8 @@ allow_permits(const struct usb_device *device)
 static const char *
 policy_denies(const struct peer *p, const struct request *req)
 {
+	if (p == &self_peer)
+		return NULL;
 	switch (p->kind) {
 	case PEER_UNKNOWN:
 		return "neither a host client nor a guest we can name";
@@ -1921,24 +1959,21 @@ port_order(const void *a, const void *b)
 	return strverscmp(a, b);
 }
 
-/*
- * libvirt refused a device by its ids alone because more than one has
- * them: reason gets the ports that carry them, and the form to use, so
- * that the user can say which.
- */
-static void
-usb_name_ports(const struct usb_device *d, char *reason, size_t size)
+/* The ports of the devices with d's ids, sorted, at most PORTS_LISTED
+ * (*more says there were others): how many. */
+static size_t
+usb_ports_of(const struct usb_device *d, char ports[PORTS_LISTED][PORT_MAX + 1],
+    bool *more)
 {
-	char ports[PORTS_LISTED][PORT_MAX + 1];
 	struct usb_device there;
 	struct dirent *de;
 	size_t n = 0;
-	bool more = false;
 	DIR *dir;
 	int dfd;
 
+	*more = false;
 	if ((dir = opendir(opt.sysfs)) == NULL)
-		return;
+		return 0;
 	while ((de = readdir(dir)) != NULL) {
 		size_t nlen = strlen(de->d_name);
 
@@ -1949,14 +1984,49 @@ usb_name_ports(const struct usb_device *d, char *reason, size_t size)
 			if (n < PORTS_LISTED)
 				memcpy(ports[n++], de->d_name, nlen + 1);
 			else
-				more = true;
+				*more = true;
 		}
 		close(dfd);
 	}
 	closedir(dir);
 	qsort(ports, n, sizeof(ports[0]), port_order);
+	return n;
+}
+
+/*
+ * libvirt refused a device by its ids alone because more than one has
+ * them: reason gets the ports that carry them, and the form to use, so
+ * that the user can say which.
+ */
+static void
+usb_name_ports(const struct usb_device *d, char *reason, size_t size)
+{
+	char ports[PORTS_LISTED][PORT_MAX + 1];
+	bool more;
+	size_t n = usb_ports_of(d, ports, &more);
+
 	reason_add_ports(reason, size, d, (const char (*)[PORT_MAX + 1])ports,
 	    n, more);
+}
+
+/* Where cmd's device sits, for the ledger, once it is attached: at the
+ * port it was named by, or the one port that has its ids. */
+static void
+usb_place(struct command *cmd)
+{
+	char ports[PORTS_LISTED][PORT_MAX + 1], why[MAX_REASON];
+	struct usb_device at = cmd->req.device;
+	bool more;
+
+	if (!device_has_port(&at)) {
+		if (usb_ports_of(&at, ports, &more) != 1 || more)
+			return;
+		memcpy(at.port, ports[0], sizeof(at.port));
+	}
+	if (usb_at_port(&at, &cmd->addr, why, sizeof(why)) == 0) {
+		memcpy(cmd->at, at.port, sizeof(cmd->at));
+		cmd->placed = true;
+	}
 }
 
 /*
@@ -2140,10 +2210,16 @@ virsh_device(struct command *cmd)
 	bool temporary = false;
 
 	cmd->outcome = OUT_FAILED;
-	if ((device_has_port(d) && usb_at_port(d, &addr, cmd->why,
-	    sizeof(cmd->why)) == -1) || xml_write(d, device_has_port(d) ? &addr :
-	    NULL, path, sizeof(path), &temporary, cmd->why,
+	/* A give-back names the device where the ledger saw it: it may be
+	 * gone from its port, or another be there now. */
+	if (cmd->cause != NULL && cmd->placed)
+		addr = cmd->addr;
+	else if (device_has_port(d) && usb_at_port(d, &addr, cmd->why,
 	    sizeof(cmd->why)) == -1)
+		return;
+	if (xml_write(d, device_has_port(d) || (cmd->cause != NULL &&
+	    cmd->placed) ? &addr : NULL, path, sizeof(path), &temporary,
+	    cmd->why, sizeof(cmd->why)) == -1)
 		return;
 	if (virsh_call(&v, &cmd->req, path, cmd->why, sizeof(cmd->why)) == 0) {
 		virsh_run(v.argv, opt.timeout, &r);
@@ -2152,6 +2228,8 @@ virsh_device(struct command *cmd)
 			usb_name_ports(d, r.reason, sizeof(r.reason));
 		command_done(cmd, r.outcome == RUN_OK ? OUT_OK : OUT_FAILED,
 		    r.reason);
+		if (cmd->outcome == OUT_OK && cmd->req.action == ACT_ATTACH)
+			usb_place(cmd);
 	}
 	if (temporary)
 		unlink(path);
@@ -2169,8 +2247,745 @@ command_run(struct command *cmd)
 		    "shutting down" : "out of memory");
 		return;
 	}
-	virsh_device(cmd);
+	if (cmd->forget)
+		command_done(cmd, OUT_OK, NULL);
+	else
+		virsh_device(cmd);
 	vm_leave(q);
+}
+
+/* ------------------------------------------------------------------ */
+/* Record: the ledger of what we attached                              */
+
+/*
+ * Every device we attached and have not seen leave: the domain, the
+ * device as asked for, where it sat and when. It is what a give-back
+ * gives back, so that the way back never depends on the guest. Kept in
+ * the file opt.ledger (written whole to a new file, then renamed over
+ * the old), read back at start: a restart of the daemon forgets
+ * nothing, and a reboot, which empties /run, starts clean.
+ */
+struct ledger_slot {
+	struct ledger_entry	e;
+	bool			giving_back;	/* a give-back is on its way */
+};
+
+static struct {
+	pthread_mutex_t		lock;
+	struct ledger_slot	slot[LEDGER_MAX];
+	size_t			n;
+	bool			full_said;
+	bool			save_failed;	/* said; said again when it works */
+} ledger = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* Writes the ledger's file anew, with ledger.lock held. */
+static void
+ledger_save_locked(void)
+{
+	static char buf[LEDGER_MAX * LEDGER_LINE + sizeof(LEDGER_HEADER) + 1];
+	char tmp[PATH_MAX], eb[128];
+	size_t len;
+	ssize_t w = -1;
+	int fd, n;
+
+	if (opt.ledger[0] == '\0')
+		return;
+	len = (size_t)snprintf(buf, sizeof(buf), "%s\n", LEDGER_HEADER);
+	for (size_t i = 0; i < ledger.n; i++)
+		if ((n = ledger_format(buf + len, sizeof(buf) - len,
+		    &ledger.slot[i].e)) > 0)
+			len += (size_t)n;
+	errno = ENAMETOOLONG;
+	if (fit(snprintf(tmp, sizeof(tmp), "%s.XXXXXX", opt.ledger),
+	    sizeof(tmp)) < 0 || (fd = mkostemp(tmp, O_CLOEXEC)) == -1)
+		goto fail;
+	w = write(fd, buf, len);
+	if (w != (ssize_t)len || fsync(fd) == -1) {
+		if (w >= 0 && w != (ssize_t)len)
+			errno = ENOSPC;
+		close(fd);
+		unlink(tmp);
+		goto fail;
+	}
+	if (close(fd) == -1 || rename(tmp, opt.ledger) == -1) {
+		unlink(tmp);
+		goto fail;
+	}
+	if (ledger.save_failed)
+		log_info("[VMusb] ledger %s written again", opt.ledger);
+	ledger.save_failed = false;
+	return;
+fail:
+	if (!ledger.save_failed)
+		log_warn("[VMusb] cannot write the ledger %s (%s): a restart "
+		    "would forget what is attached", opt.ledger,
+		    errstr(errno, eb, sizeof(eb)));
+	ledger.save_failed = true;
+}
+
+/* The slot of vm's device d as the ledger has it, or NULL. With lock. */
+static struct ledger_slot *
+ledger_find_locked(const char *vm, const struct usb_device *d)
+{
+	for (size_t i = 0; i < ledger.n; i++)
+		if (strcmp(ledger.slot[i].e.vm, vm) == 0 &&
+		    device_equal(&ledger.slot[i].e.device, d))
+			return &ledger.slot[i];
+	return NULL;
+}
+
+/* Does a detach of d take the ledger's entry e (of its domain)? d names
+ * it as it was asked for, or by its ids, or by the port it sat at. */
+static bool
+ledger_detach_takes(const struct usb_device *d, const struct ledger_entry *e)
+{
+	return device_ids_equal(d, &e->device) && (!device_has_port(d) ||
+	    strcmp(d->port, e->device.port) == 0 || strcmp(d->port, e->at) == 0);
+}
+
+/* Adds e, or replaces the entry of its device; false when full. With
+ * lock. */
+static bool
+ledger_put_locked(const struct ledger_entry *e)
+{
+	struct ledger_slot *s = ledger_find_locked(e->vm, &e->device);
+
+	if (s == NULL) {
+		if (ledger.n == LEDGER_MAX)
+			return false;
+		s = &ledger.slot[ledger.n++];
+	}
+	s->e = *e;
+	s->giving_back = false;
+	return true;
+}
+
+static void
+ledger_drop_locked(size_t i)
+{
+	ledger.slot[i] = ledger.slot[--ledger.n];
+}
+
+/*
+ * The record step of the one path: an attach that worked is written
+ * down, a detach that worked (or a give-back, or a stopped domain's
+ * forgetting) struck out; a give-back that failed may be tried again.
+ */
+static void
+ledger_record(struct command *cmd)
+{
+	const struct request *req = &cmd->req;
+	struct ledger_entry e = { .since = (long long)time(NULL) };
+	struct ledger_slot *s;
+	bool changed = false, full = false;
+	char dev[DEVICE_TEXT];
+
+	if (cmd->outcome == OUT_INVALID)
+		return;
+	pthread_mutex_lock(&ledger.lock);
+	if (cmd->outcome != OUT_OK) {
+		if (cmd->cause != NULL && (s = ledger_find_locked(req->vm,
+		    &req->device)) != NULL)
+			s->giving_back = false;
+	} else if (req->action == ACT_ATTACH) {
+		memcpy(e.vm, req->vm, sizeof(e.vm));
+		e.device = req->device;
+		if (cmd->placed) {
+			memcpy(e.at, cmd->at, sizeof(e.at));
+			e.addr = cmd->addr;
+		}
+		full = !(changed = ledger_put_locked(&e)) && !ledger.full_said;
+		ledger.full_said |= full;
+	} else if (cmd->cause != NULL) {
+		if ((s = ledger_find_locked(req->vm, &req->device)) != NULL) {
+			ledger_drop_locked((size_t)(s - ledger.slot));
+			changed = true;
+		}
+	} else
+		for (size_t i = ledger.n; i-- > 0; )
+			if (strcmp(ledger.slot[i].e.vm, req->vm) == 0 &&
+			    ledger_detach_takes(&req->device,
+			    &ledger.slot[i].e)) {
+				ledger_drop_locked(i);
+				changed = true;
+			}
+	if (changed) {
+		ledger.full_said = ledger.full_said && ledger.n == LEDGER_MAX;
+		ledger_save_locked();
+	}
+	pthread_mutex_unlock(&ledger.lock);
+	if (full)
+		log_warn("[VMusb] the ledger is full (%d devices): %s %s is "
+		    "not in it, and will not be given back by itself", LEDGER_MAX,
+		    req->vm, device_text(&req->device, dev));
+}
+
+/*
+ * Takes for a give-back the ledger's entries of vm (of every domain if
+ * vm is NULL) that no give-back has taken yet, or all of them: at most
+ * max, into out. How many.
+ */
+static size_t
+ledger_take(const char *vm, bool all, struct ledger_entry *out, size_t max)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&ledger.lock);
+	for (size_t i = 0; i < ledger.n && n < max; i++) {
+		struct ledger_slot *s = &ledger.slot[i];
+
+		if ((vm == NULL || strcmp(s->e.vm, vm) == 0) &&
+		    (all || !s->giving_back)) {
+			s->giving_back = true;
+			out[n++] = s->e;
+		}
+	}
+	pthread_mutex_unlock(&ledger.lock);
+	return n;
+}
+
+/* The domains the ledger names, each once, into vms: how many. */
+static size_t
+ledger_domains(char (*vms)[MAX_VM_NAME + 1], size_t max)
+{
+	size_t n = 0, j;
+
+	pthread_mutex_lock(&ledger.lock);
+	for (size_t i = 0; i < ledger.n && n < max; i++) {
+		for (j = 0; j < n && strcmp(vms[j], ledger.slot[i].e.vm) != 0;
+		    j++)
+			;
+		if (j == n)
+			memcpy(vms[n++], ledger.slot[i].e.vm, MAX_VM_NAME + 1);
+	}
+	pthread_mutex_unlock(&ledger.lock);
+	return n;
+}
+
+/*
+ * Reads the ledger back at start. It decides what we detach, so it must
+ * be a regular file of ours (or root's) that nobody else may write, in
+ * a directory like it; we make the directory if it is missing. A line
+ * that is not an entry (a file cut short, or written by someone else)
+ * is skipped, and the count said.
+ */
+static void
+ledger_load(void)
+{
+	static char buf[LEDGER_MAX * LEDGER_LINE + sizeof(LEDGER_HEADER) + 1];
+	char dir[PATH_MAX], eb[128], *slash;
+	struct ledger_entry e;
+	struct stat st;
+	size_t at = 0, llen, bad = 0, lineno = 0, first_bad = 0;
+	const char *line;
+	ssize_t len;
+
+	if (opt.ledger[0] == '\0')
+		return;
+	snprintf(dir, sizeof(dir), "%s", opt.ledger);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir)
+		*slash = '\0';
+	if (slash != NULL && mkdir(dir, 0700) == -1 && errno != EEXIST)
+		log_warn("[VMusb] cannot make %s for the ledger: %s", dir,
+		    errstr(errno, eb, sizeof(eb)));
+	if (slash != NULL && stat(dir, &st) == 0 &&
+	    file_trust(&st, S_IFDIR) != TRUSTED) {
+		log_warn("[VMusb] %s may be written by others: no ledger is "
+		    "kept there; a restart would forget what is attached", dir);
+		opt.ledger = "";
+		return;
+	}
+	if ((len = file_read(opt.ledger, buf, sizeof(buf), &st, true)) == -1) {
+		if (errno != ENOENT)
+			log_warn("[VMusb] cannot read the ledger %s: %s; it "
+			    "starts empty", opt.ledger,
+			    errstr(errno, eb, sizeof(eb)));
+		return;
+	}
+	if (file_trust(&st, S_IFREG) != TRUSTED) {
+		log_warn("[VMusb] the ledger %s is not ours alone: ignored",
+		    opt.ledger);
+		return;
+	}
+	pthread_mutex_lock(&ledger.lock);
+	while (text_line(buf, (size_t)len, &at, &line, &llen)) {
+		lineno++;
+		if (llen > 0 && line[0] == '#')
+			continue;
+		/* Ours end in '\n': a line without one was cut short. */
+		if (at > (size_t)len || !ledger_parse(line, llen, &e) ||
+		    !ledger_put_locked(&e)) {
+			if (bad++ == 0)
+				first_bad = lineno;
+		}
+	}
+	pthread_mutex_unlock(&ledger.lock);
+	if (bad > 0)
+		log_warn("[VMusb] ledger %s: %zu line%s skipped, the first line "
+		    "%zu: not an entry, or too many", opt.ledger, bad,
+		    bad == 1 ? "" : "s", first_bad);
+	if (ledger.n > 0)
+		log_info("[VMusb] ledger %s: %zu device%s attached before we "
+		    "started", opt.ledger, ledger.n, ledger.n == 1 ? "" : "s");
+}
+
+/* ------------------------------------------------------------------ */
+/* Give back: libvirt's events, a source of commands                   */
+
+/*
+ * When a domain crashes, pauses or sleeps, its guest cannot give the
+ * devices back, so we do: each ledger entry of that domain becomes a
+ * detach command of ours, down the one path. When it stops, QEMU let
+ * them go, and each entry becomes a command that only strikes it out.
+ * A domain's give-back runs in a thread of its own, GIVEBACK_MAX at
+ * once, so that a virsh that hangs for one domain holds up no other.
+ */
+struct giveback_job {
+	char			vm[MAX_VM_NAME + 1];
+	const char		*cause;
+	bool			forget;
+	size_t			n;
+	struct ledger_entry	e[LEDGER_MAX];
+};
+
+static struct {
+	pthread_mutex_t	lock;
+	pthread_cond_t	room;
+	unsigned	running;
+} giveback = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+
+static void *
+giveback_main(void *arg)
+{
+	struct giveback_job *job = arg;
+
+	for (size_t i = 0; i < job->n; i++) {
+		const struct ledger_entry *e = &job->e[i];
+		struct command cmd = {
+			.req = { .action = ACT_DETACH, .device = e->device },
+			.who = &self_peer,
+			.cause = job->cause,
+			.forget = job->forget,
+			.placed = e->addr.bus != 0,
+			.addr = e->addr,
+		};
+
+		memcpy(cmd.req.vm, e->vm, sizeof(cmd.req.vm));
+		memcpy(cmd.at, e->at, sizeof(cmd.at));
+		command_do(&cmd);
+	}
+	free(job);
+	pthread_mutex_lock(&giveback.lock);
+	giveback.running--;
+	pthread_cond_signal(&giveback.room);
+	pthread_mutex_unlock(&giveback.lock);
+	return NULL;
+}
+
+/* Gives back every ledger device of vm (NULL: of every domain) for
+ * cause; with forget, only strikes them from the ledger. */
+static void
+give_back(const char *vm, const char *cause, bool forget)
+{
+	struct giveback_job *job;
+	pthread_attr_t attr;
+	pthread_t t;
+	bool threaded = false;
+
+	if ((job = calloc(1, sizeof(*job))) == NULL) {
+		log_warn("[VMusb] %s %s: out of memory to give its devices "
+		    "back", vm != NULL ? vm : "every domain", cause);
+		return;
+	}
+	if ((job->n = ledger_take(vm, forget, job->e, LEDGER_MAX)) == 0) {
+		free(job);
+		return;
+	}
+	job->cause = cause;
+	job->forget = forget;
+	pthread_mutex_lock(&giveback.lock);
+	while (giveback.running == GIVEBACK_MAX)
+		pthread_cond_wait(&giveback.room, &giveback.lock);
+	giveback.running++;
+	pthread_mutex_unlock(&giveback.lock);
+	if (pthread_attr_init(&attr) == 0) {
+		threaded = pthread_attr_setdetachstate(&attr,
+		    PTHREAD_CREATE_DETACHED) == 0 &&
+		    pthread_attr_setstacksize(&attr, THREAD_STACK) == 0 &&
+		    pthread_create(&t, &attr, giveback_main, job) == 0;
+		pthread_attr_destroy(&attr);
+	}
+	if (!threaded)
+		giveback_main(job);	/* here, then: later, but not lost */
+}
+
+/* What virsh event's line asks of us, if anything. */
+static void
+watch_event(const char *line, size_t len)
+{
+	char vm[MAX_VM_NAME + 1];
+	enum vm_event ev;
+
+	if (!event_parse(line, len, vm, &ev))
+		return;
+	switch (ev) {
+	case VM_EVENT_CRASHED:
+		give_back(vm, "crashed", false);
+		break;
+	case VM_EVENT_SUSPENDED:
+		give_back(vm, "paused", false);
+		break;
+	case VM_EVENT_PMSUSPENDED:
+		give_back(vm, "suspended", false);
+		break;
+	case VM_EVENT_STOPPED:
+		give_back(vm, "stopped", true);
+		break;
+	default:
+		break;
+	}
+}
+
+/* virsh's arguments: [-c URI] then the verb's, in argv (room for 8). */
+static int
+watch_argv(char prog[PATH_MAX], char *argv[8], const char *const *args)
+{
+	int argc = 0;
+
+	if (virsh_path(prog, PATH_MAX) == -1)
+		return -1;
+	argv[argc++] = prog;
+	if (opt.connect != NULL) {
+		argv[argc++] = (char *)"-c";
+		argv[argc++] = (char *)opt.connect;
+	}
+	while (*args != NULL && argc < 7)
+		argv[argc++] = (char *)*args++;
+	argv[argc] = NULL;
+	return 0;
+}
+
+/*
+ * What libvirt says of each domain in the ledger, when we start and
+ * whenever its events come back: events missed meanwhile are made up
+ * for. A domain that crashed, paused or sleeps gets its devices back; one
+ * that stopped or is gone, its entries struck out.
+ */
+static void
+watch_reconcile(void)
+{
+	static char vms[LEDGER_MAX][MAX_VM_NAME + 1];
+	static const struct { const char *state, *cause; bool forget; } acts[] = {
+		{ "crashed", "crashed", false },
+		{ "paused", "paused", false },
+		{ "pmsuspended", "suspended", false },
+		{ "shut off", "stopped", true },
+	};
+	char prog[PATH_MAX], out[256], *argv[8];
+	size_t n = ledger_domains(vms, LEDGER_MAX);
+	const char *state;
+	struct run r;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *args[] = { "domstate", "--domain", vms[i], NULL };
+
+		if (watch_argv(prog, argv, args) == -1)
+			return;
+		memset(&r, 0, sizeof(r));
+		r.argv = argv;
+		r.envp = virsh_env;
+		r.timeout_s = opt.timeout;
+		r.out = out;
+		r.outsize = sizeof(out) - 1;
+		run_program(&r);
+		if (r.outcome == RUN_FAILED && (strstr(r.reason,
+		    "failed to get domain") != NULL || strstr(r.reason,
+		    "Domain not found") != NULL)) {
+			give_back(vms[i], "is gone", true);
+			continue;
+		}
+		if (r.outcome != RUN_OK)
+			continue;
+		out[r.outlen] = '\0';
+		(void)line_trim(out, strcspn(out, "\n"), &state);
+		for (size_t a = 0; a < sizeof(acts) / sizeof(acts[0]); a++)
+			if (strncmp(state, acts[a].state,
+			    strlen(acts[a].state)) == 0)
+				give_back(vms[i], acts[a].cause, acts[a].forget);
+	}
+}
+
+static struct {
+	pthread_t	thread;
+	bool		started;
+	int		stop[2];	/* written to stop the watcher */
+	pthread_mutex_t	lock;
+	pthread_cond_t	first;		/* its first virsh was started, or
+					 * failed to: our descriptors are
+					 * settled, and we may say we are ready */
+	bool		tried;
+} watch = { .stop = { -1, -1 }, .lock = PTHREAD_MUTEX_INITIALIZER,
+    .first = PTHREAD_COND_INITIALIZER };
+
+static void
+watch_tried(void)
+{
+	pthread_mutex_lock(&watch.lock);
+	watch.tried = true;
+	pthread_cond_signal(&watch.first);
+	pthread_mutex_unlock(&watch.lock);
+}
+
+/*
+ * Starts the watcher's virsh, its output into outfd: as run_spawn does,
+ * and so that it dies with its parent thread, the watcher (or with us,
+ * however we end), for it would otherwise wait for an event for ever.
+ * 0, or an errno value.
+ */
+static int
+watch_spawn(char *const argv[], int outfd, pid_t *pid)
+{
+	static const int dfl[] = { SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGUSR1,
+	    SIGUSR2, SIGALRM };
+	struct sigaction sa = { .sa_handler = SIG_DFL };
+	pid_t parent = getpid();
+	sigset_t none;
+	int null;
+
+	if ((null = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
+		return errno;
+	sigemptyset(&none);
+	if ((*pid = fork()) == -1) {
+		close(null);
+		return errno;
+	}
+	if (*pid == 0) {
+		/* Only async-signal-safe calls from here on. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
+		    getppid() != parent)
+			_exit(127);
+		for (size_t i = 0; i < sizeof(dfl) / sizeof(dfl[0]); i++)
+			(void)sigaction(dfl[i], &sa, NULL);
+		if (setpgid(0, 0) == -1 || dup2(null, STDIN_FILENO) == -1 ||
+		    dup2(outfd, STDOUT_FILENO) == -1 ||
+		    dup2(outfd, STDERR_FILENO) == -1 ||
+		    sigprocmask(SIG_SETMASK, &none, NULL) == -1)
+			_exit(127);
+		execve(argv[0], argv, virsh_env);
+		_exit(127);
+	}
+	close(null);
+	return 0;
+}
+
+/* Has pid ended within WATCH_SETTLE_MS (its output closed: it is about
+ * to)? Then it is reaped, and *status set. */
+static bool
+watch_ended(pid_t pid, int *status)
+{
+	int pidfd = pidfd_open(pid, 0);
+	pid_t got = 0;
+
+	if (pidfd != -1) {
+		struct pollfd p = { .fd = pidfd, .events = POLLIN };
+
+		while (poll(&p, 1, WATCH_SETTLE_MS) == -1 && errno == EINTR)
+			;
+		close(pidfd);
+		got = waitpid(pid, status, WNOHANG);
+	} else	/* before Linux 5.3, or under valgrind */
+		for (int i = 0; i < WATCH_SETTLE_MS / 10 && got == 0; i++) {
+			struct pollfd none = { .fd = -1 };
+
+			if ((got = waitpid(pid, status, WNOHANG)) == 0)
+				(void)poll(&none, 1, 10);
+		}
+	return got == pid;
+}
+
+/* Waits ms (-1: for ever) for fd, or for the watcher to be stopped:
+ * 1 when fd is readable, 0 at the end of the wait, -1 when stopped. */
+static int
+watch_wait(int fd, int ms)
+{
+	struct pollfd p[2] = {
+		{ .fd = watch.stop[0], .events = POLLIN },
+		{ .fd = fd, .events = POLLIN },
+	};
+	int n;
+
+	while ((n = poll(p, fd == -1 ? 1 : 2, ms)) == -1 && errno == EINTR)
+		;
+	if (n == -1 || p[0].revents != 0)
+		return -1;
+	return n > 0 && p[1].revents != 0 ? 1 : 0;
+}
+
+/*
+ * One run of "virsh event --all --loop": its lines until it ends, or we
+ * stop (-1). It says nothing until an event comes, so once it has lived
+ * WATCH_SETTLE_MS it is taken as connected (back, if it was lost): *up
+ * is set, and the ledger reconciled. why gets its last "error:" line or
+ * how it ended.
+ */
+static int
+watch_stream(bool *up, bool lost, char *why, size_t whysz)
+{
+	static const char *const args[] = { "event", "--all", "--loop", NULL };
+	char prog[PATH_MAX], buf[4096], *argv[8];
+	int pipefd[2], status = 0, e, rc = 0, ready;
+	int64_t settle = now_ms() + WATCH_SETTLE_MS;
+	struct run r;
+	pid_t pid;
+
+	memset(&r, 0, sizeof(r));
+	*up = false;
+	if (watch_argv(prog, argv, args) == -1) {
+		reasonf(why, whysz, "cannot run %s: not found in %s", prog,
+		    SAFE_PATH);
+		return 0;
+	}
+	if (pipe2(pipefd, O_CLOEXEC) == -1) {
+		reasonf(why, whysz, "pipe: %s", strerror(errno));
+		return 0;
+	}
+	e = watch_spawn(argv, pipefd[1], &pid);
+	close(pipefd[1]);
+	watch_tried();
+	if (e != 0) {
+		reasonf(why, whysz, "cannot run %s: %s", prog, strerror(e));
+		close(pipefd[0]);
+		return 0;
+	}
+	line_clear(&r.line);
+	for (;;) {
+		int64_t left = settle - now_ms();
+		ssize_t n;
+
+		ready = watch_wait(pipefd[0], *up ? -1 : left > 0 ? (int)left :
+		    0);
+		if (ready == -1) {
+			rc = -1;
+			break;
+		}
+		if (ready == 0 && !*up) {
+			*up = true;
+			log_info("[VMusb] %s libvirt's events", lost ?
+			    "back to watching" : "watching");
+			watch_reconcile();
+			continue;
+		}
+		if ((n = read(pipefd[0], buf, sizeof(buf))) <= 0) {
+			if (n == -1 && errno == EINTR)
+				continue;
+			break;
+		}
+		for (const char *p = buf; n > 0; ) {
+			size_t left_n = (size_t)n;
+
+			if (line_feed(&r.line, &p, &left_n) == LINE_READY) {
+				if (strncmp(r.line.buf, "error: ", 7) == 0)
+					run_line(&r);
+				else
+					watch_event(r.line.buf, r.line.len);
+			}
+			n = (ssize_t)left_n;
+		}
+	}
+	close(pipefd[0]);
+	/* Its status, if it ended by itself; else its group (virsh, and
+	 * whatever it started) is killed. */
+	if (rc == -1 || !watch_ended(pid, &status)) {
+		if (kill(-pid, SIGKILL) == -1)
+			kill(pid, SIGKILL);
+		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+			;
+	}
+	if (r.error[0] != '\0')
+		reasonf(why, whysz, "%s", r.error);
+	else if (WIFEXITED(status))
+		reasonf(why, whysz, "virsh event exited with status %d",
+		    WEXITSTATUS(status));
+	else
+		reasonf(why, whysz, "virsh event killed by signal %d",
+		    WTERMSIG(status));
+	return rc;
+}
+
+/*
+ * The watcher: runs virsh event for as long as we serve, again after a
+ * wait when it ends (WATCH_BACKOFF_MS, doubled up to
+ * WATCH_BACKOFF_MAX_MS while it keeps failing). That it is lost and back
+ * is logged once each time.
+ */
+static void *
+watch_main(void *arg)
+{
+	char why[MAX_REASON + 1];
+	int backoff = WATCH_BACKOFF_MS;
+	bool up, lost = false;
+
+	(void)arg;
+	for (;;) {
+		int rc = watch_stream(&up, lost, why, sizeof(why));
+
+		watch_tried();	/* also when it could not even start one */
+		if (rc == -1)
+			break;
+		if (up)
+			backoff = WATCH_BACKOFF_MS;
+		if (up || !lost)
+			log_warn("[VMusb] %s libvirt's events: %s; trying again, "
+			    "every %d s at most", up ? "lost" : "cannot watch",
+			    why, WATCH_BACKOFF_MAX_MS / 1000);
+		lost = true;
+		if (watch_wait(-1, backoff) == -1)
+			break;
+		backoff = backoff * 2 > WATCH_BACKOFF_MAX_MS ?
+		    WATCH_BACKOFF_MAX_MS : backoff * 2;
+	}
+	return NULL;
+}
+
+/* Starts the watcher; without it, the daemon serves all the same. */
+static void
+watch_start(void)
+{
+	pthread_attr_t attr;
+	char eb[128];
+	int e = EAGAIN;
+
+	if (pipe2(watch.stop, O_CLOEXEC) == -1) {
+		log_warn("[VMusb] cannot watch libvirt's events: pipe: %s",
+		    errstr(errno, eb, sizeof(eb)));
+		return;
+	}
+	if (pthread_attr_init(&attr) == 0) {
+		if ((e = pthread_attr_setstacksize(&attr, THREAD_STACK)) == 0)
+			e = pthread_create(&watch.thread, &attr, watch_main,
+			    NULL);
+		pthread_attr_destroy(&attr);
+	}
+	if (!(watch.started = e == 0)) {
+		log_warn("[VMusb] cannot watch libvirt's events: %s",
+		    errstr(e, eb, sizeof(eb)));
+		return;
+	}
+	pthread_mutex_lock(&watch.lock);
+	while (!watch.tried)
+		pthread_cond_wait(&watch.first, &watch.lock);
+	pthread_mutex_unlock(&watch.lock);
+}
+
+/* Stops the watcher and its virsh, and waits for them. */
+static void
+watch_stop(void)
+{
+	if (watch.started) {
+		(void)!write(watch.stop[1], "", 1);
+		pthread_join(watch.thread, NULL);
+		watch.started = false;
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -2406,6 +3221,27 @@ answer_invalid(const struct command *cmd)
 	    cmd->why));
 }
 
+/* A give-back's log line; it has no source to reply to. */
+static void
+answer_give_back(struct command *cmd)
+{
+	char esc[MAX_REASON * 4 + 1], dev[DEVICE_TEXT];
+	const char *vm = cmd->req.vm;
+
+	device_text(&cmd->req.device, dev);
+	if (cmd->outcome == OUT_OK && cmd->forget)
+		log_info("[VMusb] %s %s: device %s is the host's again", vm,
+		    cmd->cause, dev);
+	else if (cmd->outcome == OUT_OK)
+		log_info("[VMusb] %s %s: gave back device %s", vm, cmd->cause,
+		    dev);
+	else {
+		escape_text(esc, sizeof(esc), cmd->why, strlen(cmd->why));
+		log_warn("[VMusb] %s %s: giving back device %s failed: %s", vm,
+		    cmd->cause, dev, esc);
+	}
+}
+
 /*
  * The one place that says what came of a command: the log line (its
  * format, escaping, and the budget of lines a peer can provoke) and the
@@ -2418,6 +3254,10 @@ answer(struct command *cmd)
 	const struct request *req = &cmd->req;
 	const char *act = action_name(req->action), *tag = cmd->who->tag;
 
+	if (cmd->cause != NULL) {
+		answer_give_back(cmd);
+		return;
+	}
 	device_text(&req->device, dev);
 	switch (cmd->outcome) {
 	case OUT_OK:
@@ -2580,11 +3420,14 @@ usage(int status)
 	    "  -t, --timeout SECONDS      deadline for one virsh run (default %d)\n"
 	    "      --line-timeout SECONDS a client that is not a guest may leave a\n"
 	    "                             line unfinished this long (default %d)\n"
+	    "      --ledger FILE          what is attached, kept across restarts\n"
+	    "                             (default %s; \"\": not kept)\n"
 	    "  -d, --debug                log to standard error instead of syslog\n"
 	    "  -h, --help                 show this help\n"
 	    "  -v, --version              show the version\n",
 	    DEFAULT_SOCKET, DEFAULT_CONFIG, DEFAULT_QEMU_RUN_DIR, SYSFS_USB,
-	    DEFAULT_XML_DIR, SAFE_PATH, VIRSH_TIMEOUT, LINE_TIMEOUT);
+	    DEFAULT_XML_DIR, SAFE_PATH, VIRSH_TIMEOUT, LINE_TIMEOUT,
+	    DEFAULT_LEDGER);
 	exit(status);
 }
 
@@ -2643,6 +3486,7 @@ static const struct option longopts[] = {
 	{ "connect",	required_argument,	NULL, 'c' },
 	{ "timeout",	required_argument,	NULL, 't' },
 	{ "line-timeout", required_argument,	NULL, 'L' },
+	{ "ledger",	required_argument,	NULL, 'l' },
 	{ "debug",	no_argument,		NULL, 'd' },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "version",	no_argument,		NULL, 'v' },
@@ -2656,6 +3500,7 @@ parse_options(int argc, char *argv[])
 		{ 's', &opt.socket }, { 'Q', &opt.qemu_run_dir },
 		{ 'S', &opt.sysfs }, { 'x', &opt.xml_dir },
 		{ 'V', &opt.virsh }, { 'c', &opt.connect },
+		{ 'l', &opt.ledger },
 	};
 	int ch;
 
@@ -2913,6 +3758,8 @@ main(int argc, char *argv[])
 	if (atexit(listen_cleanup) != 0)
 		errx(1, "atexit");
 	admission_init();
+	ledger_load();
+	watch_start();
 	listen_announce(inherited);
 	admission_say();
 	if (allow.count == 0)
@@ -2928,6 +3775,7 @@ main(int argc, char *argv[])
 	notify("STOPPING=1");
 	close(lfd);
 	listen_cleanup();
+	watch_stop();
 	path_drain();
 	log_info("[VMusb] stopped");
 	return 0;

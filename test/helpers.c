@@ -83,12 +83,32 @@ scratch_dir(void)
  *   other   "Device attached successfully", exit 0
  * and "list" prints the file "domains" in its directory, if there is one.
  * A domain's attached devices are kept in "state.VM" ("VVVV PPPP BUS DEV"
- * lines); "dumpxml" prints them as libvirt does.
+ * lines); "dumpxml" prints them as libvirt does. "domstate" prints the
+ * file "domstate.VM" ("running" without one; a file "gone.VM" makes it
+ * fail as for a domain that does not exist). "event" records its
+ * arguments in "event.args" and prints what the test writes to the FIFO
+ * "libvirt-events" (w.libvirt) until the test closes it; with a file
+ * "libvirtd-down" it fails at once, as virsh does without libvirtd.
  */
 static const char fake_virsh[] =
     "#!/bin/sh\n"
     "dir='%s'\n"
     "id=$$\n"
+    "case \" $* \" in\n"
+    "*' event '*)\n"
+    "	for a in \"$@\"; do printf '%%s\\n' \"$a\"; done > \"$dir/event.args\"\n"
+    "	if [ -e \"$dir/libvirtd-down\" ]; then\n"
+    "		echo 'error: failed to connect to the hypervisor' >&2; exit 1\n"
+    "	fi\n"
+    "	exec cat \"$dir/libvirt-events\" ;;\n"
+    "*' domstate '*)\n"
+    "	for a in \"$@\"; do dom=$a; done\n"
+    "	if [ -e \"$dir/gone.$dom\" ]; then\n"
+    "		echo \"error: failed to get domain '$dom'\" >&2; exit 1\n"
+    "	fi\n"
+    "	cat \"$dir/domstate.$dom\" 2>/dev/null || echo running\n"
+    "	exit 0 ;;\n"
+    "esac\n"
     "for a in \"$@\"; do printf '%%s\\n' \"$a\"; done > \"$dir/call.$id.args\"\n"
     "env > \"$dir/call.$id.env\"\n"
     "ls -l /proc/$$/fd > \"$dir/call.$id.fds\"\n"
@@ -184,7 +204,7 @@ world_setup(void)
 	memset(&w, 0, sizeof(w));
 	w.daemon = -1;
 	w.listen_fd = -1;
-	w.gate = w.events.fd = w.log.fd = -1;
+	w.gate = w.events.fd = w.log.fd = w.libvirt = -1;
 	snprintf(w.dir, sizeof(w.dir), "%s/t.XXXXXX", scratch_dir());
 	ck_assert_msg(mkdtemp(w.dir) != NULL, "mkdtemp: %s", strerror(errno));
 	snprintf(w.sock, sizeof(w.sock), "%s/sock", w.dir);
@@ -210,6 +230,11 @@ world_setup(void)
 	ck_assert_int_eq(mkfifo(path, 0600), 0);
 	w.gate = open(path, O_RDWR | O_CLOEXEC);
 	ck_assert_int_ne(w.gate, -1);
+	snprintf(path, sizeof(path), "%s/libvirt-events", w.dir);
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	w.libvirt = open(path, O_RDWR | O_CLOEXEC);
+	ck_assert_int_ne(w.libvirt, -1);
+	snprintf(w.ledger, sizeof(w.ledger), "%s/run/ledger", w.dir);
 }
 
 static int
@@ -245,6 +270,8 @@ world_teardown(void)
 		close(w.events.fd);
 	if (w.gate != -1)
 		close(w.gate);
+	if (w.libvirt != -1)
+		close(w.libvirt);
 	if (w.log.fd != -1)
 		close(w.log.fd);
 	if (w.dir[0] != '\0')
@@ -370,6 +397,8 @@ daemon_start(const char *first, ...)
 		argv[argc++] = (char *)"--qemu-run-dir";
 		argv[argc++] = w.qemu_run;
 	}
+	argv[argc++] = (char *)"--ledger";
+	argv[argc++] = w.ledger;
 	va_start(ap, first);
 	for (a = first; a != NULL && argc < 47; a = va_arg(ap, const char *))
 		argv[argc++] = (char *)a;

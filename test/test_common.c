@@ -1521,6 +1521,180 @@ START_TEST(test_config_nul_byte_is_malformed)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* libvirt's event lines and the ledger's lines                        */
+
+static bool
+event_of(const char *line, char vm[MAX_VM_NAME + 1], enum vm_event *ev)
+{
+	return event_parse(line, strlen(line), vm, ev);
+}
+
+START_TEST(test_event_lifecycle_lines_give_domain_and_event)
+{
+	static const struct { const char *line, *vm; enum vm_event ev; } ok[] = {
+		{ "event 'lifecycle' for domain 'win10': Crashed Panicked",
+		  "win10", VM_EVENT_CRASHED },
+		{ "event 'lifecycle' for domain 'win10': Suspended Paused",
+		  "win10", VM_EVENT_SUSPENDED },
+		{ "event 'lifecycle' for domain 'a.b_c+d-e': PMSuspended Memory",
+		  "a.b_c+d-e", VM_EVENT_PMSUSPENDED },
+		{ "event 'lifecycle' for domain 'w': Stopped Shutdown", "w",
+		  VM_EVENT_STOPPED },
+		{ "event 'lifecycle' for domain 'w': Stopped Destroyed", "w",
+		  VM_EVENT_STOPPED },
+		{ "event 'lifecycle' for domain 'w': Started Booted", "w",
+		  VM_EVENT_STARTED },
+		{ "event 'lifecycle' for domain 'w': Resumed Unpaused", "w",
+		  VM_EVENT_RESUMED },
+		{ "event 'lifecycle' for domain 'w': Shutdown Finished after "
+		  "guest request", "w", VM_EVENT_OTHER },
+		{ "event 'lifecycle' for domain 'w': Defined Added", "w",
+		  VM_EVENT_OTHER },
+		{ "event 'lifecycle' for domain 'w': Crashed", "w",
+		  VM_EVENT_CRASHED },
+		/* A word that only starts like one is another. */
+		{ "event 'lifecycle' for domain 'w': CrashedX Panicked", "w",
+		  VM_EVENT_OTHER },
+	};
+	char vm[MAX_VM_NAME + 1];
+	enum vm_event ev;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		ck_assert_msg(event_of(ok[i].line, vm, &ev), "%s", ok[i].line);
+		ck_assert_str_eq(vm, ok[i].vm);
+		ck_assert_int_eq(ev, ok[i].ev);
+	}
+}
+END_TEST
+
+/* Other events, names we never act on, and any line not quite libvirt's
+ * are no event at all. */
+START_TEST(test_event_other_lines_are_none)
+{
+	static const char *const bad[] = {
+		"",
+		"event 'reboot' for domain 'win10'",
+		"event 'device-removed' for domain 'win10': hostdev0",
+		"event 'lifecycle' for domain 'win10'",
+		"event 'lifecycle' for domain 'win10':",
+		"event 'lifecycle' for domain 'win10': ",
+		"event 'lifecycle' for domain 'win10' Crashed Panicked",
+		"event 'lifecycle' for domain win10: Crashed Panicked",
+		"event 'lifecycle' for domain '': Crashed Panicked",
+		"event 'lifecycle' for domain 'win 10': Crashed Panicked",
+		"event 'lifecycle' for domain '1': Crashed Panicked",
+		"event 'lifecycle' for domain '-x': Crashed Panicked",
+		"event 'lifecycle' for domain '../x': Crashed Panicked",
+		"event 'lifecycle' for domain 'win10",
+		" event 'lifecycle' for domain 'win10': Crashed Panicked",
+		("2026-12-04 10:00:00.000+0000: event 'lifecycle' for domain "
+		"'w': Crashed Panicked"),
+		"event 'lifecycle' for domain 'w': Crashed Panicked\r",
+		"event 'lifecycle' for domain 'w\x01': Crashed Panicked",
+		"event 'lifecycle' for domain 'w': Crashed\xff",
+		"error: Disconnected from qemu:///system due to end of file",
+	};
+	char vm[MAX_VM_NAME + 1], name[MAX_VM_NAME + 2], line[300];
+	enum vm_event ev;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(!event_of(bad[i], vm, &ev), "'%s' taken",
+		    bad[i]);
+	/* A NUL inside, and a name one byte too long. */
+	ck_assert(!event_parse("event 'lifecycle' for domain 'w\0': Crashed "
+	    "Panicked", 52, vm, &ev));
+	memset(name, 'a', MAX_VM_NAME + 1);
+	name[MAX_VM_NAME + 1] = '\0';
+	snprintf(line, sizeof(line), EVENT_PREFIX "%s': Crashed P", name);
+	ck_assert(!event_of(line, vm, &ev));
+	name[MAX_VM_NAME] = '\0';
+	snprintf(line, sizeof(line), EVENT_PREFIX "%s': Crashed P", name);
+	ck_assert(event_of(line, vm, &ev));
+	ck_assert_str_eq(vm, name);
+}
+END_TEST
+
+START_TEST(test_ledger_line_round_trips)
+{
+	struct ledger_entry e = { .vm = "win10", .at = "3-1.4.2",
+	    .addr = { 3, 127 }, .since = LEDGER_SINCE_MAX }, back;
+	char buf[LEDGER_LINE];
+	int n;
+
+	ck_assert(device_parse("046d:c52b@3-1.4.2", 17, &e.device));
+	n = ledger_format(buf, sizeof(buf), &e);
+	ck_assert_str_eq(buf, "win10 046d:c52b@3-1.4.2 3-1.4.2 3 127 "
+	    "253402300799\n");
+	ck_assert_int_eq(n, (int)strlen(buf));
+	ck_assert(ledger_parse(buf, (size_t)n - 1, &back));
+	ck_assert_str_eq(back.vm, "win10");
+	ck_assert(device_equal(&back.device, &e.device));
+	ck_assert_str_eq(back.at, "3-1.4.2");
+	ck_assert_uint_eq(back.addr.bus, 3);
+	ck_assert_uint_eq(back.addr.dev, 127);
+	ck_assert_int_eq(back.since, LEDGER_SINCE_MAX);
+	/* Where it sat not known. */
+	memset(&e, 0, sizeof(e));
+	strcpy(e.vm, "w");
+	ck_assert(device_parse("1050:0407", 9, &e.device));
+	ledger_format(buf, sizeof(buf), &e);
+	ck_assert_str_eq(buf, "w 1050:0407 - 0 0 0\n");
+	ck_assert(ledger_parse(buf, strlen(buf) - 1, &back));
+	ck_assert_str_eq(back.at, "");
+	/* The longest entry fits a LEDGER_LINE. */
+	memset(e.vm, 'v', MAX_VM_NAME);
+	e.vm[MAX_VM_NAME] = '\0';
+	ck_assert(device_parse("046d:c52b@255-255.255.255.255.255.255.255",
+	    41, &e.device));
+	strcpy(e.at, e.device.port);
+	e.addr = (struct usb_addr){ 255, 255 };
+	e.since = LEDGER_SINCE_MAX;
+	ck_assert_int_gt(ledger_format(buf, sizeof(buf), &e), 0);
+	ck_assert_int_eq(ledger_format(buf, 20, &e), -1);
+}
+END_TEST
+
+START_TEST(test_ledger_lines_not_ours_are_refused)
+{
+	static const char *const bad[] = {
+		"",
+		"# usbserver ledger 1",
+		"win10 046d:c52b - 0 0",
+		"win10 046d:c52b - 0 0 1 extra",
+		"../etc 046d:c52b - 0 0 1",
+		"1 046d:c52b - 0 0 1",
+		"win10 046d:c52 - 0 0 1",
+		"win10 046d:c52b;x - 0 0 1",
+		"win10 046d:c52b 0-1 1 2 1",
+		"win10 046d:c52b 1-2/.. 1 2 1",
+		"win10 046d:c52b - 1 0 1",
+		"win10 046d:c52b - 0 1 1",
+		"win10 046d:c52b - 256 1 1",
+		"win10 046d:c52b - 1 256 1",
+		"win10 046d:c52b - 01 1 1",
+		"win10 046d:c52b - +1 1 1",
+		"win10 046d:c52b - -1 1 1",
+		"win10 046d:c52b - 1 1 01",
+		"win10 046d:c52b - 1 1 253402300800",
+		"win10 046d:c52b - 1 1 99999999999999999999",
+		"win10 046d:c52b - 1 1 1x",
+		"win10 046d:c52b - 1 1 1\x1b",
+		"win10 046d:c52b\x7f - 1 1 1",
+		"win10 046d:c52b - 1 1 1\xc3\xa9",
+	};
+	struct ledger_entry e;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(!ledger_parse(bad[i], strlen(bad[i]), &e),
+		    "'%s' taken", bad[i]);
+	ck_assert(!ledger_parse("w 046d:c52b - 0 0\0 1", 20, &e));
+	ck_assert(!ledger_parse("w\t046d:c52b - 0 0 1", 19, &e));
+	/* Runs of spaces between fields, as the line grammar takes them. */
+	ck_assert(ledger_parse("w 046d:c52b  -  0 0 1", 21, &e));
+}
+END_TEST
+
 Suite *
 parse_suite(void)
 {
@@ -1613,6 +1787,13 @@ parse_suite(void)
 	tcase_add_test(tc, test_parse_high_byte_in_each_field_is_error);
 	tcase_add_test(tc, test_parse_vm_name_over_max_length_is_error);
 	tcase_add_test(tc, test_parse_very_long_line_is_error);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("event and ledger lines");
+	tcase_add_test(tc, test_event_lifecycle_lines_give_domain_and_event);
+	tcase_add_test(tc, test_event_other_lines_are_none);
+	tcase_add_test(tc, test_ledger_line_round_trips);
+	tcase_add_test(tc, test_ledger_lines_not_ours_are_refused);
 	suite_add_tcase(s, tc);
 
 	return s;

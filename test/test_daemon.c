@@ -1313,7 +1313,7 @@ START_TEST(test_live_server_is_not_stolen)
 {
 	char out[LINE], want[LINE];
 	char *argv[] = { (char *)USBSERVER_BIN, (char *)"--debug",
-	    (char *)"--socket", w.sock, NULL };
+	    (char *)"--socket", w.sock, (char *)"--ledger", w.ledger, NULL };
 	struct client c;
 
 	start_with_replies(&c);
@@ -1331,7 +1331,7 @@ START_TEST(test_non_socket_at_the_path_is_left_alone)
 {
 	char out[LINE], want[LINE], buf[64];
 	char *argv[] = { (char *)USBSERVER_BIN, (char *)"--debug",
-	    (char *)"--socket", w.sock, NULL };
+	    (char *)"--socket", w.sock, (char *)"--ledger", w.ledger, NULL };
 	FILE *f = fopen(w.sock, "we");
 
 	ck_assert_ptr_nonnull(f);
@@ -2259,7 +2259,8 @@ START_TEST(test_syslog_messages_have_the_guides_format)
 	if ((pid = fork()) == 0) {
 		char *argv[] = { (char *)USBSERVER_BIN, (char *)"--socket",
 		    w.sock, (char *)"--xml-dir", w.xmldir, (char *)"--virsh",
-		    w.virsh, (char *)"--config", w.config, NULL };
+		    w.virsh, (char *)"--config", w.config, (char *)"--ledger",
+		    w.ledger, NULL };
 		if (unshare(CLONE_NEWNS) == -1 ||
 		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == -1 ||
 		    mount("/dev/null", path, NULL, MS_BIND, NULL) == -1 ||
@@ -2307,6 +2308,296 @@ START_TEST(test_syslog_messages_have_the_guides_format)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Giving back: the ledger and libvirt's events                        */
+
+/* Writes line (with its '\n') to the fake virsh's event stream. */
+static void
+libvirt_says(const char *line)
+{
+	ck_assert_int_eq(write(w.libvirt, line, strlen(line)),
+	    (ssize_t)strlen(line));
+}
+
+/* The ledger's file, less its header and the times: "VM DEVICE AT BUS
+ * DEV;" for each entry, in the file's order. */
+static void
+ledger_text(char *out, size_t size)
+{
+	char buf[8192], *line, *save = NULL;
+	size_t len = 0;
+
+	out[0] = '\0';
+	if (slurp(w.ledger, buf, sizeof(buf)) < 0)
+		return;
+	for (line = strtok_r(buf, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		char *last = strrchr(line, ' ');
+
+		if (line[0] == '#' || last == NULL)
+			continue;
+		*last = '\0';
+		len += (size_t)snprintf(out + len, size - len, "%s;", line);
+		ck_assert_uint_lt(len, size);
+	}
+}
+
+/* Attaches each of the devices to vm, as a host client. */
+static void
+attach_all(const char *vm, const char *const *devices)
+{
+	char line[LINE], want[LINE];
+	struct client c;
+
+	client_open(&c);
+	client_send(&c, "reply on\n");
+	for (; *devices != NULL; devices++) {
+		snprintf(line, sizeof(line), "%s attach %s\n", vm, *devices);
+		client_send(&c, line);
+		snprintf(want, sizeof(want), "ok %s attach %s", vm, *devices);
+		expect_reply(&c, want);
+	}
+	client_close(&c);
+}
+
+/*
+ * A domain that crashes gets back from us every device we attached to
+ * it, each detached at the address where it sat, and logged; another
+ * domain's stay. The ledger, on disk, says what is left.
+ */
+START_TEST(test_a_crash_gives_back_every_device_of_that_domain)
+{
+	static const char *const two[] = { "046d:c52b", "1050:0407@1-3", NULL };
+	static const char *const one[] = { "046d:c52b", NULL };
+	char sys[300], text[LINE], xml[LINE], id[32];
+
+	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
+	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
+	sysfs_device(sys, "1-3", "1050", "0407", 1, 7);
+	daemon_start("--sysfs", sys, NULL);
+	attach_all("vmA", two);
+	attach_all("vmB", one);
+	expect_calls("vmA attach-device;vmA attach-device;vmB attach-device;");
+	ledger_text(text, sizeof(text));
+	ck_assert_str_eq(text, "vmA 046d:c52b 1-2 1 5;vmA 1050:0407@1-3 1-3 1 "
+	    "7;vmB 046d:c52b 1-2 1 5;");
+
+	libvirt_says("event 'lifecycle' for domain 'vmA': Suspended Paused\n"
+	    "event 'lifecycle' for domain 'vmA': Crashed Panicked\n");
+	expect_log("[VMusb] vmA paused: gave back device 046d:c52b");
+	expect_log("[VMusb] vmA paused: gave back device 1050:0407@1-3");
+	/* Named by its ids, it goes back at the address the ledger saw. */
+	event_wait("end", "vmA", id, sizeof(id));
+	ck_assert_int_gt(call_file(id, "xml", xml, sizeof(xml)), 0);
+	ck_assert_ptr_nonnull(strstr(xml, "<address bus='1' device='5'/>"));
+	ledger_text(text, sizeof(text));
+	ck_assert_str_eq(text, "vmB 046d:c52b 1-2 1 5;");
+	/* The crash right after the pause finds nothing more to give. */
+	ck_assert_int_eq(daemon_stop(), 0);
+	expect_calls("vmA detach-device;");
+	ck_assert(!log_wait("crashed: gave back", NULL, 0));
+}
+END_TEST
+
+/* Suspended to memory: given back. Stopped: QEMU let the devices go, so
+ * they are struck out with no virsh run. Lines that are no lifecycle
+ * event of a domain we know, or no text at all, change nothing. */
+START_TEST(test_sleep_gives_back_and_a_stop_forgets)
+{
+	static const char *const one[] = { "046d:c52b", NULL };
+	char text[LINE];
+
+	daemon_start(NULL);
+	attach_all("vmA", one);
+	attach_all("vmB", one);
+	libvirt_says("event 'reboot' for domain 'vmA'\n"
+	    "event 'lifecycle' for domain 'vmA': Resumed Unpaused\n"
+	    "event 'lifecycle' for domain 'vmA': Started Booted\n"
+	    "event 'lifecycle' for domain 'vm A': Crashed Panicked\n"
+	    "event 'lifecycle' for domain '1': Crashed Panicked\n"
+	    "event 'lifecycle' for domain 'vmA\x01': Crashed Panicked\n"
+	    "event 'lifecycle' for domain 'vmA' Crashed Panicked\n"
+	    "event 'lifecycle' for domain 'vmA': Crashed\x7f Panicked\n"
+	    "\n\n\x80\xff garbage\n"
+	    "event 'lifecycle' for domain 'vmA': PMSuspended Memory\n");
+	expect_log("[VMusb] vmA suspended: gave back device 046d:c52b");
+	libvirt_says("event 'lifecycle' for domain 'vmB': Stopped Destroyed\n");
+	expect_log("[VMusb] vmB stopped: device 046d:c52b is the host's again");
+	ledger_text(text, sizeof(text));
+	ck_assert_str_eq(text, "");
+	ck_assert_int_eq(daemon_stop(), 0);
+	expect_calls("vmA attach-device;vmB attach-device;vmA detach-device;");
+}
+END_TEST
+
+/* A detach, by the client or the guest, strikes the entry out whatever
+ * the form it names the device by; a failed attach writes nothing. */
+START_TEST(test_the_ledger_follows_attach_and_detach)
+{
+	static const char *const three[] = { "046d:c52b", "1050:0407@1-3",
+	    "0781:5581", NULL };
+	char sys[300], text[LINE];
+	struct client c;
+
+	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
+	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
+	sysfs_device(sys, "1-3", "1050", "0407", 1, 7);
+	daemon_start("--sysfs", sys, NULL);
+	attach_all("vmA", three);
+	ledger_text(text, sizeof(text));
+	/* 0781:5581 is at no port of ours: where it sat is not known. */
+	ck_assert_str_eq(text, "vmA 046d:c52b 1-2 1 5;vmA 1050:0407@1-3 1-3 1 "
+	    "7;vmA 0781:5581 - 0 0;");
+	client_open(&c);
+	client_send(&c, "reply on\nvmA detach 046d:c52b@1-2\n"
+	    "failvm attach 046d:c52b\nvmA detach 1050:0407\n");
+	expect_reply(&c, "ok vmA detach 046d:c52b@1-2");
+	expect_reply(&c, "error failvm attach 046d:c52b: Requested operation is "
+	    "not valid: fake refusal");
+	expect_reply(&c, "ok vmA detach 1050:0407");
+	client_close(&c);
+	ledger_text(text, sizeof(text));
+	ck_assert_str_eq(text, "vmA 0781:5581 - 0 0;");
+}
+END_TEST
+
+/* A restart forgets nothing: the ledger is read back, and a crash then
+ * gives back what the daemon before attached. */
+START_TEST(test_the_ledger_outlives_a_restart)
+{
+	static const char *const one[] = { "046d:c52b", NULL };
+	struct stat st;
+
+	daemon_start(NULL);
+	attach_all("vmA", one);
+	ck_assert_int_eq(daemon_stop(), 0);
+	ck_assert_int_eq(stat(w.ledger, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	ck_assert_uint_eq(st.st_uid, geteuid());
+	w.ready = "1 device attached before we started";
+	daemon_start(NULL);
+	libvirt_says("event 'lifecycle' for domain 'vmA': Crashed Panicked\n");
+	expect_log("[VMusb] vmA crashed: gave back device 046d:c52b");
+	ck_assert_int_eq(daemon_stop(), 0);
+	expect_calls("vmA attach-device;vmA detach-device;");
+}
+END_TEST
+
+/*
+ * The ledger decides what we detach: lines that are not entries (a file
+ * cut short, hostile text) are skipped and counted, and a file others
+ * may write is not read at all.
+ */
+START_TEST(test_a_torn_or_hostile_ledger_is_not_believed)
+{
+	char dir[200], line[LINE];
+
+	snprintf(dir, sizeof(dir), "%s/run", w.dir);
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	write_file(w.ledger, "# usbserver ledger 1\n"
+	    "vmA 046d:c52b 1-2 1 5 1700000000\n"
+	    "vmA 046d:c52b 1-2 1 5\n"
+	    "../x 046d:c52b - 0 0 1\n"
+	    "vmB 046d:c52b - 1 0 1\n"
+	    "vmB 046d:c52b 1-2 1 5 01\n"
+	    "vmB 046d:c52b 1-2 1 256 1\n"
+	    "vmB 046d:c52b;rm - 0 0 1\n"
+	    "vmB\t046d:c52b - 0 0 1\x1b\n"
+	    "vmC 1050:0407 - 0 0 1700000000", 0600);
+	snprintf(line, sizeof(line), "[VMusb] ledger %s: 8 lines skipped, the "
+	    "first line 3: not an entry, or too many", w.ledger);
+	w.ready = line;
+	daemon_start(NULL);
+	expect_log_part("1 device attached before we started");
+	libvirt_says("event 'lifecycle' for domain 'vmB': Crashed Panicked\n"
+	    "event 'lifecycle' for domain 'vmC': Crashed Panicked\n"
+	    "event 'lifecycle' for domain 'vmA': Crashed Panicked\n");
+	expect_log("[VMusb] vmA crashed: gave back device 046d:c52b");
+	ck_assert_int_eq(daemon_stop(), 0);
+	expect_calls("vmA detach-device;");
+
+	ck_assert_int_eq(chmod(w.ledger, 0620), 0);
+	w.ready = "is not ours alone: ignored";
+	daemon_start(NULL);
+	ck_assert_int_eq(daemon_stop(), 0);
+}
+END_TEST
+
+/*
+ * What was missed is made up for: at start, each domain in the ledger
+ * is asked for its state; one paused gets its devices back, one gone or
+ * shut off has them struck out.
+ */
+START_TEST(test_at_start_the_ledger_is_checked_against_libvirt)
+{
+	char dir[200], path[300], text[LINE];
+
+	snprintf(dir, sizeof(dir), "%s/run", w.dir);
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	write_file(w.ledger, "# usbserver ledger 1\n"
+	    "vmA 046d:c52b 1-2 1 5 1700000000\n"
+	    "vmGone 046d:c52b - 0 0 1700000000\n"
+	    "vmOff 1050:0407 - 0 0 1700000000\n"
+	    "vmRun 0781:5581 - 0 0 1700000000\n", 0600);
+	snprintf(path, sizeof(path), "%s/domstate.vmA", w.dir);
+	write_file(path, "paused\n\n", 0600);
+	snprintf(path, sizeof(path), "%s/domstate.vmOff", w.dir);
+	write_file(path, "shut off\n", 0600);
+	snprintf(path, sizeof(path), "%s/gone.vmGone", w.dir);
+	write_file(path, "", 0600);
+	daemon_start(NULL);
+	expect_log("[VMusb] watching libvirt's events");
+	ck_assert(log_wait("[VMusb] vmGone is gone: device 046d:c52b is the "
+	    "host's again", NULL, 0));
+	ck_assert(log_wait("[VMusb] vmOff stopped: device 1050:0407 is the "
+	    "host's again", NULL, 0));
+	ck_assert_int_eq(daemon_stop(), 0);
+	ledger_text(text, sizeof(text));
+	ck_assert_str_eq(text, "vmRun 0781:5581 - 0 0;");
+	expect_calls("vmA detach-device;");
+}
+END_TEST
+
+/*
+ * The event stream ends (libvirtd stopped): that is logged, virsh event
+ * is started again with a backoff while it fails at once, and when it is
+ * back, what happened meanwhile is made up for: a domain that crashed
+ * while we could not hear it gets its devices back.
+ */
+START_TEST(test_events_lost_and_back_are_made_up_for)
+{
+	static const char *const one[] = { "046d:c52b", NULL };
+	char down[300], path[300], args[LINE];
+
+	snprintf(down, sizeof(down), "%s/libvirtd-down", w.dir);
+	daemon_start("--connect", "test:///x", NULL);
+	expect_log("[VMusb] watching libvirt's events");
+	snprintf(path, sizeof(path), "%s/event.args", w.dir);
+	ck_assert_int_gt(slurp(path, args, sizeof(args)), 0);
+	ck_assert_str_eq(args, "-c\ntest:///x\nevent\n--all\n--loop\n");
+	attach_all("vmA", one);
+
+	write_file(down, "", 0600);
+	ck_assert_int_eq(close(w.libvirt), 0);
+	w.libvirt = -1;
+	expect_log("[VMusb] lost libvirt's events: virsh event exited with "
+	    "status 0; trying again, every 5 s at most");
+	snprintf(path, sizeof(path), "%s/domstate.vmA", w.dir);
+	write_file(path, "crashed\n", 0600);
+	/* Its tries fail, unlogged, until libvirtd is back. */
+	ck_assert_int_eq(unlink(path), 0);
+	write_file(path, "crashed\n", 0600);
+	snprintf(path, sizeof(path), "%s/libvirt-events", w.dir);
+	w.libvirt = open(path, O_RDWR | O_CLOEXEC);
+	ck_assert_int_ne(w.libvirt, -1);
+	ck_assert_int_eq(unlink(down), 0);
+	expect_log("[VMusb] back to watching libvirt's events");
+	expect_log("[VMusb] vmA crashed: gave back device 046d:c52b");
+	ck_assert_int_eq(daemon_stop(), 0);
+	expect_calls("vmA attach-device;vmA detach-device;");
+}
+END_TEST
+
 /* Attack 3: pass as another guest; 5: signals; 6: learn the host's
  * ports; 8: name another domain; 9: stall the start. */
 void
@@ -2332,7 +2623,9 @@ daemon_suite(void)
 	TCase *real = tcase_create("real programs");
 	TCase *policy = tcase_create("policy");
 	TCase *sd = tcase_create("systemd");
-	TCase *all[] = { proto, hostile_tc, virsh, life, policy, sd, real };
+	TCase *give = tcase_create("giving back");
+	TCase *all[] = { proto, hostile_tc, virsh, life, policy, sd, give,
+	    real };
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		tcase_add_checked_fixture(all[i], world_setup, world_teardown);
@@ -2401,6 +2694,14 @@ daemon_suite(void)
 	tcase_add_test(sd, test_passed_sockets_group_makes_host_clients);
 	tcase_add_test(sd, test_passed_socket_with_a_qemus_group_gives_it_no_clients);
 	tcase_add_test(sd, test_a_gone_peer_of_a_user_qemu_ran_as_is_no_host_client);
+
+	tcase_add_test(give, test_a_crash_gives_back_every_device_of_that_domain);
+	tcase_add_test(give, test_sleep_gives_back_and_a_stop_forgets);
+	tcase_add_test(give, test_the_ledger_follows_attach_and_detach);
+	tcase_add_test(give, test_the_ledger_outlives_a_restart);
+	tcase_add_test(give, test_a_torn_or_hostile_ledger_is_not_believed);
+	tcase_add_test(give, test_at_start_the_ledger_is_checked_against_libvirt);
+	tcase_add_test(give, test_events_lost_and_back_are_made_up_for);
 
 	tcase_add_test(real, test_real_virsh_error_is_replied);
 	tcase_add_test(real, test_syslog_messages_have_the_guides_format);

@@ -52,6 +52,9 @@ struct world {
 	const char	*ready;		/* the log line to wait for at start */
 	struct reader	events;		/* fake virsh: "start|end ID VM VERB" */
 	int		gate;		/* a "gate*" VM's virsh waits for a line here */
+	int		libvirt;	/* the fake virsh event's stream: write
+					 * event lines here; close it to end it */
+	char		ledger[160];	/* the daemon's --ledger */
 	pid_t		daemon;
 	struct reader	log;		/* the daemon's stderr (--debug) */
 };

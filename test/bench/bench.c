@@ -632,9 +632,10 @@ usbserver_start(const char *sock)
 	char *xml = in_dir("xml-usbserver"), *conf = in_dir("usbserver.conf");
 	char *virsh = in_dir("bin/virsh"), *notify = in_dir("notify.sock");
 	char *run = in_dir("qemu-run"), *notify_env;
+	char *ledger = in_dir("ledger");
 	const char *argv[] = { opt.usbserver, "--socket", sock,
 	    "--xml-dir", xml, "--virsh", virsh, "--config", conf,
-	    "--qemu-run-dir", run, NULL };
+	    "--qemu-run-dir", run, "--ledger", ledger, NULL };
 	const char *env[] = { "PATH=/usr/bin:/bin", NULL, NULL };
 	char buf[64];
 	ssize_t n;

@@ -1,0 +1,43 @@
+/*
+ * fuzz_libvirt.c: libFuzzer target for what the daemon reads of
+ * libvirt's and its own state: lines of "virsh event" and of the ledger
+ * file. An event names a domain the validators take; a ledger entry
+ * written back is read back the same.
+ */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "../../common.h"
+
+#define CHECK(x)	do { if (!(x)) __builtin_trap(); } while (0)
+
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *line = (const char *)data;
+	char vm[MAX_VM_NAME + 1], buf[LEDGER_LINE];
+	struct ledger_entry e, back;
+	enum vm_event ev;
+	int n;
+
+	if (event_parse(line, size, vm, &ev)) {
+		CHECK(valid_vm_name(vm, strlen(vm)));
+		CHECK(ev >= VM_EVENT_OTHER && ev <= VM_EVENT_PMSUSPENDED);
+	}
+	if (ledger_parse(line, size, &e)) {
+		CHECK(valid_vm_name(e.vm, strlen(e.vm)));
+		CHECK(e.at[0] == '\0' || valid_port(e.at, strlen(e.at)));
+		CHECK((e.addr.bus == 0) == (e.addr.dev == 0));
+		n = ledger_format(buf, sizeof(buf), &e);
+		CHECK(n > 0 && buf[n - 1] == '\n');
+		CHECK(ledger_parse(buf, (size_t)n - 1, &back));
+		CHECK(strcmp(back.vm, e.vm) == 0 && strcmp(back.at, e.at) == 0 &&
+		    device_equal(&back.device, &e.device) &&
+		    back.addr.bus == e.addr.bus && back.addr.dev == e.addr.dev &&
+		    back.since == e.since);
+	}
+	return 0;
+}
