@@ -61,15 +61,27 @@
 #define MAX_CONFIG_LINE		256	/* longest line of the configuration file */
 #define MAX_ALLOW		1024	/* most allow entries, flags and file together */
 
+#define MAX_LEASE		3600	/* longest lease a guest may ask for, s */
+#define LEDGER_MAX		128	/* devices the daemon's ledger keeps */
+#define LEASE_MAX		64	/* domains with a lease at once */
+
 enum action {
 	ACT_ATTACH,
 	ACT_DETACH,
+	ACT_RELEASE,	/* give back what a domain (or every one) has */
+	ACT_ALIVE,	/* a guest's lease: its devices come back if it
+			 * says nothing for so long */
+	ACT_STATUS,	/* a host client asks what the ledger and the
+			 * leases hold */
 };
 
 static inline const char *
 action_name(enum action a)
 {
-	return a == ACT_ATTACH ? "attach" : "detach";
+	static const char *const names[] = { "attach", "detach", "release",
+	    "alive", "status" };
+
+	return (size_t)a < sizeof(names) / sizeof(names[0]) ? names[a] : "?";
 }
 
 /* An option that names a path, a URI or a name, taken as it is. */
@@ -195,6 +207,22 @@ valid_port(const char *s, size_t len)
 		if (s[i++] != '.')
 			return false;
 	}
+}
+
+/* A decimal number of at most max, digits only, no leading zero; -1. */
+static inline long long
+decimal_parse(const char *s, size_t len, long long max)
+{
+	long long v = 0;
+
+	if (len == 0 || len > 19 || (len > 1 && s[0] == '0'))
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9' || v > (max - (s[i] - '0')) / 10)
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
 }
 
 /* ------------------------------------------------------------------ */
@@ -384,12 +412,21 @@ escape_text(char *dst, size_t size, const char *src, size_t len)
 }
 
 /* ------------------------------------------------------------------ */
-/* Requests: the line grammar, "VM attach|detach DEVICE".              */
+/* Requests: the line grammar.                                         */
+/*	VM attach|detach DEVICE		move a device (the guide's lines)  */
+/*	VM alive SECONDS		a guest's lease; 0 ends it          */
+/*	[VM] release			give back a domain's devices, or    */
+/*					every domain's                      */
+/*	status				the ledger and the leases, a line   */
+/*					each, then "ok status"              */
+/*	reply on|off			answer this connection's lines      */
 
 struct request {
-	char			vm[MAX_VM_NAME + 1];
+	char			vm[MAX_VM_NAME + 1];	/* "": every domain
+							 * (release only) */
 	enum action		action;
-	struct usb_device	device;
+	struct usb_device	device;		/* attach, detach */
+	unsigned		lease;		/* alive: seconds */
 };
 
 enum parse_result {
@@ -401,6 +438,7 @@ enum parse_result {
 };
 
 #define MAX_FIELDS	4	/* we need three; one more tells "too many" */
+#define REQUEST_TEXT	(MAX_VM_NAME + DEVICE_MAX + 16)	/* request_text's */
 
 /* Drops a trailing '\r' and surrounding blanks: sets *start and returns
  * the length of what is left. */
@@ -445,18 +483,101 @@ split_fields(const char *line, size_t len, const char **f, size_t *flen,
 	return nf;
 }
 
-/* line[0..len) is one line without its '\n'; it may hold any bytes. */
+/* The domain field f[0..len) into req->vm: false, with *why, if it is no
+ * name we accept. */
+static inline bool
+parse_vm(const char *f, size_t len, struct request *req, const char **why)
+{
+	if (len > MAX_VM_NAME) {
+		*why = "VM name too long";
+		return false;
+	}
+	if (!valid_vm_name(f, len)) {
+		*why = vm_name_is_id(f, len) ?
+		    "invalid VM name (a number or UUID, not a name)" :
+		    "invalid VM name (letters, digits and ._+- only, "
+		    "not starting with -)";
+		return false;
+	}
+	memcpy(req->vm, f, len);
+	req->vm[len] = '\0';
+	return true;
+}
+
+/* The third field, f[0..len), of an attach, detach or alive line. */
+static inline bool
+parse_operand(const char *f, size_t len, struct request *req,
+    const char **why)
+{
+	long long s;
+
+	if (req->action == ACT_ALIVE) {
+		if ((s = decimal_parse(f, len, MAX_LEASE)) < 0) {
+			*why = "invalid lease (expected seconds, 0 to 3600)";
+			return false;
+		}
+		req->lease = (unsigned)s;
+		return true;
+	}
+	if (!device_parse(f, len, &req->device)) {
+		*why = "invalid device (expected VID:PID, four hex digits "
+		    "each, or VID:PID@PORT)";
+		return false;
+	}
+	return true;
+}
+
+/* The line's fields f[0..nf), not "reply ..." nor blank, into *req. */
+static inline enum parse_result
+parse_fields(const char **f, const size_t *flen, size_t nf,
+    struct request *req, const char **why)
+{
+	static const char *const verbs[] = { "attach", "detach", "release",
+	    "alive" };
+	size_t v;
+
+	if (nf == 1 && (field_is(f[0], flen[0], "release") ||
+	    field_is(f[0], flen[0], "status"))) {
+		req->action = f[0][0] == 'r' ? ACT_RELEASE : ACT_STATUS;
+		return PARSE_COMMAND;
+	}
+	req->action = ACT_RELEASE;
+	if (nf == 2 && field_is(f[1], flen[1], "release"))
+		return parse_vm(f[0], flen[0], req, why) ? PARSE_COMMAND :
+		    PARSE_ERROR;
+	if (nf != 3) {
+		*why = "expected: VM attach|detach VID:PID";
+		return PARSE_ERROR;
+	}
+	if (!parse_vm(f[0], flen[0], req, why))
+		return PARSE_ERROR;
+	for (v = 0; v < sizeof(verbs) / sizeof(verbs[0]) &&
+	    !field_is(f[1], flen[1], verbs[v]); v++)
+		;
+	if (v == ACT_RELEASE || v == sizeof(verbs) / sizeof(verbs[0])) {
+		*why = "unknown action (expected attach, detach or alive)";
+		return PARSE_ERROR;
+	}
+	req->action = (enum action)v;
+	return parse_operand(f[2], flen[2], req, why) ? PARSE_COMMAND :
+	    PARSE_ERROR;
+}
+
+/* line[0..len) is one line without its '\n'; it may hold any bytes.
+ * *req is written only when the line is a command. */
 static inline enum parse_result
 parse_line(const char *line, size_t len, struct request *req, const char **why)
 {
 	const char *f[MAX_FIELDS];
 	size_t flen[MAX_FIELDS];
 	size_t nf = split_fields(line, len, f, flen, MAX_FIELDS);
+	struct request r;
+	enum parse_result res;
 
 	if (nf == 0)
 		return PARSE_EMPTY;
-
-	if (nf == 2 && field_is(f[0], flen[0], "reply")) {
+	if (nf == 2 && field_is(f[0], flen[0], "reply") &&
+	    !field_is(f[1], flen[1], "release")) {
 		if (field_is(f[1], flen[1], "on"))
 			return PARSE_REPLY_ON;
 		if (field_is(f[1], flen[1], "off"))
@@ -464,49 +585,43 @@ parse_line(const char *line, size_t len, struct request *req, const char **why)
 		*why = "expected 'reply on' or 'reply off'";
 		return PARSE_ERROR;
 	}
-	if (nf != 3) {
-		*why = "expected: VM attach|detach VID:PID";
-		return PARSE_ERROR;
-	}
-	if (flen[0] > MAX_VM_NAME) {
-		*why = "VM name too long";
-		return PARSE_ERROR;
-	}
-	if (!valid_vm_name(f[0], flen[0])) {
-		*why = vm_name_is_id(f[0], flen[0]) ?
-		    "invalid VM name (a number or UUID, not a name)" :
-		    "invalid VM name (letters, digits and ._+- only, "
-		    "not starting with -)";
-		return PARSE_ERROR;
-	}
-	if (field_is(f[1], flen[1], "attach"))
-		req->action = ACT_ATTACH;
-	else if (field_is(f[1], flen[1], "detach"))
-		req->action = ACT_DETACH;
-	else {
-		*why = "unknown action (expected attach or detach)";
-		return PARSE_ERROR;
-	}
-	if (!device_parse(f[2], flen[2], &req->device)) {
-		*why = "invalid device (expected VID:PID, four hex digits "
-		    "each, or VID:PID@PORT)";
-		return PARSE_ERROR;
-	}
-	memcpy(req->vm, f[0], flen[0]);
-	req->vm[flen[0]] = '\0';
-	return PARSE_COMMAND;
+	memset(&r, 0, sizeof(r));
+	if ((res = parse_fields(f, flen, nf, &r, why)) == PARSE_COMMAND)
+		*req = r;
+	return res;
 }
 
 static inline int	fit(int, size_t);
 
-/* "VM ACTION DEVICE\n", as a client sends it; its length, or -1. */
+/* The request as a line says it, without the '\n': "VM attach DEVICE",
+ * "VM alive SECONDS", "VM release" or "release". */
+static inline const char *
+request_text(char buf[REQUEST_TEXT], const struct request *req)
+{
+	char dev[DEVICE_TEXT];
+	const char *act = action_name(req->action);
+
+	if ((req->action == ACT_RELEASE && req->vm[0] == '\0') ||
+	    req->action == ACT_STATUS)
+		snprintf(buf, REQUEST_TEXT, "%s", act);
+	else if (req->action == ACT_RELEASE)
+		snprintf(buf, REQUEST_TEXT, "%s %s", req->vm, act);
+	else if (req->action == ACT_ALIVE)
+		snprintf(buf, REQUEST_TEXT, "%s %s %u", req->vm, act,
+		    req->lease);
+	else
+		snprintf(buf, REQUEST_TEXT, "%s %s %s", req->vm, act,
+		    device_text(&req->device, dev));
+	return buf;
+}
+
+/* The request's line, as a client sends it; its length, or -1. */
 static inline int
 request_format(char *buf, size_t size, const struct request *req)
 {
-	char dev[DEVICE_TEXT];
+	char text[REQUEST_TEXT];
 
-	return fit(snprintf(buf, size, "%s %s %s\n", req->vm,
-	    action_name(req->action), device_text(&req->device, dev)), size);
+	return fit(snprintf(buf, size, "%s\n", request_text(text, req)), size);
 }
 
 /* ------------------------------------------------------------------ */
@@ -604,22 +719,19 @@ xml_format(char *buf, size_t size, const struct usb_device *device,
 	    device->product & 0xffff, where), size);
 }
 
-/* "ok VM ACTION DEVICE\n", or with a reason
- * "error VM ACTION DEVICE: REASON\n"; the reason is escaped and cut to
- * MAX_REASON bytes. */
+/* "ok REQUEST\n", or with a reason "error REQUEST: REASON\n"; the
+ * reason is escaped and cut to MAX_REASON bytes. */
 static inline int
 reply_format(char *buf, size_t size, const struct request *req,
     const char *reason)
 {
-	char esc[MAX_REASON + 1], dev[DEVICE_TEXT];
+	char esc[MAX_REASON + 1], text[REQUEST_TEXT];
 
-	device_text(&req->device, dev);
+	request_text(text, req);
 	if (reason == NULL)
-		return fit(snprintf(buf, size, "ok %s %s %s\n", req->vm,
-		    action_name(req->action), dev), size);
+		return fit(snprintf(buf, size, "ok %s\n", text), size);
 	escape_text(esc, sizeof(esc), reason, strlen(reason));
-	return fit(snprintf(buf, size, "error %s %s %s: %s\n", req->vm,
-	    action_name(req->action), dev, esc), size);
+	return fit(snprintf(buf, size, "error %s: %s\n", text, esc), size);
 }
 
 /* "error: WHY\n", for a line that is not a command. */
@@ -642,22 +754,17 @@ enum reply_kind {
 static inline enum reply_kind
 reply_parse(const char *line, const struct request *req, const char **reason)
 {
-	char head[MAX_LINE + 1], dev[DEVICE_TEXT];
-	size_t n;
+	char text[REQUEST_TEXT];
+	size_t n = strlen(request_text(text, req));
 
-	if (fit(snprintf(head, sizeof(head), "ok %s %s %s", req->vm,
-	    action_name(req->action), device_text(&req->device, dev)),
-	    sizeof(head)) < 0)
-		return REPLY_UNEXPECTED;
-	if (strcmp(line, head) == 0)
+	if (strncmp(line, "ok ", 3) == 0 && strcmp(line + 3, text) == 0)
 		return REPLY_OK;
 	if (strncmp(line, "error: ", 7) == 0) {
 		*reason = line + 7;
 		return REPLY_ERROR;
 	}
-	n = strlen(head + 3);
 	if (strncmp(line, "error ", 6) == 0 &&
-	    strncmp(line + 6, head + 3, n) == 0 &&
+	    strncmp(line + 6, text, n) == 0 &&
 	    strncmp(line + 6 + n, ": ", 2) == 0) {
 		*reason = line + 6 + n + 2;
 		return REPLY_ERROR;
@@ -799,22 +906,6 @@ struct ledger_entry {
 #define LEDGER_LINE	(MAX_VM_NAME + DEVICE_MAX + PORT_MAX + 40)
 #define LEDGER_SINCE_MAX 253402300799LL		/* 9999-12-31 */
 
-/* A decimal number of at most max, digits only, no leading zero; -1. */
-static inline long long
-decimal_parse(const char *s, size_t len, long long max)
-{
-	long long v = 0;
-
-	if (len == 0 || len > 19 || (len > 1 && s[0] == '0'))
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9' || v > (max - (s[i] - '0')) / 10)
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	return v;
-}
-
 /* One line of the ledger's file, strictly: false for anything else. */
 static inline bool
 ledger_parse(const char *line, size_t len, struct ledger_entry *e)
@@ -858,6 +949,44 @@ ledger_format(char *buf, size_t size, const struct ledger_entry *e)
 	return fit(snprintf(buf, size, "%s %s %s %u %u %lld\n", e->vm,
 	    device_text(&e->device, dev), e->at[0] != '\0' ? e->at : "-",
 	    e->addr.bus, e->addr.dev, e->since), size);
+}
+
+/*
+ * What "status" answers, before its "ok status": a line per ledger
+ * entry, "ledger " and the entry as its file has it, and a line per
+ * lease, "lease VM SECONDS LEFT", LEFT the whole seconds before it
+ * lapses.
+ */
+#define STATUS_LEDGER	"ledger "
+#define STATUS_LEASE	"lease "
+
+static inline int
+lease_format(char *buf, size_t size, const char *vm, unsigned seconds,
+    unsigned left)
+{
+	return fit(snprintf(buf, size, STATUS_LEASE "%s %u %u\n", vm, seconds,
+	    left), size);
+}
+
+/* A lease line of "status" (after its "lease "), strictly. */
+static inline bool
+lease_parse(const char *line, size_t len, char vm[MAX_VM_NAME + 1],
+    unsigned *seconds, unsigned *left)
+{
+	const char *f[4];
+	size_t flen[4];
+	long long s, l;
+
+	if (split_fields(line, len, f, flen, 4) != 3 ||
+	    flen[0] > MAX_VM_NAME || !valid_vm_name(f[0], flen[0]) ||
+	    (s = decimal_parse(f[1], flen[1], MAX_LEASE)) < 1 ||
+	    (l = decimal_parse(f[2], flen[2], MAX_LEASE)) < 0)
+		return false;
+	memcpy(vm, f[0], flen[0]);
+	vm[flen[0]] = '\0';
+	*seconds = (unsigned)s;
+	*left = (unsigned)l;
+	return true;
 }
 
 /* ================================================================== */

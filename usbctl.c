@@ -5,6 +5,7 @@
  *
  *	usbctl [options] [attach|detach|toggle] [VID:PID[@PORT]...]
  *	usbctl [options] status | devices
+ *	usbctl [options] [-d VM] release
  *
  * Exit status: 0 if every device moved (or the listing worked), 1 if any
  * did not, 2 for a usage error.
@@ -47,6 +48,8 @@
 /* How long to wait for the replies: the daemon's default virsh deadline
  * for each command, and some slack. */
 #define REPLY_WAIT_S(n)	((VIRSH_TIMEOUT + 5) * (n) + 5)
+#define RELEASE_RUNS	4	/* virsh runs a release is waited for: a
+				 * keyboard, a mouse, and some more */
 
 extern char **environ;
 
@@ -399,12 +402,12 @@ port_hint(FILE *f, const struct request *q, const char *reason)
 /* ------------------------------------------------------------------ */
 /* Asking the daemon: the requests and their replies                   */
 
-/* Connects to the daemon, trying CONNECT_TRIES times while it is not
- * there or takes no one (its queue is full: a non-blocking connect says
- * so at once, where a blocking one would wait with no end); then says
- * why it gave up. */
+/* Connects to the daemon, trying that many times while it is not there
+ * or takes no one (its queue is full: a non-blocking connect says so at
+ * once, where a blocking one would wait with no end); then says why it
+ * gave up. With one try, -1 and errno instead. */
 static int
-daemon_connect(void)
+daemon_connect(int tries)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd, e;
@@ -423,12 +426,16 @@ daemon_connect(void)
 		}
 		e = errno;
 		close(fd);
-		if (e == EAGAIN && i == CONNECT_TRIES)
+		if (tries == 1) {
+			errno = e;
+			return -1;
+		}
+		if (e == EAGAIN && i == tries)
 			errx(1, "usbserver at %s takes no more clients: its queue "
-			    "stayed full for %d s", opt.socket, CONNECT_TRIES *
+			    "stayed full for %d s", opt.socket, tries *
 			    CONNECT_PAUSE);
 		if ((e != ENOENT && e != ECONNREFUSED && e != EAGAIN) ||
-		    i == CONNECT_TRIES) {
+		    i == tries) {
 			errno = e;
 			err(1, "cannot connect to usbserver at %s", opt.socket);
 		}
@@ -508,26 +515,26 @@ replies_next(struct replies *r)
 static bool
 reply_judge(const struct request *q, enum line_event ev, const char *line)
 {
-	char dev[DEVICE_TEXT];
-	const char *reason, *act = action_name(q->action);
+	char text[REQUEST_TEXT];
+	const char *reason;
 
-	device_text(&q->device, dev);
+	request_text(text, q);
 	if (ev == LINE_OVERLONG) {
-		warnx("%s %s %s: reply too long", q->vm, act, dev);
+		warnx("%s: reply too long", text);
 		return false;
 	}
 	switch (reply_parse(line, q, &reason)) {
 	case REPLY_OK:
 		return true;
 	case REPLY_ERROR:
-		warnx("%s %s %s: %s", q->vm, act, dev, reason);
+		warnx("%s: %s", text, reason);
 		if (!port_hint(stderr, q, reason) && reason_hint(reason) != NULL)
 			fprintf(stderr, "usbctl: %s\n", reason_hint(reason));
 		return false;
 	case REPLY_UNEXPECTED:
 		break;
 	}
-	warnx("%s %s %s: unexpected reply from usbserver", q->vm, act, dev);
+	warnx("%s: unexpected reply from usbserver", text);
 	return false;
 }
 
@@ -537,31 +544,121 @@ static int
 request(const struct request *reqs, int n)
 {
 	struct replies r = { .n = 0 };
-	char line[MAX_LINE + 1], dev[DEVICE_TEXT];
+	char line[MAX_LINE + 1], text[REQUEST_TEXT];
 	enum line_event ev;
-	int done = 0, failed = 0, len;
+	int done = 0, failed = 0, len, runs = 0;
 
-	r.fd = daemon_connect();
+	r.fd = daemon_connect(CONNECT_TRIES);
 	send_all(r.fd, "reply on\n", 9);
 	for (int i = 0; i < n; i++) {
 		if ((len = request_format(line, sizeof(line), &reqs[i])) < 0)
 			errx(1, "command too long");
 		send_all(r.fd, line, (size_t)len);
+		runs += reqs[i].action == ACT_RELEASE ? RELEASE_RUNS : 1;
 	}
 	if (shutdown(r.fd, SHUT_WR) == -1)
 		err(1, "cannot write to usbserver");
 	line_clear(&r.lb);
-	r.deadline = now_ms() + (int64_t)REPLY_WAIT_S(n) * 1000;
+	r.deadline = now_ms() + (int64_t)REPLY_WAIT_S(runs) * 1000;
 	while (done < n && (ev = replies_next(&r)) != LINE_MORE)
 		failed += !reply_judge(&reqs[done++], ev, r.lb.buf);
 	close(r.fd);
 	for (; done < n; done++, failed++)
-		warnx("%s %s %s: %s", reqs[done].vm,
-		    action_name(reqs[done].action),
-		    device_text(&reqs[done].device, dev), r.timed_out ?
+		warnx("%s: %s", request_text(text, &reqs[done]), r.timed_out ?
 		    "no reply from usbserver in time" : "no reply from "
 		    "usbserver (is it an older server without replies?)");
 	return failed;
+}
+
+/* What usbserver holds: its ledger and its leases, from its "status". */
+struct lease_held {
+	char		vm[MAX_VM_NAME + 1];
+	unsigned	seconds, left;
+};
+
+static struct {
+	bool			known;	/* usbserver answered */
+	struct ledger_entry	e[LEDGER_MAX];
+	int			n;
+	struct lease_held	lease[LEASE_MAX];
+	int			nlease;
+} held;
+
+/* One line of the status's answer: false when it is no ledger or lease
+ * line, or there are too many. */
+static bool
+held_line(const char *line, size_t len)
+{
+	const size_t ll = strlen(STATUS_LEDGER), sl = strlen(STATUS_LEASE);
+	struct lease_held *h;
+
+	if (len > ll && strncmp(line, STATUS_LEDGER, ll) == 0 &&
+	    held.n < LEDGER_MAX)
+		return ledger_parse(line + ll, len - ll, &held.e[held.n++]);
+	if (len > sl && strncmp(line, STATUS_LEASE, sl) == 0 &&
+	    held.nlease < LEASE_MAX) {
+		h = &held.lease[held.nlease++];
+		return lease_parse(line + sl, len - sl, h->vm, &h->seconds,
+		    &h->left);
+	}
+	return false;
+}
+
+/* Asks usbserver what it holds, once and without waiting for it to come
+ * up: the rest of status is worth showing without it. False, having said
+ * why, when it cannot be asked or its answer makes no sense. */
+static bool
+held_read(void)
+{
+	static const struct request q = { .action = ACT_STATUS };
+	struct replies r = { .n = 0 };
+	const char *reason;
+	enum line_event ev;
+
+	if ((r.fd = daemon_connect(1)) == -1) {
+		/* Not running: then it holds nothing. */
+		if (errno != ENOENT && errno != ECONNREFUSED)
+			warn("usbserver at %s (what it gives back is not "
+			    "shown)", opt.socket);
+		return false;
+	}
+	send_all(r.fd, "reply on\nstatus\n", 16);
+	if (shutdown(r.fd, SHUT_WR) == -1)
+		err(1, "cannot write to usbserver");
+	line_clear(&r.lb);
+	r.deadline = now_ms() + (int64_t)REPLY_WAIT_S(1) * 1000;
+	while ((ev = replies_next(&r)) == LINE_READY) {
+		switch (reply_parse(r.lb.buf, &q, &reason)) {
+		case REPLY_OK:
+			close(r.fd);
+			return held.known = true;
+		case REPLY_ERROR:
+			warnx("usbserver's status: %s", reason);
+			close(r.fd);
+			return false;
+		case REPLY_UNEXPECTED:
+			if (!held_line(r.lb.buf, r.lb.len)) {
+				warnx("usbserver's status: unexpected line");
+				close(r.fd);
+				return false;
+			}
+			break;
+		}
+	}
+	close(r.fd);
+	warnx("usbserver's status: %s", r.timed_out ? "no answer in time" :
+	    "no answer (is it an older server?)");
+	return false;
+}
+
+/* The lease of vm, or NULL. */
+static const struct lease_held *
+held_lease(const char *vm)
+{
+	for (int i = 0; i < held.nlease; i++)
+		if (strcmp(held.lease[i].vm, vm) == 0)
+			return &held.lease[i];
+	return NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -857,6 +954,38 @@ json_number(int n)
 		fputs("null", stdout);
 }
 
+/* What usbserver holds for vm, as JSON members: its ledger's devices
+ * and its lease (null: none); nothing when usbserver did not answer. */
+static void
+held_json(const char *vm)
+{
+	const struct lease_held *h = held_lease(vm);
+	char dev[DEVICE_TEXT];
+	int k = 0;
+
+	if (!held.known)
+		return;
+	printf(",\"ledger\":[");
+	for (int i = 0; i < held.n; i++) {
+		const struct ledger_entry *e = &held.e[i];
+
+		if (strcmp(e->vm, vm) != 0)
+			continue;
+		printf("%s{\"device\":\"%s\",\"port\":", k++ > 0 ? "," : "",
+		    device_text(&e->device, dev));
+		if (e->at[0] != '\0')
+			printf("\"%s\"", e->at);
+		else
+			fputs("null", stdout);
+		printf(",\"since\":%lld}", e->since);
+	}
+	printf("],\"lease\":");
+	if (h != NULL)
+		printf("{\"seconds\":%u,\"left\":%u}", h->seconds, h->left);
+	else
+		fputs("null", stdout);
+}
+
 /* One domain's line(s) of usbctl status, its devices devs[0..n). */
 static void
 status_domain(const char *vm, const struct hostdev *devs, int n, bool first)
@@ -884,13 +1013,95 @@ status_domain(const char *vm, const struct hostdev *devs, int n, bool first)
 		else
 			printf("%-24s %-10s -\n", esc, dev);
 	}
-	if (opt.json)
-		printf("]}");
-	else if (n == 0)
+	if (opt.json) {
+		printf("]");
+		held_json(vm);
+		printf("}");
+	} else if (n == 0)
 		printf("%-24s %-10s\n", esc, "-");
 }
 
-/* "usbctl status": the USB devices attached to each running domain. */
+/* Is vm in the "virsh list" output list[0..len)? */
+static bool
+listed(const char *list, size_t len, const char *vm)
+{
+	char name[LIST_MAX];
+	const char *p = list;
+	int r;
+
+	while ((r = list_next(&p, list + len, name, sizeof(name))) != 0)
+		if (r > 0 && strcmp(name, vm) == 0)
+			return true;
+	return false;
+}
+
+/* The names in what usbserver holds that list[0..len) lacks, each once,
+ * each shown as a domain of its own by show(). */
+static void
+held_unlisted(const char *list, size_t len, int *shown,
+    void (*show)(const char *, int *))
+{
+	const char *vm;
+
+	for (int i = 0; i < held.n + held.nlease; i++) {
+		vm = i < held.n ? held.e[i].vm : held.lease[i - held.n].vm;
+		if (listed(list, len, vm))
+			continue;
+		bool seen = false;
+		for (int j = 0; j < i && !seen; j++)
+			seen = strcmp(vm, j < held.n ? held.e[j].vm :
+			    held.lease[j - held.n].vm) == 0;
+		if (!seen)
+			show(vm, shown);
+	}
+}
+
+/* A domain only usbserver knows of (shut off, say): in JSON, without
+ * the devices its XML would list. */
+static void
+held_domain_json(const char *vm, int *shown)
+{
+	printf("%s{\"domain\":", (*shown)++ == 0 ? "" : ",");
+	json_string(vm);
+	printf(",\"devices\":null");
+	held_json(vm);
+	printf("}");
+}
+
+/* usbserver's ledger and leases, for people: of --domain's domain, or
+ * of all. */
+static void
+held_text(void)
+{
+	char dev[DEVICE_TEXT], when[32];
+	struct tm tm;
+	time_t t;
+
+	printf("\n%-24s %-10s %-10s %s\n", "GIVEN BACK BY USBSERVER", "DEVICE",
+	    "PORT", "SINCE");
+	for (int i = 0; i < held.n; i++) {
+		const struct ledger_entry *e = &held.e[i];
+
+		if (opt.domain != NULL && strcmp(opt.domain, e->vm) != 0)
+			continue;
+		t = (time_t)e->since;
+		if (localtime_r(&t, &tm) == NULL ||
+		    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm) == 0)
+			snprintf(when, sizeof(when), "%lld", e->since);
+		printf("%-24s %-10s %-10s %s\n", e->vm, device_text(&e->device,
+		    dev), e->at[0] != '\0' ? e->at : "-", when);
+	}
+	for (int i = 0; i < held.nlease; i++) {
+		const struct lease_held *h = &held.lease[i];
+
+		if (opt.domain == NULL || strcmp(opt.domain, h->vm) == 0)
+			printf("%-24s lease %u s, %u s left\n", h->vm,
+			    h->seconds, h->left);
+	}
+}
+
+/* "usbctl status": the USB devices attached to each running domain, and
+ * what usbserver would give back by itself: its ledger and leases. */
 static int
 cmd_status(void)
 {
@@ -903,6 +1114,7 @@ cmd_status(void)
 
 	if (len < 0)
 		return 1;
+	held_read();
 	if (opt.json)
 		printf("[");
 	else
@@ -913,8 +1125,12 @@ cmd_status(void)
 		else
 			status_domain(vm, devs, n, shown++ == 0);
 	}
+	if (opt.json && held.known && opt.domain == NULL)
+		held_unlisted(out, (size_t)len, &shown, held_domain_json);
 	if (opt.json)
 		printf("]\n");
+	else if (held.known)
+		held_text();
 	return failed > 0;
 }
 
@@ -986,12 +1202,14 @@ usage(int status)
 	fprintf(status ? stderr : stdout,
 	    "usage: usbctl [options] [attach|detach|toggle] [VID:PID[@PORT]...]\n"
 	    "       usbctl [options] status|devices\n"
+	    "       usbctl [-d VM] release\n"
 	    "\n"
 	    "Asks usbserver to attach (the default), detach or toggle host USB\n"
 	    "devices for the first running libvirt domain, or the one named;\n"
 	    "without devices, those of the configuration file. status shows\n"
 	    "what is attached to each running domain, devices the host's USB\n"
-	    "devices and where they are.\n"
+	    "devices and where they are. release has usbserver give back what\n"
+	    "it attached to the domain named with -d, or to every domain.\n"
 	    "\n"
 	    "  -s, --socket PATH   usbserver's socket (default %s)\n"
 	    "  -c, --connect URI   libvirt URI for finding the domain\n"
@@ -1025,7 +1243,7 @@ toggle(struct request *reqs, int n, const char *vm)
 	}
 }
 
-enum verb { ATTACH, DETACH, TOGGLE, STATUS, DEVICES };
+enum verb { ATTACH, DETACH, TOGGLE, STATUS, DEVICES, RELEASE };
 
 /* The options, then the verb: what main is asked to do. argv[*optindp..]
  * is what is left, the devices. */
@@ -1045,7 +1263,7 @@ parse_options(int argc, char *argv[], int *optindp)
 		{ NULL,		0,			NULL, 0 },
 	};
 	static const char *const verbs[] = { "attach", "detach", "toggle",
-	    "status", "devices" };
+	    "status", "devices", "release" };
 	const struct opt_word words[] = {
 		{ 's', &opt.socket }, { 'c', &opt.connect },
 		{ 'd', &opt.domain }, { 'V', &opt.virsh },
@@ -1106,19 +1324,45 @@ requests_make(char *devs[], int ndevs, enum verb verb, int *n)
 	return reqs;
 }
 
+/*
+ * "usbctl release": the daemon gives back every device it attached to
+ * the domain named on the command line, or to every domain. A domain
+ * from the configuration file is no default here: this is the way out,
+ * bound to a host key or run from ssh, when a guest holds the keyboard.
+ */
+static int
+cmd_release(const char *domain)
+{
+	struct request q = { .action = ACT_RELEASE };
+	char esc[MAX_LINE];
+
+	if (domain != NULL && (strlen(domain) > MAX_VM_NAME ||
+	    !valid_vm_name(domain, strlen(domain)))) {
+		escape_text(esc, sizeof(esc), domain, strlen(domain));
+		errx(2, "not a domain name usbserver accepts: %s", esc);
+	}
+	if (domain != NULL)
+		memcpy(q.vm, domain, strlen(domain) + 1);
+	return request(&q, 1) == 0 ? 0 : 1;
+}
+
 int
 main(int argc, char *argv[])
 {
 	char vm[LIST_MAX], esc[MAX_LINE];
 	struct request *reqs;
+	const char *domain;
 	enum verb verb;
 	int first, n, failed;
 
 	verb = parse_options(argc, argv, &first);
+	domain = opt.domain;	/* the command line's, before the files' */
 	conf_apply();
-	if (verb == STATUS || verb == DEVICES) {
+	if (verb == STATUS || verb == DEVICES || verb == RELEASE) {
 		if (first < argc)
 			usage(2);
+		if (verb == RELEASE)
+			return cmd_release(domain);
 		return verb == STATUS ? cmd_status() : cmd_devices();
 	}
 	reqs = requests_make(argv + first, argc - first, verb, &n);

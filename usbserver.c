@@ -24,7 +24,8 @@
  *	Queue: one command at a time per domain
  *	Run: a device by its port, the XML file, virsh
  *	Record: the ledger of what we attached
- *	Give back: libvirt's events, a source of commands
+ *	Give back: libvirt's events, a source of commands; release
+ *	Leases: a guest's heartbeat, and the clock that lets it lapse
  *	Answer: the log line and the reply
  *	systemd's notifications
  *	Start-up: options, the configuration file, main
@@ -76,7 +77,6 @@
 #define QEMU_USERS	32		/* users QEMU ran as, remembered */
 #define NSS_BUF		4096		/* getpwuid_r's and getgrgid_r's scratch;
 					 * a larger entry is named by number */
-#define LEDGER_MAX	128		/* devices the ledger keeps */
 #define WATCH_SETTLE_MS	1000		/* virsh event alive this long: it is
 					 * connected (it says nothing until an
 					 * event comes) */
@@ -175,6 +175,16 @@ static const struct peer self_peer = {
 	.tag = "(usbserver)",
 };
 
+/* What an "alive" line did to its domain's lease. */
+enum lease_change {
+	LEASE_NEW,		/* there was none */
+	LEASE_CHANGED,		/* it runs for another number of seconds */
+	LEASE_SAME,		/* renewed, as a guest's timer does */
+	LEASE_ENDED,		/* "alive 0" ended it */
+	LEASE_NONE,		/* "alive 0", and there was none */
+	LEASE_FULL,		/* no room for one more */
+};
+
 /* What became of a command. */
 enum outcome {
 	OUT_PENDING,		/* nothing yet: answered as a failure */
@@ -219,6 +229,9 @@ struct command {
 	bool			 placed;	/* where the device sat is known: */
 	struct usb_addr		 addr;		/* its bus and device number, */
 	char			 at[PORT_MAX + 1];	/* its port ("": not known) */
+	size_t			 given;	/* release: devices given back */
+	char			*report; /* status: its lines, to free */
+	enum lease_change	 lease;	/* alive: what became of the lease */
 	enum outcome		 outcome;
 	char			 why[MAX_REASON + 1];	/* unless OUT_OK */
 	int64_t			 began;		/* when it took the path */
@@ -285,6 +298,11 @@ static void	vm_stop(void);
 static int	config_load(bool);
 static void	answer(struct command *);
 static void	answer_give_back(struct command *);
+static void	release_run(struct command *);
+static void	lease_run(struct command *);
+static void	status_run(struct command *);
+static void	lease_renew_of(const char *);
+static void	lease_end(const char *);
 
 /* ------------------------------------------------------------------ */
 /* Logging                                                             */
@@ -1085,7 +1103,7 @@ static void
 conn_line(struct conn *c, const char *line, size_t len)
 {
 	struct command cmd = { .who = &c->peer, .from = c };
-	char dev[DEVICE_TEXT];
+	char text[REQUEST_TEXT];
 	const char *why = "";
 
 	switch (parse_line(line, len, &cmd.req, &why)) {
@@ -1101,9 +1119,8 @@ conn_line(struct conn *c, const char *line, size_t len)
 		conn_invalid(c, line, len, len, why);
 		break;
 	case PARSE_COMMAND:
-		log_debug("[VMusb] connection %lu: %s %s %s", c->id, cmd.req.vm,
-		    action_name(cmd.req.action), device_text(&cmd.req.device,
-		    dev));
+		log_debug("[VMusb] connection %lu: %s", c->id,
+		    request_text(text, &cmd.req));
 		/* Who it is could not be told: ask once more, now. */
 		if (c->peer.unsure) {
 			budget_put(c->budget);
@@ -1118,6 +1135,10 @@ conn_line(struct conn *c, const char *line, size_t len)
 static void
 conn_event(struct conn *c, enum line_event ev)
 {
+	/* Any line of a guest's, even one that is no command, says that it
+	 * lives: its lease runs anew. */
+	if (ev != LINE_MORE && c->peer.kind == PEER_GUEST)
+		lease_renew_of(c->peer.vm);
 	if (ev == LINE_READY)
 		conn_line(c, c->in.buf, c->in.len);
 	else if (ev == LINE_OVERLONG)
@@ -1780,6 +1801,10 @@ policy_denies(const struct peer *p, const struct request *req)
 	case PEER_UNKNOWN:
 		return "neither a host client nor a guest we can name";
 	case PEER_GUEST:
+		if (req->action == ACT_RELEASE)
+			return "a guest may not release (it detaches)";
+		if (req->action == ACT_STATUS)
+			return "a guest may not ask for the host's status";
 		if (strcmp(req->vm, p->vm) != 0)
 			return "a guest may only act on its own domain";
 		if (req->action == ACT_ATTACH && !opt.guest_attach)
@@ -1789,7 +1814,8 @@ policy_denies(const struct peer *p, const struct request *req)
 	case PEER_HOST:
 		break;
 	}
-	if (!allow_permits(&req->device))
+	if ((req->action == ACT_ATTACH || req->action == ACT_DETACH) &&
+	    !allow_permits(&req->device))
 		return "the device is not on the allow list";
 	return NULL;
 }
@@ -2241,6 +2267,20 @@ command_run(struct command *cmd)
 {
 	struct vm_queue *q;
 
+	/* These move nothing themselves: a release's give-backs are
+	 * commands of their own, each queued for its domain. */
+	if (cmd->req.action == ACT_RELEASE) {
+		release_run(cmd);
+		return;
+	}
+	if (cmd->req.action == ACT_ALIVE) {
+		lease_run(cmd);
+		return;
+	}
+	if (cmd->req.action == ACT_STATUS) {
+		status_run(cmd);
+		return;
+	}
 	if (vm_enter(cmd->req.vm, cmd->who->kind == PEER_GUEST ? QUEUE_GUEST :
 	    QUEUE_HOST, &q) == -1) {
 		command_done(cmd, OUT_FAILED, errno == ECANCELED ?
@@ -2380,7 +2420,8 @@ ledger_record(struct command *cmd)
 	bool changed = false, full = false;
 	char dev[DEVICE_TEXT];
 
-	if (cmd->outcome == OUT_INVALID)
+	if (cmd->outcome == OUT_INVALID || (req->action != ACT_ATTACH &&
+	    req->action != ACT_DETACH))
 		return;
 	pthread_mutex_lock(&ledger.lock);
 	if (cmd->outcome != OUT_OK) {
@@ -2554,10 +2595,12 @@ static struct {
 	unsigned	running;
 } giveback = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
 
-static void *
-giveback_main(void *arg)
+/* Gives back the job's entries, each a detach command of ours down the
+ * one path: how many were given back. */
+static size_t
+giveback_run(const struct giveback_job *job)
 {
-	struct giveback_job *job = arg;
+	size_t given = 0;
 
 	for (size_t i = 0; i < job->n; i++) {
 		const struct ledger_entry *e = &job->e[i];
@@ -2573,7 +2616,17 @@ giveback_main(void *arg)
 		memcpy(cmd.req.vm, e->vm, sizeof(cmd.req.vm));
 		memcpy(cmd.at, e->at, sizeof(cmd.at));
 		command_do(&cmd);
+		given += cmd.outcome == OUT_OK;
 	}
+	return given;
+}
+
+static void *
+giveback_main(void *arg)
+{
+	struct giveback_job *job = arg;
+
+	(void)giveback_run(job);
 	free(job);
 	pthread_mutex_lock(&giveback.lock);
 	giveback.running--;
@@ -2619,6 +2672,36 @@ give_back(const char *vm, const char *cause, bool forget)
 		giveback_main(job);	/* here, then: later, but not lost */
 }
 
+/*
+ * The run step of a host client's "release": every ledger device of its
+ * domain (of every domain, for a bare "release") that no give-back holds
+ * already is given back now, in this command's thread, so that the
+ * answer says what came of it.
+ */
+static void
+release_run(struct command *cmd)
+{
+	struct giveback_job *job;
+	char why[MAX_REASON + 1];
+
+	if ((job = calloc(1, sizeof(*job))) == NULL) {
+		command_done(cmd, OUT_FAILED, "out of memory");
+		return;
+	}
+	job->cause = "released";
+	job->n = ledger_take(cmd->req.vm[0] != '\0' ? cmd->req.vm : NULL, false,
+	    job->e, LEDGER_MAX);
+	cmd->given = giveback_run(job);
+	if (cmd->given == job->n)
+		command_done(cmd, OUT_OK, NULL);
+	else {
+		reasonf(why, sizeof(why), "%zu of %zu devices could not be "
+		    "given back (the log says why)", job->n - cmd->given, job->n);
+		command_done(cmd, OUT_FAILED, why);
+	}
+	free(job);
+}
+
 /* What virsh event's line asks of us, if anything. */
 static void
 watch_event(const char *line, size_t len)
@@ -2628,6 +2711,10 @@ watch_event(const char *line, size_t len)
 
 	if (!event_parse(line, len, vm, &ev))
 		return;
+	/* Its devices are coming back: a lease has nothing left to guard. */
+	if (ev == VM_EVENT_CRASHED || ev == VM_EVENT_SUSPENDED ||
+	    ev == VM_EVENT_PMSUSPENDED || ev == VM_EVENT_STOPPED)
+		lease_end(vm);
 	switch (ev) {
 	case VM_EVENT_CRASHED:
 		give_back(vm, "crashed", false);
@@ -2701,6 +2788,7 @@ watch_reconcile(void)
 		if (r.outcome == RUN_FAILED && (strstr(r.reason,
 		    "failed to get domain") != NULL || strstr(r.reason,
 		    "Domain not found") != NULL)) {
+			lease_end(vms[i]);
 			give_back(vms[i], "is gone", true);
 			continue;
 		}
@@ -2710,8 +2798,10 @@ watch_reconcile(void)
 		(void)line_trim(out, strcspn(out, "\n"), &state);
 		for (size_t a = 0; a < sizeof(acts) / sizeof(acts[0]); a++)
 			if (strncmp(state, acts[a].state,
-			    strlen(acts[a].state)) == 0)
+			    strlen(acts[a].state)) == 0) {
+				lease_end(vms[i]);
 				give_back(vms[i], acts[a].cause, acts[a].forget);
+			}
 	}
 }
 
@@ -2989,6 +3079,274 @@ watch_stop(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* Leases: a guest's heartbeat, and the clock that lets it lapse       */
+
+/*
+ * A guest that says "VM alive SECONDS" takes a lease: if no line comes
+ * from it for that long, it is taken for hung, and its devices are given
+ * back as if it had crashed. Any line of its renews the lease; "alive 0"
+ * ends it, and so does its domain's crash, pause, sleep or stop (its
+ * devices come back then anyway). A guest that never says "alive" has
+ * none. The table's functions are pure, the clock given: lease_main runs
+ * them against the monotonic clock.
+ */
+struct lease {
+	char		vm[MAX_VM_NAME + 1];
+	unsigned	seconds;
+	int64_t		deadline;	/* now_ms() when it lapses */
+};
+
+struct lease_table {
+	struct lease	slot[LEASE_MAX];
+	size_t		n;
+};
+
+static struct lease *
+lease_find(struct lease_table *t, const char *vm)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->slot[i].vm, vm) == 0)
+			return &t->slot[i];
+	return NULL;
+}
+
+static void
+lease_drop(struct lease_table *t, struct lease *l)
+{
+	*l = t->slot[--t->n];
+}
+
+/* Sets vm's lease to seconds from now (0 ends it): what changed. */
+static enum lease_change
+lease_set(struct lease_table *t, const char *vm, unsigned seconds,
+    int64_t now)
+{
+	struct lease *l = lease_find(t, vm);
+	enum lease_change was;
+
+	if (seconds == 0) {
+		if (l == NULL)
+			return LEASE_NONE;
+		lease_drop(t, l);
+		return LEASE_ENDED;
+	}
+	if (l != NULL)
+		was = l->seconds == seconds ? LEASE_SAME : LEASE_CHANGED;
+	else if (t->n == LEASE_MAX)
+		return LEASE_FULL;
+	else {
+		l = &t->slot[t->n++];
+		snprintf(l->vm, sizeof(l->vm), "%s", vm);
+		was = LEASE_NEW;
+	}
+	l->seconds = seconds;
+	l->deadline = now + (int64_t)seconds * 1000;
+	return was;
+}
+
+/* A line came from vm's guest at now: its lease, if it has one, runs
+ * its whole length anew. */
+static void
+lease_renew(struct lease_table *t, const char *vm, int64_t now)
+{
+	struct lease *l = lease_find(t, vm);
+
+	if (l != NULL)
+		l->deadline = now + (int64_t)l->seconds * 1000;
+}
+
+/* A lease that has lapsed by now is taken out of the table into *out:
+ * true. Else false, and *next is when the first one will lapse
+ * (INT64_MAX: none runs). */
+static bool
+lease_lapsed(struct lease_table *t, int64_t now, struct lease *out,
+    int64_t *next)
+{
+	*next = INT64_MAX;
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->slot[i].deadline <= now) {
+			*out = t->slot[i];
+			lease_drop(t, &t->slot[i]);
+			return true;
+		}
+		if (t->slot[i].deadline < *next)
+			*next = t->slot[i].deadline;
+	}
+	return false;
+}
+
+static struct {
+	pthread_mutex_t		lock;
+	pthread_cond_t		changed;	/* on the monotonic clock */
+	struct lease_table	table;
+	bool			stopping;
+	bool			started;
+	pthread_t		thread;
+} leases = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* The run step of "VM alive SECONDS". */
+static void
+lease_run(struct command *cmd)
+{
+	bool clock;
+
+	pthread_mutex_lock(&leases.lock);
+	if ((clock = leases.started)) {
+		cmd->lease = lease_set(&leases.table, cmd->req.vm,
+		    cmd->req.lease, now_ms());
+		pthread_cond_signal(&leases.changed);
+	}
+	pthread_mutex_unlock(&leases.lock);
+	if (!clock)
+		command_done(cmd, OUT_FAILED, "no lease clock (the daemon "
+		    "could not start it; its log says why)");
+	else if (cmd->lease == LEASE_FULL)
+		command_done(cmd, OUT_FAILED, "too many leases");
+	else
+		command_done(cmd, OUT_OK, NULL);
+}
+
+/* A line from the guest of vm. */
+static void
+lease_renew_of(const char *vm)
+{
+	pthread_mutex_lock(&leases.lock);
+	lease_renew(&leases.table, vm, now_ms());
+	pthread_mutex_unlock(&leases.lock);
+}
+
+/* vm's devices come back, or it stopped: its lease, if any, ends. */
+static void
+lease_end(const char *vm)
+{
+	pthread_mutex_lock(&leases.lock);
+	(void)lease_set(&leases.table, vm, 0, 0);
+	pthread_mutex_unlock(&leases.lock);
+}
+
+/* The lease clock: sleeps until the first lease lapses, or the table
+ * changes, and gives back the devices of each domain whose lease has. */
+static void *
+lease_main(void *arg)
+{
+	struct lease lapsed;
+	struct timespec until;
+	int64_t next;
+
+	(void)arg;
+	pthread_mutex_lock(&leases.lock);
+	while (!leases.stopping) {
+		if (lease_lapsed(&leases.table, now_ms(), &lapsed, &next)) {
+			pthread_mutex_unlock(&leases.lock);
+			log_warn("[VMusb] the guest of %s said nothing for %u s: "
+			    "its lease lapsed", lapsed.vm, lapsed.seconds);
+			give_back(lapsed.vm, "lease lapsed", false);
+			pthread_mutex_lock(&leases.lock);
+		} else if (next == INT64_MAX)
+			pthread_cond_wait(&leases.changed, &leases.lock);
+		else {
+			until.tv_sec = (time_t)(next / 1000);
+			until.tv_nsec = (long)(next % 1000) * 1000000;
+			(void)pthread_cond_timedwait(&leases.changed,
+			    &leases.lock, &until);
+		}
+	}
+	pthread_mutex_unlock(&leases.lock);
+	return NULL;
+}
+
+/* Starts the lease clock; without it, "alive" fails and says why. */
+static void
+lease_start(void)
+{
+	pthread_condattr_t ca;
+	pthread_attr_t attr;
+	char eb[128];
+	int e;
+
+	if ((e = pthread_condattr_init(&ca)) == 0) {
+		if ((e = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC)) == 0)
+			e = pthread_cond_init(&leases.changed, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	if (e == 0 && (e = pthread_attr_init(&attr)) == 0) {
+		if ((e = pthread_attr_setstacksize(&attr, THREAD_STACK)) == 0)
+			e = pthread_create(&leases.thread, &attr, lease_main,
+			    NULL);
+		pthread_attr_destroy(&attr);
+	}
+	if (e != 0) {
+		log_warn("[VMusb] cannot keep guests' leases: %s",
+		    errstr(e, eb, sizeof(eb)));
+		return;
+	}
+	pthread_mutex_lock(&leases.lock);
+	leases.started = true;
+	pthread_mutex_unlock(&leases.lock);
+}
+
+/* Stops the lease clock and waits for it. */
+static void
+lease_stop(void)
+{
+	bool started;
+
+	pthread_mutex_lock(&leases.lock);
+	started = leases.started;
+	pthread_mutex_unlock(&leases.lock);
+	if (!started)
+		return;
+	pthread_mutex_lock(&leases.lock);
+	leases.stopping = true;
+	leases.started = false;
+	pthread_cond_signal(&leases.changed);
+	pthread_mutex_unlock(&leases.lock);
+	pthread_join(leases.thread, NULL);
+}
+
+/*
+ * The run step of "status": the ledger's entries and the leases, as the
+ * lines of its answer (common.h's STATUS_LEDGER and STATUS_LEASE), in
+ * cmd->report.
+ */
+static void
+status_run(struct command *cmd)
+{
+	/* Room for every line: each is shorter than LEDGER_LINE + 8. */
+	size_t size = (size_t)(LEDGER_MAX + LEASE_MAX) * (LEDGER_LINE + 8),
+	    len = 0;
+	struct ledger_entry e;
+	int64_t now = now_ms();
+	char *p;
+	int n;
+
+	if ((p = cmd->report = malloc(size)) == NULL) {
+		command_done(cmd, OUT_FAILED, "out of memory");
+		return;
+	}
+	pthread_mutex_lock(&ledger.lock);
+	for (size_t i = 0; i < ledger.n; i++) {
+		e = ledger.slot[i].e;
+		len += (size_t)snprintf(p + len, size - len, STATUS_LEDGER);
+		if ((n = ledger_format(p + len, size - len, &e)) > 0)
+			len += (size_t)n;
+	}
+	pthread_mutex_unlock(&ledger.lock);
+	pthread_mutex_lock(&leases.lock);
+	for (size_t i = 0; i < leases.table.n; i++) {
+		const struct lease *l = &leases.table.slot[i];
+		int64_t left = (l->deadline - now + 999) / 1000;
+
+		if ((n = lease_format(p + len, size - len, l->vm, l->seconds,
+		    left < 0 ? 0 : (unsigned)left)) > 0)
+			len += (size_t)n;
+	}
+	pthread_mutex_unlock(&leases.lock);
+	p[len] = '\0';
+	command_done(cmd, OUT_OK, NULL);
+}
+
+/* ------------------------------------------------------------------ */
 /* Answer: the log line and the reply                                  */
 
 /* Every peer identity with a live connection has a budget here: there
@@ -3242,6 +3600,46 @@ answer_give_back(struct command *cmd)
 	}
 }
 
+/* What came of a release, a lease or a status, which name no device. A
+ * status is not logged: it changes nothing. */
+static void
+answer_domain(struct command *cmd)
+{
+	char esc[MAX_REASON * 4 + 1], buf[MAX_LINE + 1], text[REQUEST_TEXT];
+	const struct request *req = &cmd->req;
+	const char *vm = req->vm[0] != '\0' ? req->vm : "every domain";
+	const char *tag = cmd->who->tag;
+
+	request_text(text, req);
+	if (cmd->outcome == OUT_PENDING)
+		command_done(cmd, OUT_FAILED, "nothing came of it");
+	/* A status's lines come first: its "ok" ends them. */
+	for (const char *p = cmd->outcome == OUT_OK ? cmd->report : NULL,
+	    *nl; p != NULL && (nl = strchr(p, '\n')) != NULL; p = nl + 1)
+		answer_reply(cmd, p, (int)(nl - p + 1));
+	free(cmd->report);
+	cmd->report = NULL;
+	if (cmd->outcome == OUT_OK && req->action == ACT_RELEASE)
+		log_info("[VMusb] release of %s: gave back %zu device%s %s", vm,
+		    cmd->given, cmd->given == 1 ? "" : "s", tag);
+	else if (cmd->outcome == OUT_OK && req->action == ACT_ALIVE) {
+		/* A guest's timer renews its lease every few seconds: only
+		 * a change is logged. */
+		if (cmd->lease == LEASE_NEW || cmd->lease == LEASE_CHANGED)
+			log_info("[VMusb] lease of %s: %u s: its devices are "
+			    "given back if its guest says nothing for that long "
+			    "%s", vm, req->lease, tag);
+		else if (cmd->lease == LEASE_ENDED)
+			log_info("[VMusb] lease of %s ended %s", vm, tag);
+	} else if (cmd->outcome != OUT_OK && answer_may_log(cmd)) {
+		escape_text(esc, sizeof(esc), cmd->why, strlen(cmd->why));
+		log_warn("[VMusb] %s %s: %s %s", text, cmd->outcome ==
+		    OUT_DENIED ? "denied" : "failed", esc, tag);
+	}
+	answer_reply(cmd, buf, reply_format(buf, sizeof(buf), req,
+	    cmd->outcome == OUT_OK ? NULL : answer_told(cmd)));
+}
+
 /*
  * The one place that says what came of a command: the log line (its
  * format, escaping, and the budget of lines a peer can provoke) and the
@@ -3256,6 +3654,11 @@ answer(struct command *cmd)
 
 	if (cmd->cause != NULL) {
 		answer_give_back(cmd);
+		return;
+	}
+	if (cmd->outcome != OUT_INVALID && (req->action == ACT_RELEASE ||
+	    req->action == ACT_ALIVE || req->action == ACT_STATUS)) {
+		answer_domain(cmd);
 		return;
 	}
 	device_text(&req->device, dev);
@@ -3760,6 +4163,7 @@ main(int argc, char *argv[])
 	admission_init();
 	ledger_load();
 	watch_start();
+	lease_start();
 	listen_announce(inherited);
 	admission_say();
 	if (allow.count == 0)
@@ -3776,6 +4180,7 @@ main(int argc, char *argv[])
 	close(lfd);
 	listen_cleanup();
 	watch_stop();
+	lease_stop();
 	path_drain();
 	log_info("[VMusb] stopped");
 	return 0;

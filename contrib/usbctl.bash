@@ -57,7 +57,7 @@ _usbctl_device_words()
 _usbctl()
 {
 	local cur prev words cword w seen=
-	local cmds="attach detach toggle status devices"
+	local cmds="attach detach toggle status devices release"
 	local opts="--socket --connect --domain --virsh --config --json
 		--sysfs --help --version"
 
@@ -93,7 +93,7 @@ _usbctl()
 		[[ " $cmds " == *" $w "* ]] && seen=$w
 	done
 	case $seen in
-	status|devices)
+	status|devices|release)
 		;;
 	"")
 		_usbctl_add < <(printf '%s\n' $cmds)

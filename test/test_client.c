@@ -518,9 +518,16 @@ START_TEST(test_usbctl_toggle_by_port_tells_twins_apart)
 	event_wait("end", "win10", id, sizeof(id));
 	ck_assert(log_wait("[VMusb] win10 detached device 046d:c52b@1-3", NULL,
 	    0));
+	/* usbserver's ledger holds what it attached, by the port named. */
 	ck_assert_int_eq(usbctl(out, "--json", "status", NULL), 0);
-	ck_assert_str_eq(out, "[{\"domain\":\"win10\",\"devices\":["
-	    "{\"device\":\"046d:c52b\",\"bus\":1,\"devnum\":5}]}]\n");
+	ck_assert_msg(strncmp(out, "[{\"domain\":\"win10\",\"devices\":["
+	    "{\"device\":\"046d:c52b\",\"bus\":1,\"devnum\":5}],"
+	    "\"ledger\":[{\"device\":\"046d:c52b@1-2\",\"port\":\"1-2\","
+	    "\"since\":", strlen("[{\"domain\":\"win10\",\"devices\":["
+	    "{\"device\":\"046d:c52b\",\"bus\":1,\"devnum\":5}],"
+	    "\"ledger\":[{\"device\":\"046d:c52b@1-2\",\"port\":\"1-2\","
+	    "\"since\":")) == 0, "%s", out);
+	ck_assert_ptr_nonnull(strstr(out, "}],\"lease\":null}]\n"));
 }
 END_TEST
 
@@ -534,10 +541,15 @@ START_TEST(test_usbctl_toggle_attaches_then_detaches)
 	event_wait("end", "win10", id, sizeof(id));
 	ck_assert_int_eq(usbctl(out, "status", NULL), 0);
 	ck_assert_ptr_nonnull(strstr(out, "win10                    046d:c52b"));
+	/* and usbserver's ledger has it, to give back if need be */
+	ck_assert_msg(strstr(out, "GIVEN BACK BY USBSERVER  DEVICE     PORT"
+	    "       SINCE\nwin10                    046d:c52b  -          20")
+	    != NULL, "%s", out);
 	ck_assert_int_eq(usbctl(out, "toggle", "046d:c52b", NULL), 0);
 	event_wait("end", "win10", id, sizeof(id));
 	ck_assert_int_eq(usbctl(out, "--json", "status", NULL), 0);
-	ck_assert_str_eq(out, "[{\"domain\":\"win10\",\"devices\":[]}]\n");
+	ck_assert_str_eq(out, "[{\"domain\":\"win10\",\"devices\":[],"
+	    "\"ledger\":[],\"lease\":null}]\n");
 	ck_assert(log_wait("[VMusb] win10 attached device 046d:c52b", NULL, 0));
 	ck_assert(log_wait("[VMusb] win10 detached device 046d:c52b", NULL, 0));
 }
@@ -831,6 +843,85 @@ START_TEST(test_bash_completion_offers_commands_domains_and_devices)
 	ck_assert_str_eq(out, "046d:c52b\n0781:5581\n");
 	complete_words(NULL, "usbctl status ''", 2, out, sizeof(out));
 	ck_assert_str_eq(out, "\n");
+	complete_words(NULL, "usbctl r", 1, out, sizeof(out));
+	ck_assert_str_eq(out, "release\n");
+	complete_words(NULL, "usbctl release ''", 2, out, sizeof(out));
+	ck_assert_str_eq(out, "\n");
+}
+END_TEST
+
+/*
+ * The host's escape: "usbctl release" has usbserver give back what it
+ * attached to every domain, "-d VM" to that one only; the domain of a
+ * configuration file is no default here, and a release takes no devices.
+ */
+START_TEST(test_usbctl_release_asks_the_daemon_to_give_back)
+{
+	char out[OUT];
+
+	daemon_start(NULL);
+	domains("win10\nlinux\n");
+	write_file(w.config, "domain linux\n", 0600);
+	ck_assert_int_eq(usbctl(out, "-d", "win10", "attach", "046d:c52b",
+	    "1050:0407", NULL), 0);
+	ck_assert_int_eq(usbctl(out, "attach", "0781:5581", NULL), 0);
+	ck_assert_int_eq(usbctl(out, "release", "046d:c52b", NULL), 2);
+	ck_assert_int_eq(usbctl(out, "-d", "no such", "release", NULL), 2);
+	ck_assert_int_eq(usbctl(out, "-d", "win10", "release", NULL), 0);
+	ck_assert_str_eq(out, "");
+	ck_assert(log_wait("[VMusb] win10 released: gave back device 046d:c52b",
+	    NULL, 0));
+	ck_assert(log_wait("[VMusb] win10 released: gave back device 1050:0407",
+	    NULL, 0));
+	ck_assert(log_wait("[VMusb] release of win10: gave back 2 devices",
+	    NULL, 0));
+	ck_assert_int_eq(usbctl(out, "release", NULL), 0);
+	ck_assert(log_wait("[VMusb] linux released: gave back device 0781:5581",
+	    NULL, 0));
+	ck_assert(log_wait("[VMusb] release of every domain: gave back 1 device",
+	    NULL, 0));
+	/* A domain that has nothing to give back: still "ok". */
+	ck_assert_int_eq(usbctl(out, "-d", "linux", "release", NULL), 0);
+	ck_assert(log_wait("[VMusb] release of linux: gave back 0 devices",
+	    NULL, 0));
+}
+END_TEST
+
+/* status shows, besides what libvirt says is attached, what usbserver
+ * would give back by itself: its ledger, and each guest's lease. */
+START_TEST(test_usbctl_status_shows_the_ledger_and_the_leases)
+{
+	char out[OUT], sys[300];
+	struct client c;
+
+	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
+	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
+	daemon_start("--sysfs", sys, NULL);
+	domains("win10\n");
+	ck_assert_int_eq(usbctl(out, "--sysfs", sys, "-d", "win10", "attach",
+	    "046d:c52b", NULL), 0);
+	client_open(&c);
+	client_send(&c, "reply on\nwin10 alive 600\ngone alive 30\n");
+	expect_reply(&c, "ok win10 alive 600");
+	expect_reply(&c, "ok gone alive 30");
+	client_close(&c);
+	ck_assert_int_eq(usbctl(out, "status", NULL), 0);
+	ck_assert_msg(strstr(out, "GIVEN BACK BY USBSERVER  DEVICE     PORT"
+	    "       SINCE\nwin10                    046d:c52b  1-2        20")
+	    != NULL, "%s", out);
+	ck_assert_ptr_nonnull(strstr(out, "\nwin10                    lease "
+	    "600 s, "));
+	ck_assert_ptr_nonnull(strstr(out, "\ngone                     lease "
+	    "30 s, "));
+	ck_assert_int_eq(usbctl(out, "-d", "win10", "status", NULL), 0);
+	ck_assert_ptr_null(strstr(out, "gone"));
+	/* In JSON, a domain only usbserver knows of has devices null. */
+	ck_assert_int_eq(usbctl(out, "--json", "status", NULL), 0);
+	ck_assert_msg(strstr(out, "\"lease\":{\"seconds\":600,\"left\":") !=
+	    NULL, "%s", out);
+	ck_assert_msg(strstr(out, ",{\"domain\":\"gone\",\"devices\":null,"
+	    "\"ledger\":[],\"lease\":{\"seconds\":30,\"left\":") != NULL, "%s",
+	    out);
 }
 END_TEST
 
@@ -943,6 +1034,8 @@ client_suite(void)
 	tcase_add_test(live, test_bash_completion_completes_after_the_colon);
 	tcase_add_test(live, test_bash_completion_offers_ports_where_needed);
 	tcase_add_test(live, test_usbctl_shows_the_port_form_for_twins);
+	tcase_add_test(live, test_usbctl_release_asks_the_daemon_to_give_back);
+	tcase_add_test(live, test_usbctl_status_shows_the_ledger_and_the_leases);
 	suite_add_tcase(s, live);
 	return s;
 }

@@ -1695,6 +1695,123 @@ START_TEST(test_ledger_lines_not_ours_are_refused)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* release, alive, status: the lines that name no device               */
+
+/* line must parse as a command naming no device: vm ("" for every
+ * domain), action and, for alive, lease; its text is line again. */
+static void
+expect_domain_command(const char *line, const char *vm, enum action action,
+    unsigned lease)
+{
+	struct request cmd, none;
+	const char *why = NULL;
+	char text[REQUEST_TEXT];
+
+	command_init(&cmd);
+	memset(&none, 0, sizeof(none));
+	ck_assert_msg(parse_line(line, strlen(line), &cmd, &why) ==
+	    PARSE_COMMAND, "'%s': %s", line, why);
+	ck_assert_str_eq(cmd.vm, vm);
+	ck_assert_int_eq(cmd.action, action);
+	ck_assert_uint_eq(cmd.lease, lease);
+	ck_assert_mem_eq(&cmd.device, &none.device, sizeof(none.device));
+	ck_assert_str_eq(request_text(text, &cmd), line);
+}
+
+START_TEST(test_parse_release_of_a_domain_or_of_every_one)
+{
+	expect_domain_command("release", "", ACT_RELEASE, 0);
+	expect_domain_command("win10 release", "win10", ACT_RELEASE, 0);
+	/* "reply" is a domain's name like any other before "release" */
+	expect_domain_command("reply release", "reply", ACT_RELEASE, 0);
+	expect_parse_error("release win10", 13);
+	expect_parse_error("win10 release 046d:c52b", 23);
+	expect_parse_error("1 release", 9);
+	expect_parse_error("-x release", 10);
+	/* a release names no device: a third field is no release */
+	expect_parse_error("win10 release 5", 15);
+}
+END_TEST
+
+START_TEST(test_parse_alive_takes_seconds_from_0_to_3600)
+{
+	static const char *const bad[] = { "win10 alive 3601", "win10 alive -1",
+	    "win10 alive 01", "win10 alive 1.5", "win10 alive 1s",
+	    "win10 alive 99999999999999999999", "win10 alive", "alive 5",
+	    "win10 alive 5 5", "win10 alive +5", "win10 alive 0x10", NULL };
+
+	expect_domain_command("win10 alive 0", "win10", ACT_ALIVE, 0);
+	expect_domain_command("win10 alive 1", "win10", ACT_ALIVE, 1);
+	expect_domain_command("win10 alive 3600", "win10", ACT_ALIVE, 3600);
+	for (const char *const *b = bad; *b != NULL; b++)
+		expect_parse_error(*b, strlen(*b));
+}
+END_TEST
+
+START_TEST(test_parse_status_is_one_word)
+{
+	expect_domain_command("status", "", ACT_STATUS, 0);
+	expect_parse_error("status win10", 12);
+	expect_parse_error("win10 status", 12);
+	expect_parse_error("win10 status 046d:c52b", 22);
+}
+END_TEST
+
+/* Replies name the request as its line did, so that a client can tell
+ * which of its lines each answers. */
+START_TEST(test_replies_to_release_alive_and_status)
+{
+	struct request q = { .action = ACT_RELEASE };
+	char buf[MAX_LINE + 1];
+	const char *reason;
+
+	ck_assert_int_gt(reply_format(buf, sizeof(buf), &q, NULL), 0);
+	ck_assert_str_eq(buf, "ok release\n");
+	ck_assert_int_eq(reply_parse("ok release", &q, &reason), REPLY_OK);
+	ck_assert_int_eq(reply_parse("ok win10 release", &q, &reason),
+	    REPLY_UNEXPECTED);
+	strcpy(q.vm, "win10");
+	ck_assert_int_gt(reply_format(buf, sizeof(buf), &q, "1 of 2 devices "
+	    "could not be given back"), 0);
+	ck_assert_str_eq(buf, "error win10 release: 1 of 2 devices could not "
+	    "be given back\n");
+	buf[strlen(buf) - 1] = '\0';
+	ck_assert_int_eq(reply_parse(buf, &q, &reason), REPLY_ERROR);
+	ck_assert_str_eq(reason, "1 of 2 devices could not be given back");
+	q.action = ACT_ALIVE;
+	q.lease = 30;
+	ck_assert_int_gt(reply_format(buf, sizeof(buf), &q, NULL), 0);
+	ck_assert_str_eq(buf, "ok win10 alive 30\n");
+	ck_assert_int_eq(reply_parse("ok win10 alive 30", &q, &reason), REPLY_OK);
+	ck_assert_int_eq(reply_parse("ok win10 alive 3", &q, &reason),
+	    REPLY_UNEXPECTED);
+	q.action = ACT_STATUS;
+	ck_assert_int_eq(reply_parse("ok status", &q, &reason), REPLY_OK);
+}
+END_TEST
+
+START_TEST(test_lease_lines_of_status)
+{
+	char buf[MAX_LINE], vm[MAX_VM_NAME + 1];
+	unsigned seconds, left;
+	static const char *const bad[] = { "win10 0 0", "win10 3601 1",
+	    "win10 30", "win10 30 1 1", "1 30 1", "win10 30 -1", "win 10 30 1",
+	    NULL };
+
+	ck_assert_int_gt(lease_format(buf, sizeof(buf), "win10", 30, 12), 0);
+	ck_assert_str_eq(buf, "lease win10 30 12\n");
+	ck_assert(lease_parse(buf + 6, strlen(buf + 6) - 1, vm, &seconds,
+	    &left));
+	ck_assert_str_eq(vm, "win10");
+	ck_assert_uint_eq(seconds, 30);
+	ck_assert_uint_eq(left, 12);
+	for (const char *const *b = bad; *b != NULL; b++)
+		ck_assert_msg(!lease_parse(*b, strlen(*b), vm, &seconds, &left),
+		    "'%s' taken for a lease", *b);
+}
+END_TEST
+
 Suite *
 parse_suite(void)
 {
@@ -1794,6 +1911,14 @@ parse_suite(void)
 	tcase_add_test(tc, test_event_other_lines_are_none);
 	tcase_add_test(tc, test_ledger_line_round_trips);
 	tcase_add_test(tc, test_ledger_lines_not_ours_are_refused);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("release, alive, status");
+	tcase_add_test(tc, test_parse_release_of_a_domain_or_of_every_one);
+	tcase_add_test(tc, test_parse_alive_takes_seconds_from_0_to_3600);
+	tcase_add_test(tc, test_parse_status_is_one_word);
+	tcase_add_test(tc, test_replies_to_release_alive_and_status);
+	tcase_add_test(tc, test_lease_lines_of_status);
 	suite_add_tcase(s, tc);
 
 	return s;

@@ -2598,6 +2598,135 @@ START_TEST(test_events_lost_and_back_are_made_up_for)
 }
 END_TEST
 
+/*
+ * The host's escape: "VM release" gives back every device the ledger
+ * has for that domain, "release" those of every domain, each logged and
+ * struck out, and the answer says how many. A guest may not: it has
+ * "detach" for its own devices.
+ */
+START_TEST(test_release_gives_back_a_domains_devices_or_all)
+{
+	static const char *const two[] = { "046d:c52b", "1050:0407", NULL };
+	static const char *const one[] = { "046d:c52b", NULL };
+	char text[LINE], out[LINE];
+	struct client c;
+
+	daemon_start(NULL);
+	attach_all("vmA", two);
+	attach_all("vmB", one);
+	client_open(&c);
+	client_send(&c, "reply on\nvmA release\n");
+	expect_reply(&c, "ok vmA release");
+	expect_log("[VMusb] vmA released: gave back device 046d:c52b");
+	expect_log("[VMusb] vmA released: gave back device 1050:0407");
+	expect_log_part("[VMusb] release of vmA: gave back 2 devices (peer pid");
+	ledger_text(text, sizeof(text));
+	ck_assert_str_eq(text, "vmB 046d:c52b - 0 0;");
+
+	/* The guest of vmB may not, neither its own nor all. */
+	guest_as(0, 0, "vmB", "reply on\nvmB release\nrelease\n", out,
+	    sizeof(out));
+	ck_assert_str_eq(out, "error vmB release: not allowed\n"
+	    "error release: not allowed\n");
+	expect_log_part("[VMusb] vmB release denied: a guest may not release");
+
+	client_send(&c, "release\n");
+	expect_reply(&c, "ok release");
+	expect_log("[VMusb] vmB released: gave back device 046d:c52b");
+	expect_log_part("[VMusb] release of every domain: gave back 1 device "
+	    "(peer pid");
+	client_send(&c, "vmA release\n");
+	expect_reply(&c, "ok vmA release");
+	expect_log_part("[VMusb] release of vmA: gave back 0 devices");
+	client_close(&c);
+	ledger_text(text, sizeof(text));
+	ck_assert_str_eq(text, "");
+	ck_assert_int_eq(daemon_stop(), 0);
+	expect_calls("vmA attach-device;vmA attach-device;vmB attach-device;"
+	    "vmA detach-device;vmA detach-device;vmB detach-device;");
+}
+END_TEST
+
+/*
+ * A guest that takes a lease and then says nothing (it hung) gets its
+ * devices given back when the lease lapses, and that is logged. A guest
+ * may take a lease for its own domain only, of 0 to 3600 s.
+ */
+START_TEST(test_a_lapsed_lease_gives_back_the_devices)
+{
+	static const char *const one[] = { "046d:c52b", NULL };
+	char text[LINE], out[LINE];
+
+	daemon_start(NULL);
+	attach_all("vmA", one);
+	attach_all("vmB", one);
+	guest_as(0, 0, "vmA", "reply on\nvmB alive 1\nvmA alive 3601\n"
+	    "vmA alive 1\n", out, sizeof(out));
+	ck_assert_str_eq(out, "error vmB alive 1: not allowed\n"
+	    "error: invalid lease (expected seconds, 0 to 3600)\n"
+	    "ok vmA alive 1\n");
+	expect_log_part("[VMusb] lease of vmA: 1 s: its devices are given back "
+	    "if its guest says nothing for that long (peer pid");
+	expect_log("[VMusb] the guest of vmA said nothing for 1 s: its lease "
+	    "lapsed");
+	expect_log("[VMusb] vmA lease lapsed: gave back device 046d:c52b");
+	ledger_text(text, sizeof(text));
+	ck_assert_str_eq(text, "vmB 046d:c52b - 0 0;");
+	ck_assert_int_eq(daemon_stop(), 0);
+	expect_calls("vmA attach-device;vmB attach-device;vmA detach-device;");
+}
+END_TEST
+
+/*
+ * "status" tells a host client the ledger and the leases, a line each,
+ * then "ok status"; "alive 0" ends a lease, and a domain's stop too. A
+ * guest may not ask: the ledger names the host's ports and the other
+ * domains.
+ */
+START_TEST(test_status_tells_the_ledger_and_the_leases)
+{
+	static const char *const one[] = { "046d:c52b", NULL };
+	char line[LINE], out[LINE], vm[MAX_VM_NAME + 1];
+	struct ledger_entry e;
+	unsigned seconds, left;
+	struct client c;
+
+	daemon_start(NULL);
+	attach_all("vmA", one);
+	client_open(&c);
+	client_send(&c, "reply on\nvmA alive 600\nvmB alive 3600\nstatus\n");
+	expect_reply(&c, "ok vmA alive 600");
+	expect_reply(&c, "ok vmB alive 3600");
+	client_reply(&c, line, sizeof(line));
+	ck_assert_msg(strncmp(line, "ledger ", 7) == 0 &&
+	    ledger_parse(line + 7, strlen(line + 7), &e), "%s", line);
+	ck_assert_str_eq(e.vm, "vmA");
+	ck_assert_uint_eq(e.device.vendor, 0x046d);
+	client_reply(&c, line, sizeof(line));
+	ck_assert_msg(lease_parse(line + 6, strlen(line + 6), vm, &seconds,
+	    &left), "%s", line);
+	ck_assert_str_eq(vm, "vmA");
+	ck_assert_uint_eq(seconds, 600);
+	ck_assert_uint_ge(left, 590);
+	client_reply(&c, line, sizeof(line));
+	ck_assert_str_eq(line, "lease vmB 3600 3600");
+	expect_reply(&c, "ok status");
+
+	client_send(&c, "vmA alive 0\n");
+	expect_reply(&c, "ok vmA alive 0");
+	expect_log_part("[VMusb] lease of vmA ended (peer pid");
+	libvirt_says("event 'lifecycle' for domain 'vmB': Stopped Destroyed\n");
+	libvirt_says("event 'lifecycle' for domain 'vmA': Stopped Destroyed\n");
+	expect_log("[VMusb] vmA stopped: device 046d:c52b is the host's again");
+	client_send(&c, "status\n");
+	expect_reply(&c, "ok status");
+	client_close(&c);
+
+	guest_as(0, 0, "vmA", "reply on\nstatus\n", out, sizeof(out));
+	ck_assert_str_eq(out, "error status: not allowed\n");
+}
+END_TEST
+
 /* Attack 3: pass as another guest; 5: signals; 6: learn the host's
  * ports; 8: name another domain; 9: stall the start. */
 void
@@ -2702,6 +2831,9 @@ daemon_suite(void)
 	tcase_add_test(give, test_a_torn_or_hostile_ledger_is_not_believed);
 	tcase_add_test(give, test_at_start_the_ledger_is_checked_against_libvirt);
 	tcase_add_test(give, test_events_lost_and_back_are_made_up_for);
+	tcase_add_test(give, test_release_gives_back_a_domains_devices_or_all);
+	tcase_add_test(give, test_a_lapsed_lease_gives_back_the_devices);
+	tcase_add_test(give, test_status_tells_the_ledger_and_the_leases);
 
 	tcase_add_test(real, test_real_virsh_error_is_replied);
 	tcase_add_test(real, test_syslog_messages_have_the_guides_format);

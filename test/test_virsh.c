@@ -513,6 +513,56 @@ START_TEST(test_a_pid_started_after_the_accept_is_not_the_peer)
 }
 END_TEST
 
+/* The lease clock, its time given: set, renewed, changed, ended, full,
+ * and which lapses first. */
+START_TEST(test_the_lease_clock)
+{
+	static struct lease_table t;
+	struct lease out;
+	char name[16];
+	int64_t next;
+
+	ck_assert(!lease_lapsed(&t, 0, &out, &next));
+	ck_assert(next == INT64_MAX);
+	ck_assert_int_eq(lease_set(&t, "vmA", 0, 0), LEASE_NONE);
+	ck_assert_int_eq(lease_set(&t, "vmA", 10, 1000), LEASE_NEW);
+	ck_assert_int_eq(lease_set(&t, "vmB", 3, 1000), LEASE_NEW);
+	ck_assert(!lease_lapsed(&t, 3999, &out, &next));
+	ck_assert(next == 4000);
+	/* vmB's guest speaks at 3500: its lease runs from then */
+	lease_renew(&t, "vmB", 3500);
+	lease_renew(&t, "vmC", 3500);		/* none: nothing made */
+	ck_assert_uint_eq(t.n, 2);
+	ck_assert(!lease_lapsed(&t, 6499, &out, &next));
+	ck_assert(next == 6500);
+	ck_assert(lease_lapsed(&t, 6500, &out, &next));
+	ck_assert_str_eq(out.vm, "vmB");
+	ck_assert_uint_eq(out.seconds, 3);
+	ck_assert_uint_eq(t.n, 1);		/* a lapsed lease is over */
+	/* the same length again renews; another length changes it */
+	ck_assert_int_eq(lease_set(&t, "vmA", 10, 5000), LEASE_SAME);
+	ck_assert(!lease_lapsed(&t, 14999, &out, &next));
+	ck_assert(next == 15000);
+	ck_assert_int_eq(lease_set(&t, "vmA", 1, 5000), LEASE_CHANGED);
+	ck_assert(!lease_lapsed(&t, 5999, &out, &next));
+	ck_assert(next == 6000);
+	ck_assert_int_eq(lease_set(&t, "vmA", 0, 5500), LEASE_ENDED);
+	ck_assert(!lease_lapsed(&t, 1000000, &out, &next));
+	ck_assert(next == INT64_MAX);
+	/* bounded: one more than LEASE_MAX finds no room */
+	for (int i = 0; i < LEASE_MAX; i++) {
+		snprintf(name, sizeof(name), "vm%d", i);
+		ck_assert_int_eq(lease_set(&t, name, 1, 0), LEASE_NEW);
+	}
+	ck_assert_int_eq(lease_set(&t, "vmX", 1, 0), LEASE_FULL);
+	ck_assert_int_eq(lease_set(&t, "vm7", 2, 0), LEASE_CHANGED);
+	for (int i = 0; i < LEASE_MAX; i++)
+		ck_assert(lease_lapsed(&t, 2000, &out, &next));
+	ck_assert(!lease_lapsed(&t, 2000, &out, &next));
+	ck_assert_uint_eq(t.n, 0);
+}
+END_TEST
+
 Suite *
 virsh_suite(void)
 {
@@ -538,6 +588,7 @@ virsh_suite(void)
 	tcase_add_test(run, test_a_virsh_path_is_used_as_given);
 	tcase_add_test(run, test_short_of_resources_to_identify_stays_so);
 	tcase_add_test(run, test_a_pid_started_after_the_accept_is_not_the_peer);
+	tcase_add_test(run, test_the_lease_clock);
 	suite_add_tcase(s, run);
 
 	tcase_add_checked_fixture(xml, setup, world_teardown);

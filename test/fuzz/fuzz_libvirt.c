@@ -1,7 +1,8 @@
 /*
  * fuzz_libvirt.c: libFuzzer target for what the daemon reads of
  * libvirt's and its own state: lines of "virsh event" and of the ledger
- * file. An event names a domain the validators take; a ledger entry
+ * file, and what usbctl reads of the daemon's status (a lease line). An
+ * event names a domain the validators take; a ledger entry or a lease
  * written back is read back the same.
  */
 #define _GNU_SOURCE
@@ -20,6 +21,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *line = (const char *)data;
 	char vm[MAX_VM_NAME + 1], buf[LEDGER_LINE];
 	struct ledger_entry e, back;
+	char vm2[MAX_VM_NAME + 1];
+	unsigned seconds, left, s2, l2;
 	enum vm_event ev;
 	int n;
 
@@ -38,6 +41,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    device_equal(&back.device, &e.device) &&
 		    back.addr.bus == e.addr.bus && back.addr.dev == e.addr.dev &&
 		    back.since == e.since);
+	}
+	if (lease_parse(line, size, vm, &seconds, &left)) {
+		CHECK(valid_vm_name(vm, strlen(vm)));
+		CHECK(seconds >= 1 && seconds <= MAX_LEASE && left <= MAX_LEASE);
+		n = lease_format(buf, sizeof(buf), vm, seconds, left);
+		CHECK(n > 6 && buf[n - 1] == '\n');
+		CHECK(lease_parse(buf + 6, (size_t)n - 7, vm2, &s2, &l2) &&
+		    strcmp(vm, vm2) == 0 && s2 == seconds && l2 == left);
 	}
 	return 0;
 }

@@ -57,6 +57,24 @@ one_line(const char *line, size_t len)
 	check_plain(esc, n);
 	switch (parse_line(line, len, &cmd, &why)) {
 	case PARSE_COMMAND:
+		/* What names no device: its text parses back to itself. */
+		if (cmd.action == ACT_RELEASE || cmd.action == ACT_STATUS ||
+		    cmd.action == ACT_ALIVE) {
+			char text[REQUEST_TEXT];
+			struct request back;
+
+			CHECK(cmd.vm[0] == '\0' ? cmd.action != ACT_ALIVE :
+			    valid_vm_name(cmd.vm, strlen(cmd.vm)));
+			CHECK(cmd.action != ACT_STATUS || cmd.vm[0] == '\0');
+			CHECK(cmd.lease <= MAX_LEASE);
+			request_text(text, &cmd);
+			CHECK(parse_line(text, strlen(text), &back, &why) ==
+			    PARSE_COMMAND && strcmp(back.vm, cmd.vm) == 0 &&
+			    back.action == cmd.action && back.lease == cmd.lease);
+			r = reply_format(reply, sizeof(reply), &cmd, line);
+			CHECK(r > 0 && reply[r - 1] == '\n');
+			break;
+		}
 		CHECK(valid_vm_name(cmd.vm, strlen(cmd.vm)));
 		CHECK(device_ok(device_text(&cmd.device, dev)));
 		/* The text parses back to the same device. */
