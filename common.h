@@ -11,6 +11,7 @@
  *	the text we write: the hostdev document, sysfs numbers, replies
  *	libvirt's words we match, and the daemon's "name one, as"
  *	libvirt's lifecycle event lines; the ledger's lines
+ *	a domain's XML: its USB hostdevs
  * Part 2, marked below, is the I/O both programs do, done once:
  *	trusted files, small files read a line at a time, sysfs
  *	attributes, running virsh with a deadline
@@ -987,6 +988,111 @@ lease_parse(const char *line, size_t len, char vm[MAX_VM_NAME + 1],
 	*seconds = (unsigned)s;
 	*left = (unsigned)l;
 	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* A domain's XML, as "virsh dumpxml" prints it: its USB hostdevs.     */
+/* What a domain's owner wrote is in it too: any bytes. The XML must   */
+/* end in a NUL, where the parser's strstr stops.                      */
+
+#define XML_READ_MAX	(256 * 1024)	/* of one "virsh dumpxml" */
+
+/* A USB device attached to a domain, from its XML. */
+struct hostdev {
+	struct usb_device	device;		/* its ids */
+	int			bus, dev;	/* -1 until libvirt fills them in */
+};
+
+/* The value of attribute name in the tag starting at tag (up to '>'),
+ * quoted either way; its length, or -1. */
+static inline int
+xml_attr(const char *tag, const char *end, const char *name, const char **val)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = tag; p + n + 2 < end && *p != '>'; p++) {
+		if (p[-1] != ' ' || strncmp(p, name, n) != 0 || p[n] != '=' ||
+		    (p[n + 1] != '\'' && p[n + 1] != '"'))
+			continue;
+		const char *v = p + n + 2, *q = memchr(v, p[n + 1],
+		    (size_t)(end - v));
+		if (q == NULL)
+			return -1;
+		*val = v;
+		return (int)(q - v);
+	}
+	return -1;
+}
+
+/* A "0x1234" id, as libvirt writes it; -1 if it is not one. */
+static inline long
+xml_id(const char *start, const char *end, const char *tagname)
+{
+	const char *t = start, *v;
+	char buf[8], *stop;
+	long id;
+	int n;
+
+	if ((t = strstr(t, tagname)) == NULL || t >= end ||
+	    (n = xml_attr(t + strlen(tagname), end, "id", &v)) < 3 || n > 6 ||
+	    v[0] != '0' || (v[1] != 'x' && v[1] != 'X'))
+		return -1;
+	memcpy(buf, v + 2, (size_t)n - 2);
+	buf[n - 2] = '\0';
+	id = strtol(buf, &stop, 16);
+	return *stop == '\0' && id >= 0 && id <= 0xffff ? id : -1;
+}
+
+/* The host's bus and device number of the hostdev from p to close: the
+ * <address> inside its <source>; another <address> (type='usb' bus=
+ * port=) is the guest's. -1 while libvirt has not said them. */
+static inline void
+hostdev_address(const char *p, const char *close, struct hostdev *h)
+{
+	const char *src, *src_end, *addr, *bv = NULL, *dv = NULL;
+	char num[16];
+	int bk, dk;
+
+	h->bus = h->dev = -1;
+	if ((src = strstr(p, "<source")) == NULL || src >= close ||
+	    (src_end = strstr(src, "</source>")) == NULL || src_end >= close ||
+	    (addr = strstr(src, "<address ")) == NULL || addr >= src_end)
+		return;
+	bk = xml_attr(addr + 9, src_end, "bus", &bv);
+	dk = xml_attr(addr + 9, src_end, "device", &dv);
+	if (bk <= 0 || bk >= (int)sizeof(num) || dk <= 0 ||
+	    dk >= (int)sizeof(num))
+		return;
+	snprintf(num, sizeof(num), "%.*s", bk, bv);
+	h->bus = atoi(num);
+	snprintf(num, sizeof(num), "%.*s", dk, dv);
+	h->dev = atoi(num);
+}
+
+/* The USB host devices in a domain's XML (libvirt's own output): their
+ * ids and, once attached, bus and device number. Returns how many. */
+static inline int
+hostdevs_parse(const char *xml, size_t len, struct hostdev *out, int max)
+{
+	const char *p = xml, *end = xml + len, *close, *v;
+	long vid, pid;
+	int n = 0;
+
+	while (n < max && (p = strstr(p, "<hostdev ")) != NULL && p < end) {
+		if ((close = strstr(p, "</hostdev>")) == NULL || close > end)
+			break;
+		if (xml_attr(p + 9, close, "type", &v) == 3 &&
+		    strncmp(v, "usb", 3) == 0 &&
+		    (vid = xml_id(p, close, "<vendor ")) >= 0 &&
+		    (pid = xml_id(p, close, "<product ")) >= 0) {
+			memset(&out[n].device, 0, sizeof(out[n].device));
+			out[n].device.vendor = (unsigned)vid;
+			out[n].device.product = (unsigned)pid;
+			hostdev_address(p, close, &out[n++]);
+		}
+		p = close;
+	}
+	return n;
 }
 
 /* ================================================================== */

@@ -226,6 +226,8 @@ struct command {
 					 * gave back device ..."; NULL: none */
 	bool			 forget; /* only struck from the ledger: its
 					 * domain stopped, QEMU let it go */
+	long long		 since;	/* forget: the entry's, so that a newer
+					 * one of that device stays */
 	bool			 placed;	/* where the device sat is known: */
 	struct usb_addr		 addr;		/* its bus and device number, */
 	char			 at[PORT_MAX + 1];	/* its port ("": not known) */
@@ -2438,7 +2440,8 @@ ledger_record(struct command *cmd)
 		full = !(changed = ledger_put_locked(&e)) && !ledger.full_said;
 		ledger.full_said |= full;
 	} else if (cmd->cause != NULL) {
-		if ((s = ledger_find_locked(req->vm, &req->device)) != NULL) {
+		if ((s = ledger_find_locked(req->vm, &req->device)) != NULL &&
+		    (!cmd->forget || s->e.since == cmd->since)) {
 			ledger_drop_locked((size_t)(s - ledger.slot));
 			changed = true;
 		}
@@ -2609,6 +2612,7 @@ giveback_run(const struct giveback_job *job)
 			.who = &self_peer,
 			.cause = job->cause,
 			.forget = job->forget,
+			.since = e->since,
 			.placed = e->addr.bus != 0,
 			.addr = e->addr,
 		};
@@ -2756,8 +2760,67 @@ watch_argv(char prog[PATH_MAX], char *argv[8], const char *const *args)
  * What libvirt says of each domain in the ledger, when we start and
  * whenever its events come back: events missed meanwhile are made up
  * for. A domain that crashed, paused or sleeps gets its devices back; one
- * that stopped or is gone, its entries struck out.
+ * that stopped or is gone, its entries struck out, and so are the
+ * devices a domain's XML no longer holds.
  */
+/* Does the domain's XML still hold the ledger's device e? By its ids,
+ * and by its bus and device number where both know them. */
+static bool
+watch_holds(const struct hostdev *devs, int n, const struct ledger_entry *e)
+{
+	for (int i = 0; i < n; i++)
+		if (devs[i].device.vendor == e->device.vendor &&
+		    devs[i].device.product == e->device.product &&
+		    (e->addr.bus == 0 || devs[i].bus < 0 ||
+		    ((unsigned)devs[i].bus == e->addr.bus &&
+		    (unsigned)devs[i].dev == e->addr.dev)))
+			return true;
+	return false;
+}
+
+/*
+ * The ledger's devices of vm that its XML ("virsh dumpxml") no longer
+ * holds are struck out: it was started anew, or someone detached them
+ * by hand, while we did not watch. An XML we cannot get changes nothing.
+ */
+static void
+watch_reconcile_xml(const char *vm)
+{
+	static char xml[XML_READ_MAX + 1];	/* the watcher's alone */
+	static struct hostdev devs[LEDGER_MAX];
+	const char *args[] = { "dumpxml", "--domain", vm, NULL };
+	char prog[PATH_MAX], *argv[8];
+	struct giveback_job *job;
+	struct run r;
+	int n;
+
+	if (watch_argv(prog, argv, args) == -1 ||
+	    (job = calloc(1, sizeof(*job))) == NULL)
+		return;
+	memset(&r, 0, sizeof(r));
+	r.argv = argv;
+	r.envp = virsh_env;
+	r.timeout_s = opt.timeout;
+	r.out = xml;
+	r.outsize = sizeof(xml) - 1;
+	run_program(&r);
+	if (r.outcome == RUN_OK && r.outlen < sizeof(xml) - 1) {
+		xml[r.outlen] = '\0';
+		n = hostdevs_parse(xml, r.outlen, devs, LEDGER_MAX);
+		pthread_mutex_lock(&ledger.lock);
+		for (size_t i = 0; i < ledger.n; i++)
+			if (strcmp(ledger.slot[i].e.vm, vm) == 0 &&
+			    !ledger.slot[i].giving_back &&
+			    !watch_holds(devs, n, &ledger.slot[i].e))
+				job->e[job->n++] = ledger.slot[i].e;
+		pthread_mutex_unlock(&ledger.lock);
+		job->cause = "holds it no more";
+		job->forget = true;
+		(void)giveback_run(job);
+	}
+	free(job);
+}
+
 static void
 watch_reconcile(void)
 {
@@ -2796,6 +2859,8 @@ watch_reconcile(void)
 			continue;
 		out[r.outlen] = '\0';
 		(void)line_trim(out, strcspn(out, "\n"), &state);
+		if (strncmp(state, "shut off", 8) != 0)
+			watch_reconcile_xml(vms[i]);
 		for (size_t a = 0; a < sizeof(acts) / sizeof(acts[0]); a++)
 			if (strncmp(state, acts[a].state,
 			    strlen(acts[a].state)) == 0) {
