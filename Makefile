@@ -82,8 +82,15 @@ $(O)/test/guest.img: test/guest.S
 	-$(AS) --32 -o $(O)/test/guest.o test/guest.S && \
 	$(LD) -m elf_i386 -Ttext 0x7c00 --oformat binary -o $@ $(O)/test/guest.o
 
-# make check-usb's inner guest: the same boot sector, asking for its
-# detach line on COM2.
+# The end-to-end suite's second guest: one line, then a panic (pvpanic).
+$(O)/test/guest-panic.img: test/guest.S
+	@mkdir -p $(O)/test
+	@rm -f $@
+	-$(AS) --32 --defsym PANIC_TEST=1 -o $(O)/test/guest-panic.o test/guest.S && \
+	$(LD) -m elf_i386 -Ttext 0x7c00 --oformat binary -o $@ $(O)/test/guest-panic.o
+
+# make check-usb's inner guest: the same boot sector, told on COM2 to
+# write its detach or alive line, or to panic.
 $(O)/test/guest-usb.img: test/guest.S
 	@mkdir -p $(O)/test
 	$(AS) --32 --defsym USB_TEST=1 -o $(O)/test/guest-usb.o test/guest.S
@@ -104,12 +111,13 @@ $(O)/test/check_usbserver: $(TEST_SRC) test/tests.h common.h usbserver.c usbctl.
 		-DUSBSERVER_BIN='"$(DAEMON_BIN)"' \
 		-DUSBCTL_BIN='"$(abspath $(O)/usbctl)"' \
 		-DGUEST_IMG='"$(abspath $(O)/test/guest.img)"' \
+		-DGUEST_PANIC_IMG='"$(abspath $(O)/test/guest-panic.img)"' \
 		-DFAST_VIRSH='"$(abspath $(O)/test/fast-virsh)"' \
 		-DSRC_DIR='"$(abspath .)"' -DBUILD_DIR='"$(abspath $(O))"' \
 		$(LDFLAGS) -o $@ $(TEST_SRC) $(CHECK_LIBS)
 
 test-run: $(O)/usbserver $(O)/usbctl $(O)/test/check_usbserver \
-	  $(O)/test/guest.img $(O)/test/fast-virsh
+	  $(O)/test/guest.img $(O)/test/guest-panic.img $(O)/test/fast-virsh
 	$(O)/test/check_usbserver
 
 check: check-plain check-sanitize
@@ -268,4 +276,5 @@ clean:
 	rm -rf --one-file-system usbserver usbctl test/check_usbserver \
 		test/guest.o test/fast-virsh \
 		test/guest-usb.o test/guest-usb.img \
+		test/guest-panic.o test/guest-panic.img \
 		test/guest.img build

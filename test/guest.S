@@ -6,9 +6,16 @@
  * hostile one, one for another domain, and an attach. It halts in between.
  *
  * Assembled with --defsym USB_TEST=1 it is the inner guest of make
- * check-usb (test/usb/checks) instead: for each byte that arrives on COM2,
- * it writes the port-form detach line of the outer machine's keyboard to
- * COM1, as a user's hotkey would run the guide's script.
+ * check-usb (test/usb/checks) instead, driven by bytes on COM2: 'a' has
+ * it write an "alive" line (a lease of 2 s) to COM1, and no more, as a
+ * guest that hangs; 'p' has it panic through pvpanic (a write of 1 to
+ * I/O port 0x505); any other byte has it write the port-form detach line
+ * of the outer machine's keyboard, as a user's hotkey would run the
+ * guide's script.
+ *
+ * Assembled with --defsym PANIC_TEST=1 it is the end-to-end suite's
+ * second guest: it writes one line, an "alive" line, then panics through
+ * pvpanic a second later.
  *
  * Built by the Makefile with GNU as and ld:
  *	as --32 -o guest.o guest.S
@@ -51,7 +58,7 @@ _start:
 	outb	%al, %dx
 
 	.ifdef	USB_TEST
-/* A byte on COM2 asks for the detach line; the timer's tick ends hlt. */
+/* A byte on COM2 says what to do; the timer's tick ends hlt. */
 forever:
 	movw	$COM2_LSR, %dx
 	inb	%dx, %al
@@ -61,9 +68,20 @@ forever:
 	jmp	forever
 1:	movw	$COM2, %dx
 	inb	%dx, %al
+	cmpb	$'p', %al
+	je	panic
+	movw	$usb_alive, %si
+	cmpb	$'a', %al
+	je	2f
 	movw	$usb_detach, %si
-	call	puts
+2:	call	puts
 	jmp	forever
+	.else
+	.ifdef	PANIC_TEST
+	movw	$alive, %si
+	call	puts
+	call	second
+	jmp	panic
 	.else
 forever:
 	movw	$valid, %si
@@ -77,6 +95,26 @@ forever:
 	call	puts
 	call	second
 	jmp	forever
+	.endif
+	.endif
+
+	.ifdef	USB_TEST
+	.set	WITH_PANIC, 1
+	.endif
+	.ifdef	PANIC_TEST
+	.set	WITH_PANIC, 1
+	.endif
+	.ifdef	WITH_PANIC
+/* pvpanic's "guest panicked" (libvirt's <panic model='isa'/>), then
+ * nothing more: as a blue screen. */
+	.set	PVPANIC, 0x505
+panic:
+	movw	$PVPANIC, %dx
+	movb	$1, %al
+	outb	%al, %dx
+	cli
+3:	hlt
+	jmp	3b
 	.endif
 
 /* Writes the NUL-terminated string at %si to COM1. */
@@ -106,15 +144,21 @@ second:
 	jb	3b
 	ret
 
+	.ifdef	PANIC_TEST
+/* The domain's name is E2E_PANIC_VM in test_e2e.c. */
+alive:	.asciz	"usbserver-panic alive 60\r\n"
+	.else
 /* The domain's name is E2E_VM in test_e2e.c. */
 valid:	.asciz	"usbserver-e2e detach 046d:c52b\r\n"
 hostile: .asciz	"usbserver-e2e detach ../../etc/passwd\r\n"
 foreign: .asciz	"other-vm detach 046d:c52b\r\n"
 attach:	.asciz	"usbserver-e2e attach 046d:c52b\r\n"
+	.endif
 	.else
 /* The domain is VM in test/usb/checks, the keyboard at port 1 of test/usb/run's
  * xhci controller: 1-1 in the outer kernel. */
 usb_detach: .asciz "usbserver-usb detach 0627:0001@1-1\r\n"
+usb_alive: .asciz "usbserver-usb alive 2\r\n"
 	.endif
 
 	.org	510

@@ -51,6 +51,8 @@
 
 #define E2E_VM		"usbserver-e2e"	/* the name guest.S writes */
 #define E2E_DEVICE	"046d:c52b"	/* the device guest.S detaches */
+#define E2E_PANIC_VM	"usbserver-panic"	/* guest.S's PANIC_TEST */
+#define E2E_HELD	"1050:0407"	/* what the give-back tests attach */
 #define LIBVIRTD	"/usr/sbin/libvirtd"
 #define QEMU		"/usr/bin/qemu-system-x86_64"
 #define PACKAGES	"libvirt-daemon libvirt-daemon-driver-qemu " \
@@ -69,6 +71,7 @@ static struct {
 	char	self[256];	/* this runner, for "enter" */
 	int	outer_fd;	/* its pidfd */
 	bool	domain;		/* created; destroyed at the end */
+	bool	panic_domain;	/* the panic test's, until it destroys it */
 	char	skip[256];	/* why the suite cannot run here */
 	char	error[2048];	/* why it could not start */
 } e2e = { .outer = -1, .outer_fd = -1 };
@@ -89,11 +92,29 @@ exit_code(int status)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* Starts libvirtd, its signals unblocked: its pid. */
+static pid_t
+libvirtd_spawn(const sigset_t *set, char *const argv[], char *const envp[])
+{
+	pid_t daemon;
+
+	if ((daemon = fork()) == -1)
+		die("fork");
+	if (daemon == 0) {
+		sigprocmask(SIG_UNBLOCK, set, NULL);
+		execve(argv[0], argv, envp);
+		die("exec " LIBVIRTD);
+	}
+	return daemon;
+}
+
 /*
  * PID 1 of the new namespace: mounts its /proc, runs libvirtd, passes
  * SIGTERM on to it and reaps every process that ends up here (QEMU is
- * daemonized, so it does). Ends when libvirtd does; the kernel then kills
- * what is left in the namespace.
+ * daemonized, so it does). SIGUSR1 restarts libvirtd, as an upgrade
+ * does: the domains' QEMUs run on, and the new libvirtd takes them up.
+ * Ends when libvirtd does otherwise; the kernel then kills what is left
+ * in the namespace.
  */
 static void __attribute__((noreturn))
 init_main(const sigset_t *set, int alive)
@@ -106,6 +127,7 @@ init_main(const sigset_t *set, int alive)
 	siginfo_t si;
 	pid_t daemon, pid;
 	int status;
+	bool restart = false;
 
 	struct pollfd p = { .fd = alive, .events = POLLIN };
 
@@ -119,23 +141,23 @@ init_main(const sigset_t *set, int alive)
 	    NULL) == -1)
 		die("mount /proc");
 	snprintf(notify, sizeof(notify), "NOTIFY_SOCKET=%s/notify", e2e.dir);
-	if ((daemon = fork()) == -1)
-		die("fork");
-	if (daemon == 0) {
-		sigprocmask(SIG_UNBLOCK, set, NULL);
-		execve(argv[0], argv, envp);
-		die("exec " LIBVIRTD);
-	}
+	daemon = libvirtd_spawn(set, argv, envp);
 	for (;;) {
 		if (sigwaitinfo(set, &si) == -1)
 			continue;
 		if (si.si_signo != SIGCHLD) {
+			restart = si.si_signo == SIGUSR1;
 			kill(daemon, SIGTERM);
 			continue;
 		}
-		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-			if (pid == daemon)
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			if (pid != daemon)
+				continue;
+			if (!restart)
 				_exit(exit_code(status));
+			restart = false;
+			daemon = libvirtd_spawn(set, argv, envp);
+		}
 	}
 }
 
@@ -178,6 +200,7 @@ outer_main(int log, pid_t runner)
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);	/* restart libvirtd */
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
 	if (unshare(CLONE_NEWNS | CLONE_NEWPID) == -1)
@@ -215,7 +238,7 @@ outer_main(int log, pid_t runner)
 		if (sigwaitinfo(&set, &si) == -1)
 			continue;
 		if (si.si_signo != SIGCHLD)
-			kill(init, SIGTERM);
+			kill(init, si.si_signo == SIGUSR1 ? SIGUSR1 : SIGTERM);
 		else if (waitpid(init, &status, WNOHANG) == init)
 			_exit(exit_code(status));
 	}
@@ -397,6 +420,32 @@ static const char domain_xml[] =
     "  </devices>\n"
     "</domain>\n";
 
+/* The second guest: one line, then a panic through pvpanic, which
+ * libvirt keeps as a crashed domain. Started paused, by the test. */
+static const char panic_xml[] =
+    "<domain type='qemu'>\n"
+    "  <name>" E2E_PANIC_VM "</name>\n"
+    "  <memory unit='MiB'>64</memory>\n"
+    "  <vcpu>1</vcpu>\n"
+    "  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>\n"
+    "  <on_crash>preserve</on_crash>\n"
+    "  <devices>\n"
+    "    <emulator>" QEMU "</emulator>\n"
+    "    <disk type='file' device='disk'>\n"
+    "      <driver name='qemu' type='raw'/>\n"
+    "      <source file='%s/guest-panic.img'/>\n"
+    "      <target dev='hda' bus='ide'/>\n"
+    "    </disk>\n"
+    "    <controller type='usb' model='piix3-uhci'/>\n"
+    "    <serial type='unix'>\n"
+    "      <source mode='connect' path='%s'/>\n"
+    "      <target port='0'/>\n"
+    "    </serial>\n"
+    "    <panic model='isa'/>\n"
+    "    <memballoon model='none'/>\n"
+    "  </devices>\n"
+    "</domain>\n";
+
 static bool
 e2e_tree(void)
 {
@@ -404,8 +453,9 @@ e2e_tree(void)
 	    "var/lib/libvirt", "var/log", "var/log/libvirt", "var/cache",
 	    "var/cache/libvirt", "var/tmp" };
 	char path[128], xml[sizeof(domain_xml) + 256], img[1024], groups[64];
-	ssize_t n;
-	int len;
+	char pxml[sizeof(panic_xml) + 256], pimg[1024];
+	ssize_t n, pn;
+	int len, plen;
 
 	/* The QEMU driver wants a libvirt-qemu user and group, and kvm. */
 	snprintf(groups, sizeof(groups), "%s%s", getgrnam("libvirt-qemu") !=
@@ -434,9 +484,14 @@ e2e_tree(void)
 	snprintf(e2e.uri, sizeof(e2e.uri),
 	    "qemu:///system?socket=%s/run/libvirt/libvirt-sock", e2e.dir);
 	len = snprintf(xml, sizeof(xml), domain_xml, e2e.dir, e2e.sock);
+	plen = snprintf(pxml, sizeof(pxml), panic_xml, e2e.dir, e2e.sock);
 
 	if ((n = slurp(GUEST_IMG, img, sizeof(img))) != 512) {
 		e2e_fail("%s: not a 512-byte boot sector", GUEST_IMG);
+		return false;
+	}
+	if ((pn = slurp(GUEST_PANIC_IMG, pimg, sizeof(pimg))) != 512) {
+		e2e_fail("%s: not a 512-byte boot sector", GUEST_PANIC_IMG);
 		return false;
 	}
 	return put_file("etc/libvirtd.conf", libvirtd_conf,
@@ -446,7 +501,9 @@ e2e_tree(void)
 	    "" : "libvirt-qemu:x:64055:64055::/nonexistent:/usr/sbin/nologin\n") &&
 	    put_db("group", "/etc/group", groups) &&
 	    put_file("domain.xml", xml, (size_t)len) &&
-	    put_file("guest.img", img, (size_t)n);
+	    put_file("guest.img", img, (size_t)n) &&
+	    put_file("panic.xml", pxml, (size_t)plen) &&
+	    put_file("guest-panic.img", pimg, (size_t)pn);
 }
 
 /* Starts the namespaces and libvirtd; returns once libvirtd says READY=1. */
@@ -653,8 +710,16 @@ e2e_setup(void)
 static void
 e2e_teardown(void)
 {
+	char out[LINE];
+
 	if (w.daemon > 0)
 		(void)daemon_stop();
+	/* The panic test's domain, if it failed before it destroyed it: it
+	 * must not connect to the next test's usbserver. */
+	if (e2e.panic_domain) {
+		(void)virsh("destroy", E2E_PANIC_VM, out, sizeof(out), STOP_MS);
+		e2e.panic_domain = false;
+	}
 	world_teardown();
 }
 
@@ -873,6 +938,166 @@ START_TEST(test_guest_acts_only_on_its_own_domain_and_may_not_attach)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Giving back, on libvirt's real events                               */
+
+/*
+ * A virsh that is the real one, but for moving a device, which no USB
+ * device here could show: attach-device and detach-device succeed, and
+ * write the verb and the domain to "moves" in the world's directory.
+ * Events, states and XML are libvirt's own.
+ */
+static void
+e2e_mover(void)
+{
+	char path[sizeof(w.virsh)], text[1024];
+
+	snprintf(path, sizeof(path), "%s/virsh", w.dir);
+	snprintf(text, sizeof(text), "#!/bin/sh\n"
+	    "case \" $* \" in\n"
+	    "*' attach-device '* | *' detach-device '*)\n"
+	    "	verb= dom=\n"
+	    "	while [ $# -gt 0 ]; do\n"
+	    "		case $1 in\n"
+	    "		*-device) verb=$1 ;;\n"
+	    "		--domain) dom=$2; shift ;;\n"
+	    "		esac\n"
+	    "		shift\n"
+	    "	done\n"
+	    "	echo \"$verb $dom\" >> '%s/moves'\n"
+	    "	echo 'Device attached successfully'\n"
+	    "	exit 0 ;;\n"
+	    "esac\n"
+	    "exec '%s' \"$@\"\n", w.dir, e2e.virsh);
+	write_file(path, text, 0755);
+	snprintf(w.virsh, sizeof(w.virsh), "%s", path);
+}
+
+/* Has the host's client attach E2E_HELD to vm, through usbserver. */
+static void
+e2e_attach_held(const char *vm)
+{
+	char line[LINE];
+	struct client c;
+
+	client_open(&c);
+	snprintf(line, sizeof(line), "reply on\n%s attach " E2E_HELD "\n", vm);
+	client_send(&c, line);
+	snprintf(line, sizeof(line), "ok %s attach " E2E_HELD, vm);
+	expect_reply(&c, line);
+	client_close(&c);
+}
+
+/* The next log line holding needle, whole, in line; fails without. */
+static void
+e2e_log(const char *needle, char *line, size_t size)
+{
+	ck_assert_msg(log_wait(needle, line, size), "no log line with '%s' "
+	    "within %d ms", needle, WAIT_MS);
+}
+
+/*
+ * A domain paused with "virsh suspend" gets back what usbserver attached
+ * to it; libvirtd restarted while usbserver watches is lost and found
+ * again, what it missed is made up for from the domain's real XML, and
+ * its events are heard again after.
+ */
+START_TEST(test_a_pause_and_a_libvirtd_restart_seen_in_real_events)
+{
+	char out[LINE], line[LINE], moves[LINE], path[300];
+	int64_t t;
+
+	if (!e2e_runs())
+		return;
+	e2e_mover();
+	usbserver_start();
+	e2e_log("[VMusb] watching libvirt's events", line, sizeof(line));
+	e2e_attach_held(E2E_VM);
+	t = now_ms();
+	ck_assert_int_eq(virsh("suspend", E2E_VM, out, sizeof(out), WAIT_MS), 0);
+	e2e_log("gave back device " E2E_HELD, line, sizeof(line));
+	ck_assert_str_eq(line, "[VMusb] " E2E_VM " paused: gave back device "
+	    E2E_HELD);
+	fprintf(stderr, "e2e: virsh suspend to the device given back: %lld "
+	    "ms\n", (long long)(now_ms() - t));
+	ck_assert_int_eq(virsh("resume", E2E_VM, out, sizeof(out), WAIT_MS), 0);
+	snprintf(path, sizeof(path), "%s/moves", w.dir);
+	ck_assert_int_gt(slurp(path, moves, sizeof(moves)), 0);
+	ck_assert_msg(strstr(moves, "attach-device " E2E_VM "\n"
+	    "detach-device " E2E_VM "\n") != NULL, "%s", moves);
+
+	/* libvirtd goes and comes back; the domain runs on, without the
+	 * device usbserver attached meanwhile (its XML never had it). */
+	e2e_attach_held(E2E_VM);
+	t = now_ms();
+	ck_assert_int_eq(kill(e2e.outer, SIGUSR1), 0);
+	e2e_log("[VMusb] lost libvirt's events", line, sizeof(line));
+	e2e_log("[VMusb] back to watching libvirt's events", line, sizeof(line));
+	fprintf(stderr, "e2e: libvirtd restarted, watched again in %lld ms\n",
+	    (long long)(now_ms() - t));
+	e2e_log("holds it no more", line, sizeof(line));
+	ck_assert_str_eq(line, "[VMusb] " E2E_VM " holds it no more: device "
+	    E2E_HELD " is the host's again");
+	e2e_attach_held(E2E_VM);
+	ck_assert_int_eq(virsh("suspend", E2E_VM, out, sizeof(out), WAIT_MS), 0);
+	e2e_log("gave back device " E2E_HELD, line, sizeof(line));
+	ck_assert_str_eq(line, "[VMusb] " E2E_VM " paused: gave back device "
+	    E2E_HELD);
+	ck_assert_int_eq(virsh("resume", E2E_VM, out, sizeof(out), WAIT_MS), 0);
+}
+END_TEST
+
+/*
+ * A guest that panics (pvpanic, <on_crash>preserve</on_crash>) gets back
+ * what usbserver attached to it: libvirt keeps the domain, crashed, and
+ * its QEMU runs on holding the device, until usbserver detaches it. The
+ * guest's one line took a lease, which the crash ends.
+ */
+START_TEST(test_a_guest_panic_gives_its_devices_back)
+{
+	char out[LINE], line[LINE], path[160];
+	char *create[] = { e2e.virsh, (char *)"-c", e2e.uri, (char *)"create",
+	    (char *)"--paused", path, NULL };
+	struct client c;
+	int64_t t;
+
+	if (!e2e_runs())
+		return;
+	e2e_mover();
+	usbserver_start();
+	e2e_log("[VMusb] watching libvirt's events", line, sizeof(line));
+	snprintf(path, sizeof(path), "%s/panic.xml", e2e.dir);
+	ck_assert_msg(spawn_capture(create, NULL, out, sizeof(out), START_MS) ==
+	    0, "virsh create: %s", out);
+	e2e.panic_domain = true;
+	e2e_attach_held(E2E_PANIC_VM);
+	ck_assert_int_eq(virsh("resume", E2E_PANIC_VM, out, sizeof(out),
+	    WAIT_MS), 0);
+	e2e_log("[VMusb] lease of " E2E_PANIC_VM ": 60 s", line, sizeof(line));
+	ck_assert_int_gt(log_peer(line, "[VMusb] lease of " E2E_PANIC_VM ": 60 "
+	    "s: its devices are given back if its guest says nothing for that "
+	    "long"), 0);		/* from QEMU: the guest's line */
+	t = now_ms();
+	e2e_log("gave back device " E2E_HELD, line, sizeof(line));
+	ck_assert_msg(strcmp(line, "[VMusb] " E2E_PANIC_VM " crashed: gave back "
+	    "device " E2E_HELD) == 0 || strcmp(line, "[VMusb] " E2E_PANIC_VM
+	    " paused: gave back device " E2E_HELD) == 0, "%s", line);
+	fprintf(stderr, "e2e: the guest's line, then its panic a second later, "
+	    "to the device given back: %lld ms\n", (long long)(now_ms() - t));
+	ck_assert_int_eq(virsh("domstate", E2E_PANIC_VM, out, sizeof(out),
+	    WAIT_MS), 0);
+	ck_assert_msg(strncmp(out, "crashed", 7) == 0, "domstate: %s", out);
+	/* Nothing is held, and the crash ended the lease. */
+	client_open(&c);
+	client_send(&c, "reply on\nstatus\n");
+	expect_reply(&c, "ok status");
+	client_close(&c);
+	ck_assert_int_eq(virsh("destroy", E2E_PANIC_VM, out, sizeof(out),
+	    STOP_MS), 0);
+	e2e.panic_domain = false;
+}
+END_TEST
+
 Suite *
 e2e_suite(void)
 {
@@ -887,6 +1112,8 @@ e2e_suite(void)
 	tcase_add_test(tc, test_restarted_usbserver_gets_the_running_guests_lines);
 	tcase_add_test(tc, test_hostile_guest_line_is_refused_and_the_port_stays_up);
 	tcase_add_test(tc, test_guest_acts_only_on_its_own_domain_and_may_not_attach);
+	tcase_add_test(tc, test_a_pause_and_a_libvirtd_restart_seen_in_real_events);
+	tcase_add_test(tc, test_a_guest_panic_gives_its_devices_back);
 	suite_add_tcase(s, tc);
 	return s;
 }
