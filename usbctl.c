@@ -1,7 +1,8 @@
 /*
  * usbctl: asks usbserver to attach, detach or toggle host USB devices for
- * the first running libvirt domain, or the one named; shows what is
- * attached where, and the host's USB devices.
+ * the first running libvirt domain, or the one named, or to give back
+ * what it attached; shows what is attached where, what usbserver would
+ * give back by itself, and the host's USB devices.
  *
  *	usbctl [options] [attach|detach|toggle] [VID:PID[@PORT]...]
  *	usbctl [options] status | devices
@@ -15,7 +16,7 @@
  *	The configuration files
  *	Finding the domain: virsh list
  *	Plain words for libvirt's refusals
- *	Asking the daemon: the requests and their replies
+ *	Asking the daemon: the requests and their replies; what it holds
  *	What is attached where: a domain's XML
  *	The host's USB devices: sysfs
  *	status and devices: for people, and JSON for scripts
@@ -945,11 +946,11 @@ held_unlisted(const char *list, size_t len, int *shown,
 {
 	const char *vm;
 
+	bool seen;
+
 	for (int i = 0; i < held.n + held.nlease; i++) {
 		vm = i < held.n ? held.e[i].vm : held.lease[i - held.n].vm;
-		if (listed(list, len, vm))
-			continue;
-		bool seen = false;
+		seen = listed(list, len, vm);
 		for (int j = 0; j < i && !seen; j++)
 			seen = strcmp(vm, j < held.n ? held.e[j].vm :
 			    held.lease[j - held.n].vm) == 0;

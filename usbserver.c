@@ -1,7 +1,9 @@
 /*
  * usbserver: moves host USB devices into and out of libvirt domains on
  * request. Reads "VM attach|detach VID:PID[@PORT]" lines on a Unix
- * socket, writes the hostdev XML, and runs virsh.
+ * socket, writes the hostdev XML, and runs virsh. It gives back by
+ * itself what it attached when the domain crashes, pauses or sleeps, or
+ * its guest's lease ("VM alive SECONDS") lapses, and on "release".
  *
  * Every request, whatever its source, becomes a struct command and takes
  * one path (command_do): who asks was identified when its connection
@@ -25,7 +27,8 @@
  *	Run: a device by its port, the XML file, virsh
  *	Record: the ledger of what we attached
  *	Give back: libvirt's events, a source of commands; release
- *	Leases: a guest's heartbeat, and the clock that lets it lapse
+ *	Leases: a guest's heartbeat, and the clock that lets it lapse;
+ *	status, what the ledger and the leases hold
  *	Answer: the log line and the reply
  *	systemd's notifications
  *	Start-up: options, the configuration file, main
@@ -2763,6 +2766,26 @@ watch_argv(char prog[PATH_MAX], char *argv[8], const char *const *args)
  * that stopped or is gone, its entries struck out, and so are the
  * devices a domain's XML no longer holds.
  */
+/* Runs virsh with args (after -c URI), what it prints into out, of
+ * size bytes with room for a NUL: false when there is no virsh to run. */
+static bool
+watch_virsh(const char *const *args, char *out, size_t size, struct run *r)
+{
+	char prog[PATH_MAX], *argv[8];
+
+	if (watch_argv(prog, argv, args) == -1)
+		return false;
+	memset(r, 0, sizeof(*r));
+	r->argv = argv;
+	r->envp = virsh_env;
+	r->timeout_s = opt.timeout;
+	r->out = out;
+	r->outsize = size - 1;
+	run_program(r);
+	r->argv = NULL;		/* argv was ours */
+	return true;
+}
+
 /* Does the domain's XML still hold the ledger's device e? By its ids,
  * and by its bus and device number where both know them. */
 static bool
@@ -2789,22 +2812,14 @@ watch_reconcile_xml(const char *vm)
 	static char xml[XML_READ_MAX + 1];	/* the watcher's alone */
 	static struct hostdev devs[LEDGER_MAX];
 	const char *args[] = { "dumpxml", "--domain", vm, NULL };
-	char prog[PATH_MAX], *argv[8];
 	struct giveback_job *job;
 	struct run r;
 	int n;
 
-	if (watch_argv(prog, argv, args) == -1 ||
-	    (job = calloc(1, sizeof(*job))) == NULL)
+	if ((job = calloc(1, sizeof(*job))) == NULL)
 		return;
-	memset(&r, 0, sizeof(r));
-	r.argv = argv;
-	r.envp = virsh_env;
-	r.timeout_s = opt.timeout;
-	r.out = xml;
-	r.outsize = sizeof(xml) - 1;
-	run_program(&r);
-	if (r.outcome == RUN_OK && r.outlen < sizeof(xml) - 1) {
+	if (watch_virsh(args, xml, sizeof(xml), &r) && r.outcome == RUN_OK &&
+	    r.outlen < sizeof(xml) - 1) {
 		xml[r.outlen] = '\0';
 		n = hostdevs_parse(xml, r.outlen, devs, LEDGER_MAX);
 		pthread_mutex_lock(&ledger.lock);
@@ -2831,7 +2846,7 @@ watch_reconcile(void)
 		{ "pmsuspended", "suspended", false },
 		{ "shut off", "stopped", true },
 	};
-	char prog[PATH_MAX], out[256], *argv[8];
+	char out[256];
 	size_t n = ledger_domains(vms, LEDGER_MAX);
 	const char *state;
 	struct run r;
@@ -2839,15 +2854,8 @@ watch_reconcile(void)
 	for (size_t i = 0; i < n; i++) {
 		const char *args[] = { "domstate", "--domain", vms[i], NULL };
 
-		if (watch_argv(prog, argv, args) == -1)
+		if (!watch_virsh(args, out, sizeof(out), &r))
 			return;
-		memset(&r, 0, sizeof(r));
-		r.argv = argv;
-		r.envp = virsh_env;
-		r.timeout_s = opt.timeout;
-		r.out = out;
-		r.outsize = sizeof(out) - 1;
-		run_program(&r);
 		if (r.outcome == RUN_FAILED && (strstr(r.reason,
 		    "failed to get domain") != NULL || strstr(r.reason,
 		    "Domain not found") != NULL)) {
@@ -3368,6 +3376,8 @@ lease_stop(void)
 	pthread_mutex_unlock(&leases.lock);
 	pthread_join(leases.thread, NULL);
 }
+
+/* Status: what the ledger and the leases hold, for a host client. */
 
 /*
  * The run step of "status": the ledger's entries and the leases, as the

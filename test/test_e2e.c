@@ -996,6 +996,17 @@ e2e_log(const char *needle, char *line, size_t size)
 	    "within %d ms", needle, WAIT_MS);
 }
 
+/* usbserver with e2e_mover's virsh, once it watches libvirt's events. */
+static void
+e2e_watching(void)
+{
+	char line[LINE];
+
+	e2e_mover();
+	usbserver_start();
+	e2e_log("[VMusb] watching libvirt's events", line, sizeof(line));
+}
+
 /*
  * A domain paused with "virsh suspend" gets back what usbserver attached
  * to it; libvirtd restarted while usbserver watches is lost and found
@@ -1009,9 +1020,7 @@ START_TEST(test_a_pause_and_a_libvirtd_restart_seen_in_real_events)
 
 	if (!e2e_runs())
 		return;
-	e2e_mover();
-	usbserver_start();
-	e2e_log("[VMusb] watching libvirt's events", line, sizeof(line));
+	e2e_watching();
 	e2e_attach_held(E2E_VM);
 	t = now_ms();
 	ck_assert_int_eq(virsh("suspend", E2E_VM, out, sizeof(out), WAIT_MS), 0);
@@ -1063,9 +1072,7 @@ START_TEST(test_a_guest_panic_gives_its_devices_back)
 
 	if (!e2e_runs())
 		return;
-	e2e_mover();
-	usbserver_start();
-	e2e_log("[VMusb] watching libvirt's events", line, sizeof(line));
+	e2e_watching();
 	snprintf(path, sizeof(path), "%s/panic.xml", e2e.dir);
 	ck_assert_msg(spawn_capture(create, NULL, out, sizeof(out), START_MS) ==
 	    0, "virsh create: %s", out);
