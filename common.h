@@ -11,6 +11,7 @@
  *	the text we write: the hostdev document, sysfs numbers, replies
  *	libvirt's words we match, and the daemon's "name one, as"
  *	libvirt's lifecycle event lines; the ledger's lines
+ *	the kernel's uevents of USB devices
  *	a domain's XML: its USB hostdevs
  * Part 2, marked below, is the I/O both programs do, done once:
  *	trusted files, small files read a line at a time, sysfs
@@ -987,6 +988,152 @@ lease_parse(const char *line, size_t len, char vm[MAX_VM_NAME + 1],
 	vm[flen[0]] = '\0';
 	*seconds = (unsigned)s;
 	*left = (unsigned)l;
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* The kernel's uevents of USB devices, as NETLINK_KOBJECT_UEVENT       */
+/* carries them: "ACTION@DEVPATH\0KEY=VALUE\0...\0". Whoever sent one,  */
+/* its bytes are read as hostile.                                      */
+
+#define UEVENT_MAX	8192	/* a message's bytes, at most */
+#define UEVENT_FIELDS	64	/* its KEY=VALUE fields, at most */
+
+enum uevent_action {
+	UEVENT_ADD,
+	UEVENT_REMOVE,
+};
+
+/* A USB device that came or went: where, what, and its address then. */
+struct uevent {
+	enum uevent_action	action;
+	char			port[PORT_MAX + 1];	/* DEVPATH's last part */
+	struct usb_device	device;		/* PRODUCT's vendor and product */
+	struct usb_addr		addr;		/* BUSNUM, DEVNUM */
+	unsigned long long	seqnum;
+};
+
+/* A whole field of 1 to digits hex digits (base 16) or decimal digits
+ * (base 10, leading zeros allowed, as the kernel pads BUSNUM) of at
+ * most max; -1 for anything else. */
+static inline long
+uevent_number(const char *s, size_t len, int base, size_t digits, long max)
+{
+	long v = 0;
+
+	if (len == 0 || len > digits)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (base == 16 ? !is_hex(s[i]) : !(s[i] >= '0' && s[i] <= '9'))
+			return -1;
+		v = v * base + (long)(base == 16 ? hex_value(s[i]) :
+		    (unsigned)(s[i] - '0'));
+	}
+	return v <= max ? v : -1;
+}
+
+/* PRODUCT="VID/PID/BCD", each hex without 0x or padding, as the kernel
+ * writes them. */
+static inline bool
+uevent_product(const char *s, size_t len, struct usb_device *d)
+{
+	const char *a = memchr(s, '/', len), *b;
+	long vid, pid;
+
+	if (a == NULL || (b = memchr(a + 1, '/', len - (size_t)(a - s) - 1)) ==
+	    NULL || (vid = uevent_number(s, (size_t)(a - s), 16, 4, 0xffff)) < 0 ||
+	    (pid = uevent_number(a + 1, (size_t)(b - a - 1), 16, 4, 0xffff)) < 0 ||
+	    uevent_number(b + 1, len - (size_t)(b - s) - 1, 16, 4, 0xffff) < 0)
+		return false;
+	memset(d, 0, sizeof(*d));
+	d->vendor = (unsigned)vid;
+	d->product = (unsigned)pid;
+	return true;
+}
+
+/* The value of key among the fields f[0..n) (each "KEY=VALUE"): its
+ * length, or -1 if it is not there or is there twice. */
+static inline long
+uevent_value(const char *const *f, const size_t *flen, size_t n,
+    const char *key, const char **val)
+{
+	size_t k = strlen(key);
+	long found = -1;
+
+	for (size_t i = 0; i < n; i++)
+		if (flen[i] > k && memcmp(f[i], key, k) == 0 && f[i][k] == '=') {
+			if (found != -1)
+				return -1;
+			*val = f[i] + k + 1;
+			found = (long)(flen[i] - k - 1);
+		}
+	return found;
+}
+
+/*
+ * One message of the kernel's, msg[0..len): true for a USB device's
+ * (SUBSYSTEM=usb, DEVTYPE=usb_device, at a port: not a root hub) add or
+ * remove, with ev filled in. Anything else is false: other actions,
+ * subsystems and types, and whatever is not exactly a uevent (a field
+ * without its NUL, bytes that are not text, a key twice, a header that
+ * does not match its ACTION and DEVPATH, numbers out of range).
+ */
+static inline bool
+uevent_parse(const char *msg, size_t len, struct uevent *ev)
+{
+	const char *f[UEVENT_FIELDS], *v, *at, *act, *path, *port;
+	size_t flen[UEVENT_FIELDS], n = 0, hlen;
+	long alen, plen, l;
+	long long seq;
+
+	if (len == 0 || len > UEVENT_MAX || msg[len - 1] != '\0')
+		return false;
+	hlen = strlen(msg);
+	for (size_t i = hlen + 1; i < len; i += flen[n++] + 1) {
+		if (n == UEVENT_FIELDS)
+			return false;
+		f[n] = msg + i;
+		flen[n] = strlen(msg + i);
+	}
+	for (size_t i = 0; i + 1 < len; i++)
+		if (msg[i] != '\0' && (msg[i] < ' ' || msg[i] > '~'))
+			return false;
+	if ((at = memchr(msg, '@', hlen)) == NULL ||
+	    (alen = uevent_value(f, flen, n, "ACTION", &act)) < 0 ||
+	    (size_t)alen != (size_t)(at - msg) || memcmp(act, msg, (size_t)alen) ||
+	    (plen = uevent_value(f, flen, n, "DEVPATH", &path)) < 0 ||
+	    (size_t)plen != hlen - (size_t)alen - 1 ||
+	    memcmp(path, at + 1, (size_t)plen) != 0)
+		return false;
+	if (field_is(act, (size_t)alen, "add"))
+		ev->action = UEVENT_ADD;
+	else if (field_is(act, (size_t)alen, "remove"))
+		ev->action = UEVENT_REMOVE;
+	else
+		return false;
+	if ((l = uevent_value(f, flen, n, "SUBSYSTEM", &v)) < 0 ||
+	    !field_is(v, (size_t)l, "usb") ||
+	    (l = uevent_value(f, flen, n, "DEVTYPE", &v)) < 0 ||
+	    !field_is(v, (size_t)l, "usb_device"))
+		return false;
+	for (port = path + plen; port > path && port[-1] != '/'; port--)
+		;
+	if (!valid_port(port, (size_t)(path + plen - port)) ||
+	    (l = uevent_value(f, flen, n, "PRODUCT", &v)) < 0 ||
+	    !uevent_product(v, (size_t)l, &ev->device) ||
+	    (l = uevent_value(f, flen, n, "BUSNUM", &v)) < 0 ||
+	    (l = uevent_number(v, (size_t)l, 10, 3, 255)) < 1)
+		return false;
+	ev->addr.bus = (unsigned)l;
+	if ((l = uevent_value(f, flen, n, "DEVNUM", &v)) < 0 ||
+	    (l = uevent_number(v, (size_t)l, 10, 3, 255)) < 1 ||
+	    (alen = uevent_value(f, flen, n, "SEQNUM", &v)) < 0 ||
+	    (seq = decimal_parse(v, (size_t)alen, 999999999999999999LL)) < 0)
+		return false;
+	ev->addr.dev = (unsigned)l;
+	ev->seqnum = (unsigned long long)seq;
+	memcpy(ev->port, port, (size_t)(path + plen - port));
+	ev->port[path + plen - port] = '\0';
 	return true;
 }
 

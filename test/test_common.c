@@ -1812,6 +1812,141 @@ START_TEST(test_lease_lines_of_status)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* uevent_parse                                                        */
+
+/* A message as the kernel sends it: the fields given, each NUL-ended. */
+static size_t
+uevent_msg(char *buf, size_t size, const char *const *fields)
+{
+	size_t len = 0;
+
+	for (; *fields != NULL; fields++) {
+		size_t n = strlen(*fields) + 1;
+
+		ck_assert_uint_le(len + n, size);
+		memcpy(buf + len, *fields, n);
+		len += n;
+	}
+	return len;
+}
+
+#define KBD_ADD \
+	"add@/devices/pci0000:00/0000:00:04.0/usb1/1-1", \
+	"ACTION=add", "DEVPATH=/devices/pci0000:00/0000:00:04.0/usb1/1-1", \
+	"SUBSYSTEM=usb", "MAJOR=189", "MINOR=1", "DEVNAME=bus/usb/001/002", \
+	"DEVTYPE=usb_device", "PRODUCT=627/1/0", "TYPE=0/0/0", \
+	"BUSNUM=001", "DEVNUM=002", "SEQNUM=1794"
+
+START_TEST(test_uevent_of_a_usb_device_added_and_removed)
+{
+	static const char *const add[] = { KBD_ADD, NULL };
+	static const char *const removed[] = {
+		"remove@/devices/pci0000:00/0000:00:04.0/usb1/1-1/1-1.4",
+		"ACTION=remove",
+		"DEVPATH=/devices/pci0000:00/0000:00:04.0/usb1/1-1/1-1.4",
+		"SUBSYSTEM=usb", "DEVTYPE=usb_device", "PRODUCT=46d/c52b/1201",
+		"BUSNUM=003", "DEVNUM=127", "SEQNUM=1", NULL };
+	char buf[UEVENT_MAX];
+	struct uevent ev;
+	char dev[DEVICE_TEXT];
+
+	ck_assert(uevent_parse(buf, uevent_msg(buf, sizeof(buf), add), &ev));
+	ck_assert_int_eq(ev.action, UEVENT_ADD);
+	ck_assert_str_eq(ev.port, "1-1");
+	ck_assert_str_eq(device_text(&ev.device, dev), "0627:0001");
+	ck_assert_uint_eq(ev.addr.bus, 1);
+	ck_assert_uint_eq(ev.addr.dev, 2);
+	ck_assert_uint_eq(ev.seqnum, 1794);
+	ck_assert(uevent_parse(buf, uevent_msg(buf, sizeof(buf), removed), &ev));
+	ck_assert_int_eq(ev.action, UEVENT_REMOVE);
+	ck_assert_str_eq(ev.port, "1-1.4");
+	ck_assert_str_eq(device_text(&ev.device, dev), "046d:c52b");
+	ck_assert_uint_eq(ev.addr.bus, 3);
+	ck_assert_uint_eq(ev.addr.dev, 127);
+}
+END_TEST
+
+/* Each message here differs from a good one in one way, and is none. */
+START_TEST(test_uevents_that_are_not_a_usb_devices_add_or_remove_are_none)
+{
+	static const char *const bad[][16] = {
+		/* an interface, a root hub, another subsystem, action */
+		{ "add@/devices/x/usb1/1-1/1-1:1.0", "ACTION=add",
+		  "DEVPATH=/devices/x/usb1/1-1/1-1:1.0", "SUBSYSTEM=usb",
+		  "DEVTYPE=usb_interface", "PRODUCT=627/1/0", "BUSNUM=001",
+		  "DEVNUM=002", "SEQNUM=1", NULL },
+		{ "add@/devices/x/usb1", "ACTION=add", "DEVPATH=/devices/x/usb1",
+		  "SUBSYSTEM=usb", "DEVTYPE=usb_device", "PRODUCT=1d6b/2/601",
+		  "BUSNUM=001", "DEVNUM=001", "SEQNUM=1", NULL },
+		{ "add@/devices/x/usb1/1-1", "ACTION=add",
+		  "DEVPATH=/devices/x/usb1/1-1", "SUBSYSTEM=input",
+		  "DEVTYPE=usb_device", "PRODUCT=627/1/0", "BUSNUM=001",
+		  "DEVNUM=002", "SEQNUM=1", NULL },
+		{ "bind@/devices/x/usb1/1-1", "ACTION=bind",
+		  "DEVPATH=/devices/x/usb1/1-1", "SUBSYSTEM=usb",
+		  "DEVTYPE=usb_device", "PRODUCT=627/1/0", "BUSNUM=001",
+		  "DEVNUM=002", "SEQNUM=1", NULL },
+		/* the header says another action, or another path */
+		{ "remove@/devices/x/usb1/1-1", "ACTION=add",
+		  "DEVPATH=/devices/x/usb1/1-1", "SUBSYSTEM=usb",
+		  "DEVTYPE=usb_device", "PRODUCT=627/1/0", "BUSNUM=001",
+		  "DEVNUM=002", "SEQNUM=1", NULL },
+		{ "add@/devices/x/usb1/1-2", "ACTION=add",
+		  "DEVPATH=/devices/x/usb1/1-1", "SUBSYSTEM=usb",
+		  "DEVTYPE=usb_device", "PRODUCT=627/1/0", "BUSNUM=001",
+		  "DEVNUM=002", "SEQNUM=1", NULL },
+		/* a key twice; one missing; numbers out of range */
+		{ "add@/devices/x/usb1/1-1", "ACTION=add",
+		  "DEVPATH=/devices/x/usb1/1-1", "SUBSYSTEM=usb",
+		  "DEVTYPE=usb_device", "PRODUCT=627/1/0", "PRODUCT=46d/c52b/0",
+		  "BUSNUM=001", "DEVNUM=002", "SEQNUM=1", NULL },
+		{ "add@/devices/x/usb1/1-1", "ACTION=add",
+		  "DEVPATH=/devices/x/usb1/1-1", "SUBSYSTEM=usb",
+		  "DEVTYPE=usb_device", "BUSNUM=001", "DEVNUM=002", "SEQNUM=1",
+		  NULL },
+		{ "add@/devices/x/usb1/1-1", "ACTION=add",
+		  "DEVPATH=/devices/x/usb1/1-1", "SUBSYSTEM=usb",
+		  "DEVTYPE=usb_device", "PRODUCT=10627/1/0", "BUSNUM=001",
+		  "DEVNUM=002", "SEQNUM=1", NULL },
+		{ "add@/devices/x/usb1/1-1", "ACTION=add",
+		  "DEVPATH=/devices/x/usb1/1-1", "SUBSYSTEM=usb",
+		  "DEVTYPE=usb_device", "PRODUCT=627/1/0", "BUSNUM=256",
+		  "DEVNUM=002", "SEQNUM=1", NULL },
+		{ "add@/devices/x/usb1/1-1", "ACTION=add",
+		  "DEVPATH=/devices/x/usb1/1-1", "SUBSYSTEM=usb",
+		  "DEVTYPE=usb_device", "PRODUCT=627/1/0", "BUSNUM=001",
+		  "DEVNUM=000", "SEQNUM=1", NULL },
+		{ "add@/devices/x/usb1/1-1", "ACTION=add",
+		  "DEVPATH=/devices/x/usb1/1-1", "SUBSYSTEM=usb",
+		  "DEVTYPE=usb_device", "PRODUCT=627/1/0", "BUSNUM=001",
+		  "DEVNUM=002", "SEQNUM=-1", NULL },
+		/* udevd's messages start with "libudev" */
+		{ "libudev", "ACTION=add", NULL },
+	};
+	char buf[UEVENT_MAX + 2];
+	struct uevent ev;
+	size_t len;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		len = uevent_msg(buf, sizeof(buf), bad[i]);
+		ck_assert_msg(!uevent_parse(buf, len, &ev), "message %zu taken",
+		    i);
+	}
+	/* the good one, cut short (no last NUL), with a byte that is no
+	 * text, and too long */
+	static const char *const good[] = { KBD_ADD, NULL };
+	len = uevent_msg(buf, sizeof(buf), good);
+	ck_assert(uevent_parse(buf, len, &ev));
+	ck_assert(!uevent_parse(buf, len - 1, &ev));
+	buf[5] = '\x1b';
+	ck_assert(!uevent_parse(buf, len, &ev));
+	memset(buf, 'a', sizeof(buf));
+	buf[UEVENT_MAX] = '\0';
+	ck_assert(!uevent_parse(buf, UEVENT_MAX + 1, &ev));
+}
+END_TEST
+
 Suite *
 parse_suite(void)
 {
@@ -1911,6 +2046,11 @@ parse_suite(void)
 	tcase_add_test(tc, test_event_other_lines_are_none);
 	tcase_add_test(tc, test_ledger_line_round_trips);
 	tcase_add_test(tc, test_ledger_lines_not_ours_are_refused);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("uevents");
+	tcase_add_test(tc, test_uevent_of_a_usb_device_added_and_removed);
+	tcase_add_test(tc, test_uevents_that_are_not_a_usb_devices_add_or_remove_are_none);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("release, alive, status");
