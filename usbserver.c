@@ -299,6 +299,7 @@ static const char *peer_kind(const struct peer *);
 static const char *policy_denies(const struct peer *, const struct request *);
 static void	command_run(struct command *);
 static void	ledger_record(struct command *);
+static void	ledger_where(struct command *);
 static void	vm_stop(void);
 static int	config_load(bool);
 static void	answer(struct command *);
@@ -2229,28 +2230,91 @@ virsh_call(struct virsh_call *v, const struct request *req, char *path,
 	return 0;
 }
 
-/* The XML file for cmd's device, then virsh with it: what came of cmd. */
+/* virsh's arguments: [-c URI] then the verb's, in argv (room for 8). */
+static int
+virsh_argv(char prog[PATH_MAX], char *argv[8], const char *const *args)
+{
+	int argc = 0;
+
+	if (virsh_path(prog, PATH_MAX) == -1)
+		return -1;
+	argv[argc++] = prog;
+	if (opt.connect != NULL) {
+		argv[argc++] = (char *)"-c";
+		argv[argc++] = (char *)opt.connect;
+	}
+	while (*args != NULL && argc < 7)
+		argv[argc++] = (char *)*args++;
+	argv[argc] = NULL;
+	return 0;
+}
+
+/* Runs virsh with args (after -c URI), what it prints into out, of
+ * size bytes with room for a NUL: false when there is no virsh to run. */
+static bool
+virsh_query(const char *const *args, char *out, size_t size, struct run *r)
+{
+	char prog[PATH_MAX], *argv[8];
+
+	if (virsh_argv(prog, argv, args) == -1)
+		return false;
+	memset(r, 0, sizeof(*r));
+	r->argv = argv;
+	r->envp = virsh_env;
+	r->timeout_s = opt.timeout;
+	r->out = out;
+	r->outsize = size - 1;
+	run_program(r);
+	r->argv = NULL;		/* argv was ours */
+	return true;
+}
+
+/*
+ * Where vm holds a device with d's ids, as its XML says ("virsh
+ * dumpxml"), when exactly one of its USB hostdevs has them: after a
+ * replug the device has another address on the host, and libvirt
+ * detaches only by the one it holds.
+ */
+static bool
+usb_held_at(const char *vm, const struct usb_device *d, struct usb_addr *addr)
+{
+	const char *args[] = { "dumpxml", "--domain", vm, NULL };
+	struct hostdev devs[32];
+	struct run r;
+	char *xml;
+	int n, found = 0;
+
+	if ((xml = malloc(XML_READ_MAX + 1)) == NULL)
+		return false;
+	if (virsh_query(args, xml, XML_READ_MAX + 1, &r) &&
+	    r.outcome == RUN_OK && r.outlen < XML_READ_MAX) {
+		xml[r.outlen] = '\0';
+		n = hostdevs_parse(xml, r.outlen, devs, 32);
+		for (int i = 0; i < n; i++)
+			if (device_ids_equal(&devs[i].device, d) &&
+			    devs[i].bus > 0 && devs[i].dev > 0 && found++ == 0) {
+				addr->bus = (unsigned)devs[i].bus;
+				addr->dev = (unsigned)devs[i].dev;
+			}
+	}
+	free(xml);
+	return found == 1;
+}
+
+/* The XML file for cmd's device at addr (NULL: by its ids alone), then
+ * virsh with it: what came of cmd. */
 static void
-virsh_device(struct command *cmd)
+virsh_device_at(struct command *cmd, const struct usb_addr *addr)
 {
 	const struct usb_device *d = &cmd->req.device;
 	char path[PATH_MAX];
 	struct virsh_call v;
-	struct usb_addr addr;
 	struct run r;
 	bool temporary = false;
 
 	cmd->outcome = OUT_FAILED;
-	/* A give-back names the device where the ledger saw it: it may be
-	 * gone from its port, or another be there now. */
-	if (cmd->cause != NULL && cmd->placed)
-		addr = cmd->addr;
-	else if (device_has_port(d) && usb_at_port(d, &addr, cmd->why,
+	if (xml_write(d, addr, path, sizeof(path), &temporary, cmd->why,
 	    sizeof(cmd->why)) == -1)
-		return;
-	if (xml_write(d, device_has_port(d) || (cmd->cause != NULL &&
-	    cmd->placed) ? &addr : NULL, path, sizeof(path), &temporary,
-	    cmd->why, sizeof(cmd->why)) == -1)
 		return;
 	if (virsh_call(&v, &cmd->req, path, cmd->why, sizeof(cmd->why)) == 0) {
 		virsh_run(v.argv, opt.timeout, &r);
@@ -2259,11 +2323,43 @@ virsh_device(struct command *cmd)
 			usb_name_ports(d, r.reason, sizeof(r.reason));
 		command_done(cmd, r.outcome == RUN_OK ? OUT_OK : OUT_FAILED,
 		    r.reason);
-		if (cmd->outcome == OUT_OK && cmd->req.action == ACT_ATTACH)
-			usb_place(cmd);
 	}
 	if (temporary)
 		unlink(path);
+}
+
+/*
+ * cmd's device, by the address the domain holds it at when that is
+ * known (a detach of what the ledger has, a give-back), else at its port
+ * now, else by its ids alone; then virsh: what came of cmd. A detach
+ * that libvirt refuses is tried once more at the address the domain's
+ * XML holds, if that is another: the device was replugged.
+ */
+static void
+virsh_device(struct command *cmd)
+{
+	const struct usb_device *d = &cmd->req.device;
+	struct usb_addr addr, held;
+	const struct usb_addr *at = NULL;
+
+	cmd->outcome = OUT_FAILED;
+	if (cmd->placed && cmd->req.action == ACT_DETACH)
+		at = &cmd->addr;
+	else if (device_has_port(d) && usb_at_port(d, &addr, cmd->why,
+	    sizeof(cmd->why)) == 0)
+		at = &addr;
+	else if (device_has_port(d) && cmd->req.action == ACT_ATTACH)
+		return;
+	/* A device gone from the port named is never looked for by its ids
+	 * alone: its twin may be what they find. */
+	if (at != NULL || !device_has_port(d))
+		virsh_device_at(cmd, at);
+	if (cmd->outcome != OUT_OK && cmd->req.action == ACT_DETACH &&
+	    usb_held_at(cmd->req.vm, d, &held) && (at == NULL ||
+	    held.bus != at->bus || held.dev != at->dev))
+		virsh_device_at(cmd, &held);
+	if (cmd->outcome == OUT_OK && cmd->req.action == ACT_ATTACH)
+		usb_place(cmd);
 }
 
 /* Queued for its domain, one at a time, then run: what came of cmd. */
@@ -2294,8 +2390,11 @@ command_run(struct command *cmd)
 	}
 	if (cmd->forget)
 		command_done(cmd, OUT_OK, NULL);
-	else
+	else {
+		if (cmd->req.action == ACT_DETACH && cmd->cause == NULL)
+			ledger_where(cmd);
 		virsh_device(cmd);
+	}
 	vm_leave(q);
 }
 
@@ -2465,6 +2564,31 @@ ledger_record(struct command *cmd)
 		log_warn("[VMusb] the ledger is full (%d devices): %s %s is "
 		    "not in it, and will not be given back by itself", LEDGER_MAX,
 		    req->vm, device_text(&req->device, dev));
+}
+
+/* Where the domain holds the device a client's detach names, if the
+ * ledger knows: exactly one entry of its domain is taken by it, and
+ * where it sat is known. A replug since has not moved it in libvirt's
+ * eyes. */
+static void
+ledger_where(struct command *cmd)
+{
+	const struct ledger_entry *found = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&ledger.lock);
+	for (size_t i = 0; i < ledger.n; i++)
+		if (strcmp(ledger.slot[i].e.vm, cmd->req.vm) == 0 &&
+		    ledger_detach_takes(&cmd->req.device, &ledger.slot[i].e)) {
+			found = &ledger.slot[i].e;
+			n++;
+		}
+	if (n == 1 && found->addr.bus != 0) {
+		cmd->placed = true;
+		cmd->addr = found->addr;
+		memcpy(cmd->at, found->at, sizeof(cmd->at));
+	}
+	pthread_mutex_unlock(&ledger.lock);
 }
 
 /*
@@ -2740,24 +2864,6 @@ watch_event(const char *line, size_t len)
 	}
 }
 
-/* virsh's arguments: [-c URI] then the verb's, in argv (room for 8). */
-static int
-watch_argv(char prog[PATH_MAX], char *argv[8], const char *const *args)
-{
-	int argc = 0;
-
-	if (virsh_path(prog, PATH_MAX) == -1)
-		return -1;
-	argv[argc++] = prog;
-	if (opt.connect != NULL) {
-		argv[argc++] = (char *)"-c";
-		argv[argc++] = (char *)opt.connect;
-	}
-	while (*args != NULL && argc < 7)
-		argv[argc++] = (char *)*args++;
-	argv[argc] = NULL;
-	return 0;
-}
 
 /*
  * What libvirt says of each domain in the ledger, when we start and
@@ -2766,25 +2872,6 @@ watch_argv(char prog[PATH_MAX], char *argv[8], const char *const *args)
  * that stopped or is gone, its entries struck out, and so are the
  * devices a domain's XML no longer holds.
  */
-/* Runs virsh with args (after -c URI), what it prints into out, of
- * size bytes with room for a NUL: false when there is no virsh to run. */
-static bool
-watch_virsh(const char *const *args, char *out, size_t size, struct run *r)
-{
-	char prog[PATH_MAX], *argv[8];
-
-	if (watch_argv(prog, argv, args) == -1)
-		return false;
-	memset(r, 0, sizeof(*r));
-	r->argv = argv;
-	r->envp = virsh_env;
-	r->timeout_s = opt.timeout;
-	r->out = out;
-	r->outsize = size - 1;
-	run_program(r);
-	r->argv = NULL;		/* argv was ours */
-	return true;
-}
 
 /* Does the domain's XML still hold the ledger's device e? By its ids,
  * and by its bus and device number where both know them. */
@@ -2818,7 +2905,7 @@ watch_reconcile_xml(const char *vm)
 
 	if ((job = calloc(1, sizeof(*job))) == NULL)
 		return;
-	if (watch_virsh(args, xml, sizeof(xml), &r) && r.outcome == RUN_OK &&
+	if (virsh_query(args, xml, sizeof(xml), &r) && r.outcome == RUN_OK &&
 	    r.outlen < sizeof(xml) - 1) {
 		xml[r.outlen] = '\0';
 		n = hostdevs_parse(xml, r.outlen, devs, LEDGER_MAX);
@@ -2854,7 +2941,7 @@ watch_reconcile(void)
 	for (size_t i = 0; i < n; i++) {
 		const char *args[] = { "domstate", "--domain", vms[i], NULL };
 
-		if (!watch_virsh(args, out, sizeof(out), &r))
+		if (!virsh_query(args, out, sizeof(out), &r))
 			return;
 		if (r.outcome == RUN_FAILED && (strstr(r.reason,
 		    "failed to get domain") != NULL || strstr(r.reason,
@@ -3003,7 +3090,7 @@ watch_stream(bool *up, bool lost, char *why, size_t whysz)
 
 	memset(&r, 0, sizeof(r));
 	*up = false;
-	if (watch_argv(prog, argv, args) == -1) {
+	if (virsh_argv(prog, argv, args) == -1) {
 		reasonf(why, whysz, "cannot run %s: not found in %s", prog,
 		    SAFE_PATH);
 		return 0;

@@ -2768,6 +2768,54 @@ START_TEST(test_status_tells_the_ledger_and_the_leases)
 }
 END_TEST
 
+/*
+ * A device replugged while attached has another device number on the
+ * host, and libvirt detaches only by the address it holds. A detach,
+ * by its port or by its ids, goes where the ledger saw the device; one
+ * the ledger does not know of is looked up in the domain's XML once
+ * libvirt refuses. A device gone from the port named is never detached
+ * by its ids alone.
+ */
+START_TEST(test_a_replugged_device_is_detached_where_the_domain_holds_it)
+{
+	char sys[300], path[300], text[LINE];
+	struct client c;
+
+	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
+	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
+	daemon_start("--sysfs", sys, NULL);
+	client_open(&c);
+	client_send(&c, "reply on\nkept1 attach 046d:c52b@1-2\n"
+	    "kept2 attach 046d:c52b@1-2\n");
+	expect_reply(&c, "ok kept1 attach 046d:c52b@1-2");
+	expect_reply(&c, "ok kept2 attach 046d:c52b@1-2");
+	/* replugged: device 9 now */
+	sysfs_device(sys, "1-2", "046d", "c52b", 1, 9);
+	client_send(&c, "kept1 detach 046d:c52b@1-2\nkept2 detach 046d:c52b\n");
+	expect_reply(&c, "ok kept1 detach 046d:c52b@1-2");
+	expect_reply(&c, "ok kept2 detach 046d:c52b");
+	ledger_text(text, sizeof(text));
+	ck_assert_str_eq(text, "");
+
+	/* attached by someone else, at device 5; replugged since */
+	snprintf(path, sizeof(path), "%s/state.kept3", w.dir);
+	write_file(path, "046d c52b 1 5\n0627 0001 1 6\n", 0600);
+	client_send(&c, "kept3 detach 046d:c52b@1-2\n");
+	expect_reply(&c, "ok kept3 detach 046d:c52b@1-2");
+	ck_assert_int_gt(slurp(path, text, sizeof(text)), 0);
+	ck_assert_str_eq(text, "0627 0001 1 6\n");
+	/* gone from its port, and no domain's hostdev alone has its ids */
+	write_file(path, "046d c52b 1 5\n046d c52b 1 7\n", 0600);
+	sysfs_device(sys, "1-2", "0627", "0001", 1, 9);
+	client_send(&c, "kept3 detach 046d:c52b@1-2\n");
+	expect_reply(&c, "error kept3 detach 046d:c52b@1-2: no 046d:c52b at "
+	    "port 1-2");
+	client_close(&c);
+	ck_assert_int_gt(slurp(path, text, sizeof(text)), 0);
+	ck_assert_str_eq(text, "046d c52b 1 5\n046d c52b 1 7\n");
+}
+END_TEST
+
 /* Attack 3: pass as another guest; 5: signals; 6: learn the host's
  * ports; 8: name another domain; 9: stall the start. */
 void
@@ -2875,6 +2923,7 @@ daemon_suite(void)
 	tcase_add_test(give, test_release_gives_back_a_domains_devices_or_all);
 	tcase_add_test(give, test_a_lapsed_lease_gives_back_the_devices);
 	tcase_add_test(give, test_status_tells_the_ledger_and_the_leases);
+	tcase_add_test(give, test_a_replugged_device_is_detached_where_the_domain_holds_it);
 
 	tcase_add_test(real, test_real_virsh_error_is_replied);
 	tcase_add_test(real, test_syslog_messages_have_the_guides_format);
