@@ -224,7 +224,7 @@ decimal_parse(const char *s, size_t len, long long max)
 			return -1;
 		v = v * 10 + (s[i] - '0');
 	}
-	return v;
+	return v <= max ? v : -1;	/* one digit above a max under 10 */
 }
 
 /* ------------------------------------------------------------------ */
@@ -1240,6 +1240,29 @@ hostdevs_parse(const char *xml, size_t len, struct hostdev *out, int max)
 		p = close;
 	}
 	return n;
+}
+
+/*
+ * The USB hostdevs of a whole domain's XML, as libvirt formats it: from
+ * its <devices> section only, the last line "  <devices>". What the
+ * domain's owner writes into <metadata> comes before it (libvirt prints
+ * metadata first), and may look like a devices section, but hostdevs
+ * written there are not read. -1 when there is no such section.
+ */
+static inline int
+domain_hostdevs_parse(const char *xml, size_t len, struct hostdev *out,
+    int max)
+{
+	static const char head[] = "\n  <devices>", tail[] = "\n  </devices>";
+	const char *start = NULL, *end;
+
+	for (const char *p = xml; (p = strstr(p, head)) != NULL &&
+	    p < xml + len; p++)
+		start = p;
+	if (start == NULL || (end = strstr(start, tail)) == NULL ||
+	    end >= xml + len)
+		return -1;
+	return hostdevs_parse(start, (size_t)(end - start), out, max);
 }
 
 /* ================================================================== */

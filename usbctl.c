@@ -48,8 +48,8 @@
 /* How long to wait for the replies: the daemon's default virsh deadline
  * for each command, and some slack. */
 #define REPLY_WAIT_S(n)	((VIRSH_TIMEOUT + 5) * (n) + 5)
-#define RELEASE_RUNS	4	/* virsh runs a release is waited for: a
-				 * keyboard, a mouse, and some more */
+#define RELEASE_RUNS	16	/* virsh runs a release is waited for: a
+				 * keyboard and a mouse for a few domains */
 
 extern char **environ;
 
@@ -666,11 +666,14 @@ domain_hostdevs(const char *vm, struct hostdev *out, int max)
 	const char *const args[] = { "dumpxml", "--domain", vm, NULL };
 	static char xml[XML_READ_MAX + 1];
 	ssize_t len = virsh_capture(args, xml, XML_READ_MAX);
+	int n;
 
 	if (len < 0)
 		return -1;
 	xml[len] = '\0';		/* the parser's strstr stops here */
-	return hostdevs_parse(xml, (size_t)len, out, max);
+	if ((n = domain_hostdevs_parse(xml, (size_t)len, out, max)) < 0)
+		warnx("%s: virsh dumpxml printed no <devices>", vm);
+	return n;
 }
 
 /* The domains to show: --domain, or the running ones ("virsh list

@@ -229,8 +229,10 @@ struct command {
 					 * gave back device ..."; NULL: none */
 	bool			 forget; /* only struck from the ledger: its
 					 * domain stopped, QEMU let it go */
-	long long		 since;	/* forget: the entry's, so that a newer
-					 * one of that device stays */
+	long long		 since;	/* a give-back's: its entry's, so that
+					 * a newer one of that device stays */
+	bool			 recorded;	/* in the ledger, while its
+						 * domain's turn was held */
 	bool			 placed;	/* where the device sat is known: */
 	struct usb_addr		 addr;		/* its bus and device number, */
 	char			 at[PORT_MAX + 1];	/* its port ("": not known) */
@@ -1341,15 +1343,21 @@ path_leave(void)
 	pthread_mutex_unlock(&inflight.lock);
 }
 
-/* Once, on SIGTERM: new commands are turned away, those waiting for
- * their domain give up, and those running end with their answer. */
+/* Once, on SIGTERM: new commands are turned away at once (a give-back's
+ * too), and those waiting for their domain give up. */
 static void
-path_drain(void)
+path_close(void)
 {
 	pthread_mutex_lock(&inflight.lock);
 	inflight.stopping = true;
 	pthread_mutex_unlock(&inflight.lock);
 	vm_stop();
+}
+
+/* Then: those running end with their answer. */
+static void
+path_drain(void)
+{
 	pthread_mutex_lock(&inflight.lock);
 	while (inflight.running > 0)
 		pthread_cond_wait(&inflight.idle, &inflight.lock);
@@ -1391,7 +1399,8 @@ command_do(struct command *cmd)
 		command_done(cmd, OUT_FAILED, "more than 4 commands a second");
 	else
 		command_run(cmd);
-	ledger_record(cmd);
+	if (!cmd->recorded)
+		ledger_record(cmd);
 	answer(cmd);
 	if (entered)
 		path_leave();
@@ -2289,7 +2298,9 @@ usb_held_at(const char *vm, const struct usb_device *d, struct usb_addr *addr)
 	if (virsh_query(args, xml, XML_READ_MAX + 1, &r) &&
 	    r.outcome == RUN_OK && r.outlen < XML_READ_MAX) {
 		xml[r.outlen] = '\0';
-		n = hostdevs_parse(xml, r.outlen, devs, 32);
+		/* All of them, or it cannot tell. */
+		if ((n = domain_hostdevs_parse(xml, r.outlen, devs, 32)) == 32)
+			n = -1;
 		for (int i = 0; i < n; i++)
 			if (device_ids_equal(&devs[i].device, d) &&
 			    devs[i].bus > 0 && devs[i].dev > 0 && found++ == 0) {
@@ -2395,6 +2406,10 @@ command_run(struct command *cmd)
 			ledger_where(cmd);
 		virsh_device(cmd);
 	}
+	/* Recorded before the next command of the domain runs, so that the
+	 * ledger follows the order in which they ran. */
+	ledger_record(cmd);
+	cmd->recorded = true;
 	vm_leave(q);
 }
 
@@ -2543,7 +2558,7 @@ ledger_record(struct command *cmd)
 		ledger.full_said |= full;
 	} else if (cmd->cause != NULL) {
 		if ((s = ledger_find_locked(req->vm, &req->device)) != NULL &&
-		    (!cmd->forget || s->e.since == cmd->since)) {
+		    s->e.since == cmd->since) {
 			ledger_drop_locked((size_t)(s - ledger.slot));
 			changed = true;
 		}
@@ -2654,8 +2669,8 @@ ledger_load(void)
 	if (opt.ledger[0] == '\0')
 		return;
 	snprintf(dir, sizeof(dir), "%s", opt.ledger);
-	if ((slash = strrchr(dir, '/')) != NULL && slash != dir)
-		*slash = '\0';
+	if ((slash = strrchr(dir, '/')) != NULL)
+		slash[slash == dir] = '\0';	/* "/ledger": the directory is "/" */
 	if (slash != NULL && mkdir(dir, 0700) == -1 && errno != EEXIST)
 		log_warn("[VMusb] cannot make %s for the ledger: %s", dir,
 		    errstr(errno, eb, sizeof(eb)));
@@ -2761,9 +2776,20 @@ giveback_main(void *arg)
 	free(job);
 	pthread_mutex_lock(&giveback.lock);
 	giveback.running--;
-	pthread_cond_signal(&giveback.room);
+	pthread_cond_broadcast(&giveback.room);
 	pthread_mutex_unlock(&giveback.lock);
 	return NULL;
+}
+
+/* At the end: waits for the give-backs' threads, which path_close has
+ * left nothing to run. */
+static void
+giveback_wait(void)
+{
+	pthread_mutex_lock(&giveback.lock);
+	while (giveback.running > 0)
+		pthread_cond_wait(&giveback.room, &giveback.lock);
+	pthread_mutex_unlock(&giveback.lock);
 }
 
 /* Gives back every ledger device of vm (NULL: of every domain) for
@@ -2903,16 +2929,23 @@ watch_reconcile_xml(const char *vm)
 	struct run r;
 	int n;
 
+	/* An entry made since the XML was read may be missing from it. */
+	long long asked = (long long)time(NULL);
+
 	if ((job = calloc(1, sizeof(*job))) == NULL)
 		return;
 	if (virsh_query(args, xml, sizeof(xml), &r) && r.outcome == RUN_OK &&
 	    r.outlen < sizeof(xml) - 1) {
 		xml[r.outlen] = '\0';
-		n = hostdevs_parse(xml, r.outlen, devs, LEDGER_MAX);
+		/* All of its hostdevs, or it cannot tell: nothing is struck. */
+		if ((n = domain_hostdevs_parse(xml, r.outlen, devs,
+		    LEDGER_MAX)) == LEDGER_MAX)
+			n = -1;
 		pthread_mutex_lock(&ledger.lock);
-		for (size_t i = 0; i < ledger.n; i++)
+		for (size_t i = 0; i < ledger.n && n >= 0; i++)
 			if (strcmp(ledger.slot[i].e.vm, vm) == 0 &&
 			    !ledger.slot[i].giving_back &&
+			    ledger.slot[i].e.since < asked &&
 			    !watch_holds(devs, n, &ledger.slot[i].e))
 				job->e[job->n++] = ledger.slot[i].e;
 		pthread_mutex_unlock(&ledger.lock);
@@ -3081,7 +3114,11 @@ watch_wait(int fd, int ms)
 static int
 watch_stream(bool *up, bool lost, char *why, size_t whysz)
 {
-	static const char *const args[] = { "event", "--all", "--loop", NULL };
+	/* Lifecycle events only: other events print text that a domain's
+	 * owner chooses (disk paths, metadata URIs), which could hold a
+	 * line that looks like another domain's crash. */
+	static const char *const args[] = { "event", "--event", "lifecycle",
+	    "--loop", NULL };
 	char prog[PATH_MAX], buf[4096], *argv[8];
 	int pipefd[2], status = 0, e, rc = 0, ready;
 	int64_t settle = now_ms() + WATCH_SETTLE_MS;
@@ -3784,9 +3821,10 @@ answer_domain(struct command *cmd)
 	if (cmd->outcome == OUT_OK && req->action == ACT_RELEASE)
 		log_info("[VMusb] release of %s: gave back %zu device%s %s", vm,
 		    cmd->given, cmd->given == 1 ? "" : "s", tag);
-	else if (cmd->outcome == OUT_OK && req->action == ACT_ALIVE) {
+	else if (cmd->outcome == OUT_OK && req->action == ACT_ALIVE &&
+	    answer_may_log(cmd)) {
 		/* A guest's timer renews its lease every few seconds: only
-		 * a change is logged. */
+		 * a change is logged, within the guest's budget. */
 		if (cmd->lease == LEASE_NEW || cmd->lease == LEASE_CHANGED)
 			log_info("[VMusb] lease of %s: %u s: its devices are "
 			    "given back if its guest says nothing for that long "
@@ -4341,8 +4379,12 @@ main(int argc, char *argv[])
 	notify("STOPPING=1");
 	close(lfd);
 	listen_cleanup();
+	/* Nothing new runs from here: the watcher and the lease clock stop
+	 * without waiting on virsh, and give-backs end their jobs. */
+	path_close();
 	watch_stop();
 	lease_stop();
+	giveback_wait();
 	path_drain();
 	log_info("[VMusb] stopped");
 	return 0;

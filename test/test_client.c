@@ -153,6 +153,35 @@ START_TEST(test_hostdev_guest_address_is_not_the_hosts)
 }
 END_TEST
 
+/* A domain's owner writes what it likes into <metadata>: hostdevs there
+ * are not the domain's. Without a <devices> section nothing is known. */
+START_TEST(test_a_domains_hostdevs_come_from_its_devices_alone)
+{
+	static const char xml[] =
+	    "<domain type='kvm' id='3'>\n"
+	    "  <name>win10</name>\n"
+	    "  <metadata>\n"
+	    "    <x:y xmlns:x='urn:x'>\n"
+	    "  <devices>\n"
+	    "    <hostdev mode='subsystem' type='usb'><source><vendor id='0x0627'/>"
+	    "<product id='0x0001'/></source></hostdev>\n"
+	    "    </x:y>\n"
+	    "  </metadata>\n"
+	    "  <devices>\n"
+	    "    <hostdev mode='subsystem' type='usb'><source><vendor id='0x046d'/>"
+	    "<product id='0xc52b'/><address bus='1' device='3'/></source>"
+	    "</hostdev>\n"
+	    "  </devices>\n"
+	    "</domain>\n";
+	struct hostdev d[4];
+	char text[DEVICE_TEXT];
+
+	ck_assert_int_eq(domain_hostdevs_parse(xml, strlen(xml), d, 4), 1);
+	ck_assert_str_eq(device_text(&d[0].device, text), "046d:c52b");
+	ck_assert_int_eq(domain_hostdevs_parse(domain_xml + 40, 20, d, 4), -1);
+}
+END_TEST
+
 START_TEST(test_hostdevs_of_broken_xml_are_none)
 {
 	static const char *bad[] = { "", "<hostdev type='usb'>",
@@ -1003,6 +1032,7 @@ client_suite(void)
 	tcase_add_test(list, test_hostdevs_are_read_from_libvirts_xml);
 	tcase_add_test(list, test_hostdev_guest_address_is_not_the_hosts);
 	tcase_add_test(list, test_hostdevs_of_broken_xml_are_none);
+	tcase_add_test(list, test_a_domains_hostdevs_come_from_its_devices_alone);
 	tcase_add_test(list, test_reason_hints_say_what_to_do);
 	tcase_add_test(list, test_port_hint_shows_the_command_to_use);
 	suite_add_tcase(s, list);

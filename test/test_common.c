@@ -1799,6 +1799,9 @@ START_TEST(test_lease_lines_of_status)
 	    "win10 30", "win10 30 1 1", "1 30 1", "win10 30 -1", "win 10 30 1",
 	    NULL };
 
+	/* a max under 10 is a bound too */
+	ck_assert_int_eq(decimal_parse("5", 1, 3), -1);
+	ck_assert_int_eq(decimal_parse("3", 1, 3), 3);
 	ck_assert_int_gt(lease_format(buf, sizeof(buf), "win10", 30, 12), 0);
 	ck_assert_str_eq(buf, "lease win10 30 12\n");
 	ck_assert(lease_parse(buf + 6, strlen(buf + 6) - 1, vm, &seconds,

@@ -2615,7 +2615,8 @@ START_TEST(test_events_lost_and_back_are_made_up_for)
 	expect_log("[VMusb] watching libvirt's events");
 	snprintf(path, sizeof(path), "%s/event.args", w.dir);
 	ck_assert_int_gt(slurp(path, args, sizeof(args)), 0);
-	ck_assert_str_eq(args, "-c\ntest:///x\nevent\n--all\n--loop\n");
+	ck_assert_str_eq(args, "-c\ntest:///x\nevent\n--event\nlifecycle\n"
+	    "--loop\n");
 	attach_all("vmA", one);
 
 	write_file(down, "", 0600);

@@ -34,5 +34,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = 0; i < n; i++)
 		CHECK(devs[i].device.vendor <= 0xffff &&
 		    devs[i].device.product <= 0xffff && devs[i].device.port[0] == '\0');
+	n = domain_hostdevs_parse(buf, size, devs, MAX_HOSTDEVS);
+	CHECK(n >= -1 && n <= MAX_HOSTDEVS);
 	return 0;
 }
