@@ -310,7 +310,7 @@ static void	release_run(struct command *);
 static void	lease_run(struct command *);
 static void	status_run(struct command *);
 static void	lease_renew_of(const char *);
-static void	lease_end(const char *);
+static bool	lease_end(const char *);
 
 /* ------------------------------------------------------------------ */
 /* Logging                                                             */
@@ -2427,6 +2427,7 @@ command_run(struct command *cmd)
 struct ledger_slot {
 	struct ledger_entry	e;
 	bool			giving_back;	/* a give-back is on its way */
+	bool			forgetting;	/* and its striking out */
 };
 
 static struct {
@@ -2515,7 +2516,7 @@ ledger_put_locked(const struct ledger_entry *e)
 		s = &ledger.slot[ledger.n++];
 	}
 	s->e = *e;
-	s->giving_back = false;
+	s->giving_back = s->forgetting = false;
 	return true;
 }
 
@@ -2546,7 +2547,7 @@ ledger_record(struct command *cmd)
 	if (cmd->outcome != OUT_OK) {
 		if (cmd->cause != NULL && (s = ledger_find_locked(req->vm,
 		    &req->device)) != NULL)
-			s->giving_back = false;
+			s->giving_back = s->forgetting = false;
 	} else if (req->action == ACT_ATTACH) {
 		memcpy(e.vm, req->vm, sizeof(e.vm));
 		e.device = req->device;
@@ -2608,11 +2609,13 @@ ledger_where(struct command *cmd)
 
 /*
  * Takes for a give-back the ledger's entries of vm (of every domain if
- * vm is NULL) that no give-back has taken yet, or all of them: at most
- * max, into out. How many.
+ * vm is NULL) that no give-back has taken yet, or for a forgetting
+ * (forget) those none has: at most max, into out. How many. So each
+ * entry is in one job of each kind at most, and their queue is bounded.
  */
 static size_t
-ledger_take(const char *vm, bool all, struct ledger_entry *out, size_t max)
+ledger_take(const char *vm, bool forget, struct ledger_entry *out,
+    size_t max)
 {
 	size_t n = 0;
 
@@ -2621,8 +2624,9 @@ ledger_take(const char *vm, bool all, struct ledger_entry *out, size_t max)
 		struct ledger_slot *s = &ledger.slot[i];
 
 		if ((vm == NULL || strcmp(s->e.vm, vm) == 0) &&
-		    (all || !s->giving_back)) {
+		    !(forget ? s->forgetting : s->giving_back)) {
 			s->giving_back = true;
+			s->forgetting |= forget;
 			out[n++] = s->e;
 		}
 	}
@@ -2727,18 +2731,22 @@ ledger_load(void)
  * once, so that a virsh that hangs for one domain holds up no other.
  */
 struct giveback_job {
-	char			vm[MAX_VM_NAME + 1];
+	struct giveback_job	*next;	/* waiting for a thread */
 	const char		*cause;
 	bool			forget;
 	size_t			n;
 	struct ledger_entry	e[LEDGER_MAX];
 };
 
+/* The give-backs' threads, and the jobs that wait for one: whoever
+ * hands in a job never waits. */
 static struct {
-	pthread_mutex_t	lock;
-	pthread_cond_t	room;
-	unsigned	running;
-} giveback = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	pthread_mutex_t		lock;
+	pthread_cond_t		idle;
+	unsigned		running;
+	struct giveback_job	*head, *tail;
+} giveback = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0,
+    NULL, NULL };
 
 /* Gives back the job's entries, each a detach command of ours down the
  * one path: how many were given back. */
@@ -2767,17 +2775,23 @@ giveback_run(const struct giveback_job *job)
 	return given;
 }
 
+/* A give-back's thread: its job, then those that wait, until none. */
 static void *
 giveback_main(void *arg)
 {
 	struct giveback_job *job = arg;
 
-	(void)giveback_run(job);
-	free(job);
-	pthread_mutex_lock(&giveback.lock);
-	giveback.running--;
-	pthread_cond_broadcast(&giveback.room);
-	pthread_mutex_unlock(&giveback.lock);
+	while (job != NULL) {
+		(void)giveback_run(job);
+		free(job);
+		pthread_mutex_lock(&giveback.lock);
+		if ((job = giveback.head) != NULL) {
+			if ((giveback.head = job->next) == NULL)
+				giveback.tail = NULL;
+		} else if (--giveback.running == 0)
+			pthread_cond_broadcast(&giveback.idle);
+		pthread_mutex_unlock(&giveback.lock);
+	}
 	return NULL;
 }
 
@@ -2788,7 +2802,7 @@ giveback_wait(void)
 {
 	pthread_mutex_lock(&giveback.lock);
 	while (giveback.running > 0)
-		pthread_cond_wait(&giveback.room, &giveback.lock);
+		pthread_cond_wait(&giveback.idle, &giveback.lock);
 	pthread_mutex_unlock(&giveback.lock);
 }
 
@@ -2814,10 +2828,18 @@ give_back(const char *vm, const char *cause, bool forget)
 	job->cause = cause;
 	job->forget = forget;
 	pthread_mutex_lock(&giveback.lock);
-	while (giveback.running == GIVEBACK_MAX)
-		pthread_cond_wait(&giveback.room, &giveback.lock);
-	giveback.running++;
+	if (giveback.running == GIVEBACK_MAX) {
+		if (giveback.tail != NULL)
+			giveback.tail->next = job;
+		else
+			giveback.head = job;
+		giveback.tail = job;
+		job = NULL;
+	} else
+		giveback.running++;
 	pthread_mutex_unlock(&giveback.lock);
+	if (job == NULL)
+		return;		/* a thread that ends its job takes it */
 	if (pthread_attr_init(&attr) == 0) {
 		threaded = pthread_attr_setdetachstate(&attr,
 		    PTHREAD_CREATE_DETACHED) == 0 &&
@@ -2826,7 +2848,7 @@ give_back(const char *vm, const char *cause, bool forget)
 		pthread_attr_destroy(&attr);
 	}
 	if (!threaded)
-		giveback_main(job);	/* here, then: later, but not lost */
+		(void)giveback_main(job);	/* here, then: later, not lost */
 }
 
 /*
@@ -2859,6 +2881,17 @@ release_run(struct command *cmd)
 	free(job);
 }
 
+/* vm's guest can give nothing back any more (cause): its lease, which has
+ * nothing left to guard, ends, and its devices are given back (forget:
+ * struck out). The watcher never waits here for a give-back to run. */
+static void
+watch_lost(const char *vm, const char *cause, bool forget)
+{
+	if (lease_end(vm))
+		log_info("[VMusb] lease of %s ended: it %s", vm, cause);
+	give_back(vm, cause, forget);
+}
+
 /* What virsh event's line asks of us, if anything. */
 static void
 watch_event(const char *line, size_t len)
@@ -2868,22 +2901,18 @@ watch_event(const char *line, size_t len)
 
 	if (!event_parse(line, len, vm, &ev))
 		return;
-	/* Its devices are coming back: a lease has nothing left to guard. */
-	if (ev == VM_EVENT_CRASHED || ev == VM_EVENT_SUSPENDED ||
-	    ev == VM_EVENT_PMSUSPENDED || ev == VM_EVENT_STOPPED)
-		lease_end(vm);
 	switch (ev) {
 	case VM_EVENT_CRASHED:
-		give_back(vm, "crashed", false);
+		watch_lost(vm, "crashed", false);
 		break;
 	case VM_EVENT_SUSPENDED:
-		give_back(vm, "paused", false);
+		watch_lost(vm, "paused", false);
 		break;
 	case VM_EVENT_PMSUSPENDED:
-		give_back(vm, "suspended", false);
+		watch_lost(vm, "suspended", false);
 		break;
 	case VM_EVENT_STOPPED:
-		give_back(vm, "stopped", true);
+		watch_lost(vm, "stopped", true);
 		break;
 	default:
 		break;
@@ -2979,8 +3008,7 @@ watch_reconcile(void)
 		if (r.outcome == RUN_FAILED && (strstr(r.reason,
 		    "failed to get domain") != NULL || strstr(r.reason,
 		    "Domain not found") != NULL)) {
-			lease_end(vms[i]);
-			give_back(vms[i], "is gone", true);
+			watch_lost(vms[i], "is gone", true);
 			continue;
 		}
 		if (r.outcome != RUN_OK)
@@ -2991,10 +3019,9 @@ watch_reconcile(void)
 			watch_reconcile_xml(vms[i]);
 		for (size_t a = 0; a < sizeof(acts) / sizeof(acts[0]); a++)
 			if (strncmp(state, acts[a].state,
-			    strlen(acts[a].state)) == 0) {
-				lease_end(vms[i]);
-				give_back(vms[i], acts[a].cause, acts[a].forget);
-			}
+			    strlen(acts[a].state)) == 0)
+				watch_lost(vms[i], acts[a].cause,
+				    acts[a].forget);
 	}
 }
 
@@ -3412,13 +3439,17 @@ lease_renew_of(const char *vm)
 	pthread_mutex_unlock(&leases.lock);
 }
 
-/* vm's devices come back, or it stopped: its lease, if any, ends. */
-static void
+/* vm's devices come back, or it stopped: its lease, if any, ends. Did
+ * it have one? */
+static bool
 lease_end(const char *vm)
 {
+	enum lease_change was;
+
 	pthread_mutex_lock(&leases.lock);
-	(void)lease_set(&leases.table, vm, 0, 0);
+	was = lease_set(&leases.table, vm, 0, 0);
 	pthread_mutex_unlock(&leases.lock);
+	return was == LEASE_ENDED;
 }
 
 /* The lease clock: sleeps until the first lease lapses, or the table

@@ -2817,6 +2817,41 @@ START_TEST(test_a_replugged_device_is_detached_where_the_domain_holds_it)
 }
 END_TEST
 
+/*
+ * Give-backs whose virsh hangs (four of them run at once, a fifth
+ * waits) do not keep the watcher from libvirt's next events: another
+ * domain's crash ends its lease at once, as the log says.
+ */
+START_TEST(test_hung_give_backs_do_not_hold_up_the_watcher)
+{
+	char dir[200], path[300], ledger[LINE] = "# usbserver ledger 1\n";
+	struct client c;
+
+	snprintf(dir, sizeof(dir), "%s/run", w.dir);
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	for (int i = 1; i <= 5; i++) {
+		snprintf(ledger + strlen(ledger), sizeof(ledger) - strlen(ledger),
+		    "hang%d 046d:c52b - 0 0 1700000000\n", i);
+		snprintf(path, sizeof(path), "%s/state.hang%d", w.dir, i);
+		write_file(path, "046d c52b 1 5\n", 0600);
+	}
+	write_file(w.ledger, ledger, 0600);
+	w.ready = "[VMusb] watching libvirt's events";
+	daemon_start("--timeout", "12", NULL);
+	client_open(&c);
+	client_send(&c, "reply on\nvmL alive 600\n");
+	expect_reply(&c, "ok vmL alive 600");
+	client_close(&c);
+	libvirt_says("event 'lifecycle' for domain 'hang1': Crashed Panicked\n"
+	    "event 'lifecycle' for domain 'hang2': Crashed Panicked\n"
+	    "event 'lifecycle' for domain 'hang3': Crashed Panicked\n"
+	    "event 'lifecycle' for domain 'hang4': Crashed Panicked\n"
+	    "event 'lifecycle' for domain 'hang5': Crashed Panicked\n"
+	    "event 'lifecycle' for domain 'vmL': Crashed Panicked\n");
+	expect_log("[VMusb] lease of vmL ended: it crashed");
+}
+END_TEST
+
 /* Attack 3: pass as another guest; 5: signals; 6: learn the host's
  * ports; 8: name another domain; 9: stall the start. */
 void
@@ -2925,6 +2960,7 @@ daemon_suite(void)
 	tcase_add_test(give, test_a_lapsed_lease_gives_back_the_devices);
 	tcase_add_test(give, test_status_tells_the_ledger_and_the_leases);
 	tcase_add_test(give, test_a_replugged_device_is_detached_where_the_domain_holds_it);
+	tcase_add_test(give, test_hung_give_backs_do_not_hold_up_the_watcher);
 
 	tcase_add_test(real, test_real_virsh_error_is_replied);
 	tcase_add_test(real, test_syslog_messages_have_the_guides_format);
