@@ -826,7 +826,7 @@ reason_named(const char *reason, struct usb_device *d)
 }
 
 /* ------------------------------------------------------------------ */
-/* libvirt's lifecycle events, as "virsh event --all --loop" prints    */
+/* libvirt's lifecycle events, as "virsh event --event lifecycle" prints */
 /* them, and the ledger's lines: what the daemon moved, and where.     */
 
 /* The lifecycle events the daemon acts on; the rest are VM_EVENT_OTHER. */

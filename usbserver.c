@@ -11,8 +11,9 @@
  * time per domain, in arrival order; domains in parallel), run, record
  * (the ledger of what is attached), and answer, where one function
  * writes the log line and the reply. A new source of actions (libvirt's
- * events) produces commands and nothing else. What a connection may take (descriptors, a
- * thread) is decided once, when it is accepted.
+ * events, a lapsed lease) produces commands and nothing else. What a
+ * connection may take (descriptors, a thread) is decided once, when it
+ * is accepted.
  *
  * The sections, in the order data meets them:
  *	Declarations: limits, options, the command, shared state
@@ -3132,11 +3133,11 @@ watch_wait(int fd, int ms)
 }
 
 /*
- * One run of "virsh event --all --loop": its lines until it ends, or we
- * stop (-1). It says nothing until an event comes, so once it has lived
- * WATCH_SETTLE_MS it is taken as connected (back, if it was lost): *up
- * is set, and the ledger reconciled. why gets its last "error:" line or
- * how it ended.
+ * One run of "virsh event --event lifecycle --loop": its lines until it
+ * ends, or we stop (-1). It says nothing until an event comes, so once
+ * it has lived WATCH_SETTLE_MS it is taken as connected (back, if it was
+ * lost): *up is set, and the ledger reconciled. why gets its last
+ * "error:" line or how it ended.
  */
 static int
 watch_stream(bool *up, bool lost, char *why, size_t whysz)
