@@ -169,6 +169,27 @@ valid_vm_name(const char *s, size_t len)
 	return !vm_name_is_id(s, len);
 }
 
+/* Copies the domain name s[0..len) into vm if it is one we accept. */
+static inline bool
+vm_name_copy(char vm[MAX_VM_NAME + 1], const char *s, size_t len)
+{
+	if (!valid_vm_name(s, len))
+		return false;
+	memcpy(vm, s, len);
+	vm[len] = '\0';
+	return true;
+}
+
+/* Is s[0..len) printable ASCII: no control byte, no high one? */
+static inline bool
+is_text(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < ' ' || s[i] > '~')
+			return false;
+	return true;
+}
+
 /* A number from 1 to 255 at s[*i], without leading zeros; moves *i past
  * it. */
 static inline bool
@@ -501,9 +522,7 @@ parse_vm(const char *f, size_t len, struct request *req, const char **why)
 		    "not starting with -)";
 		return false;
 	}
-	memcpy(req->vm, f, len);
-	req->vm[len] = '\0';
-	return true;
+	return vm_name_copy(req->vm, f, len);
 }
 
 /* The third field, f[0..len), of an attach, detach or alive line. */
@@ -529,22 +548,25 @@ parse_operand(const char *f, size_t len, struct request *req,
 	return true;
 }
 
-/* The line's fields f[0..nf), not "reply ..." nor blank, into *req. */
+/* The line's fields f[0..nf), not "reply ..." nor blank, into *req:
+ * "release" or "status" alone, "VM release", or "VM VERB OPERAND". */
 static inline enum parse_result
 parse_fields(const char **f, const size_t *flen, size_t nf,
     struct request *req, const char **why)
 {
-	static const char *const verbs[] = { "attach", "detach", "release",
-	    "alive" };
+	static const enum action verbs[] = { ACT_ATTACH, ACT_DETACH,
+	    ACT_ALIVE };
+	const size_t nverbs = sizeof(verbs) / sizeof(verbs[0]);
 	size_t v;
 
-	if (nf == 1 && (field_is(f[0], flen[0], "release") ||
-	    field_is(f[0], flen[0], "status"))) {
-		req->action = f[0][0] == 'r' ? ACT_RELEASE : ACT_STATUS;
+	if (nf == 1 && field_is(f[0], flen[0], action_name(ACT_STATUS))) {
+		req->action = ACT_STATUS;
 		return PARSE_COMMAND;
 	}
 	req->action = ACT_RELEASE;
-	if (nf == 2 && field_is(f[1], flen[1], "release"))
+	if (nf == 1 && field_is(f[0], flen[0], action_name(ACT_RELEASE)))
+		return PARSE_COMMAND;
+	if (nf == 2 && field_is(f[1], flen[1], action_name(ACT_RELEASE)))
 		return parse_vm(f[0], flen[0], req, why) ? PARSE_COMMAND :
 		    PARSE_ERROR;
 	if (nf != 3) {
@@ -553,14 +575,14 @@ parse_fields(const char **f, const size_t *flen, size_t nf,
 	}
 	if (!parse_vm(f[0], flen[0], req, why))
 		return PARSE_ERROR;
-	for (v = 0; v < sizeof(verbs) / sizeof(verbs[0]) &&
-	    !field_is(f[1], flen[1], verbs[v]); v++)
+	for (v = 0; v < nverbs && !field_is(f[1], flen[1],
+	    action_name(verbs[v])); v++)
 		;
-	if (v == ACT_RELEASE || v == sizeof(verbs) / sizeof(verbs[0])) {
+	if (v == nverbs) {
 		*why = "unknown action (expected attach, detach or alive)";
 		return PARSE_ERROR;
 	}
-	req->action = (enum action)v;
+	req->action = verbs[v];
 	return parse_operand(f[2], flen[2], req, why) ? PARSE_COMMAND :
 	    PARSE_ERROR;
 }
@@ -865,17 +887,15 @@ event_parse(const char *line, size_t len, char vm[MAX_VM_NAME + 1],
 	const char *name, *end, *word;
 	size_t nlen, wlen;
 
-	for (size_t i = 0; i < len; i++)
-		if (line[i] < ' ' || line[i] > '~')
-			return false;
-	if (len < plen || memcmp(line, EVENT_PREFIX, plen) != 0)
+	if (!is_text(line, len) || len < plen ||
+	    memcmp(line, EVENT_PREFIX, plen) != 0)
 		return false;
 	name = line + plen;
 	if ((end = memchr(name, '\'', len - plen)) == NULL)
 		return false;
 	nlen = (size_t)(end - name);
-	if (nlen > MAX_VM_NAME || !valid_vm_name(name, nlen) ||
-	    (size_t)(line + len - end) < 4 || memcmp(end, "': ", 3) != 0)
+	if ((size_t)(line + len - end) < 4 || memcmp(end, "': ", 3) != 0 ||
+	    !vm_name_copy(vm, name, nlen))
 		return false;
 	word = end + 3;
 	for (wlen = 0; word + wlen < line + len && word[wlen] != ' '; wlen++)
@@ -884,8 +904,6 @@ event_parse(const char *line, size_t len, char vm[MAX_VM_NAME + 1],
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		if (field_is(word, wlen, words[i].word))
 			*ev = words[i].ev;
-	memcpy(vm, name, nlen);
-	vm[nlen] = '\0';
 	return true;
 }
 
@@ -916,11 +934,8 @@ ledger_parse(const char *line, size_t len, struct ledger_entry *e)
 	size_t flen[7];
 	long long bus, dev, since;
 
-	for (size_t i = 0; i < len; i++)
-		if (line[i] < ' ' || line[i] > '~')
-			return false;
-	if (split_fields(line, len, f, flen, 7) != 6 ||
-	    flen[0] > MAX_VM_NAME || !valid_vm_name(f[0], flen[0]) ||
+	if (!is_text(line, len) || split_fields(line, len, f, flen, 7) != 6 ||
+	    !vm_name_copy(e->vm, f[0], flen[0]) ||
 	    !device_parse(f[1], flen[1], &e->device) ||
 	    !(field_is(f[2], flen[2], "-") || valid_port(f[2], flen[2])) ||
 	    (bus = decimal_parse(f[3], flen[3], 255)) < 0 ||
@@ -928,8 +943,6 @@ ledger_parse(const char *line, size_t len, struct ledger_entry *e)
 	    (since = decimal_parse(f[5], flen[5], LEDGER_SINCE_MAX)) < 0 ||
 	    (bus == 0) != (dev == 0))
 		return false;
-	memcpy(e->vm, f[0], flen[0]);
-	e->vm[flen[0]] = '\0';
 	if (field_is(f[2], flen[2], "-"))
 		e->at[0] = '\0';
 	else {
@@ -980,12 +993,10 @@ lease_parse(const char *line, size_t len, char vm[MAX_VM_NAME + 1],
 	long long s, l;
 
 	if (split_fields(line, len, f, flen, 4) != 3 ||
-	    flen[0] > MAX_VM_NAME || !valid_vm_name(f[0], flen[0]) ||
 	    (s = decimal_parse(f[1], flen[1], MAX_LEASE)) < 1 ||
-	    (l = decimal_parse(f[2], flen[2], MAX_LEASE)) < 0)
+	    (l = decimal_parse(f[2], flen[2], MAX_LEASE)) < 0 ||
+	    !vm_name_copy(vm, f[0], flen[0]))
 		return false;
-	memcpy(vm, f[0], flen[0]);
-	vm[flen[0]] = '\0';
 	*seconds = (unsigned)s;
 	*left = (unsigned)l;
 	return true;
@@ -1089,15 +1100,15 @@ uevent_parse(const char *msg, size_t len, struct uevent *ev)
 	if (len == 0 || len > UEVENT_MAX || msg[len - 1] != '\0')
 		return false;
 	hlen = strlen(msg);
+	if (!is_text(msg, hlen))
+		return false;
 	for (size_t i = hlen + 1; i < len; i += flen[n++] + 1) {
 		if (n == UEVENT_FIELDS)
 			return false;
 		f[n] = msg + i;
-		flen[n] = strlen(msg + i);
-	}
-	for (size_t i = 0; i + 1 < len; i++)
-		if (msg[i] != '\0' && (msg[i] < ' ' || msg[i] > '~'))
+		if (!is_text(f[n], flen[n] = strlen(msg + i)))
 			return false;
+	}
 	if ((at = memchr(msg, '@', hlen)) == NULL ||
 	    (alen = uevent_value(f, flen, n, "ACTION", &act)) < 0 ||
 	    (size_t)alen != (size_t)(at - msg) || memcmp(act, msg, (size_t)alen) ||
@@ -1197,7 +1208,7 @@ static inline void
 hostdev_address(const char *p, const char *close, struct hostdev *h)
 {
 	const char *src, *src_end, *addr, *bv = NULL, *dv = NULL;
-	char num[16];
+	long long bus, dev;
 	int bk, dk;
 
 	h->bus = h->dev = -1;
@@ -1207,13 +1218,13 @@ hostdev_address(const char *p, const char *close, struct hostdev *h)
 		return;
 	bk = xml_attr(addr + 9, src_end, "bus", &bv);
 	dk = xml_attr(addr + 9, src_end, "device", &dv);
-	if (bk <= 0 || bk >= (int)sizeof(num) || dk <= 0 ||
-	    dk >= (int)sizeof(num))
+	/* A number a USB bus or device can have, or none. */
+	if (bk <= 0 || dk <= 0 ||
+	    (bus = decimal_parse(bv, (size_t)bk, 255)) < 1 ||
+	    (dev = decimal_parse(dv, (size_t)dk, 255)) < 1)
 		return;
-	snprintf(num, sizeof(num), "%.*s", bk, bv);
-	h->bus = atoi(num);
-	snprintf(num, sizeof(num), "%.*s", dk, dv);
-	h->dev = atoi(num);
+	h->bus = (int)bus;
+	h->dev = (int)dev;
 }
 
 /* The USB host devices in a domain's XML (libvirt's own output): their

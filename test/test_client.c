@@ -153,6 +153,32 @@ START_TEST(test_hostdev_guest_address_is_not_the_hosts)
 }
 END_TEST
 
+/* An address is a bus and device number a USB device can have, or none:
+ * the daemon writes it into the XML of a detach. */
+START_TEST(test_hostdev_addresses_out_of_range_are_none)
+{
+	static const char *const bad[] = { "bus='0' device='3'",
+	    "bus='256' device='3'", "bus='1' device='-3'",
+	    "bus='1' device='3x'", "bus='01' device='3'", "bus='1'" };
+	char xml[256];
+	struct hostdev d[1];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(xml, sizeof(xml), "<hostdev mode='subsystem' "
+		    "type='usb'><source><vendor id='0x046d'/><product "
+		    "id='0xc52b'/><address %s/></source></hostdev>", bad[i]);
+		ck_assert_int_eq(hostdevs_parse(xml, strlen(xml), d, 1), 1);
+		ck_assert_msg(d[0].bus == -1 && d[0].dev == -1, "%s", bad[i]);
+	}
+	snprintf(xml, sizeof(xml), "<hostdev mode='subsystem' type='usb'>"
+	    "<source><vendor id='0x046d'/><product id='0xc52b'/>"
+	    "<address bus='255' device='127'/></source></hostdev>");
+	ck_assert_int_eq(hostdevs_parse(xml, strlen(xml), d, 1), 1);
+	ck_assert_int_eq(d[0].bus, 255);
+	ck_assert_int_eq(d[0].dev, 127);
+}
+END_TEST
+
 /* A domain's owner writes what it likes into <metadata>: hostdevs there
  * are not the domain's. Without a <devices> section nothing is known. */
 START_TEST(test_a_domains_hostdevs_come_from_its_devices_alone)
@@ -1033,6 +1059,7 @@ client_suite(void)
 	tcase_add_test(list, test_hostdev_guest_address_is_not_the_hosts);
 	tcase_add_test(list, test_hostdevs_of_broken_xml_are_none);
 	tcase_add_test(list, test_a_domains_hostdevs_come_from_its_devices_alone);
+	tcase_add_test(list, test_hostdev_addresses_out_of_range_are_none);
 	tcase_add_test(list, test_reason_hints_say_what_to_do);
 	tcase_add_test(list, test_port_hint_shows_the_command_to_use);
 	suite_add_tcase(s, list);
