@@ -2280,6 +2280,30 @@ virsh_query(const char *const *args, char *out, size_t size, struct run *r)
 }
 
 /*
+ * vm's USB hostdevs, as "virsh dumpxml" says, into devs[0..max): how
+ * many, or -1 when it cannot tell (no XML, or more hostdevs than max).
+ */
+static int
+domain_hostdevs(const char *vm, struct hostdev *devs, int max)
+{
+	const char *args[] = { "dumpxml", "--domain", vm, NULL };
+	struct run r;
+	char *xml;
+	int n = -1;
+
+	if ((xml = malloc(XML_READ_MAX + 1)) == NULL)
+		return -1;
+	if (virsh_query(args, xml, XML_READ_MAX + 1, &r) &&
+	    r.outcome == RUN_OK && r.outlen < XML_READ_MAX) {
+		xml[r.outlen] = '\0';
+		if ((n = domain_hostdevs_parse(xml, r.outlen, devs, max)) == max)
+			n = -1;
+	}
+	free(xml);
+	return n;
+}
+
+/*
  * Where vm holds a device with d's ids, as its XML says ("virsh
  * dumpxml"), when exactly one of its USB hostdevs has them: after a
  * replug the device has another address on the host, and libvirt
@@ -2288,28 +2312,15 @@ virsh_query(const char *const *args, char *out, size_t size, struct run *r)
 static bool
 usb_held_at(const char *vm, const struct usb_device *d, struct usb_addr *addr)
 {
-	const char *args[] = { "dumpxml", "--domain", vm, NULL };
 	struct hostdev devs[32];
-	struct run r;
-	char *xml;
-	int n, found = 0;
+	int n = domain_hostdevs(vm, devs, 32), found = 0;
 
-	if ((xml = malloc(XML_READ_MAX + 1)) == NULL)
-		return false;
-	if (virsh_query(args, xml, XML_READ_MAX + 1, &r) &&
-	    r.outcome == RUN_OK && r.outlen < XML_READ_MAX) {
-		xml[r.outlen] = '\0';
-		/* All of them, or it cannot tell. */
-		if ((n = domain_hostdevs_parse(xml, r.outlen, devs, 32)) == 32)
-			n = -1;
-		for (int i = 0; i < n; i++)
-			if (device_ids_equal(&devs[i].device, d) &&
-			    devs[i].bus > 0 && devs[i].dev > 0 && found++ == 0) {
-				addr->bus = (unsigned)devs[i].bus;
-				addr->dev = (unsigned)devs[i].dev;
-			}
-	}
-	free(xml);
+	for (int i = 0; i < n; i++)
+		if (device_ids_equal(&devs[i].device, d) && devs[i].bus > 0 &&
+		    found++ == 0) {
+			addr->bus = (unsigned)devs[i].bus;
+			addr->dev = (unsigned)devs[i].dev;
+		}
 	return found == 1;
 }
 
@@ -2382,17 +2393,19 @@ command_run(struct command *cmd)
 
 	/* These move nothing themselves: a release's give-backs are
 	 * commands of their own, each queued for its domain. */
-	if (cmd->req.action == ACT_RELEASE) {
+	switch (cmd->req.action) {
+	case ACT_RELEASE:
 		release_run(cmd);
 		return;
-	}
-	if (cmd->req.action == ACT_ALIVE) {
+	case ACT_ALIVE:
 		lease_run(cmd);
 		return;
-	}
-	if (cmd->req.action == ACT_STATUS) {
+	case ACT_STATUS:
 		status_run(cmd);
 		return;
+	case ACT_ATTACH:
+	case ACT_DETACH:
+		break;
 	}
 	if (vm_enter(cmd->req.vm, cmd->who->kind == PEER_GUEST ? QUEUE_GUEST :
 	    QUEUE_HOST, &q) == -1) {
@@ -2935,8 +2948,7 @@ static bool
 watch_holds(const struct hostdev *devs, int n, const struct ledger_entry *e)
 {
 	for (int i = 0; i < n; i++)
-		if (devs[i].device.vendor == e->device.vendor &&
-		    devs[i].device.product == e->device.product &&
+		if (device_ids_equal(&devs[i].device, &e->device) &&
 		    (e->addr.bus == 0 || devs[i].bus < 0 ||
 		    ((unsigned)devs[i].bus == e->addr.bus &&
 		    (unsigned)devs[i].dev == e->addr.dev)))
@@ -2952,37 +2964,27 @@ watch_holds(const struct hostdev *devs, int n, const struct ledger_entry *e)
 static void
 watch_reconcile_xml(const char *vm)
 {
-	static char xml[XML_READ_MAX + 1];	/* the watcher's alone */
-	static struct hostdev devs[LEDGER_MAX];
-	const char *args[] = { "dumpxml", "--domain", vm, NULL };
-	struct giveback_job *job;
-	struct run r;
-	int n;
-
+	static struct hostdev devs[LEDGER_MAX];	/* the watcher's alone */
 	/* An entry made since the XML was read may be missing from it. */
 	long long asked = (long long)time(NULL);
+	struct giveback_job *job;
+	int n;
 
-	if ((job = calloc(1, sizeof(*job))) == NULL)
+	/* If it cannot tell, nothing is struck. */
+	if ((n = domain_hostdevs(vm, devs, LEDGER_MAX)) < 0 ||
+	    (job = calloc(1, sizeof(*job))) == NULL)
 		return;
-	if (virsh_query(args, xml, sizeof(xml), &r) && r.outcome == RUN_OK &&
-	    r.outlen < sizeof(xml) - 1) {
-		xml[r.outlen] = '\0';
-		/* All of its hostdevs, or it cannot tell: nothing is struck. */
-		if ((n = domain_hostdevs_parse(xml, r.outlen, devs,
-		    LEDGER_MAX)) == LEDGER_MAX)
-			n = -1;
-		pthread_mutex_lock(&ledger.lock);
-		for (size_t i = 0; i < ledger.n && n >= 0; i++)
-			if (strcmp(ledger.slot[i].e.vm, vm) == 0 &&
-			    !ledger.slot[i].giving_back &&
-			    ledger.slot[i].e.since < asked &&
-			    !watch_holds(devs, n, &ledger.slot[i].e))
-				job->e[job->n++] = ledger.slot[i].e;
-		pthread_mutex_unlock(&ledger.lock);
-		job->cause = "holds it no more";
-		job->forget = true;
-		(void)giveback_run(job);
-	}
+	pthread_mutex_lock(&ledger.lock);
+	for (size_t i = 0; i < ledger.n; i++)
+		if (strcmp(ledger.slot[i].e.vm, vm) == 0 &&
+		    !ledger.slot[i].giving_back &&
+		    ledger.slot[i].e.since < asked &&
+		    !watch_holds(devs, n, &ledger.slot[i].e))
+			job->e[job->n++] = ledger.slot[i].e;
+	pthread_mutex_unlock(&ledger.lock);
+	job->cause = "holds it no more";
+	job->forget = true;
+	(void)giveback_run(job);
 	free(job);
 }
 
@@ -3236,7 +3238,7 @@ watch_stream(bool *up, bool lost, char *why, size_t whysz)
 static void *
 watch_main(void *arg)
 {
-	char why[MAX_REASON + 1];
+	char why[MAX_REASON + 1], esc[MAX_REASON * 4 + 1];
 	int backoff = WATCH_BACKOFF_MS;
 	bool up, lost = false;
 
@@ -3249,10 +3251,11 @@ watch_main(void *arg)
 			break;
 		if (up)
 			backoff = WATCH_BACKOFF_MS;
+		escape_text(esc, sizeof(esc), why, strlen(why));
 		if (up || !lost)
 			log_warn("[VMusb] %s libvirt's events: %s; trying again, "
 			    "every %d s at most", up ? "lost" : "cannot watch",
-			    why, WATCH_BACKOFF_MAX_MS / 1000);
+			    esc, WATCH_BACKOFF_MAX_MS / 1000);
 		lost = true;
 		if (watch_wait(-1, backoff) == -1)
 			break;
@@ -3521,16 +3524,14 @@ lease_stop(void)
 	bool started;
 
 	pthread_mutex_lock(&leases.lock);
-	started = leases.started;
+	if ((started = leases.started)) {
+		leases.stopping = true;
+		leases.started = false;
+		pthread_cond_signal(&leases.changed);
+	}
 	pthread_mutex_unlock(&leases.lock);
-	if (!started)
-		return;
-	pthread_mutex_lock(&leases.lock);
-	leases.stopping = true;
-	leases.started = false;
-	pthread_cond_signal(&leases.changed);
-	pthread_mutex_unlock(&leases.lock);
-	pthread_join(leases.thread, NULL);
+	if (started)
+		pthread_join(leases.thread, NULL);
 }
 
 /* Status: what the ledger and the leases hold, for a host client. */

@@ -90,7 +90,8 @@ scratch_dir(void)
  * fail as for a domain that does not exist). "event" records its
  * arguments in "event.args" and prints what the test writes to the FIFO
  * "libvirt-events" (w.libvirt) until the test closes it; with a file
- * "libvirtd-down" it fails at once, as virsh does without libvirtd.
+ * "libvirtd-down" it fails at once, as virsh does without libvirtd, its
+ * error the file's text if it has any.
  */
 static const char fake_virsh[] =
     "#!/bin/sh\n"
@@ -99,7 +100,9 @@ static const char fake_virsh[] =
     "case \" $* \" in\n"
     "*' event '*)\n"
     "	for a in \"$@\"; do printf '%%s\\n' \"$a\"; done > \"$dir/event.args\"\n"
-    "	if [ -e \"$dir/libvirtd-down\" ]; then\n"
+    "	if [ -s \"$dir/libvirtd-down\" ]; then\n"
+    "		printf 'error: %%s\\n' \"$(cat \"$dir/libvirtd-down\")\" >&2; exit 1\n"
+    "	elif [ -e \"$dir/libvirtd-down\" ]; then\n"
     "		echo 'error: failed to connect to the hypervisor' >&2; exit 1\n"
     "	fi\n"
     "	exec cat \"$dir/libvirt-events\" ;;\n"

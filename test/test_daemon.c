@@ -2640,6 +2640,22 @@ START_TEST(test_events_lost_and_back_are_made_up_for)
 }
 END_TEST
 
+/* virsh's words on why it cannot watch reach the log escaped, as every
+ * other reason does. */
+START_TEST(test_why_libvirts_events_are_lost_is_logged_escaped)
+{
+	char down[300];
+
+	snprintf(down, sizeof(down), "%s/libvirtd-down", w.dir);
+	write_file(down, "no\x1b[2Jlib\rvirtd", 0600);
+	/* daemon_start waits for this very line */
+	w.ready = "[VMusb] cannot watch libvirt's events: no\\x1b[2Jlib\\x0dvirtd; "
+	    "trying again, every 5 s at most";
+	daemon_start(NULL);
+	ck_assert_int_eq(daemon_stop(), 0);
+}
+END_TEST
+
 /*
  * The host's escape: "VM release" gives back every device the ledger
  * has for that domain, "release" those of every domain, each logged and
@@ -2967,6 +2983,7 @@ daemon_suite(void)
 	tcase_add_test(give, test_a_torn_or_hostile_ledger_is_not_believed);
 	tcase_add_test(give, test_at_start_the_ledger_is_checked_against_libvirt);
 	tcase_add_test(give, test_events_lost_and_back_are_made_up_for);
+	tcase_add_test(give, test_why_libvirts_events_are_lost_is_logged_escaped);
 	tcase_add_test(give, test_release_gives_back_a_domains_devices_or_all);
 	tcase_add_test(give, test_a_lapsed_lease_gives_back_the_devices);
 	tcase_add_test(give, test_status_tells_the_ledger_and_the_leases);
