@@ -533,28 +533,41 @@ reply_judge(const struct request *q, enum line_event ev, const char *line)
 	return false;
 }
 
+/* Sends "reply on" and reqs[0..n) on fd, the daemon's connection, ends
+ * writing, and readies r to read the replies within the time they may
+ * take. */
+static void
+replies_start(struct replies *r, int fd, const struct request *reqs, int n)
+{
+	char line[MAX_LINE + 1];
+	int len, runs = 0;
+
+	memset(r, 0, sizeof(*r));
+	r->fd = fd;
+	send_all(fd, "reply on\n", 9);
+	for (int i = 0; i < n; i++) {
+		if ((len = request_format(line, sizeof(line), &reqs[i])) < 0)
+			errx(1, "command too long");
+		send_all(fd, line, (size_t)len);
+		runs += reqs[i].action == ACT_RELEASE ? RELEASE_RUNS : 1;
+	}
+	if (shutdown(fd, SHUT_WR) == -1)
+		err(1, "cannot write to usbserver");
+	line_clear(&r->lb);
+	r->deadline = now_ms() + (int64_t)REPLY_WAIT_S(runs) * 1000;
+}
+
 /* Sends every request with replies on, then reads one reply each.
  * Returns the number of requests that did not succeed. */
 static int
 request(const struct request *reqs, int n)
 {
-	struct replies r = { .n = 0 };
-	char line[MAX_LINE + 1], text[REQUEST_TEXT];
+	struct replies r;
+	char text[REQUEST_TEXT];
 	enum line_event ev;
-	int done = 0, failed = 0, len, runs = 0;
+	int done = 0, failed = 0;
 
-	r.fd = daemon_connect(CONNECT_TRIES);
-	send_all(r.fd, "reply on\n", 9);
-	for (int i = 0; i < n; i++) {
-		if ((len = request_format(line, sizeof(line), &reqs[i])) < 0)
-			errx(1, "command too long");
-		send_all(r.fd, line, (size_t)len);
-		runs += reqs[i].action == ACT_RELEASE ? RELEASE_RUNS : 1;
-	}
-	if (shutdown(r.fd, SHUT_WR) == -1)
-		err(1, "cannot write to usbserver");
-	line_clear(&r.lb);
-	r.deadline = now_ms() + (int64_t)REPLY_WAIT_S(runs) * 1000;
+	replies_start(&r, daemon_connect(CONNECT_TRIES), reqs, n);
 	while (done < n && (ev = replies_next(&r)) != LINE_MORE)
 		failed += !reply_judge(&reqs[done++], ev, r.lb.buf);
 	close(r.fd);
@@ -606,44 +619,40 @@ static bool
 held_read(void)
 {
 	static const struct request q = { .action = ACT_STATUS };
-	struct replies r = { .n = 0 };
+	struct replies r;
 	const char *reason;
-	enum line_event ev;
+	bool ended = false;
+	int fd;
 
-	if ((r.fd = daemon_connect(1)) == -1) {
+	if ((fd = daemon_connect(1)) == -1) {
 		/* Not running: then it holds nothing. */
 		if (errno != ENOENT && errno != ECONNREFUSED)
 			warn("usbserver at %s (what it gives back is not "
 			    "shown)", opt.socket);
 		return false;
 	}
-	send_all(r.fd, "reply on\nstatus\n", 16);
-	if (shutdown(r.fd, SHUT_WR) == -1)
-		err(1, "cannot write to usbserver");
-	line_clear(&r.lb);
-	r.deadline = now_ms() + (int64_t)REPLY_WAIT_S(1) * 1000;
-	while ((ev = replies_next(&r)) == LINE_READY) {
+	replies_start(&r, fd, &q, 1);
+	while (!ended && replies_next(&r) == LINE_READY) {
+		ended = true;
 		switch (reply_parse(r.lb.buf, &q, &reason)) {
 		case REPLY_OK:
-			close(r.fd);
-			return held.known = true;
+			held.known = true;
+			break;
 		case REPLY_ERROR:
 			warnx("usbserver's status: %s", reason);
-			close(r.fd);
-			return false;
+			break;
 		case REPLY_UNEXPECTED:
-			if (!held_line(r.lb.buf, r.lb.len)) {
-				warnx("usbserver's status: unexpected line");
-				close(r.fd);
-				return false;
-			}
+			if (!(ended = !held_line(r.lb.buf, r.lb.len)))
+				break;
+			warnx("usbserver's status: unexpected line");
 			break;
 		}
 	}
 	close(r.fd);
-	warnx("usbserver's status: %s", r.timed_out ? "no answer in time" :
-	    "no answer (is it an older server?)");
-	return false;
+	if (!ended)
+		warnx("usbserver's status: %s", r.timed_out ?
+		    "no answer in time" : "no answer (is it an older server?)");
+	return held.known;
 }
 
 /* The lease of vm, or NULL. */
