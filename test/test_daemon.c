@@ -2342,6 +2342,16 @@ ledger_text(char *out, size_t size)
 	}
 }
 
+/* The ledger's file is want (as ledger_text gives it). */
+static void
+expect_ledger(const char *want)
+{
+	char text[LINE];
+
+	ledger_text(text, sizeof(text));
+	ck_assert_str_eq(text, want);
+}
+
 /* Each of the log lines, in whatever order (they come from threads of
  * their own), each once. */
 static void
@@ -2393,7 +2403,7 @@ START_TEST(test_a_crash_gives_back_every_device_of_that_domain)
 {
 	static const char *const two[] = { "046d:c52b", "1050:0407@1-3", NULL };
 	static const char *const one[] = { "046d:c52b", NULL };
-	char sys[300], text[LINE], xml[LINE], id[32];
+	char sys[300], xml[LINE], id[32];
 
 	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
 	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
@@ -2402,8 +2412,7 @@ START_TEST(test_a_crash_gives_back_every_device_of_that_domain)
 	attach_all("vmA", two);
 	attach_all("vmB", one);
 	expect_calls("vmA attach-device;vmA attach-device;vmB attach-device;");
-	ledger_text(text, sizeof(text));
-	ck_assert_str_eq(text, "vmA 046d:c52b 1-2 1 5;vmA 1050:0407@1-3 1-3 1 "
+	expect_ledger("vmA 046d:c52b 1-2 1 5;vmA 1050:0407@1-3 1-3 1 "
 	    "7;vmB 046d:c52b 1-2 1 5;");
 
 	libvirt_says("event 'lifecycle' for domain 'vmA': Suspended Paused\n"
@@ -2414,8 +2423,7 @@ START_TEST(test_a_crash_gives_back_every_device_of_that_domain)
 	event_wait("end", "vmA", id, sizeof(id));
 	ck_assert_int_gt(call_file(id, "xml", xml, sizeof(xml)), 0);
 	ck_assert_ptr_nonnull(strstr(xml, "<address bus='1' device='5'/>"));
-	ledger_text(text, sizeof(text));
-	ck_assert_str_eq(text, "vmB 046d:c52b 1-2 1 5;");
+	expect_ledger("vmB 046d:c52b 1-2 1 5;");
 	/* The crash right after the pause finds nothing more to give. */
 	ck_assert_int_eq(daemon_stop(), 0);
 	expect_calls("vmA detach-device;");
@@ -2429,7 +2437,6 @@ END_TEST
 START_TEST(test_sleep_gives_back_and_a_stop_forgets)
 {
 	static const char *const one[] = { "046d:c52b", NULL };
-	char text[LINE];
 
 	daemon_start(NULL);
 	attach_all("vmA", one);
@@ -2447,8 +2454,7 @@ START_TEST(test_sleep_gives_back_and_a_stop_forgets)
 	expect_log("[VMusb] vmA suspended: gave back device 046d:c52b");
 	libvirt_says("event 'lifecycle' for domain 'vmB': Stopped Destroyed\n");
 	expect_log("[VMusb] vmB stopped: device 046d:c52b is the host's again");
-	ledger_text(text, sizeof(text));
-	ck_assert_str_eq(text, "");
+	expect_ledger("");
 	ck_assert_int_eq(daemon_stop(), 0);
 	expect_calls("vmA attach-device;vmB attach-device;vmA detach-device;");
 }
@@ -2460,7 +2466,7 @@ START_TEST(test_the_ledger_follows_attach_and_detach)
 {
 	static const char *const three[] = { "046d:c52b", "1050:0407@1-3",
 	    "0781:5581", NULL };
-	char sys[300], text[LINE];
+	char sys[300];
 	struct client c;
 
 	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
@@ -2468,9 +2474,8 @@ START_TEST(test_the_ledger_follows_attach_and_detach)
 	sysfs_device(sys, "1-3", "1050", "0407", 1, 7);
 	daemon_start("--sysfs", sys, NULL);
 	attach_all("vmA", three);
-	ledger_text(text, sizeof(text));
 	/* 0781:5581 is at no port of ours: where it sat is not known. */
-	ck_assert_str_eq(text, "vmA 046d:c52b 1-2 1 5;vmA 1050:0407@1-3 1-3 1 "
+	expect_ledger("vmA 046d:c52b 1-2 1 5;vmA 1050:0407@1-3 1-3 1 "
 	    "7;vmA 0781:5581 - 0 0;");
 	client_open(&c);
 	client_send(&c, "reply on\nvmA detach 046d:c52b@1-2\n"
@@ -2480,8 +2485,7 @@ START_TEST(test_the_ledger_follows_attach_and_detach)
 	    "not valid: fake refusal");
 	expect_reply(&c, "ok vmA detach 1050:0407");
 	client_close(&c);
-	ledger_text(text, sizeof(text));
-	ck_assert_str_eq(text, "vmA 0781:5581 - 0 0;");
+	expect_ledger("vmA 0781:5581 - 0 0;");
 }
 END_TEST
 
@@ -2567,7 +2571,7 @@ START_TEST(test_at_start_the_ledger_is_checked_against_libvirt)
 		"[VMusb] vmA paused: gave back device 046d:c52b",
 		NULL,
 	};
-	char dir[200], path[300], text[LINE];
+	char dir[200], path[300];
 
 	snprintf(dir, sizeof(dir), "%s/run", w.dir);
 	ck_assert_int_eq(mkdir(dir, 0700), 0);
@@ -2593,8 +2597,7 @@ START_TEST(test_at_start_the_ledger_is_checked_against_libvirt)
 	expect_log("[VMusb] watching libvirt's events");
 	expect_logs_in_any_order(made_up);
 	ck_assert_int_eq(daemon_stop(), 0);
-	ledger_text(text, sizeof(text));
-	ck_assert_str_eq(text, "vmRun 0781:5581 - 0 0;");
+	expect_ledger("vmRun 0781:5581 - 0 0;");
 	expect_calls("vmA detach-device;");
 }
 END_TEST
@@ -2666,7 +2669,7 @@ START_TEST(test_release_gives_back_a_domains_devices_or_all)
 {
 	static const char *const two[] = { "046d:c52b", "1050:0407", NULL };
 	static const char *const one[] = { "046d:c52b", NULL };
-	char text[LINE], out[LINE];
+	char out[LINE];
 	struct client c;
 
 	daemon_start(NULL);
@@ -2678,8 +2681,7 @@ START_TEST(test_release_gives_back_a_domains_devices_or_all)
 	expect_log("[VMusb] vmA released: gave back device 046d:c52b");
 	expect_log("[VMusb] vmA released: gave back device 1050:0407");
 	expect_log_part("[VMusb] release of vmA: gave back 2 devices (peer pid");
-	ledger_text(text, sizeof(text));
-	ck_assert_str_eq(text, "vmB 046d:c52b - 0 0;");
+	expect_ledger("vmB 046d:c52b - 0 0;");
 
 	/* The guest of vmB may not, neither its own nor all. */
 	guest_as(0, 0, "vmB", "reply on\nvmB release\nrelease\n", out,
@@ -2697,8 +2699,7 @@ START_TEST(test_release_gives_back_a_domains_devices_or_all)
 	expect_reply(&c, "ok vmA release");
 	expect_log_part("[VMusb] release of vmA: gave back 0 devices");
 	client_close(&c);
-	ledger_text(text, sizeof(text));
-	ck_assert_str_eq(text, "");
+	expect_ledger("");
 	ck_assert_int_eq(daemon_stop(), 0);
 	expect_calls("vmA attach-device;vmA attach-device;vmB attach-device;"
 	    "vmA detach-device;vmA detach-device;vmB detach-device;");
@@ -2713,7 +2714,7 @@ END_TEST
 START_TEST(test_a_lapsed_lease_gives_back_the_devices)
 {
 	static const char *const one[] = { "046d:c52b", NULL };
-	char text[LINE], out[LINE];
+	char out[LINE];
 
 	daemon_start(NULL);
 	attach_all("vmA", one);
@@ -2728,8 +2729,7 @@ START_TEST(test_a_lapsed_lease_gives_back_the_devices)
 	expect_log("[VMusb] the guest of vmA said nothing for 1 s: its lease "
 	    "lapsed");
 	expect_log("[VMusb] vmA lease lapsed: gave back device 046d:c52b");
-	ledger_text(text, sizeof(text));
-	ck_assert_str_eq(text, "vmB 046d:c52b - 0 0;");
+	expect_ledger("vmB 046d:c52b - 0 0;");
 	ck_assert_int_eq(daemon_stop(), 0);
 	expect_calls("vmA attach-device;vmB attach-device;vmA detach-device;");
 }
@@ -2811,8 +2811,7 @@ START_TEST(test_a_replugged_device_is_detached_where_the_domain_holds_it)
 	client_send(&c, "kept1 detach 046d:c52b@1-2\nkept2 detach 046d:c52b\n");
 	expect_reply(&c, "ok kept1 detach 046d:c52b@1-2");
 	expect_reply(&c, "ok kept2 detach 046d:c52b");
-	ledger_text(text, sizeof(text));
-	ck_assert_str_eq(text, "");
+	expect_ledger("");
 
 	/* attached by someone else, at device 5; replugged since */
 	snprintf(path, sizeof(path), "%s/state.kept3", w.dir);
