@@ -197,7 +197,7 @@ GUEST_FILES = contrib/detach.ps1 contrib/detach.ahk contrib/usb-detach
 # seeds in test/fuzz/corpus/ and keeps what it finds in build/fuzz/.
 FUZZ_SECONDS ?= 60
 FUZZ_CC	?= clang
-FUZZ_TARGETS = line config usbctl libvirt uevent
+FUZZ_TARGETS = line config usbctl libvirt uevent shell
 FUZZ_FLAGS = -std=c11 -g -O1 $(WARN) -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all
 

@@ -1545,14 +1545,11 @@ run_drain(int fd, struct run *r)
 	return 1;
 }
 
-/* Starts r->argv: stdin from /dev/null, stdout (and unless own_stderr
- * stderr) into outfd, signals as at boot, in a process group of its own
- * when its output is all ours. 0, or an errno value. */
+/* Sets sa (initialized) as every child of ours starts: signals as at
+ * boot, and with pgroup a process group of its own. 0, or an errno. */
 static inline int
-run_spawn(const struct run *r, int outfd, pid_t *pid)
+run_spawn_attrs(posix_spawnattr_t *sa, bool pgroup)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t sa;
 	sigset_t none, dfl;
 	short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
 	int e;
@@ -1562,18 +1559,32 @@ run_spawn(const struct run *r, int outfd, pid_t *pid)
 	sigaddset(&dfl, SIGPIPE);
 	sigaddset(&dfl, SIGTERM);
 	sigaddset(&dfl, SIGINT);
-	if (!r->own_stderr)
+	if (pgroup)
 		flags |= POSIX_SPAWN_SETPGROUP;
+	if ((e = posix_spawnattr_setflags(sa, flags)) == 0 &&
+	    (e = posix_spawnattr_setpgroup(sa, 0)) == 0 &&
+	    (e = posix_spawnattr_setsigmask(sa, &none)) == 0)
+		e = posix_spawnattr_setsigdefault(sa, &dfl);
+	return e;
+}
+
+/* Starts r->argv: stdin from /dev/null, stdout (and unless own_stderr
+ * stderr) into outfd, signals as at boot, in a process group of its own
+ * when its output is all ours. 0, or an errno value. */
+static inline int
+run_spawn(const struct run *r, int outfd, pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t sa;
+	int e;
+
 	if ((e = posix_spawnattr_init(&sa)) != 0)
 		return e;
 	if ((e = posix_spawn_file_actions_init(&fa)) != 0) {
 		posix_spawnattr_destroy(&sa);
 		return e;
 	}
-	if ((e = posix_spawnattr_setflags(&sa, flags)) == 0 &&
-	    (e = posix_spawnattr_setpgroup(&sa, 0)) == 0 &&
-	    (e = posix_spawnattr_setsigmask(&sa, &none)) == 0 &&
-	    (e = posix_spawnattr_setsigdefault(&sa, &dfl)) == 0 &&
+	if ((e = run_spawn_attrs(&sa, !r->own_stderr)) == 0 &&
 	    (e = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO,
 	    "/dev/null", O_RDONLY, 0)) == 0 &&
 	    (e = posix_spawn_file_actions_adddup2(&fa, outfd,
@@ -1708,6 +1719,221 @@ run_program(struct run *r)
 		run_line(r);
 	if (r->outcome == RUN_FAILED)
 		run_reason(r, status);
+}
+
+/* ------------------------------------------------------------------ */
+/* virsh's shell: one command's answer, found between markers.         */
+
+/*
+ * A resident "virsh -q" reads commands on its stdin. It prints the prompt
+ * SHELL_PROMPT and echoes each line it reads (readline does, even on a
+ * pipe), then the command's output; errors go to stderr as "error: "
+ * lines. Each command is followed by "echo --err M" and "echo M", where
+ * M is a marker quoted so that the echoed input never holds it as it is
+ * printed: stderr ends the command at the line "error: " MARK, stdout at
+ * MARK, after the echoes of those two lines. A new shell's first command
+ * is preceded by the same pair with a hello marker, so that what virsh
+ * says as it starts is not taken for the command's, and a shell that
+ * dies before its hello never ran the command.
+ */
+#define SHELL_PROMPT	"virsh # "
+#define SHELL_MARK_MAX	40
+#define SHELL_TAIL_MAX	(2 * (sizeof(SHELL_PROMPT) + 16 + SHELL_MARK_MAX))
+#define SHELL_CHUNK	4096
+#define SHELL_RECONNECTED "Reconnected to the hypervisor"
+
+enum shell_state {
+	SHELL_HELLO,		/* before the hello marker */
+	SHELL_ECHO,		/* stdout: the echo of the command's line */
+	SHELL_BODY,		/* its output (stdout), its errors (stderr) */
+	SHELL_DONE,		/* the marker came */
+	SHELL_LOST,		/* stdout did not end as it must: out of step */
+};
+
+struct shell_reply {
+	char		 mark[SHELL_MARK_MAX + 1];	/* as printed */
+	char		 hello[SHELL_MARK_MAX + 1];	/* "" when none */
+	char		 tail[SHELL_TAIL_MAX];	/* the marker lines' echoes */
+	size_t		 taillen;
+	enum shell_state out, err;
+	bool		 failed;	/* an "error: " line of the command's */
+	char		 win[SHELL_CHUNK + SHELL_TAIL_MAX + SHELL_MARK_MAX];
+	size_t		 winlen;	/* stdout held back: may be the tail */
+	struct linebuf	 line;		/* stderr */
+	struct run	*r;		/* output into r->out, errors into r */
+};
+
+/* The two lines that follow a command (or come first), for marker id:
+ * "echo --err X""id" and "echo X""id", each ending in '\n'. */
+static inline int
+shell_marker_lines(char *buf, size_t size, const char *id)
+{
+	return fit(snprintf(buf, size, "echo --err U\"\"%s\necho U\"\"%s\n",
+	    id, id), size);
+}
+
+/* Starts r's answer from the shell, for the marker id (and hello, a new
+ * shell's, or NULL). -1 when an id is too long. */
+static inline int
+shell_reply_start(struct shell_reply *s, struct run *r, const char *id,
+    const char *hello)
+{
+	memset(s, 0, sizeof(*s));
+	s->r = r;
+	r->outlen = 0;
+	r->reason[0] = r->error[0] = r->last[0] = '\0';
+	if (fit(snprintf(s->mark, sizeof(s->mark), "U%s", id),
+	    sizeof(s->mark)) < 0 || (hello != NULL &&
+	    fit(snprintf(s->hello, sizeof(s->hello), "U%s", hello),
+	    sizeof(s->hello)) < 0))
+		return -1;
+	if (fit(snprintf(s->tail, sizeof(s->tail), SHELL_PROMPT "echo --err "
+	    "U\"\"%s\n" SHELL_PROMPT "echo U\"\"%s\n", id, id),
+	    sizeof(s->tail)) < 0)
+		return -1;
+	s->taillen = strlen(s->tail);
+	s->out = s->err = hello != NULL ? SHELL_HELLO : SHELL_ECHO;
+	if (s->err == SHELL_ECHO)
+		s->err = SHELL_BODY;
+	line_clear(&s->line);
+	return 0;
+}
+
+static inline void
+shell_keep(struct shell_reply *s, const char *p, size_t n)
+{
+	struct run *r = s->r;
+	size_t keep = r->out != NULL && r->outlen < r->outsize ?
+	    r->outsize - r->outlen : 0;
+
+	if (keep > n)
+		keep = n;
+	if (keep > 0)
+		memcpy(r->out + r->outlen, p, keep);
+	r->outlen += keep;
+}
+
+static inline void
+shell_drop(struct shell_reply *s, size_t n)
+{
+	memmove(s->win, s->win + n, s->winlen - n);
+	s->winlen -= n;
+}
+
+/* What s->win holds, as far as it goes. */
+static inline void
+shell_out_step(struct shell_reply *s)
+{
+	size_t marklen = strlen(s->mark), hellolen = strlen(s->hello), at;
+	const char *f;
+
+	for (;;)
+		switch (s->out) {
+		case SHELL_HELLO:
+			f = memmem(s->win, s->winlen, s->hello, hellolen);
+			if (f == NULL) {
+				if (s->winlen >= hellolen)
+					shell_drop(s, s->winlen - hellolen + 1);
+				return;
+			}
+			shell_drop(s, (size_t)(f - s->win) + hellolen);
+			s->out = SHELL_ECHO;
+			break;
+		case SHELL_ECHO:
+			f = memchr(s->win, '\n', s->winlen);
+			shell_drop(s, f == NULL ? s->winlen :
+			    (size_t)(f - s->win) + 1);
+			if (f == NULL)
+				return;
+			s->out = SHELL_BODY;
+			break;
+		case SHELL_BODY:
+			f = memmem(s->win, s->winlen, s->mark, marklen);
+			if (f == NULL) {
+				at = s->taillen + marklen - 1;
+				if (s->winlen > at) {
+					shell_keep(s, s->win, s->winlen - at);
+					shell_drop(s, s->winlen - at);
+				}
+				return;
+			}
+			at = (size_t)(f - s->win);
+			if (at < s->taillen || memcmp(s->win + at - s->taillen,
+			    s->tail, s->taillen) != 0) {
+				s->out = SHELL_LOST;
+				return;
+			}
+			shell_keep(s, s->win, at - s->taillen);
+			s->winlen = 0;	/* the next prompt, nothing else */
+			s->out = SHELL_DONE;
+			return;
+		case SHELL_DONE:
+		case SHELL_LOST:
+			s->winlen = 0;
+			return;
+		}
+}
+
+/* Bytes the shell wrote on its stdout. */
+static inline void
+shell_feed_out(struct shell_reply *s, const char *p, size_t n)
+{
+	while (n > 0 && s->out != SHELL_DONE && s->out != SHELL_LOST) {
+		size_t take = n < SHELL_CHUNK ? n : SHELL_CHUNK;
+
+		memcpy(s->win + s->winlen, p, take);
+		s->winlen += take;
+		p += take;
+		n -= take;
+		shell_out_step(s);
+	}
+}
+
+/* A whole line of the shell's stderr. */
+static inline void
+shell_err_line(struct shell_reply *s)
+{
+	struct run *r = s->r;
+	const char *l;
+	size_t n = line_trim(s->line.buf, s->line.len, &l);
+	bool error = n >= 7 && strncmp(l, "error: ", 7) == 0;
+	const char *text = error ? l + 7 : l;
+	size_t len = error ? n - 7 : n;
+
+	if (n == 0 || s->line.overlong)
+		return;
+	if (s->err == SHELL_HELLO) {
+		if (error && len == strlen(s->hello) &&
+		    memcmp(text, s->hello, len) == 0)
+			s->err = SHELL_BODY;
+		return;
+	}
+	if (error && len == strlen(s->mark) && memcmp(text, s->mark, len) == 0)
+		s->err = SHELL_DONE;
+	else if (error && len == strlen(SHELL_RECONNECTED) &&
+	    memcmp(text, SHELL_RECONNECTED, len) == 0)
+		return;		/* it lost libvirtd, and found it again */
+	else if (error) {
+		s->failed = true;
+		snprintf(r->error, sizeof(r->error), "%.*s", (int)len, text);
+	} else
+		snprintf(r->last, sizeof(r->last), "%.*s", (int)len, text);
+}
+
+/* Bytes the shell wrote on its stderr. */
+static inline void
+shell_feed_err(struct shell_reply *s, const char *p, size_t n)
+{
+	while (n > 0 && s->err != SHELL_DONE)
+		if (line_feed(&s->line, &p, &n) != LINE_MORE)
+			shell_err_line(s);
+}
+
+/* Both markers came: the command's answer is whole. */
+static inline bool
+shell_reply_done(const struct shell_reply *s)
+{
+	return s->out == SHELL_DONE && s->err == SHELL_DONE;
 }
 
 #endif /* USBSERVER_COMMON_H */

@@ -40,6 +40,7 @@
 #include <sys/un.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/random.h>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <linux/close_range.h>
@@ -91,6 +92,8 @@
 #define FDS_WATCH	(4 + GIVEBACK_MAX * 4 + 1)	/* the watcher's pipes,
 					 * its virsh's pidfd; each give-back's
 					 * virsh; the ledger being written */
+#define SHELLS		4		/* resident virsh shells at most */
+#define FDS_SHELLS	(SHELLS * 3)	/* their stdin, stdout and stderr */
 #define DEFAULT_SOCKET_MODE 0600
 #define DEFAULT_LEDGER	"/run/usbserver/ledger"
 #define DEFAULT_QEMU_RUN_DIR "/run/libvirt/qemu"	/* libvirt's NAME.pid files */
@@ -113,6 +116,7 @@ static struct {
 	int		 line_timeout;	/* seconds, for non-guest peers */
 	bool		 debug;
 	bool		 guest_attach;	/* guests may attach to their own domain */
+	bool		 one_shot;	/* virsh once per command, no shells */
 	mode_t		 socket_mode;
 	uid_t		 socket_uid;	/* (uid_t)-1: the daemon's own */
 	uid_t		 socket_owner;	/* as it is, once we listen */
@@ -301,6 +305,7 @@ static unsigned long long boot_ticks(void);
 static const char *peer_kind(const struct peer *);
 static const char *policy_denies(const struct peer *, const struct request *);
 static void	command_run(struct command *);
+static int	virsh_argv(char [PATH_MAX], char *[8], const char *const *);
 static void	ledger_record(struct command *);
 static void	ledger_where(struct command *);
 static void	vm_stop(void);
@@ -823,7 +828,7 @@ admission_init(void)
 {
 	struct rlimit rl;
 	struct dirent *de;
-	rlim_t own = FDS_SPARE + FDS_WATCH, room;
+	rlim_t own = FDS_SPARE + FDS_WATCH + FDS_SHELLS, room;
 	DIR *d;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
@@ -2184,6 +2189,404 @@ virsh_path(char *buf, size_t size)
 	return -1;
 }
 
+/* ------------------------------------------------------------------ */
+/* Shells: virsh kept running                                          */
+
+/*
+ * Starting virsh costs more than what it is asked to do (about 45 ms
+ * against 2 ms, and far more under emulation), so commands go to a
+ * "virsh -q" shell that stays running, one command at a time, delimited
+ * by markers (common.h). A small pool lets domains run in parallel;
+ * with every shell busy, or none to be had, a command runs virsh once,
+ * as it always could. A command past its deadline kills its shell; the
+ * next use starts another. Shells that keep dying are rested, said
+ * once: virsh runs once per command until the rest is over.
+ */
+#define SHELL_FAILS	3		/* shells in a row that die unasked */
+#define SHELL_REST_MS	60000		/* then one-shot runs this long */
+#define SHELL_STOP_MS	2000		/* a shell's time to leave at our exit */
+#define SHELL_LINE_MAX	(4 * PATH_MAX)	/* what we write for one command */
+
+struct shell {
+	pid_t	pid;			/* 0: none running */
+	int	in, out, err;		/* our ends of its stdin, stdout, stderr */
+	bool	busy;
+};
+
+static struct {
+	pthread_mutex_t	lock;
+	struct shell	sh[SHELLS];
+	char		tag[17];	/* markers no input can hold */
+	unsigned long	serial;
+	unsigned	fails;		/* in a row */
+	int64_t		rest_until;	/* one-shot runs until then */
+	bool		stopped;
+} shells = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static char	*shell_env[8];		/* virsh_env, and readline tamed */
+
+/* Whether a shell's tokenizer takes arg, quoted, as it is: printable
+ * ASCII without a quote. What our validators pass always is; the rest
+ * goes to virsh as an argument of its own (a one-shot run). */
+static bool
+shell_quotable(const char *arg)
+{
+	for (const char *p = arg; *p != '\0'; p++)
+		if (*p < 0x20 || *p > 0x7e || *p == '\'')
+			return false;
+	return true;
+}
+
+/* Starts sh: [-c URI] -q, its three pipes ours. 0, or -1 with why. */
+static int
+shell_spawn(struct shell *sh, char *why, size_t whysz)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t sa;
+	char prog[PATH_MAX], *argv[8], eb[128];
+	const char *const args[] = { "-q", NULL };
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, e;
+
+	if (virsh_argv(prog, argv, args) == -1) {
+		reasonf(why, whysz, "%s not found", opt.virsh);
+		return -1;
+	}
+	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1 ||
+	    pipe2(err, O_CLOEXEC) == -1 ||
+	    fcntl(in[1], F_SETFL, O_NONBLOCK) == -1 ||
+	    fcntl(out[0], F_SETFL, O_NONBLOCK) == -1 ||
+	    fcntl(err[0], F_SETFL, O_NONBLOCK) == -1)
+		e = errno;
+	else if ((e = posix_spawnattr_init(&sa)) == 0) {
+		if ((e = posix_spawn_file_actions_init(&fa)) == 0) {
+			if ((e = run_spawn_attrs(&sa, true)) == 0 &&
+			    (e = posix_spawn_file_actions_adddup2(&fa, in[0],
+			    STDIN_FILENO)) == 0 &&
+			    (e = posix_spawn_file_actions_adddup2(&fa, out[1],
+			    STDOUT_FILENO)) == 0 &&
+			    (e = posix_spawn_file_actions_adddup2(&fa, err[1],
+			    STDERR_FILENO)) == 0)
+				e = posix_spawn(&sh->pid, prog, &fa, &sa, argv,
+				    shell_env);
+			posix_spawn_file_actions_destroy(&fa);
+		}
+		posix_spawnattr_destroy(&sa);
+	}
+	for (int i = 0; i < 2; i++) {
+		int *p[] = { &in[1 - i], &out[i], &err[i] };
+
+		for (int j = 0; j < 3; j++)
+			if (*p[j] != -1 && (i == 1 || e != 0)) {
+				close(*p[j]);
+				*p[j] = -1;
+			}
+	}
+	if (e != 0) {
+		sh->pid = 0;
+		reasonf(why, whysz, "cannot run %s: %s", prog,
+		    errstr(e, eb, sizeof(eb)));
+		return -1;
+	}
+	sh->in = in[1];
+	sh->out = out[0];
+	sh->err = err[0];
+	return 0;
+}
+
+/* Ends sh, by SIGKILL to its group unless it left (or leaves within ms
+ * of its stdin's end), and reaps it: its wait status. */
+static int
+shell_end(struct shell *sh, int ms)
+{
+	struct pollfd p = { .fd = sh->out, .events = POLLIN };
+	int64_t deadline = now_ms() + ms, left;
+	char buf[256];
+	int status = 0;
+	ssize_t n;
+
+	close(sh->in);
+	while ((left = deadline - now_ms()) > 0 && poll(&p, 1, (int)left) > 0)
+		if ((n = read(sh->out, buf, sizeof(buf))) == 0 ||
+		    (n == -1 && errno != EAGAIN && errno != EINTR))
+			break;
+	if (waitpid(sh->pid, &status, WNOHANG) != sh->pid) {
+		if (kill(-sh->pid, SIGKILL) == -1)
+			kill(sh->pid, SIGKILL);
+		while (waitpid(sh->pid, &status, 0) == -1 && errno == EINTR)
+			;
+	}
+	close(sh->out);
+	close(sh->err);
+	sh->pid = 0;
+	sh->in = sh->out = sh->err = -1;
+	return status;
+}
+
+/* Whether idle sh still runs: its stdout and stderr are open. */
+static bool
+shell_alive(const struct shell *sh)
+{
+	struct pollfd p[2] = {
+		{ .fd = sh->out, .events = POLLIN },
+		{ .fd = sh->err, .events = POLLIN },
+	};
+
+	return poll(p, 2, 0) >= 0 && !(p[0].revents & (POLLHUP | POLLERR)) &&
+	    !(p[1].revents & (POLLHUP | POLLERR));
+}
+
+/* A shell of our own for a command (*fresh: just started), or NULL: all
+ * busy, resting, or none could start. */
+static struct shell *
+shell_take(bool *fresh, char *why, size_t whysz)
+{
+	struct shell *sh = NULL;
+
+	pthread_mutex_lock(&shells.lock);
+	if (shells.stopped || (shells.rest_until != 0 &&
+	    now_ms() < shells.rest_until)) {
+		pthread_mutex_unlock(&shells.lock);
+		return NULL;
+	}
+	shells.rest_until = 0;
+	for (int i = 0; i < SHELLS && sh == NULL; i++)
+		if (!shells.sh[i].busy && shells.sh[i].pid != 0) {
+			if (shell_alive(&shells.sh[i]))
+				sh = &shells.sh[i];
+			else
+				shell_end(&shells.sh[i], 0);
+		}
+	*fresh = sh == NULL;
+	for (int i = 0; i < SHELLS && sh == NULL; i++)
+		if (!shells.sh[i].busy)
+			sh = &shells.sh[i];
+	if (sh != NULL)
+		sh->busy = true;
+	pthread_mutex_unlock(&shells.lock);
+	if (sh != NULL && *fresh && shell_spawn(sh, why, whysz) == -1) {
+		pthread_mutex_lock(&shells.lock);
+		sh->busy = false;
+		pthread_mutex_unlock(&shells.lock);
+		return NULL;
+	}
+	return sh;
+}
+
+/* Gives sh (if any) back to the pool; counts a shell that failed us
+ * (why), and rests them all after SHELL_FAILS in a row, said once. */
+static void
+shell_give(struct shell *sh, bool failed, const char *why)
+{
+	bool rest = false;
+
+	pthread_mutex_lock(&shells.lock);
+	if (sh != NULL)
+		sh->busy = false;
+	if (!failed)
+		shells.fails = 0;
+	else if (++shells.fails >= SHELL_FAILS) {
+		shells.fails = 0;
+		shells.rest_until = now_ms() + SHELL_REST_MS;
+		rest = true;
+	}
+	pthread_mutex_unlock(&shells.lock);
+	if (rest)
+		log_warn("[VMusb] virsh's shell keeps failing (%s): running "
+		    "virsh once per command for %d s", why, SHELL_REST_MS / 1000);
+}
+
+/* Writes buf[0..len) to sh by the deadline: how much it took. */
+static size_t
+shell_write(struct shell *sh, const char *buf, size_t len, int64_t deadline)
+{
+	size_t sent = 0;
+	int64_t left;
+
+	while (sent < len) {
+		ssize_t n = write(sh->in, buf + sent, len - sent);
+		struct pollfd p = { .fd = sh->in, .events = POLLOUT };
+
+		if (n > 0)
+			sent += (size_t)n;
+		else if (n == -1 && errno != EAGAIN && errno != EINTR)
+			break;
+		else if ((left = deadline - now_ms()) <= 0 ||
+		    (poll(&p, 1, (int)left) == -1 && errno != EINTR))
+			break;
+	}
+	return sent;
+}
+
+/* Reads what sh wrote on fd into s: false at its end. */
+static bool
+shell_read(int fd, struct shell_reply *s, bool out)
+{
+	char buf[SHELL_CHUNK];
+
+	for (int i = 0; i < RUN_READS; i++) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n > 0 && out)
+			shell_feed_out(s, buf, (size_t)n);
+		else if (n > 0)
+			shell_feed_err(s, buf, (size_t)n);
+		else if (n == 0)
+			return false;
+		else if (errno != EINTR)
+			return errno == EAGAIN;
+	}
+	return true;
+}
+
+enum shell_outcome {
+	SHELL_ANSWERED,		/* r holds what came of the command */
+	SHELL_UNASKED,		/* the command never reached virsh */
+	SHELL_DIED,		/* the shell ended: r says how */
+};
+
+/*
+ * Runs args (a virsh command and its arguments) in sh, reading its
+ * answer into r by the deadline; a fresh shell says hello first. Past
+ * the deadline, or out of step, the shell is ended.
+ */
+static enum shell_outcome
+shell_run(struct shell *sh, bool fresh, char *const args[], int timeout_s,
+    struct run *r)
+{
+	struct shell_reply *s;
+	char id[40], hello[40], *buf;
+	size_t len = 0, sent;
+	unsigned long serial;
+	int64_t deadline = now_ms() + (int64_t)timeout_s * 1000, left = 1;
+	bool out_open = true, err_open = true;
+	enum shell_outcome o = SHELL_ANSWERED;
+
+	if ((s = malloc(sizeof(*s))) == NULL ||
+	    (buf = malloc(SHELL_LINE_MAX)) == NULL) {
+		free(s);
+		return SHELL_UNASKED;
+	}
+	pthread_mutex_lock(&shells.lock);
+	serial = shells.serial += 2;
+	pthread_mutex_unlock(&shells.lock);
+	snprintf(id, sizeof(id), "%s-%lu", shells.tag, serial);
+	snprintf(hello, sizeof(hello), "%s-%lu", shells.tag, serial - 1);
+	if (fresh)
+		len = (size_t)shell_marker_lines(buf, SHELL_LINE_MAX, hello);
+	for (char *const *a = args; *a != NULL && len < SHELL_LINE_MAX; a++)
+		len += (size_t)snprintf(buf + len, SHELL_LINE_MAX - len,
+		    a == args ? "%s" : " '%s'", *a);
+	if (len < SHELL_LINE_MAX)
+		len += (size_t)snprintf(buf + len, SHELL_LINE_MAX - len, "\n");
+	if (len >= SHELL_LINE_MAX || shell_marker_lines(buf + len,
+	    SHELL_LINE_MAX - len, id) < 0 || shell_reply_start(s, r, id,
+	    fresh ? hello : NULL) == -1) {
+		free(buf);
+		free(s);
+		return SHELL_UNASKED;
+	}
+	len += strlen(buf + len);
+	if ((sent = shell_write(sh, buf, len, deadline)) < len) {
+		/* Gone, or not reading: if it took none of it, it never saw
+		 * the command. */
+		out_open = err_open = false;
+	}
+	while ((out_open || err_open) && !shell_reply_done(s) &&
+	    s->out != SHELL_LOST && (left = deadline - now_ms()) > 0) {
+		struct pollfd p[2] = {
+			{ .fd = out_open ? sh->out : -1, .events = POLLIN },
+			{ .fd = err_open ? sh->err : -1, .events = POLLIN },
+		};
+
+		if (poll(p, 2, (int)(left > INT_MAX ? INT_MAX : left)) == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[0].revents != 0)
+			out_open = shell_read(sh->out, s, true);
+		if (p[1].revents != 0)
+			err_open = shell_read(sh->err, s, false);
+	}
+	if (shell_reply_done(s))
+		r->outcome = s->failed ? RUN_FAILED : RUN_OK;
+	else if (s->out == SHELL_LOST) {
+		shell_end(sh, 0);
+		r->outcome = RUN_FAILED;
+		o = SHELL_DIED;
+		snprintf(r->reason, sizeof(r->reason), "virsh's shell fell "
+		    "out of step");
+	} else if (left <= 0) {
+		shell_end(sh, 0);
+		r->outcome = RUN_TIMED_OUT;
+		snprintf(r->reason, sizeof(r->reason), "timed out");
+	} else {
+		int status = shell_end(sh, 0);
+
+		/* Before its hello, it never read the command. */
+		o = (fresh && s->out == SHELL_HELLO) || sent == 0 ?
+		    SHELL_UNASKED : SHELL_DIED;
+		r->outcome = RUN_FAILED;
+		run_reason(r, status);
+	}
+	if (r->outcome == RUN_FAILED && o == SHELL_ANSWERED)
+		snprintf(r->reason, sizeof(r->reason), "%s", r->error);
+	free(buf);
+	free(s);
+	return o;
+}
+
+/* The markers' tag: random, so that no output of virsh holds one. */
+static void
+shells_init(void)
+{
+	unsigned char b[8];
+
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		err(1, "getrandom");
+	for (size_t i = 0; i < sizeof(b); i++)
+		snprintf(shells.tag + 2 * i, 3, "%02x", b[i]);
+}
+
+/* At exit, with no command running: each shell is told to leave, then
+ * made to. */
+static void
+shells_stop(void)
+{
+	pthread_mutex_lock(&shells.lock);
+	shells.stopped = true;
+	for (int i = 0; i < SHELLS; i++)
+		if (shells.sh[i].pid != 0 && !shells.sh[i].busy)
+			shell_end(&shells.sh[i], SHELL_STOP_MS);
+	pthread_mutex_unlock(&shells.lock);
+}
+
+/* Runs argv (virsh's) in a shell, or once if none serves: what came of
+ * it in r. */
+static void
+virsh_exec(char *const argv[], struct run *r)
+{
+	char *const *args = argv + (opt.connect != NULL ? 3 : 1);
+	char why[MAX_REASON + 1] = "";
+	struct shell *sh = NULL;
+	enum shell_outcome o;
+	bool fresh, quotable = true;
+
+	for (char *const *a = args; *a != NULL; a++)
+		quotable = quotable && shell_quotable(*a);
+	if (!opt.one_shot && quotable &&
+	    (sh = shell_take(&fresh, why, sizeof(why))) != NULL) {
+		o = shell_run(sh, fresh, args, r->timeout_s, r);
+		shell_give(sh, o != SHELL_ANSWERED && r->outcome !=
+		    RUN_TIMED_OUT, r->reason[0] != '\0' ? r->reason :
+		    "it ended");
+		if (o != SHELL_UNASKED)
+			return;
+	} else if (why[0] != '\0')
+		shell_give(NULL, true, why);
+	run_program(r);
+}
+
 /* Runs argv as virsh: the fixed environment, the --timeout deadline,
  * what it writes read for its reason. */
 static void
@@ -2193,7 +2596,7 @@ virsh_run(char *const argv[], int timeout_s, struct run *r)
 	r->argv = argv;
 	r->envp = virsh_env;
 	r->timeout_s = timeout_s;
-	run_program(r);
+	virsh_exec(argv, r);
 }
 
 /* How virsh is run for a command. */
@@ -2274,7 +2677,7 @@ virsh_query(const char *const *args, char *out, size_t size, struct run *r)
 	r->timeout_s = opt.timeout;
 	r->out = out;
 	r->outsize = size - 1;
-	run_program(r);
+	virsh_exec(argv, r);
 	r->argv = NULL;		/* argv was ours */
 	return true;
 }
@@ -4028,6 +4431,7 @@ usage(int status)
 	    "                 [--sysfs DIR]\n"
 	    "                 [--xml-dir DIR] [--virsh PATH] [--connect URI]\n"
 	    "                 [--timeout SECONDS] [--line-timeout SECONDS]\n"
+	    "                 [--one-shot] [--ledger FILE]\n"
 	    "                 [--debug] [--help] [--version]\n"
 	    "\n"
 	    "Reads \"VM attach|detach VID:PID[@PORT]\" lines on a Unix socket and runs\n"
@@ -4053,7 +4457,9 @@ usage(int status)
 	    "                             up on %s\n"
 	    "                             (default: virsh)\n"
 	    "  -c, --connect URI          passed to virsh as -c URI\n"
-	    "  -t, --timeout SECONDS      deadline for one virsh run (default %d)\n"
+	    "  -t, --timeout SECONDS      deadline for one virsh command (default %d)\n"
+	    "      --one-shot             run virsh once per command, not in the\n"
+	    "                             shells kept running\n"
 	    "      --line-timeout SECONDS a client that is not a guest may leave a\n"
 	    "                             line unfinished this long (default %d)\n"
 	    "      --ledger FILE          what is attached, kept across restarts\n"
@@ -4115,6 +4521,7 @@ static const struct option longopts[] = {
 	{ "allow",	required_argument,	NULL, 'a' },
 	{ "config",	required_argument,	NULL, 'C' },
 	{ "guest-attach", no_argument,		NULL, 'G' },
+	{ "one-shot",	no_argument,		NULL, 'O' },
 	{ "qemu-run-dir", required_argument,	NULL, 'Q' },
 	{ "sysfs",	required_argument,	NULL, 'S' },
 	{ "xml-dir",	required_argument,	NULL, 'x' },
@@ -4164,6 +4571,9 @@ parse_options(int argc, char *argv[])
 			break;
 		case 'G':
 			opt.guest_attach = true;
+			break;
+		case 'O':
+			opt.one_shot = true;
 			break;
 		case 't':
 			opt.timeout = opt_seconds("--timeout", optarg);
@@ -4338,6 +4748,13 @@ build_virsh_env(void)
 	    sizeof(uri)) >= 0)
 		virsh_env[n++] = uri;
 	virsh_env[n] = NULL;
+	/* A shell's readline: no terminal to draw for, no init file, no
+	 * history written. */
+	memcpy(shell_env, virsh_env, (size_t)n * sizeof(*virsh_env));
+	shell_env[n++] = (char *)"TERM=dumb";
+	shell_env[n++] = (char *)"INPUTRC=/dev/null";
+	shell_env[n++] = (char *)"XDG_CACHE_HOME=/dev/null";
+	shell_env[n] = NULL;
 }
 
 /*
@@ -4380,6 +4797,7 @@ main(int argc, char *argv[])
 	config_load(true);
 	check_xml_dir(opt.xml_dir);
 	build_virsh_env();
+	shells_init();
 	umask(077);	/* whatever we create is ours alone */
 
 	if (!opt.debug)
@@ -4419,6 +4837,7 @@ main(int argc, char *argv[])
 	lease_stop();
 	giveback_wait();
 	path_drain();
+	shells_stop();
 	log_info("[VMusb] stopped");
 	return 0;
 }

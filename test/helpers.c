@@ -65,9 +65,10 @@ scratch_dir(void)
 }
 
 /*
- * The fake virsh. It records its arguments, environment, open descriptors
- * and the XML file it was given, reports "start" and "end" on the events
- * FIFO, and answers by the domain's name as the real one would:
+ * The fake virsh. It records its arguments, environment, parent's pid,
+ * open descriptors and the XML file it was given, reports "start" and
+ * "end" on the events FIFO, and answers by the domain's name as the real
+ * one would:
  *   fail*   two "error:" lines (virsh's generic one, then the reason), exit 1
  *   quiet*  exit 3, no output
  *   noisy*  an ordinary line on stdout and stderr, exit 1
@@ -92,11 +93,33 @@ scratch_dir(void)
  * "libvirt-events" (w.libvirt) until the test closes it; with a file
  * "libvirtd-down" it fails at once, as virsh does without libvirtd, its
  * error the file's text if it has any.
+ * Started with only "[-c URI] -q", it is virsh's shell, as on a pipe:
+ * it notes its pid in "shells", prompts, echoes each line, runs "echo"
+ * and "echo --err" itself and every other command as above (sig* kills
+ * the shell too, as a crash of virsh would); with a file "noshell" it
+ * ends at once instead.
  */
 static const char fake_virsh[] =
     "#!/bin/sh\n"
     "dir='%s'\n"
     "id=$$\n"
+    "case \"$*\" in\n"
+    "-q|'-c '*' -q')\n"
+    "	echo $$ >> \"$dir/shells\"\n"
+    "	[ -e \"$dir/noshell\" ] && exit 0\n"
+    "	pre=; [ \"$1\" = -c ] && pre=\"-c $2\"\n"
+    "	while printf 'virsh # '; IFS= read -r line; do\n"
+    "		printf '%%s\\n' \"$line\"\n"
+    "		eval \"set -- $line\"\n"
+    "		if [ \"$1 $2\" = 'echo --err' ]; then\n"
+    "			shift 2; printf 'error: %%s\\n' \"$*\" >&2; continue\n"
+    "		elif [ \"$1\" = echo ]; then\n"
+    "			shift; printf '%%s' \"$*\"; continue\n"
+    "		fi\n"
+    "		FAKE_SHELL=$$ \"$0\" $pre \"$@\" < /dev/null\n"
+    "	done\n"
+    "	exit 0 ;;\n"
+    "esac\n"
     "case \" $* \" in\n"
     "*' event '*)\n"
     "	for a in \"$@\"; do printf '%%s\\n' \"$a\"; done > \"$dir/event.args\"\n"
@@ -115,7 +138,8 @@ static const char fake_virsh[] =
     "	exit 0 ;;\n"
     "esac\n"
     "for a in \"$@\"; do printf '%%s\\n' \"$a\"; done > \"$dir/call.$id.args\"\n"
-    "env > \"$dir/call.$id.env\"\n"
+    "env | grep -v '^FAKE_SHELL=' > \"$dir/call.$id.env\"\n"
+    "echo $PPID > \"$dir/call.$id.ppid\"\n"
     "ls -l /proc/$$/fd > \"$dir/call.$id.fds\"\n"
     "verb= dom= file=\n"
     "while [ $# -gt 0 ]; do\n"
@@ -161,7 +185,7 @@ static const char fake_virsh[] =
     "	status=1 ;;\n"
     "quiet*) status=3 ;;\n"
     "noisy*) echo 'some output'; echo 'a warning, not an error' >&2; status=1 ;;\n"
-    "sig*) kill -KILL $$ ;;\n"
+    "sig*) kill -KILL ${FAKE_SHELL:-$$} $$ ;;\n"
     "hang*) exec sleep 60 ;;\n"
     "closed*) exec sleep 60 >&- 2>&- ;;\n"
     "gate*) read go < \"$dir/gate\" ;;\n"

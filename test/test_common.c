@@ -1816,6 +1816,207 @@ START_TEST(test_lease_lines_of_status)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* shell_reply: one command's answer from virsh's shell                */
+
+#define SH_ID	"0123456789abcdef-4"
+#define SH_HELLO "0123456789abcdef-3"
+#define SH_TAIL	"virsh # echo --err U\"\"" SH_ID "\nvirsh # echo U\"\"" SH_ID "\n"
+
+/* stdout and stderr of a fresh shell asked "dumpxml --domain win10"
+ * (held), as virsh -q writes them on pipes. */
+static const char sh_out[] =
+    "virsh # echo --err U\"\"" SH_HELLO "\n"
+    "virsh # echo U\"\"" SH_HELLO "\n"
+    "U" SH_HELLO
+    "virsh # dumpxml '--domain' 'win10'\n"
+    "<domain type='kvm'>\n  <name>win10</name>\n</domain>\n\n"
+    SH_TAIL "U" SH_ID "virsh # ";
+static const char sh_err[] =
+    "error: failed to connect to the hypervisor\n"	/* as it started */
+    "error: U" SH_HELLO "\n"
+    "error: Reconnected to the hypervisor\n"
+    "error: U" SH_ID "\n";
+
+static void
+sh_start(struct shell_reply *s, struct run *r, char *out, size_t size,
+    bool fresh)
+{
+	memset(r, 0, sizeof(*r));
+	r->out = out;
+	r->outsize = size;
+	ck_assert_int_eq(shell_reply_start(s, r, SH_ID, fresh ? SH_HELLO :
+	    NULL), 0);
+}
+
+START_TEST(test_shell_answer_is_the_output_between_the_markers)
+{
+	static struct shell_reply s;
+	struct run r;
+	char out[256];
+
+	sh_start(&s, &r, out, sizeof(out), true);
+	shell_feed_out(&s, sh_out, strlen(sh_out));
+	ck_assert(!shell_reply_done(&s));
+	shell_feed_err(&s, sh_err, strlen(sh_err));
+	ck_assert(shell_reply_done(&s));
+	/* What virsh said as it started, and that it reconnected, are not
+	 * the command's errors. */
+	ck_assert(!s.failed);
+	ck_assert_str_eq(r.error, "");
+	ck_assert_uint_eq(r.outlen, strlen("<domain type='kvm'>\n  <name>"
+	    "win10</name>\n</domain>\n\n"));
+	ck_assert_int_eq(memcmp(out, "<domain type='kvm'>\n  <name>win10"
+	    "</name>\n</domain>\n\n", r.outlen), 0);
+}
+END_TEST
+
+START_TEST(test_shell_answer_is_the_same_fed_a_byte_at_a_time)
+{
+	static struct shell_reply s;
+	struct run r;
+	char out[256], whole[256];
+	size_t len;
+
+	sh_start(&s, &r, whole, sizeof(whole), true);
+	shell_feed_out(&s, sh_out, strlen(sh_out));
+	len = r.outlen;
+	sh_start(&s, &r, out, sizeof(out), true);
+	for (size_t i = 0; i < strlen(sh_out); i++) {
+		/* Done with the marker's last byte, not before. */
+		ck_assert_int_eq(s.out == SHELL_DONE, i >= strlen(sh_out) -
+		    strlen("virsh # "));
+		shell_feed_out(&s, sh_out + i, 1);
+	}
+	for (size_t i = 0; i < strlen(sh_err); i++)
+		shell_feed_err(&s, sh_err + i, 1);
+	ck_assert(shell_reply_done(&s));
+	ck_assert_uint_eq(r.outlen, len);
+	ck_assert_int_eq(memcmp(out, whole, len), 0);
+}
+END_TEST
+
+START_TEST(test_shell_errors_of_the_command_fail_it_with_the_last)
+{
+	static struct shell_reply s;
+	struct run r;
+	static const char out[] = "virsh # attach-device '--domain' 'w'\n"
+	    SH_TAIL "U" SH_ID;
+	static const char err[] = "error: Failed to attach device from /x\n"
+	    "error: Requested operation is not valid: in use\n"
+	    "error: U" SH_ID "\n";
+
+	sh_start(&s, &r, NULL, 0, false);
+	shell_feed_out(&s, out, strlen(out));
+	shell_feed_err(&s, err, strlen(err));
+	ck_assert(shell_reply_done(&s));
+	ck_assert(s.failed);
+	ck_assert_str_eq(r.error, "Requested operation is not valid: in use");
+	ck_assert_uint_eq(r.outlen, 0);
+}
+END_TEST
+
+START_TEST(test_shell_output_without_a_newline_and_a_scrolled_echo)
+{
+	static struct shell_reply s;
+	struct run r;
+	char out[64];
+	/* readline on a dumb terminal scrolls a long line: one line still. */
+	static const char text[] = "virsh # \r<aaaaaaaaaaaa'\nrunning"
+	    SH_TAIL "U" SH_ID;
+
+	sh_start(&s, &r, out, sizeof(out), false);
+	shell_feed_out(&s, text, strlen(text));
+	ck_assert(s.out == SHELL_DONE);
+	ck_assert_uint_eq(r.outlen, 7);
+	ck_assert_int_eq(memcmp(out, "running", 7), 0);
+}
+END_TEST
+
+START_TEST(test_shell_marker_only_as_printed_ends_the_output)
+{
+	static struct shell_reply s;
+	struct run r;
+	char out[256];
+	/* The quoted marker, as an echo shows it, is output like any. */
+	static const char text[] = "virsh # x\nU\"\"" SH_ID "\n" SH_TAIL;
+
+	sh_start(&s, &r, out, sizeof(out), false);
+	shell_feed_out(&s, text, strlen(text));
+	ck_assert(s.out == SHELL_BODY);
+	shell_feed_out(&s, "U" SH_ID, strlen("U" SH_ID));
+	ck_assert(s.out == SHELL_DONE);
+	ck_assert_uint_eq(r.outlen, strlen("U\"\"" SH_ID "\n"));
+}
+END_TEST
+
+START_TEST(test_shell_out_of_step_when_the_marker_lacks_its_echoes)
+{
+	static struct shell_reply s;
+	struct run r;
+	static const char text[] = "virsh # x\nsomething\nU" SH_ID;
+
+	sh_start(&s, &r, NULL, 0, false);
+	shell_feed_out(&s, text, strlen(text));
+	ck_assert(s.out == SHELL_LOST);
+	ck_assert(!shell_reply_done(&s));
+}
+END_TEST
+
+START_TEST(test_shell_output_past_room_is_cut_and_the_end_still_found)
+{
+	static struct shell_reply s;
+	static char big[100000];
+	struct run r;
+	char out[1000];
+
+	sh_start(&s, &r, out, sizeof(out), false);
+	shell_feed_out(&s, "virsh # dumpxml\n", 16);
+	memset(big, 'x', sizeof(big));
+	shell_feed_out(&s, big, sizeof(big));
+	shell_feed_out(&s, SH_TAIL "U" SH_ID, strlen(SH_TAIL "U" SH_ID));
+	ck_assert(s.out == SHELL_DONE);
+	ck_assert_uint_eq(r.outlen, sizeof(out));
+}
+END_TEST
+
+START_TEST(test_shell_before_its_hello_nothing_is_the_commands)
+{
+	static struct shell_reply s;
+	struct run r;
+	char out[64];
+	/* A shell that died before its hello never read the command. */
+	static const char text[] = "virsh # echo --err U\"\"" SH_HELLO "\n";
+
+	sh_start(&s, &r, out, sizeof(out), true);
+	shell_feed_out(&s, text, strlen(text));
+	shell_feed_err(&s, "error: no connection\n", 21);
+	ck_assert(s.out == SHELL_HELLO);
+	ck_assert(s.err == SHELL_HELLO);
+	ck_assert(!s.failed);
+	ck_assert_uint_eq(r.outlen, 0);
+}
+END_TEST
+
+START_TEST(test_shell_marker_lines_and_overlong_ids)
+{
+	struct shell_reply *s = malloc(sizeof(*s));
+	struct run r;
+	char buf[128], id[SHELL_MARK_MAX + 1];
+
+	ck_assert_int_gt(shell_marker_lines(buf, sizeof(buf), SH_ID), 0);
+	ck_assert_str_eq(buf, "echo --err U\"\"" SH_ID "\necho U\"\"" SH_ID "\n");
+	ck_assert_int_lt(shell_marker_lines(buf, 20, SH_ID), 0);
+	memset(id, 'a', sizeof(id) - 1);
+	id[sizeof(id) - 1] = '\0';
+	ck_assert_ptr_nonnull(s);
+	memset(&r, 0, sizeof(r));
+	ck_assert_int_eq(shell_reply_start(s, &r, id, NULL), -1);
+	ck_assert_int_eq(shell_reply_start(s, &r, SH_ID, id), -1);
+	free(s);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* uevent_parse                                                        */
 
 /* A message as the kernel sends it: the fields given, each NUL-ended. */
@@ -2109,6 +2310,18 @@ text_suite(void)
 	tcase_add_test(tc, test_reply_invalid);
 	tcase_add_test(tc, test_reply_invalid_why_is_escaped);
 	tcase_add_test(tc, test_reply_invalid_buffer_too_small_is_error);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("shell_reply");
+	tcase_add_test(tc, test_shell_answer_is_the_output_between_the_markers);
+	tcase_add_test(tc, test_shell_answer_is_the_same_fed_a_byte_at_a_time);
+	tcase_add_test(tc, test_shell_errors_of_the_command_fail_it_with_the_last);
+	tcase_add_test(tc, test_shell_output_without_a_newline_and_a_scrolled_echo);
+	tcase_add_test(tc, test_shell_marker_only_as_printed_ends_the_output);
+	tcase_add_test(tc, test_shell_out_of_step_when_the_marker_lacks_its_echoes);
+	tcase_add_test(tc, test_shell_output_past_room_is_cut_and_the_end_still_found);
+	tcase_add_test(tc, test_shell_before_its_hello_nothing_is_the_commands);
+	tcase_add_test(tc, test_shell_marker_lines_and_overlong_ids);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("reply_parse");

@@ -44,6 +44,16 @@ start_with_replies(struct client *c)
 	client_send(c, "reply on\n");
 }
 
+/* The same, with virsh run once per command: how it ended is all a
+ * failure without an "error:" line can say, and a shell cannot tell. */
+static void
+start_one_shot(struct client *c)
+{
+	daemon_start("--one-shot", NULL);
+	client_open(c);
+	client_send(c, "reply on\n");
+}
+
 /* After shutdown(SHUT_WR): the daemon sends nothing more and closes. */
 static void
 expect_silence(struct client *c)
@@ -151,7 +161,7 @@ START_TEST(test_reply_on_gives_one_reply_per_command_in_order)
 {
 	struct client c;
 
-	start_with_replies(&c);
+	start_one_shot(&c);
 	client_send(&c, "win10 attach 046d:c52b\n"
 	    "failvm detach 046D:C077\n"
 	    "this is not a command\n"
@@ -185,7 +195,7 @@ START_TEST(test_failure_is_logged_with_virsh_reason)
 {
 	struct client c;
 
-	start_with_replies(&c);
+	start_one_shot(&c);
 	client_send(&c, "failvm attach 046d:c52b\nnoisyvm detach 046d:c52b\n"
 	    "sigvm attach 046d:c52b\n");
 	expect_log("[VMusb] failvm attaching device 046d:c52b failed: "
@@ -1115,6 +1125,11 @@ START_TEST(test_virsh_gets_a_small_fixed_environment)
 	ck_assert_ptr_nonnull(strstr(env, "LC_ALL=C\n"));
 	ck_assert_ptr_nonnull(strstr(env, "HOME=/root\n"));
 	ck_assert_ptr_nonnull(strstr(env, "LIBVIRT_DEFAULT_URI=test:///default\n"));
+	/* virsh's shell: readline with no terminal to draw for, no init
+	 * file, and no history file anywhere. */
+	ck_assert_ptr_nonnull(strstr(env, "TERM=dumb\n"));
+	ck_assert_ptr_nonnull(strstr(env, "INPUTRC=/dev/null\n"));
+	ck_assert_ptr_nonnull(strstr(env, "XDG_CACHE_HOME=/dev/null\n"));
 	/* Nothing else but what the shell adds of its own (PWD). */
 	for (p = env; *p != '\0'; p = eol + 1) {
 		eol = strchr(p, '\n');
@@ -1123,6 +1138,8 @@ START_TEST(test_virsh_gets_a_small_fixed_environment)
 		ck_assert_msg(strcmp(name, "PATH") == 0 ||
 		    strcmp(name, "LC_ALL") == 0 || strcmp(name, "HOME") == 0 ||
 		    strcmp(name, "LIBVIRT_DEFAULT_URI") == 0 ||
+		    strcmp(name, "TERM") == 0 || strcmp(name, "INPUTRC") == 0 ||
+		    strcmp(name, "XDG_CACHE_HOME") == 0 ||
 		    strcmp(name, "PWD") == 0, "virsh got %s", name);
 	}
 }
@@ -1133,7 +1150,8 @@ START_TEST(test_virsh_gets_no_descriptor_of_ours)
 	struct client c[3];
 	char id[32], fds[4096], *line, *save;
 
-	daemon_start(NULL);
+	/* Run once: a shell's are checked in test_shell_gets_only_its_pipes. */
+	daemon_start("--one-shot", NULL);
 	for (int i = 0; i < 3; i++)
 		client_open(&c[i]);
 	client_send(&c[0], "reply on\nwin10 attach 046d:c52b\n");
@@ -1182,6 +1200,225 @@ START_TEST(test_virsh_gets_no_descriptor_of_ours)
 				    "virsh inherited %s", line);
 		}
 	}
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* virsh's shells                                                      */
+
+/* The pids of the shells the fake virsh has started, in order: how many. */
+static int
+shell_pids(pid_t *pids, int max)
+{
+	char path[PATH_MAX], buf[1024], *p, *end;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/shells", w.dir);
+	if (slurp(path, buf, sizeof(buf)) <= 0)
+		return 0;
+	for (p = buf; n < max && (pids[n] = (pid_t)strtol(p, &end, 10)) > 0;
+	    p = end)
+		n++;
+	return n;
+}
+
+/* The pid of the process that started the fake virsh call id. */
+static pid_t
+call_parent(const char *id)
+{
+	char buf[32];
+
+	ck_assert_int_gt(call_file(id, "ppid", buf, sizeof(buf)), 0);
+	return (pid_t)atol(buf);
+}
+
+/* One command for vm, answered ok; the parent of its virsh. */
+static pid_t
+attach_ok(struct client *c, const char *vm, const char *dev)
+{
+	char line[LINE], id[32];
+
+	snprintf(line, sizeof(line), "%s attach %s\n", vm, dev);
+	client_send(c, line);
+	snprintf(line, sizeof(line), "ok %s attach %s", vm, dev);
+	expect_reply(c, line);
+	event_wait("end", vm, id, sizeof(id));
+	return call_parent(id);
+}
+
+/* Whether pid is gone, reaped: not even a zombie is left. */
+static bool
+reaped(pid_t pid)
+{
+	return kill(pid, 0) == -1 && errno == ESRCH;
+}
+
+START_TEST(test_commands_go_to_one_resident_shell)
+{
+	struct client c;
+	pid_t shells[4];
+	char id[32], args[LINE], want[LINE];
+
+	start_with_replies(&c);
+	for (int i = 0; i < 4; i++) {
+		pid_t parent = attach_ok(&c, "win10", "046d:c52b");
+
+		ck_assert_int_eq(shell_pids(shells, 4), 1);
+		ck_assert_int_eq(parent, shells[0]);
+	}
+	/* What it was told is what a one-shot run is given. */
+	client_send(&c, "win10 detach 046d:c52b\n");
+	expect_reply(&c, "ok win10 detach 046d:c52b");
+	event_wait("end", "win10", id, sizeof(id));
+	ck_assert_int_gt(call_file(id, "args", args, sizeof(args)), 0);
+	snprintf(want, sizeof(want), "detach-device\n--domain\nwin10\n"
+	    "--file\n%s/device-046d:c52b.xml\n", w.xmldir);
+	ck_assert_str_eq(args, want);
+	ck_assert_int_eq(shell_pids(shells, 4), 1);
+}
+END_TEST
+
+START_TEST(test_a_shell_that_dies_fails_its_command_and_another_starts)
+{
+	struct client c;
+	pid_t shells[4];
+
+	start_with_replies(&c);
+	attach_ok(&c, "win10", "046d:c52b");
+	client_send(&c, "sigvm attach 046d:c52b\n");
+	expect_reply(&c, "error sigvm attach 046d:c52b: virsh killed by signal 9");
+	ck_assert_int_eq(shell_pids(shells, 4), 1);
+	ck_assert(reaped(shells[0]));
+	ck_assert_int_eq(attach_ok(&c, "win10", "046d:c077"),
+	    shell_pids(shells, 4) == 2 ? shells[1] : -1);
+}
+END_TEST
+
+START_TEST(test_a_hung_command_ends_its_shell_and_holds_up_no_other)
+{
+	struct client a, b;
+	pid_t shells[4];
+	char id[32];
+
+	daemon_start("--timeout", "2", NULL);
+	client_open(&a);
+	client_open(&b);
+	client_send(&a, "reply on\nhangvm attach 046d:c52b\n");
+	client_send(&b, "reply on\n");
+	event_wait("start", "hangvm", id, sizeof(id));
+	/* A second shell serves win10 while the first waits on hangvm. */
+	ck_assert_int_eq(attach_ok(&b, "win10", "046d:c077"),
+	    shell_pids(shells, 4) == 2 ? shells[1] : -1);
+	ck_assert_int_eq(call_parent(id), shells[0]);
+	expect_reply(&a, "error hangvm attach 046d:c52b: timed out");
+	ck_assert(reaped(shells[0]));
+	/* The next command takes the shell that is left. */
+	ck_assert_int_eq(attach_ok(&a, "win10", "046d:c52b"), shells[1]);
+	ck_assert_int_eq(shell_pids(shells, 4), 2);
+}
+END_TEST
+
+START_TEST(test_shells_that_keep_dying_give_way_to_one_shot_runs)
+{
+	struct client c;
+	pid_t shells[8];
+	char path[PATH_MAX], line[LINE];
+
+	snprintf(path, sizeof(path), "%s/noshell", w.dir);
+	write_file(path, "", 0644);
+	start_with_replies(&c);
+	/* Every command still works, by virsh run once, the daemon its
+	 * parent; the shells are given up after three in a row. */
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(attach_ok(&c, "win10", "046d:c52b"), w.daemon);
+	expect_log("[VMusb] virsh's shell keeps failing (virsh exited with "
+	    "status 0): running virsh once per command for 60 s");
+	ck_assert_int_eq(shell_pids(shells, 8), 3);
+	for (int i = 0; i < 3; i++)
+		ck_assert(reaped(shells[i]));
+	/* Said once: nothing more of it up to a line logged after. */
+	client_send(&c, "win10 nonsense\n");
+	do {
+		ck_assert_int_eq(reader_line(&w.log, line, sizeof(line),
+		    WAIT_MS), 1);
+		ck_assert_ptr_null(strstr(line, "keeps failing"));
+	} while (strstr(line, "invalid action") == NULL);
+}
+END_TEST
+
+START_TEST(test_an_argument_a_shell_cannot_take_runs_virsh_once)
+{
+	struct client c;
+	char dir[512], id[32], args[LINE], want[LINE];
+	pid_t shells[4];
+
+	/* A quote, in the directory root chose: never in the shell's line. */
+	snprintf(dir, sizeof(dir), "%s/it's", w.dir);
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	daemon_start("--xml-dir", dir, NULL);
+	client_open(&c);
+	client_send(&c, "reply on\nwin10 attach 046d:c52b\n");
+	expect_reply(&c, "ok win10 attach 046d:c52b");
+	event_wait("end", "win10", id, sizeof(id));
+	ck_assert_int_eq(call_parent(id), w.daemon);
+	ck_assert_int_gt(call_file(id, "args", args, sizeof(args)), 0);
+	snprintf(want, sizeof(want), "--file\n%s/device-046d:c52b.xml\n", dir);
+	ck_assert_ptr_nonnull(strstr(args, want));
+	/* No shell was started for it. */
+	ck_assert_int_eq(shell_pids(shells, 4), 0);
+}
+END_TEST
+
+START_TEST(test_a_shell_gets_its_three_pipes_and_nothing_else)
+{
+	struct client c;
+	pid_t shells[4];
+	char dir[64], path[PATH_MAX], target[PATH_MAX], fd0[PATH_MAX] = "";
+	struct dirent *de;
+	DIR *d;
+
+	start_with_replies(&c);
+	attach_ok(&c, "win10", "046d:c52b");
+	ck_assert_int_eq(shell_pids(shells, 4), 1);
+	snprintf(dir, sizeof(dir), "/proc/%ld/fd", (long)shells[0]);
+	ck_assert_ptr_nonnull(d = opendir(dir));
+	while ((de = readdir(d)) != NULL) {
+		int fd = atoi(de->d_name);
+		ssize_t n;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		ck_assert_int_gt(n = readlink(path, target, sizeof(target) - 1), 0);
+		target[n] = '\0';
+		if (fd <= 2) {
+			/* Three pipes of their own: stdin, stdout, stderr. */
+			ck_assert_msg(strncmp(target, "pipe:", 5) == 0, "%d -> %s",
+			    fd, target);
+			if (fd == 0)
+				snprintf(fd0, sizeof(fd0), "%s", target);
+			else
+				ck_assert_str_ne(target, fd0);
+		} else
+			/* dash's copy of its script, nothing of the daemon's. */
+			ck_assert_msg(fd >= 10 && strcmp(target, w.virsh) == 0,
+			    "the shell holds %d -> %s", fd, target);
+	}
+	closedir(d);
+}
+END_TEST
+
+START_TEST(test_shells_end_with_the_daemon)
+{
+	struct client c;
+	pid_t shells[4];
+
+	start_with_replies(&c);
+	attach_ok(&c, "win10", "046d:c52b");
+	ck_assert_int_eq(shell_pids(shells, 4), 1);
+	ck_assert(!reaped(shells[0]));
+	ck_assert_int_eq(daemon_stop(), 0);
+	ck_assert(reaped(shells[0]));
 }
 END_TEST
 
@@ -2904,8 +3141,9 @@ daemon_suite(void)
 	TCase *policy = tcase_create("policy");
 	TCase *sd = tcase_create("systemd");
 	TCase *give = tcase_create("giving back");
-	TCase *all[] = { proto, hostile_tc, virsh, life, policy, sd, give,
-	    real };
+	TCase *shell = tcase_create("shells");
+	TCase *all[] = { proto, hostile_tc, virsh, shell, life, policy, sd,
+	    give, real };
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		tcase_add_checked_fixture(all[i], world_setup, world_teardown);
@@ -2935,6 +3173,14 @@ daemon_suite(void)
 	tcase_add_test(virsh, test_one_vm_runs_one_command_at_a_time_in_arrival_order);
 	tcase_add_test(virsh, test_virsh_gets_a_small_fixed_environment);
 	tcase_add_test(virsh, test_virsh_gets_no_descriptor_of_ours);
+
+	tcase_add_test(shell, test_commands_go_to_one_resident_shell);
+	tcase_add_test(shell, test_a_shell_that_dies_fails_its_command_and_another_starts);
+	tcase_add_test(shell, test_a_hung_command_ends_its_shell_and_holds_up_no_other);
+	tcase_add_test(shell, test_shells_that_keep_dying_give_way_to_one_shot_runs);
+	tcase_add_test(shell, test_an_argument_a_shell_cannot_take_runs_virsh_once);
+	tcase_add_test(shell, test_a_shell_gets_its_three_pipes_and_nothing_else);
+	tcase_add_test(shell, test_shells_end_with_the_daemon);
 
 	tcase_add_test(life, test_many_clients_at_once_none_lost);
 	tcase_add_test(life, test_sigterm_removes_the_socket_and_exits_zero);

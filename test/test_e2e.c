@@ -945,17 +945,17 @@ END_TEST
  * A virsh that is the real one, but for moving a device, which no USB
  * device here could show: attach-device and detach-device succeed, and
  * write the verb and the domain to "moves" in the world's directory.
- * Events, states and XML are libvirt's own.
+ * Events, states and XML are libvirt's own. As virsh's shell, it is the
+ * real shell, each move it is given turned into an "echo" on its way.
  */
 static void
 e2e_mover(void)
 {
-	char path[sizeof(w.virsh)], text[1024];
+	char path[sizeof(w.virsh)], text[2048];
 
 	snprintf(path, sizeof(path), "%s/virsh", w.dir);
 	snprintf(text, sizeof(text), "#!/bin/sh\n"
-	    "case \" $* \" in\n"
-	    "*' attach-device '* | *' detach-device '*)\n"
+	    "move() {\n"
 	    "	verb= dom=\n"
 	    "	while [ $# -gt 0 ]; do\n"
 	    "		case $1 in\n"
@@ -965,10 +965,25 @@ e2e_mover(void)
 	    "		shift\n"
 	    "	done\n"
 	    "	echo \"$verb $dom\" >> '%s/moves'\n"
+	    "}\n"
+	    "case \"$*\" in\n"
+	    "-q|'-c '*' -q')\n"
+	    "	while IFS= read -r line; do\n"
+	    "		case $line in\n"
+	    "		attach-device*|detach-device*)\n"
+	    "			eval \"move $line\"; echo echo ;;\n"
+	    "		*) printf '%%s\\n' \"$line\" ;;\n"
+	    "		esac\n"
+	    "	done | '%s' \"$@\"\n"
+	    "	exit ;;\n"
+	    "esac\n"
+	    "case \" $* \" in\n"
+	    "*' attach-device '* | *' detach-device '*)\n"
+	    "	move \"$@\"\n"
 	    "	echo 'Device attached successfully'\n"
 	    "	exit 0 ;;\n"
 	    "esac\n"
-	    "exec '%s' \"$@\"\n", w.dir, e2e.virsh);
+	    "exec '%s' \"$@\"\n", w.dir, e2e.virsh, e2e.virsh);
 	write_file(path, text, 0755);
 	snprintf(w.virsh, sizeof(w.virsh), "%s", path);
 }

@@ -54,6 +54,9 @@ setup(void)
 {
 	world_setup();
 	opt.xml_dir = w.xmldir;
+	/* The runner of one virsh per command: a shell's is the daemon
+	 * suite's, with the fake virsh that is one. */
+	opt.one_shot = true;
 	build_virsh_env();
 }
 
