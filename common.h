@@ -75,13 +75,14 @@ enum action {
 			 * says nothing for so long */
 	ACT_STATUS,	/* a host client asks what the ledger and the
 			 * leases hold */
+	ACT_DOMAINS,	/* a host client asks which domains run */
 };
 
 static inline const char *
 action_name(enum action a)
 {
 	static const char *const names[] = { "attach", "detach", "release",
-	    "alive", "status" };
+	    "alive", "status", "domains" };
 
 	return (size_t)a < sizeof(names) / sizeof(names[0]) ? names[a] : "?";
 }
@@ -549,7 +550,8 @@ parse_operand(const char *f, size_t len, struct request *req,
 }
 
 /* The line's fields f[0..nf), not "reply ..." nor blank, into *req:
- * "release" or "status" alone, "VM release", or "VM VERB OPERAND". */
+ * "release", "status" or "domains" alone, "VM release", or "VM VERB
+ * OPERAND". */
 static inline enum parse_result
 parse_fields(const char **f, const size_t *flen, size_t nf,
     struct request *req, const char **why)
@@ -561,6 +563,10 @@ parse_fields(const char **f, const size_t *flen, size_t nf,
 
 	if (nf == 1 && field_is(f[0], flen[0], action_name(ACT_STATUS))) {
 		req->action = ACT_STATUS;
+		return PARSE_COMMAND;
+	}
+	if (nf == 1 && field_is(f[0], flen[0], action_name(ACT_DOMAINS))) {
+		req->action = ACT_DOMAINS;
 		return PARSE_COMMAND;
 	}
 	req->action = ACT_RELEASE;
@@ -626,7 +632,7 @@ request_text(char buf[REQUEST_TEXT], const struct request *req)
 	const char *act = action_name(req->action);
 
 	if ((req->action == ACT_RELEASE && req->vm[0] == '\0') ||
-	    req->action == ACT_STATUS)
+	    req->action == ACT_STATUS || req->action == ACT_DOMAINS)
 		snprintf(buf, REQUEST_TEXT, "%s", act);
 	else if (req->action == ACT_RELEASE)
 		snprintf(buf, REQUEST_TEXT, "%s %s", req->vm, act);
@@ -975,6 +981,10 @@ ledger_format(char *buf, size_t size, const struct ledger_entry *e)
 #define STATUS_LEDGER	"ledger "
 #define STATUS_LEASE	"lease "
 
+/* What "domains" answers, before its "ok domains": a line per running
+ * domain, "domain NAME", in libvirt's order. */
+#define DOMAINS_LINE	"domain "
+
 static inline int
 lease_format(char *buf, size_t size, const char *vm, unsigned seconds,
     unsigned left)
@@ -1154,6 +1164,7 @@ uevent_parse(const char *msg, size_t len, struct uevent *ev)
 /* end in a NUL, where the parser's strstr stops.                      */
 
 #define XML_READ_MAX	(256 * 1024)	/* of one "virsh dumpxml" */
+#define LIST_READ_MAX	8192		/* of one "virsh list --name" */
 
 /* A USB device attached to a domain, from its XML. */
 struct hostdev {

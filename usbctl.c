@@ -14,7 +14,7 @@
  * The sections, in the order a run meets them:
  *	Declarations: options, what the configuration files give
  *	The configuration files
- *	Finding the domain: virsh list
+ *	Finding the domain: usbserver, or virsh list
  *	Plain words for libvirt's refusals
  *	Asking the daemon: the requests and their replies; what it holds
  *	What is attached where: a domain's XML
@@ -193,7 +193,9 @@ conf_apply(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* Finding the domain: virsh list                                      */
+/* Finding the domain: usbserver, or virsh list                       */
+
+static ssize_t	daemon_domains(char *, size_t);
 
 /* The next domain in "virsh list --name" output from *p to end: a line
  * that is not blank, trimmed, copied to name. 1 with a name; -1 for one
@@ -312,7 +314,10 @@ list_run(char *out, size_t size)
 	return len;
 }
 
-/* The domain to use: --domain, or the first running one. Exits on failure. */
+/* The domain to use: --domain, or the first running one. That is the
+ * first usbserver names: its own virsh, kept running, answers quicker
+ * than one of ours would start, and its domains are the ones it moves
+ * devices to. Else the first "virsh list" names. Exits on failure. */
 static void
 find_domain(char *name, size_t size)
 {
@@ -324,7 +329,8 @@ find_domain(char *name, size_t size)
 			errx(1, "domain name too long: %s", opt.domain);
 		return;
 	}
-	if ((len = list_run(out, sizeof(out))) == -1)
+	if ((len = daemon_domains(out, sizeof(out))) == -1 &&
+	    (len = list_run(out, sizeof(out))) == -1)
 		exit(1);
 	if (list_first(out, (size_t)len, name, size) == -1)
 		errx(1, "no running domain found");
@@ -576,6 +582,40 @@ request(const struct request *reqs, int n)
 		    "no reply from usbserver in time" : "no reply from "
 		    "usbserver (is it an older server without replies?)");
 	return failed;
+}
+
+/*
+ * The running domains as usbserver says them ("domains"), a name a line
+ * into out: its length, or -1 when usbserver is not there, is an older
+ * one that does not know the request, or could not tell. Asked once,
+ * without waiting for it to come up.
+ */
+static ssize_t
+daemon_domains(char *out, size_t size)
+{
+	static const struct request q = { .action = ACT_DOMAINS };
+	const size_t dl = strlen(DOMAINS_LINE);
+	const char *reason;
+	struct replies r;
+	size_t len = 0;
+	ssize_t result = -2;
+	int fd;
+
+	if ((fd = daemon_connect(1)) == -1)
+		return -1;
+	replies_start(&r, fd, &q, 1);
+	while (result == -2 && replies_next(&r) == LINE_READY) {
+		if (reply_parse(r.lb.buf, &q, &reason) == REPLY_OK)
+			result = (ssize_t)len;
+		else if (r.lb.len > dl && strncmp(r.lb.buf, DOMAINS_LINE,
+		    dl) == 0 && r.lb.len - dl + 1 < size - len)
+			len += (size_t)snprintf(out + len, size - len, "%s\n",
+			    r.lb.buf + dl);
+		else
+			result = -1;
+	}
+	close(r.fd);
+	return result < 0 ? -1 : result;
 }
 
 /* What usbserver holds: its ledger and its leases, from its "status". */

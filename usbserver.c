@@ -315,6 +315,7 @@ static void	answer_give_back(struct command *);
 static void	release_run(struct command *);
 static void	lease_run(struct command *);
 static void	status_run(struct command *);
+static void	domains_run(struct command *);
 static void	lease_renew_of(const char *);
 static bool	lease_end(const char *);
 
@@ -1826,6 +1827,8 @@ policy_denies(const struct peer *p, const struct request *req)
 			return "a guest may not release (it detaches)";
 		if (req->action == ACT_STATUS)
 			return "a guest may not ask for the host's status";
+		if (req->action == ACT_DOMAINS)
+			return "a guest may not ask which domains run";
 		if (strcmp(req->vm, p->vm) != 0)
 			return "a guest may only act on its own domain";
 		if (req->action == ACT_ATTACH && !opt.guest_attach)
@@ -2211,6 +2214,8 @@ struct shell {
 	pid_t	pid;			/* 0: none running */
 	int	in, out, err;		/* our ends of its stdin, stdout, stderr */
 	bool	busy;
+	bool	reaped;			/* it ended, and was waited for */
+	int	status;			/* then its wait status */
 };
 
 static struct {
@@ -2235,6 +2240,14 @@ shell_quotable(const char *arg)
 		if (*p < 0x20 || *p > 0x7e || *p == '\'')
 			return false;
 	return true;
+}
+
+static void
+fd_close(int *fd)
+{
+	if (*fd != -1)
+		close(*fd);
+	*fd = -1;
 }
 
 /* Starts sh: [-c URI] -q, its three pipes ours. 0, or -1 with why. */
@@ -2272,16 +2285,14 @@ shell_spawn(struct shell *sh, char *why, size_t whysz)
 		}
 		posix_spawnattr_destroy(&sa);
 	}
-	for (int i = 0; i < 2; i++) {
-		int *p[] = { &in[1 - i], &out[i], &err[i] };
-
-		for (int j = 0; j < 3; j++)
-			if (*p[j] != -1 && (i == 1 || e != 0)) {
-				close(*p[j]);
-				*p[j] = -1;
-			}
-	}
+	/* Its ends are its own; ours are kept if it runs. */
+	fd_close(&in[0]);
+	fd_close(&out[1]);
+	fd_close(&err[1]);
 	if (e != 0) {
+		fd_close(&in[1]);
+		fd_close(&out[0]);
+		fd_close(&err[0]);
 		sh->pid = 0;
 		reasonf(why, whysz, "cannot run %s: %s", prog,
 		    errstr(e, eb, sizeof(eb)));
@@ -2290,6 +2301,7 @@ shell_spawn(struct shell *sh, char *why, size_t whysz)
 	sh->in = in[1];
 	sh->out = out[0];
 	sh->err = err[0];
+	sh->reaped = false;
 	return 0;
 }
 
@@ -2309,7 +2321,9 @@ shell_end(struct shell *sh, int ms)
 		if ((n = read(sh->out, buf, sizeof(buf))) == 0 ||
 		    (n == -1 && errno != EAGAIN && errno != EINTR))
 			break;
-	if (waitpid(sh->pid, &status, WNOHANG) != sh->pid) {
+	if (sh->reaped)
+		status = sh->status;
+	else if (waitpid(sh->pid, &status, WNOHANG) != sh->pid) {
 		if (kill(-sh->pid, SIGKILL) == -1)
 			kill(sh->pid, SIGKILL);
 		while (waitpid(sh->pid, &status, 0) == -1 && errno == EINTR)
@@ -2322,15 +2336,20 @@ shell_end(struct shell *sh, int ms)
 	return status;
 }
 
-/* Whether idle sh still runs: its stdout and stderr are open. */
+/* Whether idle sh still runs, its stdout and stderr open (something it
+ * left behind may hold them: it is waited for too). */
 static bool
-shell_alive(const struct shell *sh)
+shell_alive(struct shell *sh)
 {
 	struct pollfd p[2] = {
 		{ .fd = sh->out, .events = POLLIN },
 		{ .fd = sh->err, .events = POLLIN },
 	};
 
+	if (waitpid(sh->pid, &sh->status, WNOHANG) == sh->pid) {
+		sh->reaped = true;
+		return false;
+	}
 	return poll(p, 2, 0) >= 0 && !(p[0].revents & (POLLHUP | POLLERR)) &&
 	    !(p[1].revents & (POLLHUP | POLLERR));
 }
@@ -2805,6 +2824,9 @@ command_run(struct command *cmd)
 		return;
 	case ACT_STATUS:
 		status_run(cmd);
+		return;
+	case ACT_DOMAINS:
+		domains_run(cmd);
 		return;
 	case ACT_ATTACH:
 	case ACT_DETACH:
@@ -3981,6 +4003,55 @@ status_run(struct command *cmd)
 	command_done(cmd, OUT_OK, NULL);
 }
 
+/*
+ * Which domains run, as libvirt says through a shell of ours: usbctl
+ * asks this rather than start a virsh of its own. A name that is not
+ * printable ASCII is left out (usbctl says which names we would refuse
+ * in a command). Its lines are in cmd->report.
+ */
+static void
+domains_run(struct command *cmd)
+{
+	const char *args[] = { "list", "--state-running", "--name", NULL };
+	const size_t dl = strlen(DOMAINS_LINE);
+	/* Each name and its newline, at least two bytes, gain dl. */
+	const size_t size = LIST_READ_MAX + LIST_READ_MAX / 2 * dl + 1;
+	char *out = malloc(LIST_READ_MAX + 1), *p, *line, *save = NULL;
+	size_t len = 0, n;
+	struct run r;
+
+	cmd->report = p = malloc(size);
+	if (out == NULL || p == NULL) {
+		free(out);
+		command_done(cmd, OUT_FAILED, "out of memory");
+		return;
+	}
+	if (!virsh_query(args, out, LIST_READ_MAX + 1, &r)) {
+		free(out);
+		command_done(cmd, OUT_FAILED, "virsh not found");
+		return;
+	}
+	if (r.outcome != RUN_OK || r.outlen >= LIST_READ_MAX) {
+		free(out);
+		command_done(cmd, OUT_FAILED, r.outcome != RUN_OK ? r.reason :
+		    "too many domains");
+		return;
+	}
+	out[r.outlen] = '\0';
+	for (line = strtok_r(out, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		const char *name;
+
+		if ((n = line_trim(line, strlen(line), &name)) > 0 &&
+		    n <= MAX_VM_NAME && is_text(name, n))
+			len += (size_t)snprintf(p + len, size - len,
+			    DOMAINS_LINE "%.*s\n", (int)n, name);
+	}
+	p[len] = '\0';
+	free(out);
+	command_done(cmd, OUT_OK, NULL);
+}
+
 /* ------------------------------------------------------------------ */
 /* Answer: the log line and the reply                                  */
 
@@ -4293,7 +4364,8 @@ answer(struct command *cmd)
 		return;
 	}
 	if (cmd->outcome != OUT_INVALID && (req->action == ACT_RELEASE ||
-	    req->action == ACT_ALIVE || req->action == ACT_STATUS)) {
+	    req->action == ACT_ALIVE || req->action == ACT_STATUS ||
+	    req->action == ACT_DOMAINS)) {
 		answer_domain(cmd);
 		return;
 	}

@@ -14,6 +14,7 @@ int usbctl_main(int, char *[]);
 #include <sys/wait.h>
 
 #include <dirent.h>
+#include <glob.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <time.h>
@@ -330,18 +331,93 @@ START_TEST(test_usbctl_attaches_to_the_first_running_domain)
 }
 END_TEST
 
-START_TEST(test_usbctl_lists_domains_in_the_c_locale)
+/*
+ * A server of the kind before "domains": for conns connections, it
+ * answers "reply on" with nothing, "domains" as a line it cannot parse,
+ * and anything else "ok". Its pid.
+ */
+static pid_t
+older_server(int conns)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int lfd;
+	pid_t pid;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w.sock);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, conns), 0);
+	if ((pid = fork()) == 0) {
+		for (int i = 0; i < conns; i++) {
+			char line[512];
+			FILE *f;
+			int fd = accept(lfd, NULL, NULL);
+
+			if (fd == -1 || (f = fdopen(fd, "r+")) == NULL)
+				_exit(1);
+			while (fgets(line, sizeof(line), f) != NULL) {
+				line[strcspn(line, "\n")] = '\0';
+				if (strcmp(line, "reply on") == 0)
+					continue;
+				if (strcmp(line, "domains") == 0)
+					fputs("error: expected: VM attach|detach "
+					    "VID:PID\n", f);
+				else
+					fprintf(f, "ok %s\n", line);
+				fflush(f);
+			}
+			fclose(f);
+		}
+		_exit(0);
+	}
+	close(lfd);
+	return pid;
+}
+
+/* usbctl asks usbserver which domains run: no virsh of its own. */
+START_TEST(test_usbctl_asks_the_daemon_which_domains_run)
+{
+	char out[OUT], path[PATH_MAX], shell[32], pid[32];
+	glob_t g;
+
+	daemon_start(NULL);
+	domains("win10\nother\n");
+	ck_assert_int_eq(usbctl(out, "--virsh", "/nonexistent/virsh",
+	    "046d:c52b", NULL), 0);
+	ck_assert_str_eq(out, "");
+	ck_assert(log_wait("[VMusb] win10 attached device 046d:c52b", NULL, 0));
+	/* Both calls the fake virsh had (list, attach-device) were the
+	 * daemon's shell's. */
+	snprintf(path, sizeof(path), "%s/shells", w.dir);
+	ck_assert_int_gt(slurp(path, shell, sizeof(shell)), 0);
+	snprintf(path, sizeof(path), "%s/call.*.ppid", w.dir);
+	ck_assert_int_eq(glob(path, 0, NULL, &g), 0);
+	ck_assert_uint_eq(g.gl_pathc, 2);
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		ck_assert_int_gt(slurp(g.gl_pathv[i], pid, sizeof(pid)), 0);
+		ck_assert_str_eq(pid, shell);
+	}
+	globfree(&g);
+}
+END_TEST
+
+/* With a usbserver that does not know "domains", usbctl runs virsh list
+ * itself, in the C locale. */
+START_TEST(test_usbctl_lists_domains_itself_with_an_older_daemon)
 {
 	char out[OUT], path[PATH_MAX], env[OUT];
 	struct dirent *de;
+	pid_t server;
 	DIR *d;
 	bool found = false;
 
-	daemon_start(NULL);
+	server = older_server(2);
 	domains("win10\n");
 	setenv("LC_ALL", "de_DE.UTF-8", 1);
 	ck_assert_int_eq(usbctl(out, "--connect", "test:///default", "046d:c52b",
 	    NULL), 0);
+	ck_assert_str_eq(out, "");
+	ck_assert_int_eq(waitpid(server, NULL, 0), server);
 	/* The list call is the one whose args start with -c URI list. */
 	ck_assert_ptr_nonnull(d = opendir(w.dir));
 	while ((de = readdir(d)) != NULL) {
@@ -496,17 +572,20 @@ START_TEST(test_usbctl_with_real_virsh_test_driver)
 }
 END_TEST
 
+/* usbctl finds the domain through the daemon's real virsh shell, and
+ * none of its own. */
 START_TEST(test_usbctl_real_virsh_discovery_names_test)
 {
-	char out[OUT], id[32];
+	char out[OUT];
 	char *argv[] = { (char *)USBCTL_BIN, (char *)"--socket", w.sock,
-	    (char *)"--connect", (char *)"test:///default", (char *)"046d:c52b",
+	    (char *)"--virsh", (char *)"/nonexistent/virsh", (char *)"046d:c52b",
 	    NULL };
 
-	/* Real virsh finds the domain; the fake one answers the daemon. */
-	daemon_start(NULL);
-	ck_assert_int_eq(WEXITSTATUS(run(argv, NULL, out, sizeof(out))), 0);
-	event_wait("end", "test", id, sizeof(id));
+	daemon_start("--virsh", "/usr/bin/virsh", "--connect", "test:///default",
+	    NULL);
+	ck_assert_int_eq(WEXITSTATUS(run(argv, NULL, out, sizeof(out))), 1);
+	ck_assert_str_eq(out, "usbctl: test attach 046d:c52b: this function is "
+	    "not supported by the connection driver: virDomainAttachDevice\n");
 }
 END_TEST
 
@@ -1067,7 +1146,8 @@ client_suite(void)
 	tcase_add_checked_fixture(live, world_setup, world_teardown);
 	tcase_set_timeout(live, 60);
 	tcase_add_test(live, test_usbctl_attaches_to_the_first_running_domain);
-	tcase_add_test(live, test_usbctl_lists_domains_in_the_c_locale);
+	tcase_add_test(live, test_usbctl_asks_the_daemon_which_domains_run);
+	tcase_add_test(live, test_usbctl_lists_domains_itself_with_an_older_daemon);
 	tcase_add_test(live, test_usbctl_detach_to_a_named_domain);
 	tcase_add_test(live, test_usbctl_no_running_domain_exits_1);
 	tcase_add_test(live, test_usbctl_reports_each_failure_and_exits_1);

@@ -1758,6 +1758,19 @@ START_TEST(test_parse_status_is_one_word)
 }
 END_TEST
 
+START_TEST(test_parse_domains_is_one_word)
+{
+	struct request q = { .action = ACT_DOMAINS };
+	char text[REQUEST_TEXT];
+
+	expect_domain_command("domains", "", ACT_DOMAINS, 0);
+	expect_domain_command("  DOMAINS\t", "", ACT_DOMAINS, 0);
+	expect_parse_error("domains win10", 13);
+	expect_parse_error("win10 domains", 13);
+	ck_assert_str_eq(request_text(text, &q), "domains");
+}
+END_TEST
+
 /* Replies name the request as its line did, so that a client can tell
  * which of its lines each answers. */
 START_TEST(test_replies_to_release_alive_and_status)
@@ -2261,6 +2274,7 @@ parse_suite(void)
 	tcase_add_test(tc, test_parse_release_of_a_domain_or_of_every_one);
 	tcase_add_test(tc, test_parse_alive_takes_seconds_from_0_to_3600);
 	tcase_add_test(tc, test_parse_status_is_one_word);
+	tcase_add_test(tc, test_parse_domains_is_one_word);
 	tcase_add_test(tc, test_replies_to_release_alive_and_status);
 	tcase_add_test(tc, test_lease_lines_of_status);
 	suite_add_tcase(s, tc);

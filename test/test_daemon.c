@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include <dirent.h>
+#include <glob.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -1405,6 +1406,47 @@ START_TEST(test_a_shell_gets_its_three_pipes_and_nothing_else)
 			    "the shell holds %d -> %s", fd, target);
 	}
 	closedir(d);
+}
+END_TEST
+
+/* "domains": the running domains, as the daemon's virsh lists them,
+ * for a host client alone; a name that is not printable is left out. */
+START_TEST(test_domains_are_what_virsh_lists_for_host_clients_only)
+{
+	struct client c;
+	char path[PATH_MAX], out[LINE], id[32], args[LINE];
+	pid_t shells[4];
+	glob_t g;
+
+	snprintf(path, sizeof(path), "%s/domains", w.dir);
+	write_file(path, "win10\n\n  linux  \nmy vm\n\033[2Jx\n\tlast", 0644);
+	start_with_replies(&c);
+	client_send(&c, "domains\n");
+	expect_reply(&c, "domain win10");
+	expect_reply(&c, "domain linux");
+	expect_reply(&c, "domain my vm");
+	expect_reply(&c, "domain last");
+	expect_reply(&c, "ok domains");
+	/* Asked of the daemon's shell: the one call the fake virsh had. */
+	snprintf(path, sizeof(path), "%s/call.*.args", w.dir);
+	ck_assert_int_eq(glob(path, 0, NULL, &g), 0);
+	ck_assert_uint_eq(g.gl_pathc, 1);
+	ck_assert_int_gt(slurp(g.gl_pathv[0], args, sizeof(args)), 0);
+	ck_assert_str_eq(args, "list\n--state-running\n--name\n");
+	snprintf(id, sizeof(id), "%.*s", (int)strcspn(g.gl_pathv[0] +
+	    strlen(w.dir) + 6, "."), g.gl_pathv[0] + strlen(w.dir) + 6);
+	globfree(&g);
+	ck_assert_int_eq(shell_pids(shells, 4), 1);
+	ck_assert_int_eq(call_parent(id), shells[0]);
+	snprintf(path, sizeof(path), "%s/domains", w.dir);
+	/* None running: "ok" alone. */
+	write_file(path, "", 0644);
+	client_send(&c, "domains\n");
+	expect_reply(&c, "ok domains");
+	client_close(&c);
+
+	guest_as(0, 0, "vmA", "reply on\ndomains\n", out, sizeof(out));
+	ck_assert_str_eq(out, "error domains: not allowed\n");
 }
 END_TEST
 
@@ -3181,6 +3223,7 @@ daemon_suite(void)
 	tcase_add_test(shell, test_an_argument_a_shell_cannot_take_runs_virsh_once);
 	tcase_add_test(shell, test_a_shell_gets_its_three_pipes_and_nothing_else);
 	tcase_add_test(shell, test_shells_end_with_the_daemon);
+	tcase_add_test(shell, test_domains_are_what_virsh_lists_for_host_clients_only);
 
 	tcase_add_test(life, test_many_clients_at_once_none_lost);
 	tcase_add_test(life, test_sigterm_removes_the_socket_and_exits_zero);
