@@ -60,7 +60,7 @@ endif
 
 .PHONY: all check check-plain check-sanitize check-valgrind check-tsan check-deep \
 	check-usb usb-image \
-	test-run bench fuzz install uninstall clean
+	test-run bench bench-libvirt fuzz install uninstall clean
 
 all: $(O)/usbserver $(O)/usbctl
 
@@ -114,6 +114,7 @@ $(O)/test/check_usbserver: $(TEST_SRC) test/tests.h common.h usbserver.c usbctl.
 		-DGUEST_PANIC_IMG='"$(abspath $(O)/test/guest-panic.img)"' \
 		-DFAST_VIRSH='"$(abspath $(O)/test/fast-virsh)"' \
 		-DSRC_DIR='"$(abspath .)"' -DBUILD_DIR='"$(abspath $(O))"' \
+		-DBENCH_PYTHON='"$(BENCH_PYTHON)"' \
 		$(LDFLAGS) -o $@ $(TEST_SRC) $(CHECK_LIBS)
 
 test-run: $(O)/usbserver $(O)/usbctl $(O)/test/check_usbserver \
@@ -186,6 +187,16 @@ bench: $(O)/usbserver $(O)/usbctl build/bench/bench build/bench/fast-virsh
 		--server test/bench/guide_server.py \
 		--client test/bench/guide_client.py \
 		--json build/bench/bench.json $(BENCH_FLAGS)
+	$(MAKE) bench-libvirt
+
+# Against a real libvirtd, the one the end-to-end suite starts (as root):
+# virsh started per command, a line to its answer, usbctl's round trip
+# and the guide's client, side by side in one run.
+bench-libvirt: $(O)/usbserver $(O)/usbctl $(O)/test/check_usbserver \
+	  $(O)/test/guest.img $(O)/test/guest-panic.img
+	@mkdir -p build/bench
+	USBSERVER_BENCH=$(abspath build/bench/libvirt.json) \
+		CK_RUN_SUITE=e2e CK_RUN_CASE=bench $(O)/test/check_usbserver
 
 # The installed units and the root fallback name the installed binary.
 UNIT_SED = sed 's|/usr/local/bin/usbserver|$(BINDIR)/usbserver|'

@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tests.h"
@@ -1120,6 +1121,147 @@ START_TEST(test_a_guest_panic_gives_its_devices_back)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* make bench: the switch's times against this real libvirtd           */
+
+#define BENCH_RUNS	100
+
+struct figure {
+	const char	*key, *what;
+	int64_t		 us[BENCH_RUNS];
+	double		 median, p99;	/* ms */
+};
+
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int
+us_order(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static void
+figure_done(struct figure *f)
+{
+	qsort(f->us, BENCH_RUNS, sizeof(f->us[0]), us_order);
+	f->median = (double)(f->us[(BENCH_RUNS - 1) / 2] +
+	    f->us[BENCH_RUNS / 2]) / 2000.0;
+	f->p99 = (double)f->us[(BENCH_RUNS * 99 + 99) / 100 - 1] / 1000.0;
+}
+
+/* Reads what the daemon logged so far, between timed runs: a log it
+ * cannot write would stop it. */
+static void
+log_drain(void)
+{
+	char line[LINE];
+
+	while (reader_line(&w.log, line, sizeof(line), 0) == 1)
+		;
+}
+
+/* Times BENCH_RUNS runs of argv, each to end with exit status want. */
+static void
+figure_runs(struct figure *f, char *const argv[], int want)
+{
+	char out[LINE];
+
+	for (int i = 0; i < BENCH_RUNS; i++) {
+		int64_t t = now_us();
+		int status = run(argv, NULL, out, sizeof(out));
+
+		f->us[i] = now_us() - t;
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == want,
+		    "%s: status %#x: %s", argv[0], status, out);
+		log_drain();
+	}
+	figure_done(f);
+}
+
+/*
+ * Side by side in one run, BENCH_RUNS of each, against the suite's
+ * libvirtd and domain: virsh started for one command; a line to
+ * usbserver to its answer (libvirt's refusal of a detach, through the
+ * daemon's resident virsh); usbctl's attach round trip (it asks the
+ * daemon which domains run, and waits for libvirt's answer); and the
+ * guide's client (libvirt's Python bindings, then socat). Reported on
+ * stderr, and as JSON in the file USBSERVER_BENCH names.
+ */
+START_TEST(test_bench_against_real_libvirtd)
+{
+	static struct figure f[] = {
+		{ .key = "oneshot_virsh", .what = "virsh -c URI domstate, started each time" },
+		{ .key = "line_to_answer", .what = "a line to usbserver to its answer" },
+		{ .key = "usbctl_attach", .what = "usbctl attach, to its answer" },
+		{ .key = "guide_client", .what = "the guide's client (Python, then socat)" },
+	};
+	char *oneshot[] = { e2e.virsh, (char *)"-c", e2e.uri,
+	    (char *)"domstate", (char *)E2E_VM, NULL };
+	char *usbctl[] = { (char *)USBCTL_BIN, (char *)"--socket", w.sock,
+	    (char *)"--config", w.config, (char *)E2E_DEVICE, NULL };
+	char *guide[] = { (char *)BENCH_PYTHON, (char *)SRC_DIR
+	    "/test/bench/guide_client.py", e2e.uri, w.sock, (char *)E2E_DEVICE,
+	    NULL };
+	const char *json = getenv("USBSERVER_BENCH");
+	char line[LINE];
+	struct client c;
+	FILE *out;
+
+	if (!e2e_runs())
+		return;
+	usbserver_start();
+	client_open(&c);
+	client_send(&c, "reply on\n");
+	/* Once each first: the daemon's shell starts, caches warm. */
+	client_send(&c, E2E_VM " detach " E2E_DEVICE "\n");
+	client_reply(&c, line, sizeof(line));
+
+	figure_runs(&f[0], oneshot, 0);
+	for (int i = 0; i < BENCH_RUNS; i++) {
+		int64_t t = now_us();
+
+		client_send(&c, E2E_VM " detach " E2E_DEVICE "\n");
+		client_reply(&c, line, sizeof(line));
+		f[1].us[i] = now_us() - t;
+		ck_assert_msg(strncmp(line, "error " E2E_VM " detach " E2E_DEVICE
+		    ": ", 24 + strlen(E2E_VM)) == 0, "%s", line);
+		log_drain();
+	}
+	figure_done(&f[1]);
+	client_close(&c);
+	/* libvirt finds no such device on this host: usbctl says so, 1. */
+	figure_runs(&f[2], usbctl, 1);
+	figure_runs(&f[3], guide, 0);
+
+	fprintf(stderr, "bench: against a real libvirtd, %d runs each\n"
+	    "bench: %-46s %9s %9s\n", BENCH_RUNS, "", "median", "p99");
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		fprintf(stderr, "bench: %-46s %6.2f ms %6.2f ms\n", f[i].what,
+		    f[i].median, f[i].p99);
+	fprintf(stderr, "bench: the guide's client takes %.1f times usbctl's "
+	    "median\n", f[3].median / f[2].median);
+	if (json == NULL)
+		return;
+	ck_assert_ptr_nonnull(out = fopen(json, "we"));
+	fprintf(out, "{\"runs\":%d", BENCH_RUNS);
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		fprintf(out, ",\"%s\":{\"median_ms\":%.3f,\"p99_ms\":%.3f}",
+		    f[i].key, f[i].median, f[i].p99);
+	fprintf(out, ",\"guide_over_usbctl\":%.2f}\n", f[3].median /
+	    f[2].median);
+	ck_assert_int_eq(fclose(out), 0);
+}
+END_TEST
+
 Suite *
 e2e_suite(void)
 {
@@ -1137,5 +1279,16 @@ e2e_suite(void)
 	tcase_add_test(tc, test_a_pause_and_a_libvirtd_restart_seen_in_real_events);
 	tcase_add_test(tc, test_a_guest_panic_gives_its_devices_back);
 	suite_add_tcase(s, tc);
+
+	/* make bench's, never make check's: it measures, it asserts only
+	 * that every run did what it should. */
+	if (getenv("USBSERVER_BENCH") != NULL) {
+		tc = tcase_create("bench");
+		tcase_add_unchecked_fixture(tc, e2e_up, e2e_down);
+		tcase_add_checked_fixture(tc, e2e_setup, e2e_teardown);
+		tcase_set_timeout(tc, 300);
+		tcase_add_test(tc, test_bench_against_real_libvirtd);
+		suite_add_tcase(s, tc);
+	}
 	return s;
 }

@@ -193,7 +193,8 @@ rec_wait(unsigned long target, const char *what)
 }
 
 /* Waits until the last fake virsh has exited, so that the next command
- * does not pay for the end of this one. */
+ * does not pay for the end of this one; one that runs on, a shell
+ * (reported as pid 0), is waited for by nobody. */
 static void
 rec_wait_exit(void)
 {
@@ -203,6 +204,8 @@ rec_wait_exit(void)
 	pthread_mutex_lock(&rec_lock);
 	pid = rec_pid;
 	pthread_mutex_unlock(&rec_lock);
+	if (pid <= 0)
+		return;
 	if ((p.fd = pidfd_open(pid, 0)) == -1) {
 		if (errno == ESRCH)
 			return;		/* gone already */

@@ -5,8 +5,9 @@
  * virsh their own small environment and may run it by a bare name), then
  * exit 0. As "event", it tells nothing and prints nothing, as virsh's
  * event stream of a quiet libvirt does, until whoever reads it is gone;
- * as "domstate", it says "running"; as "dumpxml" it fails, since it keeps
- * no domain: a daemon must then leave what it thinks attached as it is.
+ * as "domstate", it says "running"; as "list", it names "test", as
+ * test:///default would; as "dumpxml" it fails, since it keeps no
+ * domain: a daemon must then leave what it thinks attached as it is.
  * With no command but "-q" (after "-c URI") it is virsh's shell on a
  * pipe: it prompts, echoes each line, and answers each command as above
  * ("echo" and "echo --err" as virsh does), its errors on stderr.
@@ -28,7 +29,10 @@
 #define LINE_MAX_	4096
 #define ARGS_MAX	32
 
-/* Tells the benchmark of a call with args[0..n). 0, or 1 if it cannot. */
+static bool	in_shell;	/* a shell: it runs on after each call */
+
+/* Tells the benchmark of a call with args[0..n), with our pid (0 in a
+ * shell, whose end nobody should wait for). 0, or 1 if it cannot. */
 static int
 tell(char *const args[], int n)
 {
@@ -47,7 +51,8 @@ tell(char *const args[], int n)
 	r = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", exe, CALLS_SOCK);
 	if (r < 0 || (size_t)r >= sizeof(sa.sun_path))
 		return 1;
-	len = (size_t)snprintf(msg, sizeof(msg), "%ld", (long)getpid());
+	len = (size_t)snprintf(msg, sizeof(msg), "%ld", in_shell ? 0L :
+	    (long)getpid());
 	for (int i = 0; i < n; i++) {
 		r = snprintf(msg + len, sizeof(msg) - len, " %s", args[i]);
 		if (r < 0 || (size_t)r >= sizeof(msg) - len)
@@ -72,6 +77,9 @@ answer(char *const args[], int n)
 	for (int i = 0; i < n; i++)
 		if (strcmp(args[i], "domstate") == 0) {
 			puts("running");
+			return 0;
+		} else if (strcmp(args[i], "list") == 0) {
+			puts("test");
 			return 0;
 		} else if (strcmp(args[i], "dumpxml") == 0) {
 			fputs("error: fast-virsh keeps no domain's XML\n", stderr);
@@ -138,8 +146,10 @@ main(int argc, char *argv[])
 {
 	int first = argc > 2 && strcmp(argv[1], "-c") == 0 ? 3 : 1;
 
-	if (argc == first + 1 && strcmp(argv[first], "-q") == 0)
+	if (argc == first + 1 && strcmp(argv[first], "-q") == 0) {
+		in_shell = true;
 		return shell();
+	}
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "event") == 0) {
 			struct pollfd p = { .fd = STDOUT_FILENO, .events = 0 };
