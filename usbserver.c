@@ -2457,6 +2457,34 @@ shell_read(int fd, struct shell_reply *s, bool out)
 	return true;
 }
 
+/*
+ * What idle sh wrote since its last command, read and set aside: the
+ * prompt, and what virsh says of its own accord (that it lost libvirtd,
+ * say), which is no command's. Its stderr lines are logged.
+ */
+static void
+shell_drain(struct shell *sh)
+{
+	char buf[SHELL_CHUNK], esc[MAX_LINE * 4 + 1];
+	struct linebuf lb;
+	const char *p, *l;
+	ssize_t n;
+	size_t len, left;
+
+	for (int i = 0; i < RUN_READS &&
+	    (n = read(sh->out, buf, sizeof(buf))) > 0; i++)
+		;
+	line_clear(&lb);
+	for (int i = 0; i < RUN_READS &&
+	    (n = read(sh->err, buf, sizeof(buf))) > 0; i++)
+		for (p = buf, left = (size_t)n; left > 0; )
+			if (line_feed(&lb, &p, &left) != LINE_MORE &&
+			    (len = line_trim(lb.buf, lb.len, &l)) > 0) {
+				escape_text(esc, sizeof(esc), l, len);
+				log_info("[VMusb] virsh said: %s", esc);
+			}
+}
+
 enum shell_outcome {
 	SHELL_ANSWERED,		/* r holds what came of the command */
 	SHELL_UNASKED,		/* the command never reached virsh */
@@ -2505,6 +2533,8 @@ shell_run(struct shell *sh, bool fresh, char *const args[], int timeout_s,
 		return SHELL_UNASKED;
 	}
 	len += strlen(buf + len);
+	if (!fresh)
+		shell_drain(sh);
 	if ((sent = shell_write(sh, buf, len, deadline)) < len) {
 		/* Gone, or not reading: if it took none of it, it never saw
 		 * the command. */

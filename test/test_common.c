@@ -1764,7 +1764,6 @@ START_TEST(test_parse_domains_is_one_word)
 	char text[REQUEST_TEXT];
 
 	expect_domain_command("domains", "", ACT_DOMAINS, 0);
-	expect_domain_command("  domains\t", "", ACT_DOMAINS, 0);
 	expect_parse_error("domains win10", 13);
 	expect_parse_error("win10 domains", 13);
 	ck_assert_str_eq(request_text(text, &q), "domains");
