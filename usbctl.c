@@ -196,6 +196,7 @@ conf_apply(void)
 /* Finding the domain: usbserver, or virsh list                       */
 
 static ssize_t	daemon_domains(char *, size_t);
+static int	daemon_fd = -1;		/* left open by daemon_domains() */
 
 /* The next domain in "virsh list --name" output from *p to end: a line
  * that is not blank, trimmed, copied to name. 1 with a name; -1 for one
@@ -573,7 +574,9 @@ request(const struct request *reqs, int n)
 	enum line_event ev;
 	int done = 0, failed = 0;
 
-	replies_start(&r, daemon_connect(CONNECT_TRIES), reqs, n);
+	replies_start(&r, daemon_fd != -1 ? daemon_fd : daemon_connect(
+	    CONNECT_TRIES), reqs, n);
+	daemon_fd = -1;
 	while (done < n && (ev = replies_next(&r)) != LINE_MORE)
 		failed += !reply_judge(&reqs[done++], ev, r.lb.buf);
 	close(r.fd);
@@ -588,12 +591,15 @@ request(const struct request *reqs, int n)
  * The running domains as usbserver says them ("domains"), a name a line
  * into out: its length, or -1 when usbserver is not there, is an older
  * one that does not know the request, or could not tell. Asked once,
- * without waiting for it to come up.
+ * without waiting for it to come up; the connection is left open for
+ * the requests that follow (daemon_fd), since a connection may wait
+ * its turn when others press on the daemon.
  */
 static ssize_t
 daemon_domains(char *out, size_t size)
 {
 	static const struct request q = { .action = ACT_DOMAINS };
+	static const char ask[] = "reply on\ndomains\n";
 	const size_t dl = strlen(DOMAINS_LINE);
 	const char *reason;
 	struct replies r;
@@ -603,7 +609,11 @@ daemon_domains(char *out, size_t size)
 
 	if ((fd = daemon_connect(1)) == -1)
 		return -1;
-	replies_start(&r, fd, &q, 1);
+	send_all(fd, ask, sizeof(ask) - 1);
+	memset(&r, 0, sizeof(r));
+	r.fd = fd;
+	line_clear(&r.lb);
+	r.deadline = now_ms() + (int64_t)REPLY_WAIT_S(1) * 1000;
 	while (result == -2 && replies_next(&r) == LINE_READY) {
 		if (reply_parse(r.lb.buf, &q, &reason) == REPLY_OK)
 			result = (ssize_t)len;
@@ -614,7 +624,10 @@ daemon_domains(char *out, size_t size)
 		else
 			result = -1;
 	}
-	close(r.fd);
+	if (result >= 0 && r.n == 0)
+		daemon_fd = fd;
+	else
+		close(fd);
 	return result < 0 ? -1 : result;
 }
 
