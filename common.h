@@ -1102,7 +1102,8 @@ uevent_value(const char *const *f, const size_t *flen, size_t n,
 static inline bool
 uevent_parse(const char *msg, size_t len, struct uevent *ev)
 {
-	const char *f[UEVENT_FIELDS], *v, *at, *act, *path, *port;
+	const char *f[UEVENT_FIELDS], *v = NULL, *at, *port;
+	const char *act = NULL, *path = NULL;	/* (set when found) */
 	size_t flen[UEVENT_FIELDS], n = 0, hlen;
 	long alen, plen, l;
 	long long seq;

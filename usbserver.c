@@ -28,6 +28,7 @@
  *	Run: a device by its port, the XML file, virsh
  *	Record: the ledger of what we attached
  *	Give back: libvirt's events, a source of commands; release
+ *	Follow: devices that leave the host and come back
  *	Leases: a guest's heartbeat, and the clock that lets it lapse;
  *	status, what the ledger and the leases hold
  *	Answer: the log line and the reply
@@ -44,6 +45,7 @@
 #include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <linux/close_range.h>
+#include <linux/netlink.h>
 
 #include <err.h>
 #include <dirent.h>
@@ -94,6 +96,7 @@
 					 * virsh; the ledger being written */
 #define SHELLS		4		/* resident virsh shells at most */
 #define FDS_SHELLS	(SHELLS * 3)	/* their stdin, stdout and stderr */
+#define FDS_FOLLOW	3		/* the uevents socket, its stop pipe */
 #define DEFAULT_SOCKET_MODE 0600
 #define DEFAULT_LEDGER	"/run/usbserver/ledger"
 #define DEFAULT_QEMU_RUN_DIR "/run/libvirt/qemu"	/* libvirt's NAME.pid files */
@@ -112,6 +115,8 @@ static struct {
 	const char	*qemu_run_dir;	/* libvirt's QEMU pid files */
 	const char	*sysfs;		/* the host's USB devices, by port */
 	const char	*ledger;	/* the ledger's file; "": none */
+	const char	*uevents;	/* tests: uevents from here, not the
+					 * kernel */
 	int		 timeout;
 	int		 line_timeout;	/* seconds, for non-guest peers */
 	bool		 debug;
@@ -241,6 +246,8 @@ struct command {
 	bool			 placed;	/* where the device sat is known: */
 	struct usb_addr		 addr;		/* its bus and device number, */
 	char			 at[PORT_MAX + 1];	/* its port ("": not known) */
+	bool			 follow;	/* the daemon's, for a device
+						 * replugged: see Follow */
 	size_t			 given;	/* release: devices given back */
 	char			*report; /* status: its lines, to free */
 	enum lease_change	 lease;	/* alive: what became of the lease */
@@ -312,6 +319,7 @@ static void	vm_stop(void);
 static int	config_load(bool);
 static void	answer(struct command *);
 static void	answer_give_back(struct command *);
+static void	answer_follow(struct command *);
 static void	release_run(struct command *);
 static void	lease_run(struct command *);
 static void	status_run(struct command *);
@@ -829,7 +837,7 @@ admission_init(void)
 {
 	struct rlimit rl;
 	struct dirent *de;
-	rlim_t own = FDS_SPARE + FDS_WATCH + FDS_SHELLS, room;
+	rlim_t own = FDS_SPARE + FDS_WATCH + FDS_SHELLS + FDS_FOLLOW, room;
 	DIR *d;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
@@ -2871,7 +2879,8 @@ command_run(struct command *cmd)
 	if (cmd->forget)
 		command_done(cmd, OUT_OK, NULL);
 	else {
-		if (cmd->req.action == ACT_DETACH && cmd->cause == NULL)
+		if (cmd->req.action == ACT_DETACH && cmd->cause == NULL &&
+		    !cmd->follow)
 			ledger_where(cmd);
 		virsh_device(cmd);
 	}
@@ -2897,6 +2906,7 @@ struct ledger_slot {
 	struct ledger_entry	e;
 	bool			giving_back;	/* a give-back is on its way */
 	bool			forgetting;	/* and its striking out */
+	bool			waiting;	/* it left the host: see Follow */
 };
 
 static struct {
@@ -3026,7 +3036,7 @@ ledger_record(struct command *cmd)
 		}
 		full = !(changed = ledger_put_locked(&e)) && !ledger.full_said;
 		ledger.full_said |= full;
-	} else if (cmd->cause != NULL) {
+	} else if (cmd->cause != NULL || cmd->follow) {
 		if ((s = ledger_find_locked(req->vm, &req->device)) != NULL &&
 		    s->e.since == cmd->since) {
 			ledger_drop_locked((size_t)(s - ledger.slot));
@@ -3203,6 +3213,10 @@ struct giveback_job {
 	struct giveback_job	*next;	/* waiting for a thread */
 	const char		*cause;
 	bool			forget;
+	bool			follow;	/* not a give-back: e[0] came back at
+					 * port, at addr (see Follow) */
+	char			port[PORT_MAX + 1];
+	struct usb_addr		addr;
 	size_t			n;
 	struct ledger_entry	e[LEDGER_MAX];
 };
@@ -3244,6 +3258,8 @@ giveback_run(const struct giveback_job *job)
 	return given;
 }
 
+static void	follow_run(const struct giveback_job *);
+
 /* A give-back's thread: its job, then those that wait, until none. */
 static void *
 giveback_main(void *arg)
@@ -3251,7 +3267,10 @@ giveback_main(void *arg)
 	struct giveback_job *job = arg;
 
 	while (job != NULL) {
-		(void)giveback_run(job);
+		if (job->follow)
+			follow_run(job);
+		else
+			(void)giveback_run(job);
 		free(job);
 		pthread_mutex_lock(&giveback.lock);
 		if ((job = giveback.head) != NULL) {
@@ -3275,27 +3294,15 @@ giveback_wait(void)
 	pthread_mutex_unlock(&giveback.lock);
 }
 
-/* Gives back every ledger device of vm (NULL: of every domain) for
- * cause; with forget, only strikes them from the ledger. */
+/* Runs job in a thread of the give-backs', or queues it for the next
+ * one free: never waits. */
 static void
-give_back(const char *vm, const char *cause, bool forget)
+giveback_submit(struct giveback_job *job)
 {
-	struct giveback_job *job;
 	pthread_attr_t attr;
 	pthread_t t;
 	bool threaded = false;
 
-	if ((job = calloc(1, sizeof(*job))) == NULL) {
-		log_warn("[VMusb] %s %s: out of memory to give its devices "
-		    "back", vm != NULL ? vm : "every domain", cause);
-		return;
-	}
-	if ((job->n = ledger_take(vm, forget, job->e, LEDGER_MAX)) == 0) {
-		free(job);
-		return;
-	}
-	job->cause = cause;
-	job->forget = forget;
 	pthread_mutex_lock(&giveback.lock);
 	if (giveback.running == GIVEBACK_MAX) {
 		if (giveback.tail != NULL)
@@ -3318,6 +3325,27 @@ give_back(const char *vm, const char *cause, bool forget)
 	}
 	if (!threaded)
 		(void)giveback_main(job);	/* here, then: later, not lost */
+}
+
+/* Gives back every ledger device of vm (NULL: of every domain) for
+ * cause; with forget, only strikes them from the ledger. */
+static void
+give_back(const char *vm, const char *cause, bool forget)
+{
+	struct giveback_job *job;
+
+	if ((job = calloc(1, sizeof(*job))) == NULL) {
+		log_warn("[VMusb] %s %s: out of memory to give its devices "
+		    "back", vm != NULL ? vm : "every domain", cause);
+		return;
+	}
+	if ((job->n = ledger_take(vm, forget, job->e, LEDGER_MAX)) == 0) {
+		free(job);
+		return;
+	}
+	job->cause = cause;
+	job->forget = forget;
+	giveback_submit(job);
 }
 
 /*
@@ -3759,6 +3787,257 @@ watch_stop(void)
 		pthread_join(watch.thread, NULL);
 		watch.started = false;
 	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Follow: devices that leave the host and come back                   */
+
+/*
+ * The kernel says when a USB device comes and goes: a uevent on a
+ * NETLINK_KOBJECT_UEVENT socket, taken from the kernel alone (sender 0)
+ * and parsed strictly (common.h). A ledger device that leaves is marked
+ * waiting: libvirt still holds it at its old address. When a device
+ * with its ids comes (at its port, if it was named by one), the daemon
+ * detaches the stale hostdev from the domain, at the address libvirt
+ * holds, then attaches the device where it is now: two commands of its
+ * own, one after the other, through the one door, in a give-back's
+ * thread. For tests, --uevents PATH reads the same messages from a
+ * datagram socket at PATH instead.
+ */
+static struct {
+	int		fd;		/* -1: not listening */
+	bool		netlink;	/* the kernel's, not a test's */
+	int		stop[2];	/* a byte on stop[1] ends the thread */
+	pthread_t	thread;
+	bool		running;
+	bool		overflow_said;
+} follow = { .fd = -1, .stop = { -1, -1 } };
+
+/* The re-attach of job->e[0], which came back at job->port. */
+static void
+follow_run(const struct giveback_job *job)
+{
+	const struct ledger_entry *e = &job->e[0];
+	struct command gone = {
+		.req = { .action = ACT_DETACH, .device = e->device },
+		.who = &self_peer,
+		.follow = true,
+		.since = e->since,
+		.placed = e->addr.bus != 0,
+		.addr = e->addr,
+	};
+	struct command back = {
+		.req = { .action = ACT_ATTACH, .device = e->device },
+		.who = &self_peer,
+		.follow = true,
+	};
+
+	memcpy(gone.req.vm, e->vm, sizeof(gone.req.vm));
+	memcpy(gone.at, e->at, sizeof(gone.at));
+	command_do(&gone);
+	/* Attached again whatever came of it: libvirt may have let the
+	 * stale one go, and the domain is what decides. */
+	memcpy(back.req.vm, e->vm, sizeof(back.req.vm));
+	memcpy(back.req.device.port, job->port, sizeof(back.req.device.port));
+	command_do(&back);
+}
+
+/* Whether the device that left, ev, is the one entry e saw. */
+static bool
+follow_was(const struct ledger_entry *e, const struct uevent *ev)
+{
+	if (e->addr.bus != 0)
+		return e->addr.bus == ev->addr.bus && e->addr.dev == ev->addr.dev;
+	return e->at[0] != '\0' && strcmp(e->at, ev->port) == 0;
+}
+
+/* What the kernel said of a USB device, ev, for the ledger. */
+static void
+follow_event(const struct uevent *ev)
+{
+	struct ledger_entry left[LEDGER_MAX];
+	struct giveback_job *jobs[LEDGER_MAX];
+	size_t nleft = 0, njobs = 0;
+	char dev[DEVICE_TEXT];
+	bool starved = false;
+
+	pthread_mutex_lock(&ledger.lock);
+	for (size_t i = 0; i < ledger.n; i++) {
+		struct ledger_slot *s = &ledger.slot[i];
+		const struct ledger_entry *e = &s->e;
+
+		if (!device_ids_equal(&e->device, &ev->device) ||
+		    s->giving_back)
+			continue;
+		if (ev->action == UEVENT_REMOVE && !s->waiting &&
+		    follow_was(e, ev)) {
+			s->waiting = true;
+			left[nleft++] = *e;
+		} else if (ev->action == UEVENT_ADD && s->waiting &&
+		    (!device_has_port(&e->device) ||
+		    strcmp(e->device.port, ev->port) == 0)) {
+			struct giveback_job *job = calloc(1, sizeof(*job));
+
+			if (job == NULL) {
+				starved = true;
+				continue;
+			}
+			s->waiting = false;
+			job->follow = true;
+			job->n = 1;
+			job->e[0] = *e;
+			job->addr = ev->addr;
+			memcpy(job->port, ev->port, sizeof(job->port));
+			jobs[njobs++] = job;
+		}
+	}
+	pthread_mutex_unlock(&ledger.lock);
+	for (size_t i = 0; i < nleft; i++)
+		log_info("[VMusb] %s: device %s left the host (port %s): "
+		    "waiting for it to come back", left[i].vm,
+		    device_text(&left[i].device, dev), ev->port);
+	if (starved)
+		log_warn("[VMusb] out of memory to follow device %s",
+		    device_text(&ev->device, dev));
+	for (size_t i = 0; i < njobs; i++)
+		giveback_submit(jobs[i]);
+}
+
+/* One message from the socket: a uevent of the kernel's, or nothing. */
+static void
+follow_read(void)
+{
+	static char buf[UEVENT_MAX + 1];
+	struct sockaddr_nl nl;
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct msghdr m = {
+		.msg_name = follow.netlink ? &nl : NULL,
+		.msg_namelen = follow.netlink ? sizeof(nl) : 0,
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+	};
+	struct uevent ev;
+	ssize_t n = recvmsg(follow.fd, &m, MSG_DONTWAIT);
+
+	if (n == -1) {
+		/* The kernel dropped some for want of room: said once. */
+		if (errno == ENOBUFS && !follow.overflow_said) {
+			follow.overflow_said = true;
+			log_warn("[VMusb] the kernel's uevents came faster than "
+			    "we read them: some were lost");
+		}
+		return;
+	}
+	if ((m.msg_flags & MSG_TRUNC) || (follow.netlink &&
+	    (m.msg_namelen != sizeof(nl) || nl.nl_pid != 0)))
+		return;		/* too long, or not the kernel's */
+	if (uevent_parse(buf, (size_t)n, &ev))
+		follow_event(&ev);
+}
+
+static void *
+follow_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct pollfd p[2] = {
+			{ .fd = follow.fd, .events = POLLIN },
+			{ .fd = follow.stop[0], .events = POLLIN },
+		};
+
+		if (poll(p, 2, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			log_warn("[VMusb] following devices: poll: %m");
+			break;
+		}
+		if (p[1].revents != 0)
+			break;
+		if (p[0].revents != 0)
+			follow_read();
+	}
+	return NULL;
+}
+
+/* The socket the uevents come on: the kernel's, or --uevents PATH's. */
+static int
+follow_open(char *why, size_t whysz)
+{
+	struct sockaddr_nl nl = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	int fd, size = 1 << 20;
+	char eb[128];
+
+	if (opt.uevents == NULL) {
+		if ((fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
+		    NETLINK_KOBJECT_UEVENT)) == -1 ||
+		    bind(fd, (struct sockaddr *)&nl, sizeof(nl)) == -1) {
+			reasonf(why, whysz, "%s", errstr(errno, eb, sizeof(eb)));
+			if (fd != -1)
+				close(fd);
+			return -1;
+		}
+		/* Room for a hub's worth at once; more only as root. */
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size,
+		    sizeof(size)) == -1)
+			(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size,
+			    sizeof(size));
+		follow.netlink = true;
+		return fd;
+	}
+	if (fit(snprintf(un.sun_path, sizeof(un.sun_path), "%s", opt.uevents),
+	    sizeof(un.sun_path)) < 0) {
+		reasonf(why, whysz, "%s: path too long", opt.uevents);
+		return -1;
+	}
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    bind(fd, (struct sockaddr *)&un, sizeof(un)) == -1) {
+		reasonf(why, whysz, "%s: %s", opt.uevents, errstr(errno, eb,
+		    sizeof(eb)));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Listens for devices that come and go; without, says so and goes on. */
+static void
+follow_start(void)
+{
+	char why[MAX_REASON + 1];
+
+	if ((follow.fd = follow_open(why, sizeof(why))) == -1) {
+		log_warn("[VMusb] cannot hear the kernel's uevents (%s): a "
+		    "device replugged while attached is not attached again",
+		    why);
+		return;
+	}
+	if (pipe2(follow.stop, O_CLOEXEC) == -1 ||
+	    (errno = pthread_create(&follow.thread, NULL, follow_main,
+	    NULL)) != 0) {
+		log_warn("[VMusb] cannot follow devices: %m");
+		fd_close(&follow.fd);
+		fd_close(&follow.stop[0]);
+		fd_close(&follow.stop[1]);
+		return;
+	}
+	follow.running = true;
+}
+
+static void
+follow_stop(void)
+{
+	if (!follow.running)
+		return;
+	(void)!write(follow.stop[1], "", 1);
+	pthread_join(follow.thread, NULL);
+	follow.running = false;
+	fd_close(&follow.fd);
+	fd_close(&follow.stop[0]);
+	fd_close(&follow.stop[1]);
+	if (opt.uevents != NULL)
+		unlink(opt.uevents);
 }
 
 /* ------------------------------------------------------------------ */
@@ -4336,6 +4615,31 @@ answer_give_back(struct command *cmd)
 	}
 }
 
+/* What came of the daemon's own commands for a device that came back
+ * (see Follow). */
+static void
+answer_follow(struct command *cmd)
+{
+	char esc[MAX_REASON * 4 + 1], dev[DEVICE_TEXT];
+	const char *vm = cmd->req.vm;
+	bool ok = cmd->outcome == OUT_OK;
+
+	device_text(&cmd->req.device, dev);
+	escape_text(esc, sizeof(esc), cmd->why, strlen(cmd->why));
+	if (cmd->req.action == ACT_DETACH && ok)
+		log_info("[VMusb] %s: device %s was replugged: detached it "
+		    "where libvirt held it", vm, dev);
+	else if (cmd->req.action == ACT_DETACH)
+		log_warn("[VMusb] %s: device %s was replugged: detaching it "
+		    "where libvirt held it failed: %s", vm, dev, esc);
+	else if (ok)
+		log_info("[VMusb] %s: device %s is back: attached it again",
+		    vm, dev);
+	else
+		log_warn("[VMusb] %s: device %s is back: attaching it again "
+		    "failed: %s", vm, dev, esc);
+}
+
 /* What came of a release, a lease or a status, which name no device. A
  * status is not logged: it changes nothing. */
 static void
@@ -4391,6 +4695,10 @@ answer(struct command *cmd)
 
 	if (cmd->cause != NULL) {
 		answer_give_back(cmd);
+		return;
+	}
+	if (cmd->follow) {
+		answer_follow(cmd);
 		return;
 	}
 	if (cmd->outcome != OUT_INVALID && (req->action == ACT_RELEASE ||
@@ -4530,7 +4838,7 @@ usage(int status)
 	    "                 [--socket-user USER] [--socket-group GROUP]\n"
 	    "                 [--allow VID:PID[@PORT]]...\n"
 	    "                 [--config FILE] [--guest-attach] [--qemu-run-dir DIR]\n"
-	    "                 [--sysfs DIR]\n"
+	    "                 [--sysfs DIR] [--uevents PATH]\n"
 	    "                 [--xml-dir DIR] [--virsh PATH] [--connect URI]\n"
 	    "                 [--timeout SECONDS] [--line-timeout SECONDS]\n"
 	    "                 [--one-shot] [--ledger FILE]\n"
@@ -4553,6 +4861,8 @@ usage(int status)
 	    "      --qemu-run-dir DIR     libvirt's QEMU pid files (default %s)\n"
 	    "      --sysfs DIR            the host's USB devices, for VID:PID@PORT\n"
 	    "                             (default %s; for tests)\n"
+	    "      --uevents PATH         read uevents from a datagram socket\n"
+	    "                             made here, not the kernel (for tests)\n"
 	    "  -x, --xml-dir DIR          write device-VID:PID[@PORT].xml here\n"
 	    "                             (default %s)\n"
 	    "  -V, --virsh PATH           the virsh to run; a bare name is looked\n"
@@ -4632,6 +4942,7 @@ static const struct option longopts[] = {
 	{ "timeout",	required_argument,	NULL, 't' },
 	{ "line-timeout", required_argument,	NULL, 'L' },
 	{ "ledger",	required_argument,	NULL, 'l' },
+	{ "uevents",	required_argument,	NULL, 'E' },
 	{ "debug",	no_argument,		NULL, 'd' },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "version",	no_argument,		NULL, 'v' },
@@ -4645,7 +4956,7 @@ parse_options(int argc, char *argv[])
 		{ 's', &opt.socket }, { 'Q', &opt.qemu_run_dir },
 		{ 'S', &opt.sysfs }, { 'x', &opt.xml_dir },
 		{ 'V', &opt.virsh }, { 'c', &opt.connect },
-		{ 'l', &opt.ledger },
+		{ 'l', &opt.ledger }, { 'E', &opt.uevents },
 	};
 	int ch;
 
@@ -4916,6 +5227,7 @@ main(int argc, char *argv[])
 	admission_init();
 	ledger_load();
 	watch_start();
+	follow_start();
 	lease_start();
 	listen_announce(inherited);
 	admission_say();
@@ -4935,6 +5247,7 @@ main(int argc, char *argv[])
 	/* Nothing new runs from here: the watcher and the lease clock stop
 	 * without waiting on virsh, and give-backs end their jobs. */
 	path_close();
+	follow_stop();
 	watch_stop();
 	lease_stop();
 	giveback_wait();

@@ -3132,6 +3132,111 @@ START_TEST(test_a_replugged_device_is_detached_where_the_domain_holds_it)
 }
 END_TEST
 
+/* A uevent of a USB device, as the kernel words one, sent to the
+ * daemon's --uevents socket. */
+static void
+uevent_send(const char *action, const char *port, const char *product,
+    int bus, int dev)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char msg[1024], devpath[128];
+	size_t len = 0;
+	int fd, n;
+
+	snprintf(devpath, sizeof(devpath), "/devices/pci0000:00/0000:00:04.0/"
+	    "usb%d/%s", bus, port);
+	n = snprintf(msg, sizeof(msg), "%s@%s%cACTION=%s%cDEVPATH=%s%c"
+	    "SUBSYSTEM=usb%cDEVTYPE=usb_device%cPRODUCT=%s%cBUSNUM=%03d%c"
+	    "DEVNUM=%03d%cSEQNUM=1%c", action, devpath, 0, action, 0, devpath,
+	    0, 0, 0, product, 0, bus, 0, dev, 0, 0);
+	ck_assert_int_gt(n, 0);
+	len = (size_t)n;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/uevents", w.dir);
+	ck_assert_int_ne(fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), -1);
+	ck_assert_int_eq(sendto(fd, msg, len, 0, (struct sockaddr *)&sa,
+	    sizeof(sa)), (ssize_t)len);
+	close(fd);
+}
+
+/*
+ * A device in the ledger that leaves the host and comes back, at any
+ * port, or at its own when it was named by one, is detached where
+ * libvirt held it and attached again where it is now; then a detach
+ * gives it back. One with other ids, one at another port than the one
+ * named, one of a domain that stopped meanwhile: left to the host.
+ */
+START_TEST(test_a_replugged_device_is_attached_again_where_it_is)
+{
+	char sys[256], path[300], uevents[300], text[LINE], line[LINE];
+	struct client c;
+
+	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
+	snprintf(uevents, sizeof(uevents), "%s/uevents", w.dir);
+	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
+	sysfs_device(sys, "2-1", "046d", "c077", 2, 3);
+	daemon_start("--sysfs", sys, "--uevents", uevents, NULL);
+	client_open(&c);
+	client_send(&c, "reply on\nkept1 attach 046d:c52b\n"
+	    "kept2 attach 046d:c077@2-1\n");
+	expect_reply(&c, "ok kept1 attach 046d:c52b");
+	expect_reply(&c, "ok kept2 attach 046d:c077@2-1");
+
+	/* Out, and in again at another port with another number. */
+	snprintf(path, sizeof(path), "%s/1-2", sys);
+	remove_tree(path);
+	uevent_send("remove", "1-2", "46d/c52b/1200", 1, 5);
+	expect_log("[VMusb] kept1: device 046d:c52b left the host (port 1-2): "
+	    "waiting for it to come back");
+	uevent_send("add", "1-4", "46d/c077/1200", 1, 6);	/* not it */
+	sysfs_device(sys, "1-3", "046d", "c52b", 1, 9);
+	uevent_send("add", "1-3", "46d/c52b/1200", 1, 9);
+	expect_log("[VMusb] kept1: device 046d:c52b was replugged: detached it "
+	    "where libvirt held it");
+	expect_log("[VMusb] kept1: device 046d:c52b@1-3 is back: attached it "
+	    "again");
+	snprintf(path, sizeof(path), "%s/state.kept1", w.dir);
+	ck_assert_int_gt(slurp(path, text, sizeof(text)), 0);
+	ck_assert_str_eq(text, "046d c52b 1 9\n");
+
+	/* Named by its port: only there is it the same device. */
+	snprintf(path, sizeof(path), "%s/2-1", sys);
+	remove_tree(path);
+	uevent_send("remove", "2-1", "46d/c077/1200", 2, 3);
+	expect_log("[VMusb] kept2: device 046d:c077@2-1 left the host (port "
+	    "2-1): waiting for it to come back");
+	sysfs_device(sys, "2-2", "046d", "c077", 2, 4);
+	uevent_send("add", "2-2", "46d/c077/1200", 2, 4);
+	sysfs_device(sys, "2-1", "046d", "c077", 2, 5);
+	uevent_send("add", "2-1", "46d/c077/1200", 2, 5);
+	ck_assert(log_wait("[VMusb] kept2: ", line, sizeof(line)));
+	ck_assert_msg(log_peer(line, "[VMusb] kept2: device 046d:c077@2-1 was "
+	    "replugged: detached it where libvirt held it") >= 0, "%s", line);
+	expect_log("[VMusb] kept2: device 046d:c077@2-1 is back: attached it "
+	    "again");
+
+	/* A domain that stopped meanwhile gets nothing back. */
+	remove_tree(path);
+	uevent_send("remove", "2-1", "46d/c077/1200", 2, 5);
+	expect_log_part("kept2: device 046d:c077@2-1 left the host");
+	libvirt_says("event 'lifecycle' for domain 'kept2': Stopped Destroyed\n");
+	expect_log("[VMusb] kept2 stopped: device 046d:c077@2-1 is the host's "
+	    "again");
+	sysfs_device(sys, "2-1", "046d", "c077", 2, 6);
+	uevent_send("add", "2-1", "46d/c077/1200", 2, 6);
+
+	/* What came back is detached as any other. */
+	client_send(&c, "kept1 detach 046d:c52b\n");
+	expect_reply(&c, "ok kept1 detach 046d:c52b");
+	snprintf(path, sizeof(path), "%s/state.kept1", w.dir);
+	ck_assert_int_eq(slurp(path, text, sizeof(text)), 0);
+	expect_ledger("");
+	client_close(&c);
+	ck_assert_int_eq(daemon_stop(), 0);
+	ck_assert(!log_wait("kept2: device 046d:c077@2-1 is back", line,
+	    sizeof(line)));
+}
+END_TEST
+
 /*
  * Give-backs whose virsh hangs (four of them run at once, a fifth
  * waits) do not keep the watcher from libvirt's next events: another
@@ -3298,6 +3403,7 @@ daemon_suite(void)
 	tcase_add_test(give, test_a_lapsed_lease_gives_back_the_devices);
 	tcase_add_test(give, test_status_tells_the_ledger_and_the_leases);
 	tcase_add_test(give, test_a_replugged_device_is_detached_where_the_domain_holds_it);
+	tcase_add_test(give, test_a_replugged_device_is_attached_again_where_it_is);
 	tcase_add_test(give, test_hung_give_backs_do_not_hold_up_the_watcher);
 
 	tcase_add_test(real, test_real_virsh_error_is_replied);

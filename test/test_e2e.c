@@ -3,7 +3,7 @@
  * test's own runs a QEMU domain whose serial port connects to usbserver's
  * socket; the guest (test/guest.S) writes detach lines on COM1; usbserver
  * runs the real virsh against the real domain, and usbctl finds the domain
- * through the real "virsh list".
+ * by asking usbserver, whose virsh asks libvirt.
  *
  * libvirtd runs as root in mount and PID namespaces of the test's own: its
  * /etc/libvirt, /run and /var are directories of the test, so it neither
@@ -850,7 +850,7 @@ START_TEST(test_usbctl_finds_the_domain_and_prints_libvirts_refusal)
 	usbserver_start();
 	start = now_ms();
 	status = run(argv, NULL, out, sizeof(out));
-	fprintf(stderr, "e2e: usbctl (virsh list, request, virsh "
+	fprintf(stderr, "e2e: usbctl (\"domains\", request, virsh "
 	    "attach-device, reply) took %lld ms\n", (long long)(now_ms() - start));
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1,
 	    "usbctl: status %#x: %s", status, out);
