@@ -926,21 +926,39 @@ struct ledger_entry {
 	char			at[PORT_MAX + 1];	/* "": not known */
 	struct usb_addr		addr;
 	long long		since;
+	unsigned long long	serial;	/* serial_hash() of its serial
+					 * number; 0: none known */
 };
 
-#define LEDGER_HEADER	"# usbserver ledger 1"
-#define LEDGER_LINE	(MAX_VM_NAME + DEVICE_MAX + PORT_MAX + 40)
+/* Version 2 adds the serial, when known: a line of version 1 is one of
+ * version 2 without it. */
+#define LEDGER_HEADER	"# usbserver ledger 2"
+#define LEDGER_LINE	(MAX_VM_NAME + DEVICE_MAX + PORT_MAX + 60)
+
+/* A device's serial number (its string descriptor, as sysfs has it), as
+ * the ledger keeps it: FNV-1a, 64 bits, never 0. */
+static inline unsigned long long
+serial_hash(const char *s, size_t len)
+{
+	unsigned long long h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+	return h != 0 ? h : 1;
+}
 #define LEDGER_SINCE_MAX 253402300799LL		/* 9999-12-31 */
 
 /* One line of the ledger's file, strictly: false for anything else. */
 static inline bool
 ledger_parse(const char *line, size_t len, struct ledger_entry *e)
 {
-	const char *f[7];
-	size_t flen[7];
+	const char *f[8];
+	size_t flen[8];
 	long long bus, dev, since;
+	size_t nf;
 
-	if (!is_text(line, len) || split_fields(line, len, f, flen, 7) != 6 ||
+	if (!is_text(line, len) || ((nf = split_fields(line, len, f, flen,
+	    8)) != 6 && nf != 7) ||
 	    !vm_name_copy(e->vm, f[0], flen[0]) ||
 	    !device_parse(f[1], flen[1], &e->device) ||
 	    !(field_is(f[2], flen[2], "-") || valid_port(f[2], flen[2])) ||
@@ -949,6 +967,20 @@ ledger_parse(const char *line, size_t len, struct ledger_entry *e)
 	    (since = decimal_parse(f[5], flen[5], LEDGER_SINCE_MAX)) < 0 ||
 	    (bus == 0) != (dev == 0))
 		return false;
+	e->serial = 0;
+	if (nf == 7) {
+		if (flen[6] != 16)
+			return false;
+		for (size_t i = 0; i < 16; i++) {
+			char c = f[6][i];
+
+			if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+				return false;
+			e->serial = e->serial << 4 | hex_value(c);
+		}
+		if (e->serial == 0)
+			return false;
+	}
 	if (field_is(f[2], flen[2], "-"))
 		e->at[0] = '\0';
 	else {
@@ -967,9 +999,13 @@ ledger_format(char *buf, size_t size, const struct ledger_entry *e)
 {
 	char dev[DEVICE_TEXT];
 
-	return fit(snprintf(buf, size, "%s %s %s %u %u %lld\n", e->vm,
+	char serial[20] = "";
+
+	if (e->serial != 0)
+		snprintf(serial, sizeof(serial), " %016llx", e->serial);
+	return fit(snprintf(buf, size, "%s %s %s %u %u %lld%s\n", e->vm,
 	    device_text(&e->device, dev), e->at[0] != '\0' ? e->at : "-",
-	    e->addr.bus, e->addr.dev, e->since), size);
+	    e->addr.bus, e->addr.dev, e->since, serial), size);
 }
 
 /*

@@ -246,6 +246,7 @@ struct command {
 	bool			 placed;	/* where the device sat is known: */
 	struct usb_addr		 addr;		/* its bus and device number, */
 	char			 at[PORT_MAX + 1];	/* its port ("": not known) */
+	unsigned long long	 serial;	/* its serial_hash(); 0: none */
 	bool			 follow;	/* the daemon's, for a device
 						 * replugged: see Follow */
 	size_t			 given;	/* release: devices given back */
@@ -2010,6 +2011,25 @@ usb_at_port(const struct usb_device *d, struct usb_addr *addr, char *why,
 	return 0;
 }
 
+/* The serial number of the device at port, as the ledger keeps it
+ * (serial_hash()); 0 when it has none, or there is none there. */
+static unsigned long long
+usb_serial(const char *port)
+{
+	char dir[PATH_MAX], serial[256];
+	unsigned long long h = 0;
+	ssize_t n;
+	int dfd;
+
+	if (fit(snprintf(dir, sizeof(dir), "%s/%s", opt.sysfs, port),
+	    sizeof(dir)) >= 0 && (dfd = sysfs_dir(AT_FDCWD, dir)) != -1) {
+		if ((n = sysfs_attr(dfd, "serial", serial, sizeof(serial))) > 0)
+			h = serial_hash(serial, (size_t)n);
+		close(dfd);
+	}
+	return h;
+}
+
 /* 1-2 before 1-10. */
 static int
 port_order(const void *a, const void *b)
@@ -2084,6 +2104,7 @@ usb_place(struct command *cmd)
 	if (usb_at_port(&at, &cmd->addr, why, sizeof(why)) == 0) {
 		memcpy(cmd->at, at.port, sizeof(cmd->at));
 		cmd->placed = true;
+		cmd->serial = usb_serial(at.port);
 	}
 }
 
@@ -3033,6 +3054,7 @@ ledger_record(struct command *cmd)
 		if (cmd->placed) {
 			memcpy(e.at, cmd->at, sizeof(e.at));
 			e.addr = cmd->addr;
+			e.serial = cmd->serial;
 		}
 		full = !(changed = ledger_put_locked(&e)) && !ledger.full_said;
 		ledger.full_said |= full;
@@ -3797,7 +3819,8 @@ watch_stop(void)
  * NETLINK_KOBJECT_UEVENT socket, taken from the kernel alone (sender 0)
  * and parsed strictly (common.h). A ledger device that leaves is marked
  * waiting: libvirt still holds it at its old address. When a device
- * with its ids comes (at its port, if it was named by one), the daemon
+ * with its ids and serial number comes (at its port, if it was named by
+ * one), the daemon
  * detaches the stale hostdev from the domain, at the address libvirt
  * holds, then attaches the device where it is now: two commands of its
  * own, one after the other, through the one door, in a give-back's
@@ -3860,6 +3883,9 @@ follow_event(const struct uevent *ev)
 	size_t nleft = 0, njobs = 0;
 	char dev[DEVICE_TEXT];
 	bool starved = false;
+	/* The one that came: its serial, to tell it from its twin. */
+	unsigned long long serial = ev->action == UEVENT_ADD ?
+	    usb_serial(ev->port) : 0;
 
 	pthread_mutex_lock(&ledger.lock);
 	for (size_t i = 0; i < ledger.n; i++) {
@@ -3874,6 +3900,7 @@ follow_event(const struct uevent *ev)
 			s->waiting = true;
 			left[nleft++] = *e;
 		} else if (ev->action == UEVENT_ADD && s->waiting &&
+		    (e->serial == 0 || e->serial == serial) &&
 		    (!device_has_port(&e->device) ||
 		    strcmp(e->device.port, ev->port) == 0)) {
 			struct giveback_job *job = calloc(1, sizeof(*job));

@@ -1650,8 +1650,32 @@ START_TEST(test_ledger_line_round_trips)
 	strcpy(e.at, e.device.port);
 	e.addr = (struct usb_addr){ 255, 255 };
 	e.since = LEDGER_SINCE_MAX;
+	e.serial = ~0ULL;
 	ck_assert_int_gt(ledger_format(buf, sizeof(buf), &e), 0);
+	ck_assert(ledger_parse(buf, strlen(buf) - 1, &back));
+	ck_assert(back.serial == ~0ULL);
 	ck_assert_int_eq(ledger_format(buf, 20, &e), -1);
+}
+END_TEST
+
+/* Version 2: the serial number's hash, when known, last. */
+START_TEST(test_ledger_line_keeps_the_serial)
+{
+	struct ledger_entry e = { .vm = "w", .at = "1-2", .addr = { 1, 5 },
+	    .since = 7, .serial = serial_hash("A1B2", 4) }, back;
+	char buf[LEDGER_LINE];
+
+	ck_assert(device_parse("046d:c52b", 9, &e.device));
+	ck_assert_int_gt(ledger_format(buf, sizeof(buf), &e), 0);
+	ck_assert_str_eq(buf, "w 046d:c52b 1-2 1 5 7 2aba198c8c223e97\n");
+	ck_assert(ledger_parse(buf, strlen(buf) - 1, &back));
+	ck_assert(back.serial == e.serial);
+	/* Another serial, another hash; none is never 0. */
+	ck_assert(serial_hash("A1B3", 4) != e.serial);
+	ck_assert(serial_hash("", 0) != 0);
+	/* A version 1 line: no serial known. */
+	ck_assert(ledger_parse("w 046d:c52b 1-2 1 5 7", 21, &back));
+	ck_assert(back.serial == 0);
 }
 END_TEST
 
@@ -1682,6 +1706,12 @@ START_TEST(test_ledger_lines_not_ours_are_refused)
 		"win10 046d:c52b - 1 1 1\x1b",
 		"win10 046d:c52b\x7f - 1 1 1",
 		"win10 046d:c52b - 1 1 1\xc3\xa9",
+		"win10 046d:c52b - 1 1 1 0000000000000000",
+		"win10 046d:c52b - 1 1 1 e14d4b1c5a8e6b2",
+		"win10 046d:c52b - 1 1 1 e14d4b1c5a8e6b2c0",
+		"win10 046d:c52b - 1 1 1 E14D4B1C5A8E6B2C",
+		"win10 046d:c52b - 1 1 1 e14d4b1c5a8e6b2g",
+		"win10 046d:c52b - 1 1 1 e14d4b1c5a8e6b2c x",
 	};
 	struct ledger_entry e;
 
@@ -2261,6 +2291,7 @@ parse_suite(void)
 	tcase_add_test(tc, test_event_lifecycle_lines_give_domain_and_event);
 	tcase_add_test(tc, test_event_other_lines_are_none);
 	tcase_add_test(tc, test_ledger_line_round_trips);
+	tcase_add_test(tc, test_ledger_line_keeps_the_serial);
 	tcase_add_test(tc, test_ledger_lines_not_ours_are_refused);
 	suite_add_tcase(s, tc);
 

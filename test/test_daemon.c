@@ -3237,6 +3237,52 @@ START_TEST(test_a_replugged_device_is_attached_again_where_it_is)
 }
 END_TEST
 
+/* Twins, one vendor and product, are told apart by their serial
+ * numbers: a twin that comes is not the device that left, and the one
+ * that comes back is; the ledger keeps the serial's hash. */
+START_TEST(test_a_twin_that_comes_is_not_the_device_that_left)
+{
+	char sys[256], path[300], uevents[300], text[LINE], line[LINE],
+	    want[64];
+	struct client c;
+
+	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
+	snprintf(uevents, sizeof(uevents), "%s/uevents", w.dir);
+	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
+	snprintf(path, sizeof(path), "%s/1-2/serial", sys);
+	write_file(path, "AAA\n", 0644);
+	daemon_start("--sysfs", sys, "--uevents", uevents, NULL);
+	client_open(&c);
+	client_send(&c, "reply on\nkept1 attach 046d:c52b\n");
+	expect_reply(&c, "ok kept1 attach 046d:c52b");
+	client_close(&c);
+	ck_assert_int_gt(slurp(w.ledger, text, sizeof(text)), 0);
+	snprintf(want, sizeof(want), " %016llx\n", serial_hash("AAA", 3));
+	ck_assert_msg(strstr(text, want) != NULL, "%s", text);
+
+	snprintf(path, sizeof(path), "%s/1-2", sys);
+	remove_tree(path);
+	uevent_send("remove", "1-2", "46d/c52b/1200", 1, 5);
+	expect_log_part("kept1: device 046d:c52b left the host");
+	sysfs_device(sys, "1-3", "046d", "c52b", 1, 6);
+	snprintf(path, sizeof(path), "%s/1-3/serial", sys);
+	write_file(path, "BBB\n", 0644);
+	uevent_send("add", "1-3", "46d/c52b/1200", 1, 6);
+	sysfs_device(sys, "1-4", "046d", "c52b", 1, 7);
+	snprintf(path, sizeof(path), "%s/1-4/serial", sys);
+	write_file(path, "AAA\n", 0644);
+	uevent_send("add", "1-4", "46d/c52b/1200", 1, 7);
+	ck_assert(log_wait("[VMusb] kept1: ", line, sizeof(line)));
+	ck_assert_msg(log_peer(line, "[VMusb] kept1: device 046d:c52b was "
+	    "replugged: detached it where libvirt held it") >= 0, "%s", line);
+	expect_log("[VMusb] kept1: device 046d:c52b@1-4 is back: attached it "
+	    "again");
+	snprintf(path, sizeof(path), "%s/state.kept1", w.dir);
+	ck_assert_int_gt(slurp(path, text, sizeof(text)), 0);
+	ck_assert_str_eq(text, "046d c52b 1 7\n");
+}
+END_TEST
+
 /*
  * Give-backs whose virsh hangs (four of them run at once, a fifth
  * waits) do not keep the watcher from libvirt's next events: another
@@ -3404,6 +3450,7 @@ daemon_suite(void)
 	tcase_add_test(give, test_status_tells_the_ledger_and_the_leases);
 	tcase_add_test(give, test_a_replugged_device_is_detached_where_the_domain_holds_it);
 	tcase_add_test(give, test_a_replugged_device_is_attached_again_where_it_is);
+	tcase_add_test(give, test_a_twin_that_comes_is_not_the_device_that_left);
 	tcase_add_test(give, test_hung_give_backs_do_not_hold_up_the_watcher);
 
 	tcase_add_test(real, test_real_virsh_error_is_replied);
