@@ -660,32 +660,43 @@ request_format(char *buf, size_t size, const struct request *req)
 enum config_result {
 	CONFIG_NOTHING,		/* blank or comment */
 	CONFIG_ALLOW,		/* device filled in */
+	CONFIG_ASSIGN,		/* vm and device filled in */
 	CONFIG_ERROR,		/* *why says what is wrong */
 };
 
+/* A line of the daemon's configuration file: "allow VID:PID[@PORT]",
+ * "assign VM VID:PID[@PORT]", blank, or a comment. */
 static inline enum config_result
 config_line(const char *line, size_t len, struct usb_device *device,
-    const char **why)
+    char vm[MAX_VM_NAME + 1], const char **why)
 {
 	const char *hash = memchr(line, '#', len);
-	const char *f[3];
-	size_t flen[3], nf;
+	const char *f[4];
+	size_t flen[4], nf;
+	bool assign;
 
 	if (hash != NULL)
 		len = (size_t)(hash - line);
-	nf = split_fields(line, len, f, flen, 3);
+	nf = split_fields(line, len, f, flen, 4);
 	if (nf == 0)
 		return CONFIG_NOTHING;
-	if (nf != 2 || !field_is(f[0], flen[0], "allow")) {
-		*why = "expected 'allow VID:PID[@PORT]'";
+	assign = nf == 3 && field_is(f[0], flen[0], "assign");
+	if (!assign && (nf != 2 || !field_is(f[0], flen[0], "allow"))) {
+		*why = "expected 'allow VID:PID[@PORT]' or 'assign VM "
+		    "VID:PID[@PORT]'";
 		return CONFIG_ERROR;
 	}
-	if (!device_parse(f[1], flen[1], device)) {
+	if (assign && !vm_name_copy(vm, f[1], flen[1])) {
+		*why = "invalid domain name (letters, digits and ._+- only, "
+		    "not starting with -)";
+		return CONFIG_ERROR;
+	}
+	if (!device_parse(f[nf - 1], flen[nf - 1], device)) {
 		*why = "invalid device (expected VID:PID, four hex digits "
 		    "each, or VID:PID@PORT)";
 		return CONFIG_ERROR;
 	}
-	return CONFIG_ALLOW;
+	return assign ? CONFIG_ASSIGN : CONFIG_ALLOW;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1016,6 +1027,37 @@ ledger_format(char *buf, size_t size, const struct ledger_entry *e)
  */
 #define STATUS_LEDGER	"ledger "
 #define STATUS_LEASE	"lease "
+
+/* And a line per assign line of the daemon's configuration file,
+ * "assign VM DEVICE attached" when the ledger has a device of VM with
+ * its ids, else "assign VM DEVICE waiting". */
+#define STATUS_ASSIGN	"assign "
+
+static inline int
+assign_format(char *buf, size_t size, const char *vm,
+    const struct usb_device *d, bool attached)
+{
+	char dev[DEVICE_TEXT];
+
+	return fit(snprintf(buf, size, STATUS_ASSIGN "%s %s %s\n", vm,
+	    device_text(d, dev), attached ? "attached" : "waiting"), size);
+}
+
+/* An assign line of "status" (after its "assign "), strictly. */
+static inline bool
+assign_parse(const char *line, size_t len, char vm[MAX_VM_NAME + 1],
+    struct usb_device *d, bool *attached)
+{
+	const char *f[4];
+	size_t flen[4];
+
+	if (split_fields(line, len, f, flen, 4) != 3 ||
+	    !vm_name_copy(vm, f[0], flen[0]) ||
+	    !device_parse(f[1], flen[1], d))
+		return false;
+	*attached = field_is(f[2], flen[2], "attached");
+	return *attached || field_is(f[2], flen[2], "waiting");
+}
 
 /* What "domains" answers, before its "ok domains": a line per running
  * domain, "domain NAME", in libvirt's order. */

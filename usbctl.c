@@ -44,6 +44,7 @@
 #define MAX_USBDEVS	256	/* host devices listed */
 #define SYSTEM_CONFIG	"/etc/usbctl.conf"
 #define LIST_MAX	4096	/* what we keep of "virsh list" output */
+#define ASSIGN_HELD	64	/* usbserver's assign lines we show */
 #define LIBVIRT_GROUP	"libvirt"	/* whom libvirt lets manage qemu:///system */
 /* How long to wait for the replies: the daemon's default virsh deadline
  * for each command, and some slack. */
@@ -643,6 +644,12 @@ static struct {
 	int			n;
 	struct lease_held	lease[LEASE_MAX];
 	int			nlease;
+	struct assign_held {
+		char			vm[MAX_VM_NAME + 1];
+		struct usb_device	device;
+		bool			attached;
+	}			assign[ASSIGN_HELD];
+	int			nassign;
 } held;
 
 /* One line of the status's answer: false when it is no ledger or lease
@@ -651,6 +658,8 @@ static bool
 held_line(const char *line, size_t len)
 {
 	const size_t ll = strlen(STATUS_LEDGER), sl = strlen(STATUS_LEASE);
+	const size_t al = strlen(STATUS_ASSIGN);
+	struct assign_held *a;
 	struct lease_held *h;
 
 	if (len > ll && strncmp(line, STATUS_LEDGER, ll) == 0 &&
@@ -661,6 +670,12 @@ held_line(const char *line, size_t len)
 		h = &held.lease[held.nlease++];
 		return lease_parse(line + sl, len - sl, h->vm, &h->seconds,
 		    &h->left);
+	}
+	if (len > al && strncmp(line, STATUS_ASSIGN, al) == 0 &&
+	    held.nassign < ASSIGN_HELD) {
+		a = &held.assign[held.nassign++];
+		return assign_parse(line + al, len - al, a->vm, &a->device,
+		    &a->attached);
 	}
 	return false;
 }
@@ -952,6 +967,14 @@ held_json(const char *vm)
 		printf("{\"seconds\":%u,\"left\":%u}", h->seconds, h->left);
 	else
 		fputs("null", stdout);
+	printf(",\"assigned\":[");
+	k = 0;
+	for (int i = 0; i < held.nassign; i++)
+		if (strcmp(held.assign[i].vm, vm) == 0)
+			printf("%s{\"device\":\"%s\",\"attached\":%s}",
+			    k++ > 0 ? "," : "", device_text(&held.assign[i].device,
+			    dev), held.assign[i].attached ? "true" : "false");
+	printf("]");
 }
 
 /* One domain's line(s) of usbctl status, its devices devs[0..n). */
@@ -1065,6 +1088,14 @@ held_text(void)
 		if (opt.domain == NULL || strcmp(opt.domain, h->vm) == 0)
 			printf("%-24s lease %u s, %u s left\n", h->vm,
 			    h->seconds, h->left);
+	}
+	for (int i = 0; i < held.nassign; i++) {
+		const struct assign_held *a = &held.assign[i];
+
+		if (opt.domain == NULL || strcmp(opt.domain, a->vm) == 0)
+			printf("%-24s assigned %s, %s\n", a->vm,
+			    device_text(&a->device, dev), a->attached ?
+			    "attached" : "waiting for the domain or the device");
 	}
 }
 

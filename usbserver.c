@@ -249,6 +249,8 @@ struct command {
 	unsigned long long	 serial;	/* its serial_hash(); 0: none */
 	bool			 follow;	/* the daemon's, for a device
 						 * replugged: see Follow */
+	const char		*assigned;	/* the daemon's, for an
+						 * assign line: why now */
 	size_t			 given;	/* release: devices given back */
 	char			*report; /* status: its lines, to free */
 	enum lease_change	 lease;	/* alive: what became of the lease */
@@ -282,13 +284,24 @@ static unsigned		conn_max = MAX_CONNS;	/* as descriptors allow */
 static unsigned long	conn_count;	/* connections accepted so far */
 static int		conn_wake = -1;	/* written when a connection ends */
 
+#define MAX_ASSIGN	64		/* the configuration file's assign lines */
+
+/* "assign VM DEVICE": the device belongs to VM whenever VM runs. */
+struct assignment {
+	char			vm[MAX_VM_NAME + 1];
+	struct usb_device	device;
+};
+
 /* The allow list: the --allow flags' entries, then the configuration
- * file's, which SIGHUP reads again while connections read the list. */
+ * file's, which SIGHUP reads again while connections read the list; and
+ * the file's assignments, read with it. */
 static struct {
 	pthread_mutex_t		lock;
 	struct usb_device	list[MAX_ALLOW];
 	size_t			flags;	/* entries from --allow */
 	size_t			count;	/* none: every device may move */
+	struct assignment	assign[MAX_ASSIGN];
+	size_t			nassign;
 } allow = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* What libvirt's pid files say of a peer. */
@@ -321,6 +334,8 @@ static int	config_load(bool);
 static void	answer(struct command *);
 static void	answer_give_back(struct command *);
 static void	answer_follow(struct command *);
+static void	answer_assigned(struct command *);
+static void	assign_due(const char *, const struct uevent *, const char *);
 static void	release_run(struct command *);
 static void	lease_run(struct command *);
 static void	status_run(struct command *);
@@ -3237,6 +3252,9 @@ struct giveback_job {
 	bool			forget;
 	bool			follow;	/* not a give-back: e[0] came back at
 					 * port, at addr (see Follow) */
+	bool			assign;	/* nor this: e[0]'s device is to be
+					 * attached to e[0]'s domain, for cause */
+	bool			if_running;	/* if the domain runs */
 	char			port[PORT_MAX + 1];
 	struct usb_addr		addr;
 	size_t			n;
@@ -3281,6 +3299,7 @@ giveback_run(const struct giveback_job *job)
 }
 
 static void	follow_run(const struct giveback_job *);
+static void	assign_run(const struct giveback_job *);
 
 /* A give-back's thread: its job, then those that wait, until none. */
 static void *
@@ -3291,6 +3310,8 @@ giveback_main(void *arg)
 	while (job != NULL) {
 		if (job->follow)
 			follow_run(job);
+		else if (job->assign)
+			assign_run(job);
 		else
 			(void)giveback_run(job);
 		free(job);
@@ -3432,6 +3453,9 @@ watch_event(const char *line, size_t len)
 		break;
 	case VM_EVENT_STOPPED:
 		watch_lost(vm, "stopped", true);
+		break;
+	case VM_EVENT_STARTED:
+		assign_due(vm, NULL, "it started");
 		break;
 	default:
 		break;
@@ -3865,6 +3889,104 @@ follow_run(const struct giveback_job *job)
 	command_do(&back);
 }
 
+/*
+ * Assignments: "assign VM DEVICE" in the configuration file gives the
+ * device to VM whenever VM runs. When VM starts, and when the device
+ * comes while VM runs (and VM has none with its ids), the daemon
+ * attaches it: a command of its own, through the one door, in a
+ * give-back's thread. One that came is attached at its port, so that a
+ * twin is not taken for it.
+ */
+
+/* Does vm run, as virsh domstate says? */
+static bool
+domain_runs(const char *vm)
+{
+	const char *args[] = { "domstate", "--domain", vm, NULL };
+	const char *state;
+	char out[256];
+	struct run r;
+
+	if (!virsh_query(args, out, sizeof(out), &r) || r.outcome != RUN_OK)
+		return false;
+	out[r.outlen] = '\0';
+	return line_trim(out, strcspn(out, "\n"), &state) == 7 &&
+	    strncmp(state, "running", 7) == 0;
+}
+
+/* Does the ledger have a device of vm with d's ids? */
+static bool
+ledger_has(const char *vm, const struct usb_device *d)
+{
+	bool has = false;
+
+	pthread_mutex_lock(&ledger.lock);
+	for (size_t i = 0; i < ledger.n && !has; i++)
+		has = strcmp(ledger.slot[i].e.vm, vm) == 0 &&
+		    device_ids_equal(&ledger.slot[i].e.device, d);
+	pthread_mutex_unlock(&ledger.lock);
+	return has;
+}
+
+/* The attach of job->e[0]'s device to its domain, for an assign line. */
+static void
+assign_run(const struct giveback_job *job)
+{
+	struct command cmd = {
+		.req = { .action = ACT_ATTACH, .device = job->e[0].device },
+		.who = &self_peer,
+		.assigned = job->cause,
+	};
+
+	memcpy(cmd.req.vm, job->e[0].vm, sizeof(cmd.req.vm));
+	if (job->if_running && !domain_runs(cmd.req.vm))
+		return;
+	command_do(&cmd);
+}
+
+/* The assignments due: of vm, which started; or of the device ev that
+ * came, whatever its domain. */
+static void
+assign_due(const char *vm, const struct uevent *ev, const char *cause)
+{
+	struct assignment due[MAX_ASSIGN];
+	struct giveback_job *job;
+	char dev[DEVICE_TEXT];
+	size_t n = 0;
+
+	pthread_mutex_lock(&allow.lock);
+	for (size_t i = 0; i < allow.nassign; i++) {
+		const struct assignment *a = &allow.assign[i];
+
+		if (vm != NULL ? strcmp(a->vm, vm) == 0 :
+		    device_ids_equal(&a->device, &ev->device) &&
+		    (!device_has_port(&a->device) ||
+		    strcmp(a->device.port, ev->port) == 0))
+			due[n++] = *a;
+	}
+	pthread_mutex_unlock(&allow.lock);
+	for (size_t i = 0; i < n; i++) {
+		if (ev != NULL && ledger_has(due[i].vm, &due[i].device))
+			continue;
+		if ((job = calloc(1, sizeof(*job))) == NULL) {
+			log_warn("[VMusb] %s: out of memory to attach its "
+			    "assigned device %s, as %s", due[i].vm,
+			    device_text(&due[i].device, dev), cause);
+			continue;
+		}
+		job->assign = true;
+		job->if_running = ev != NULL;
+		job->cause = cause;
+		job->n = 1;
+		memcpy(job->e[0].vm, due[i].vm, sizeof(job->e[0].vm));
+		job->e[0].device = due[i].device;
+		if (ev != NULL)
+			memcpy(job->e[0].device.port, ev->port,
+			    sizeof(job->e[0].device.port));
+		giveback_submit(job);
+	}
+}
+
 /* Whether the device that left, ev, is the one entry e saw. */
 static bool
 follow_was(const struct ledger_entry *e, const struct uevent *ev)
@@ -3928,6 +4050,8 @@ follow_event(const struct uevent *ev)
 		    device_text(&ev->device, dev));
 	for (size_t i = 0; i < njobs; i++)
 		giveback_submit(jobs[i]);
+	if (ev->action == UEVENT_ADD && njobs == 0)
+		assign_due(NULL, ev, "the device came");
 }
 
 /* One message from the socket: a uevent of the kernel's, or nothing. */
@@ -4306,8 +4430,10 @@ static void
 status_run(struct command *cmd)
 {
 	/* Room for every line: each is shorter than LEDGER_LINE + 8. */
-	size_t size = (size_t)(LEDGER_MAX + LEASE_MAX) * (LEDGER_LINE + 8),
-	    len = 0;
+	size_t size = (size_t)(LEDGER_MAX + LEASE_MAX + MAX_ASSIGN) *
+	    (LEDGER_LINE + 8), len = 0;
+	struct assignment assign[MAX_ASSIGN];
+	size_t nassign;
 	struct ledger_entry e;
 	int64_t now = now_ms();
 	char *p;
@@ -4335,6 +4461,15 @@ status_run(struct command *cmd)
 			len += (size_t)n;
 	}
 	pthread_mutex_unlock(&leases.lock);
+	pthread_mutex_lock(&allow.lock);
+	nassign = allow.nassign;
+	memcpy(assign, allow.assign, nassign * sizeof(assign[0]));
+	pthread_mutex_unlock(&allow.lock);
+	for (size_t i = 0; i < nassign; i++)
+		if ((n = assign_format(p + len, size - len, assign[i].vm,
+		    &assign[i].device, ledger_has(assign[i].vm,
+		    &assign[i].device))) > 0)
+			len += (size_t)n;
 	p[len] = '\0';
 	command_done(cmd, OUT_OK, NULL);
 }
@@ -4667,6 +4802,23 @@ answer_follow(struct command *cmd)
 		    "failed: %s", vm, dev, esc);
 }
 
+/* What came of the daemon's attach for an assign line. */
+static void
+answer_assigned(struct command *cmd)
+{
+	char esc[MAX_REASON * 4 + 1], dev[DEVICE_TEXT];
+
+	device_text(&cmd->req.device, dev);
+	if (cmd->outcome == OUT_OK) {
+		log_info("[VMusb] %s: attached its assigned device %s, as %s",
+		    cmd->req.vm, dev, cmd->assigned);
+		return;
+	}
+	escape_text(esc, sizeof(esc), cmd->why, strlen(cmd->why));
+	log_warn("[VMusb] %s: attaching its assigned device %s, as %s, "
+	    "failed: %s", cmd->req.vm, dev, cmd->assigned, esc);
+}
+
 /* What came of a release, a lease or a status, which name no device. A
  * status is not logged: it changes nothing. */
 static void
@@ -4726,6 +4878,10 @@ answer(struct command *cmd)
 	}
 	if (cmd->follow) {
 		answer_follow(cmd);
+		return;
+	}
+	if (cmd->assigned != NULL) {
+		answer_assigned(cmd);
 		return;
 	}
 	if (cmd->outcome != OUT_INVALID && (req->action == ACT_RELEASE ||
@@ -5046,10 +5202,12 @@ parse_options(int argc, char *argv[])
  */
 static int
 config_read(const char *path, bool given, struct usb_device *list,
-    size_t *n, char *why, size_t whysz)
+    size_t *n, struct assignment *assign, size_t *nassign, char *why,
+    size_t whysz)
 {
 	static char buf[FILE_MAX + 1];
 	const char *line, *what = "";
+	char vm[MAX_VM_NAME + 1];
 	struct usb_device device;
 	struct stat st;
 	size_t at = 0, llen, lineno = 0;
@@ -5087,8 +5245,17 @@ config_read(const char *path, bool given, struct usb_device *list,
 			    "bytes)", path, lineno, MAX_CONFIG_LINE);
 			return -1;
 		}
-		switch (config_line(line, llen, &device, &what)) {
+		switch (config_line(line, llen, &device, vm, &what)) {
 		case CONFIG_NOTHING:
+			break;
+		case CONFIG_ASSIGN:
+			if (*nassign == MAX_ASSIGN) {
+				reasonf(why, whysz, "%s:%zu: more than %d assign "
+				    "lines", path, lineno, MAX_ASSIGN);
+				return -1;
+			}
+			memcpy(assign[*nassign].vm, vm, sizeof(vm));
+			assign[(*nassign)++].device = device;
 			break;
 		case CONFIG_ALLOW:
 			if (allow_add(list, n, &device))
@@ -5110,15 +5277,16 @@ static int
 config_load(bool starting)
 {
 	static struct usb_device list[MAX_ALLOW];
+	static struct assignment assign[MAX_ASSIGN];
 	char why[PATH_MAX + 128];
-	size_t n;
+	size_t n, nassign = 0;
 
 	pthread_mutex_lock(&allow.lock);
 	n = allow.flags;
 	memcpy(list, allow.list, n * sizeof(list[0]));
 	pthread_mutex_unlock(&allow.lock);
-	if (config_read(opt.config, opt.config_given, list, &n, why,
-	    sizeof(why)) == -1) {
+	if (config_read(opt.config, opt.config_given, list, &n, assign,
+	    &nassign, why, sizeof(why)) == -1) {
 		if (starting)
 			errx(1, "%s", why);
 		log_warn("[VMusb] %s: the allow list stays as it was", why);
@@ -5127,6 +5295,8 @@ config_load(bool starting)
 	pthread_mutex_lock(&allow.lock);
 	memcpy(allow.list, list, n * sizeof(list[0]));
 	allow.count = n;
+	memcpy(allow.assign, assign, nassign * sizeof(assign[0]));
+	allow.nassign = nassign;
 	pthread_mutex_unlock(&allow.lock);
 	return 0;
 }

@@ -661,7 +661,8 @@ START_TEST(test_usbctl_toggle_by_port_tells_twins_apart)
 	    "{\"device\":\"046d:c52b\",\"bus\":1,\"devnum\":5}],"
 	    "\"ledger\":[{\"device\":\"046d:c52b@1-2\",\"port\":\"1-2\","
 	    "\"since\":")) == 0, "%s", out);
-	ck_assert_ptr_nonnull(strstr(out, "}],\"lease\":null}]\n"));
+	ck_assert_ptr_nonnull(strstr(out,
+	    "}],\"lease\":null,\"assigned\":[]}]\n"));
 }
 END_TEST
 
@@ -683,7 +684,7 @@ START_TEST(test_usbctl_toggle_attaches_then_detaches)
 	event_wait("end", "win10", id, sizeof(id));
 	ck_assert_int_eq(usbctl(out, "--json", "status", NULL), 0);
 	ck_assert_str_eq(out, "[{\"domain\":\"win10\",\"devices\":[],"
-	    "\"ledger\":[],\"lease\":null}]\n");
+	    "\"ledger\":[],\"lease\":null,\"assigned\":[]}]\n");
 	ck_assert(log_wait("[VMusb] win10 attached device 046d:c52b", NULL, 0));
 	ck_assert(log_wait("[VMusb] win10 detached device 046d:c52b", NULL, 0));
 }
@@ -1021,6 +1022,31 @@ START_TEST(test_usbctl_release_asks_the_daemon_to_give_back)
 }
 END_TEST
 
+/* status shows the daemon's assign lines, and whether each domain has
+ * its device. */
+START_TEST(test_usbctl_status_shows_the_assignments)
+{
+	char out[OUT], daemon_conf[PATH_MAX];
+
+	snprintf(daemon_conf, sizeof(daemon_conf), "%s/daemon.conf", w.dir);
+	write_file(daemon_conf, "assign win10 046d:c52b\nassign linux 1050:0407@1-3\n",
+	    0600);
+	daemon_start("--config", daemon_conf, NULL);
+	domains("win10\n");
+	ck_assert_msg(usbctl(out, "-d", "win10", "attach", "046d:c52b",
+	    NULL) == 0, "%s", out);
+	ck_assert_int_eq(usbctl(out, "status", NULL), 0);
+	ck_assert_msg(strstr(out, "win10                    assigned 046d:c52b, "
+	    "attached\n") != NULL, "%s", out);
+	ck_assert_msg(strstr(out, "linux                    assigned "
+	    "1050:0407@1-3, waiting for the domain or the device\n") != NULL,
+	    "%s", out);
+	ck_assert_int_eq(usbctl(out, "--json", "status", NULL), 0);
+	ck_assert_msg(strstr(out, "\"assigned\":[{\"device\":\"046d:c52b\","
+	    "\"attached\":true}]") != NULL, "%s", out);
+}
+END_TEST
+
 /* status shows, besides what libvirt says is attached, what usbserver
  * would give back by itself: its ledger, and each guest's lease. */
 START_TEST(test_usbctl_status_shows_the_ledger_and_the_leases)
@@ -1173,6 +1199,7 @@ client_suite(void)
 	tcase_add_test(live, test_usbctl_shows_the_port_form_for_twins);
 	tcase_add_test(live, test_usbctl_release_asks_the_daemon_to_give_back);
 	tcase_add_test(live, test_usbctl_status_shows_the_ledger_and_the_leases);
+	tcase_add_test(live, test_usbctl_status_shows_the_assignments);
 	suite_add_tcase(s, live);
 	return s;
 }

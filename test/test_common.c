@@ -1467,29 +1467,52 @@ END_TEST
 
 START_TEST(test_config_allow_line_gives_the_device)
 {
+	char vm[MAX_VM_NAME + 1];
 	struct usb_device dev;
 	char text[DEVICE_TEXT];
 	const char *why = NULL;
 
-	ck_assert_int_eq(config_line(LIT("allow 046D:C52B"), &dev, &why),
+	ck_assert_int_eq(config_line(LIT("allow 046D:C52B"), &dev, vm, &why),
 	    CONFIG_ALLOW);
 	ck_assert_str_eq(device_text(&dev, text), "046d:c52b");
 	ck_assert_int_eq(config_line(LIT("\tallow  1050:0407  # key\r"), &dev,
-	    &why), CONFIG_ALLOW);
+	    vm, &why), CONFIG_ALLOW);
 	ck_assert_str_eq(device_text(&dev, text), "1050:0407");
+}
+END_TEST
+
+START_TEST(test_config_assign_line_gives_the_domain_and_device)
+{
+	char vm[MAX_VM_NAME + 1], text[DEVICE_TEXT];
+	struct usb_device dev;
+	const char *why = NULL;
+
+	ck_assert_int_eq(config_line(LIT("assign win10 046D:C52B"), &dev, vm,
+	    &why), CONFIG_ASSIGN);
+	ck_assert_str_eq(vm, "win10");
+	ck_assert_str_eq(device_text(&dev, text), "046d:c52b");
+	ck_assert_int_eq(config_line(LIT(" assign\tgame.vm  1050:0407@1-2 # k"),
+	    &dev, vm, &why), CONFIG_ASSIGN);
+	ck_assert_str_eq(vm, "game.vm");
+	ck_assert_str_eq(device_text(&dev, text), "1050:0407@1-2");
+	ck_assert_ptr_null(why);
 }
 END_TEST
 
 START_TEST(test_config_blank_and_comment_lines_say_nothing)
 {
+	char vm[MAX_VM_NAME + 1];
 	struct usb_device dev;
 	const char *why = NULL;
 
-	ck_assert_int_eq(config_line(LIT(""), &dev, &why), CONFIG_NOTHING);
-	ck_assert_int_eq(config_line(LIT("  \t "), &dev, &why), CONFIG_NOTHING);
-	ck_assert_int_eq(config_line(LIT("# allow everything"), &dev, &why),
+	ck_assert_int_eq(config_line(LIT(""), &dev, vm, &why),
 	    CONFIG_NOTHING);
-	ck_assert_int_eq(config_line(LIT("   #"), &dev, &why), CONFIG_NOTHING);
+	ck_assert_int_eq(config_line(LIT("  \t "), &dev, vm, &why),
+	    CONFIG_NOTHING);
+	ck_assert_int_eq(config_line(LIT("# allow everything"), &dev, vm, &why),
+	    CONFIG_NOTHING);
+	ck_assert_int_eq(config_line(LIT("   #"), &dev, vm, &why),
+	    CONFIG_NOTHING);
 	ck_assert_ptr_null(why);
 }
 END_TEST
@@ -1498,13 +1521,17 @@ START_TEST(test_config_malformed_lines_say_why)
 {
 	static const char *bad[] = { "allow", "allow 046d", "allow 046d:c52b x",
 	    "Allow 046d:c52b", "deny 046d:c52b", "allow=046d:c52b",
-	    "allow 046d:c52b:1", "allow ../../etc", "046d:c52b", "allow *" };
+	    "allow 046d:c52b:1", "allow ../../etc", "046d:c52b", "allow *",
+	    "assign win10", "assign 046d:c52b", "assign ../x 046d:c52b",
+	    "assign +1 046d:c52b", "assign win10 046d", "Assign w 046d:c52b",
+	    "assign w 046d:c52b x", "assign w x 046d:c52b" };
+	char vm[MAX_VM_NAME + 1];
 	struct usb_device dev;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		const char *why = NULL;
 
-		ck_assert_msg(config_line(bad[i], strlen(bad[i]), &dev, &why) ==
+		ck_assert_msg(config_line(bad[i], strlen(bad[i]), &dev, vm, &why) ==
 		    CONFIG_ERROR, "accepted: %s", bad[i]);
 		ck_assert_ptr_nonnull(why);
 	}
@@ -1513,10 +1540,11 @@ END_TEST
 
 START_TEST(test_config_nul_byte_is_malformed)
 {
+	char vm[MAX_VM_NAME + 1];
 	struct usb_device dev;
 	const char *why = NULL;
 
-	ck_assert_int_eq(config_line(LIT("allow 046d:c5\0b"), &dev, &why),
+	ck_assert_int_eq(config_line(LIT("allow 046d:c5\0b"), &dev, vm, &why),
 	    CONFIG_ERROR);
 }
 END_TEST
@@ -1862,7 +1890,8 @@ END_TEST
 
 #define SH_ID	"0123456789abcdef-4"
 #define SH_HELLO "0123456789abcdef-3"
-#define SH_TAIL	"virsh # echo --err U\"\"" SH_ID "\nvirsh # echo U\"\"" SH_ID "\n"
+#define SH_TAIL	"virsh # echo --err U\"\"" SH_ID "\n" \
+		"virsh # echo U\"\"" SH_ID "\n"
 
 /* stdout and stderr of a fresh shell asked "dumpxml --domain win10"
  * (held), as virsh -q writes them on pipes. */
@@ -2224,6 +2253,7 @@ parse_suite(void)
 
 	tc = tcase_create("config_line");
 	tcase_add_test(tc, test_config_allow_line_gives_the_device);
+	tcase_add_test(tc, test_config_assign_line_gives_the_domain_and_device);
 	tcase_add_test(tc, test_config_blank_and_comment_lines_say_nothing);
 	tcase_add_test(tc, test_config_malformed_lines_say_why);
 	tcase_add_test(tc, test_config_nul_byte_is_malformed);

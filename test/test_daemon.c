@@ -3284,6 +3284,58 @@ START_TEST(test_a_twin_that_comes_is_not_the_device_that_left)
 END_TEST
 
 /*
+ * "assign VM DEVICE" in the configuration file: the device goes to VM
+ * when VM starts, and when it comes while VM runs (at the port named,
+ * when one is); not to a domain that does not run, nor a second time to
+ * one that has it.
+ */
+START_TEST(test_an_assigned_device_follows_its_domain)
+{
+	char sys[256], path[300], uevents[300], text[LINE], line[LINE];
+
+	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
+	snprintf(uevents, sizeof(uevents), "%s/uevents", w.dir);
+	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
+	write_file(w.config, "assign kept1 046d:c52b\n"
+	    "assign kept2 046d:c077@2-1   # the mouse, at its port\n", 0600);
+	daemon_start("--sysfs", sys, "--uevents", uevents, NULL);
+
+	libvirt_says("event 'lifecycle' for domain 'kept1': Started Booted\n");
+	expect_log("[VMusb] kept1: attached its assigned device 046d:c52b, as "
+	    "it started");
+	snprintf(path, sizeof(path), "%s/state.kept1", w.dir);
+	ck_assert_int_gt(slurp(path, text, sizeof(text)), 0);
+	ck_assert_msg(strncmp(text, "046d c52b ", 10) == 0, "%s", text);
+
+	/* kept1's twin comes: kept1 has one. kept2's device comes at
+	 * another port, then at its own. */
+	sysfs_device(sys, "1-3", "046d", "c52b", 1, 6);
+	uevent_send("add", "1-3", "46d/c52b/1200", 1, 6);
+	sysfs_device(sys, "2-2", "046d", "c077", 2, 3);
+	uevent_send("add", "2-2", "46d/c077/1200", 2, 3);
+	sysfs_device(sys, "2-1", "046d", "c077", 2, 4);
+	uevent_send("add", "2-1", "46d/c077/1200", 2, 4);
+	ck_assert(log_wait("assigned device", line, sizeof(line)));
+	ck_assert_msg(log_peer(line, "[VMusb] kept2: attached its assigned "
+	    "device 046d:c077@2-1, as the device came") >= 0, "%s", line);
+
+	/* kept2 stops: its device, back on the host, comes again. */
+	libvirt_says("event 'lifecycle' for domain 'kept2': Stopped Destroyed\n");
+	expect_log("[VMusb] kept2 stopped: device 046d:c077@2-1 is the host's "
+	    "again");
+	snprintf(path, sizeof(path), "%s/domstate.kept2", w.dir);
+	write_file(path, "shut off\n", 0644);
+	uevent_send("remove", "2-1", "46d/c077/1200", 2, 4);
+	uevent_send("add", "2-1", "46d/c077/1200", 2, 4);
+	libvirt_says("event 'lifecycle' for domain 'kept2': Started Booted\n");
+	ck_assert(log_wait("assigned device", line, sizeof(line)));
+	ck_assert_msg(log_peer(line, "[VMusb] kept2: attached its assigned "
+	    "device 046d:c077@2-1, as it started") >= 0, "%s", line);
+	expect_ledger("kept1 046d:c52b 1-2 1 5;kept2 046d:c077@2-1 2-1 2 4;");
+}
+END_TEST
+
+/*
  * Give-backs whose virsh hangs (four of them run at once, a fifth
  * waits) do not keep the watcher from libvirt's next events: another
  * domain's crash ends its lease at once, as the log says. Then the
@@ -3451,6 +3503,7 @@ daemon_suite(void)
 	tcase_add_test(give, test_a_replugged_device_is_detached_where_the_domain_holds_it);
 	tcase_add_test(give, test_a_replugged_device_is_attached_again_where_it_is);
 	tcase_add_test(give, test_a_twin_that_comes_is_not_the_device_that_left);
+	tcase_add_test(give, test_an_assigned_device_follows_its_domain);
 	tcase_add_test(give, test_hung_give_backs_do_not_hold_up_the_watcher);
 
 	tcase_add_test(real, test_real_virsh_error_is_replied);

@@ -1,9 +1,9 @@
 /*
  * fuzz_libvirt.c: libFuzzer target for what the daemon reads of
  * libvirt's and its own state: lines of "virsh event" and of the ledger
- * file, and what usbctl reads of the daemon's status (a lease line). An
- * event names a domain the validators take; a ledger entry or a lease
- * written back is read back the same.
+ * file, and what usbctl reads of the daemon's status (a lease or an
+ * assign line). An event names a domain the validators take; a ledger
+ * entry, a lease or an assignment written back is read back the same.
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -23,6 +23,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ledger_entry e, back;
 	char vm2[MAX_VM_NAME + 1];
 	unsigned seconds, left, s2, l2;
+	struct usb_device d, d2;
+	bool attached, a2;
 	enum vm_event ev;
 	int n;
 
@@ -40,7 +42,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(strcmp(back.vm, e.vm) == 0 && strcmp(back.at, e.at) == 0 &&
 		    device_equal(&back.device, &e.device) &&
 		    back.addr.bus == e.addr.bus && back.addr.dev == e.addr.dev &&
-		    back.since == e.since);
+		    back.since == e.since && back.serial == e.serial);
+	}
+	if (assign_parse(line, size, vm, &d, &attached)) {
+		CHECK(valid_vm_name(vm, strlen(vm)));
+		n = assign_format(buf, sizeof(buf), vm, &d, attached);
+		CHECK(n > 7 && buf[n - 1] == '\n');
+		CHECK(assign_parse(buf + 7, (size_t)n - 8, vm2, &d2, &a2) &&
+		    strcmp(vm, vm2) == 0 && device_equal(&d, &d2) &&
+		    attached == a2);
 	}
 	if (lease_parse(line, size, vm, &seconds, &left)) {
 		CHECK(valid_vm_name(vm, strlen(vm)));
