@@ -1037,7 +1037,8 @@ serve_signal(int sigfd)
 		return true;
 	if (config_load(false) == 0)
 		log_info("[VMusb] SIGHUP: the allow list read again from %s, "
-		    "%zu entries", opt.config, allow.count);
+		    "%zu entries, and %zu assignment%s", opt.config, allow.count,
+		    allow.nassign, allow.nassign == 1 ? "" : "s");
 	return false;
 }
 
