@@ -1597,8 +1597,9 @@ run_line(struct run *r)
 		snprintf(r->last, sizeof(r->last), "%.*s", (int)n, s);
 }
 
+/* Keeps what of p[0..n) r->out has room for. */
 static inline void
-run_feed(struct run *r, const char *p, size_t n)
+run_keep(struct run *r, const char *p, size_t n)
 {
 	size_t keep = r->out != NULL && r->outlen < r->outsize ?
 	    r->outsize - r->outlen : 0;
@@ -1608,6 +1609,12 @@ run_feed(struct run *r, const char *p, size_t n)
 	if (keep > 0)
 		memcpy(r->out + r->outlen, p, keep);
 	r->outlen += keep;
+}
+
+static inline void
+run_feed(struct run *r, const char *p, size_t n)
+{
+	run_keep(r, p, n);
 	while (n > 0)
 		if (line_feed(&r->line, &p, &n) != LINE_MORE)
 			run_line(r);
@@ -1890,20 +1897,6 @@ shell_reply_start(struct shell_reply *s, struct run *r, const char *id,
 }
 
 static inline void
-shell_keep(struct shell_reply *s, const char *p, size_t n)
-{
-	struct run *r = s->r;
-	size_t keep = r->out != NULL && r->outlen < r->outsize ?
-	    r->outsize - r->outlen : 0;
-
-	if (keep > n)
-		keep = n;
-	if (keep > 0)
-		memcpy(r->out + r->outlen, p, keep);
-	r->outlen += keep;
-}
-
-static inline void
 shell_drop(struct shell_reply *s, size_t n)
 {
 	memmove(s->win, s->win + n, s->winlen - n);
@@ -1942,7 +1935,7 @@ shell_out_step(struct shell_reply *s)
 			if (f == NULL) {
 				at = s->taillen + marklen - 1;
 				if (s->winlen > at) {
-					shell_keep(s, s->win, s->winlen - at);
+					run_keep(s->r, s->win, s->winlen - at);
 					shell_drop(s, s->winlen - at);
 				}
 				return;
@@ -1953,7 +1946,7 @@ shell_out_step(struct shell_reply *s)
 				s->out = SHELL_LOST;
 				return;
 			}
-			shell_keep(s, s->win, at - s->taillen);
+			run_keep(s->r, s->win, at - s->taillen);
 			s->winlen = 0;	/* the next prompt, nothing else */
 			s->out = SHELL_DONE;
 			return;
