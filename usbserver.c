@@ -251,6 +251,8 @@ struct command {
 						 * replugged: see Follow */
 	const char		*assigned;	/* the daemon's, for an
 						 * assign line: why now */
+	bool			 named;		/* an attach's ledger entry is */
+	struct usb_device	 name;		/* under this, not req.device */
 	size_t			 given;	/* release: devices given back */
 	char			*report; /* status: its lines, to free */
 	enum lease_change	 lease;	/* alive: what became of the lease */
@@ -2614,6 +2616,10 @@ shell_run(struct shell *sh, bool fresh, char *const args[], int timeout_s,
 		shell_end(sh, 0);
 		r->outcome = RUN_TIMED_OUT;
 		snprintf(r->reason, sizeof(r->reason), "timed out");
+		/* Its output ended, its errors never did: the shell, not the
+		 * command, is at fault, and counts as failing. */
+		if (s->out == SHELL_DONE)
+			o = SHELL_DIED;
 	} else {
 		int status = shell_end(sh, 0);
 
@@ -2671,9 +2677,8 @@ virsh_exec(char *const argv[], struct run *r)
 	if (!opt.one_shot && quotable &&
 	    (sh = shell_take(&fresh, why, sizeof(why))) != NULL) {
 		o = shell_run(sh, fresh, args, r->timeout_s, r);
-		shell_give(sh, o != SHELL_ANSWERED && r->outcome !=
-		    RUN_TIMED_OUT, r->reason[0] != '\0' ? r->reason :
-		    "it ended");
+		shell_give(sh, o != SHELL_ANSWERED, r->reason[0] != '\0' ?
+		    r->reason : "it ended");
 		if (o != SHELL_UNASKED)
 			return;
 	} else if (why[0] != '\0')
@@ -3032,7 +3037,7 @@ ledger_put_locked(const struct ledger_entry *e)
 		s = &ledger.slot[ledger.n++];
 	}
 	s->e = *e;
-	s->giving_back = s->forgetting = false;
+	s->giving_back = s->forgetting = s->waiting = false;
 	return true;
 }
 
@@ -3066,7 +3071,7 @@ ledger_record(struct command *cmd)
 			s->giving_back = s->forgetting = false;
 	} else if (req->action == ACT_ATTACH) {
 		memcpy(e.vm, req->vm, sizeof(e.vm));
-		e.device = req->device;
+		e.device = cmd->named ? cmd->name : req->device;
 		if (cmd->placed) {
 			memcpy(e.at, cmd->at, sizeof(e.at));
 			e.addr = cmd->addr;
@@ -3300,6 +3305,7 @@ giveback_run(const struct giveback_job *job)
 }
 
 static void	follow_run(const struct giveback_job *);
+static bool	domain_runs(const char *);
 static void	assign_run(const struct giveback_job *);
 
 /* A give-back's thread: its job, then those that wait, until none. */
@@ -3861,7 +3867,28 @@ static struct {
 	bool		overflow_said;
 } follow = { .fd = -1, .stop = { -1, -1 } };
 
-/* The re-attach of job->e[0], which came back at job->port. */
+/* Whether e is still in the ledger as it was, and no give-back has
+ * taken it since the kernel spoke. */
+static bool
+follow_pending(const struct ledger_entry *e)
+{
+	struct ledger_slot *s;
+	bool pending;
+
+	pthread_mutex_lock(&ledger.lock);
+	s = ledger_find_locked(e->vm, &e->device);
+	pending = s != NULL && s->e.since == e->since && !s->giving_back;
+	pthread_mutex_unlock(&ledger.lock);
+	return pending;
+}
+
+/*
+ * The re-attach of job->e[0], which came back at job->port: attached
+ * there, and kept in the ledger under the name it had, so that it is
+ * followed again wherever it comes back next. Nothing is done for an
+ * entry a give-back took meanwhile, nor attached to a domain that no
+ * longer runs (it crashed or paused since: its give-back ran first).
+ */
 static void
 follow_run(const struct giveback_job *job)
 {
@@ -3878,13 +3905,24 @@ follow_run(const struct giveback_job *job)
 		.req = { .action = ACT_ATTACH, .device = e->device },
 		.who = &self_peer,
 		.follow = true,
+		.named = true,
+		.name = e->device,
 	};
+	char dev[DEVICE_TEXT];
 
+	if (!follow_pending(e))
+		return;
 	memcpy(gone.req.vm, e->vm, sizeof(gone.req.vm));
 	memcpy(gone.at, e->at, sizeof(gone.at));
 	command_do(&gone);
-	/* Attached again whatever came of it: libvirt may have let the
-	 * stale one go, and the domain is what decides. */
+	/* Attached again whatever came of it (libvirt may have let the
+	 * stale one go), if the domain runs. */
+	if (!domain_runs(e->vm)) {
+		log_info("[VMusb] %s: device %s is back, but the domain does "
+		    "not run: it stays with the host", e->vm,
+		    device_text(&e->device, dev));
+		return;
+	}
 	memcpy(back.req.vm, e->vm, sizeof(back.req.vm));
 	memcpy(back.req.device.port, job->port, sizeof(back.req.device.port));
 	command_do(&back);
@@ -3940,6 +3978,14 @@ assign_run(const struct giveback_job *job)
 	};
 
 	memcpy(cmd.req.vm, job->e[0].vm, sizeof(cmd.req.vm));
+	/* One that came is attached where it came, and kept in the ledger
+	 * under the assignment's name: it is followed wherever it goes. */
+	if (job->port[0] != '\0') {
+		cmd.named = true;
+		cmd.name = job->e[0].device;
+		memcpy(cmd.req.device.port, job->port,
+		    sizeof(cmd.req.device.port));
+	}
 	if (job->if_running && !domain_runs(cmd.req.vm))
 		return;
 	command_do(&cmd);
@@ -3982,8 +4028,7 @@ assign_due(const char *vm, const struct uevent *ev, const char *cause)
 		memcpy(job->e[0].vm, due[i].vm, sizeof(job->e[0].vm));
 		job->e[0].device = due[i].device;
 		if (ev != NULL)
-			memcpy(job->e[0].device.port, ev->port,
-			    sizeof(job->e[0].device.port));
+			memcpy(job->port, ev->port, sizeof(job->port));
 		giveback_submit(job);
 	}
 }

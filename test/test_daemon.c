@@ -3197,6 +3197,23 @@ START_TEST(test_a_replugged_device_is_attached_again_where_it_is)
 	snprintf(path, sizeof(path), "%s/state.kept1", w.dir);
 	ck_assert_int_gt(slurp(path, text, sizeof(text)), 0);
 	ck_assert_str_eq(text, "046d c52b 1 9\n");
+	/* Kept under the name it was attached by: followed again, to
+	 * another port still. */
+	expect_ledger("kept2 046d:c077@2-1 2-1 2 3;kept1 046d:c52b 1-3 1 9;");
+	snprintf(path, sizeof(path), "%s/1-3", sys);
+	remove_tree(path);
+	uevent_send("remove", "1-3", "46d/c52b/1200", 1, 9);
+	expect_log("[VMusb] kept1: device 046d:c52b left the host (port 1-3): "
+	    "waiting for it to come back");
+	sysfs_device(sys, "1-5", "046d", "c52b", 1, 11);
+	uevent_send("add", "1-5", "46d/c52b/1200", 1, 11);
+	expect_log("[VMusb] kept1: device 046d:c52b was replugged: detached it "
+	    "where libvirt held it");
+	expect_log("[VMusb] kept1: device 046d:c52b@1-5 is back: attached it "
+	    "again");
+	snprintf(path, sizeof(path), "%s/state.kept1", w.dir);
+	ck_assert_int_gt(slurp(path, text, sizeof(text)), 0);
+	ck_assert_str_eq(text, "046d c52b 1 11\n");
 
 	/* Named by its port: only there is it the same device. */
 	snprintf(path, sizeof(path), "%s/2-1", sys);
@@ -3234,6 +3251,60 @@ START_TEST(test_a_replugged_device_is_attached_again_where_it_is)
 	ck_assert_int_eq(daemon_stop(), 0);
 	ck_assert(!log_wait("kept2: device 046d:c077@2-1 is back", line,
 	    sizeof(line)));
+}
+END_TEST
+
+/* What waited before is forgotten: a device attached since, in the
+ * slot of one that left, is not taken for it when a twin comes. And one
+ * that comes back to a domain that no longer runs stays with the host. */
+START_TEST(test_a_follow_takes_nothing_stale_nor_a_domain_that_does_not_run)
+{
+	char sys[256], path[300], uevents[300], line[LINE];
+	struct client c;
+
+	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
+	snprintf(uevents, sizeof(uevents), "%s/uevents", w.dir);
+	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
+	daemon_start("--sysfs", sys, "--uevents", uevents, NULL);
+	client_open(&c);
+	client_send(&c, "reply on\nkept1 attach 046d:c52b\n");
+	expect_reply(&c, "ok kept1 attach 046d:c52b");
+	snprintf(path, sizeof(path), "%s/1-2", sys);
+	remove_tree(path);
+	uevent_send("remove", "1-2", "46d/c52b/1200", 1, 5);
+	expect_log_part("kept1: device 046d:c52b left the host");
+	libvirt_says("event 'lifecycle' for domain 'kept1': Stopped Destroyed\n");
+	expect_log("[VMusb] kept1 stopped: device 046d:c52b is the host's again");
+
+	/* It comes back to the host; kept2 takes it. */
+	sysfs_device(sys, "1-3", "046d", "c52b", 1, 6);
+	uevent_send("add", "1-3", "46d/c52b/1200", 1, 6);
+	client_send(&c, "kept2 attach 046d:c52b\n");
+	expect_reply(&c, "ok kept2 attach 046d:c52b");
+	/* A twin comes: kept2's waits for nothing. Then kept2's leaves. */
+	sysfs_device(sys, "1-4", "046d", "c52b", 1, 7);
+	uevent_send("add", "1-4", "46d/c52b/1200", 1, 7);
+	snprintf(path, sizeof(path), "%s/1-3", sys);
+	remove_tree(path);
+	uevent_send("remove", "1-3", "46d/c52b/1200", 1, 6);
+	ck_assert(log_wait("[VMusb] kept2: ", line, sizeof(line)));
+	ck_assert_msg(log_peer(line, "[VMusb] kept2: device 046d:c52b left the "
+	    "host (port 1-3): waiting for it to come back") >= 0, "%s", line);
+	/* Nothing was moved for the twin: an absence needs a window, and
+	 * half a second is plenty for a fake virsh. */
+	ck_assert_int_eq(reader_line(&w.log, line, sizeof(line), 500), -1);
+
+	/* It comes back while kept2 is paused, before libvirt says so. */
+	snprintf(path, sizeof(path), "%s/domstate.kept2", w.dir);
+	write_file(path, "paused\n", 0644);
+	sysfs_device(sys, "1-3", "046d", "c52b", 1, 8);
+	uevent_send("add", "1-3", "46d/c52b/1200", 1, 8);
+	expect_log("[VMusb] kept2: device 046d:c52b was replugged: detached it "
+	    "where libvirt held it");
+	expect_log("[VMusb] kept2: device 046d:c52b is back, but the domain does "
+	    "not run: it stays with the host");
+	expect_ledger("");
+	client_close(&c);
 }
 END_TEST
 
@@ -3503,6 +3574,7 @@ daemon_suite(void)
 	tcase_add_test(give, test_a_replugged_device_is_detached_where_the_domain_holds_it);
 	tcase_add_test(give, test_a_replugged_device_is_attached_again_where_it_is);
 	tcase_add_test(give, test_a_twin_that_comes_is_not_the_device_that_left);
+	tcase_add_test(give, test_a_follow_takes_nothing_stale_nor_a_domain_that_does_not_run);
 	tcase_add_test(give, test_an_assigned_device_follows_its_domain);
 	tcase_add_test(give, test_hung_give_backs_do_not_hold_up_the_watcher);
 
