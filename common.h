@@ -1536,6 +1536,17 @@ sysfs_attr_number(int dfd, const char *name, int base, long max)
 	    sysfs_number(buf, base, max);
 }
 
+/* The serial number of the device directory dfd, as the ledger keeps
+ * it (serial_hash()); 0 when it has none. */
+static inline unsigned long long
+sysfs_serial(int dfd)
+{
+	char serial[256];
+	ssize_t n = sysfs_attr(dfd, "serial", serial, sizeof(serial));
+
+	return n > 0 ? serial_hash(serial, (size_t)n) : 0;
+}
+
 /* The ids of the device directory dfd (no port); false without them. */
 static inline bool
 sysfs_ids(int dfd, struct usb_device *d)

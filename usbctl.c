@@ -542,10 +542,11 @@ reply_judge(const struct request *q, enum line_event ev, const char *line)
 }
 
 /* Sends "reply on" and reqs[0..n) on fd, the daemon's connection, ends
- * writing, and readies r to read the replies within the time they may
- * take. */
+ * writing unless more is to follow, and readies r to read the replies
+ * within the time they may take. */
 static void
-replies_start(struct replies *r, int fd, const struct request *reqs, int n)
+replies_start(struct replies *r, int fd, const struct request *reqs, int n,
+    bool more)
 {
 	char line[MAX_LINE + 1];
 	int len, runs = 0;
@@ -559,7 +560,7 @@ replies_start(struct replies *r, int fd, const struct request *reqs, int n)
 		send_all(fd, line, (size_t)len);
 		runs += reqs[i].action == ACT_RELEASE ? RELEASE_RUNS : 1;
 	}
-	if (shutdown(fd, SHUT_WR) == -1)
+	if (!more && shutdown(fd, SHUT_WR) == -1)
 		err(1, "cannot write to usbserver");
 	line_clear(&r->lb);
 	r->deadline = now_ms() + (int64_t)REPLY_WAIT_S(runs) * 1000;
@@ -576,7 +577,7 @@ request(const struct request *reqs, int n)
 	int done = 0, failed = 0;
 
 	replies_start(&r, daemon_fd != -1 ? daemon_fd : daemon_connect(
-	    CONNECT_TRIES), reqs, n);
+	    CONNECT_TRIES), reqs, n, false);
 	daemon_fd = -1;
 	while (done < n && (ev = replies_next(&r)) != LINE_MORE)
 		failed += !reply_judge(&reqs[done++], ev, r.lb.buf);
@@ -600,7 +601,6 @@ static ssize_t
 daemon_domains(char *out, size_t size)
 {
 	static const struct request q = { .action = ACT_DOMAINS };
-	static const char ask[] = "reply on\ndomains\n";
 	const size_t dl = strlen(DOMAINS_LINE);
 	const char *reason;
 	struct replies r;
@@ -610,11 +610,7 @@ daemon_domains(char *out, size_t size)
 
 	if ((fd = daemon_connect(1)) == -1)
 		return -1;
-	send_all(fd, ask, sizeof(ask) - 1);
-	memset(&r, 0, sizeof(r));
-	r.fd = fd;
-	line_clear(&r.lb);
-	r.deadline = now_ms() + (int64_t)REPLY_WAIT_S(1) * 1000;
+	replies_start(&r, fd, &q, 1, true);
 	while (result == -2 && replies_next(&r) == LINE_READY) {
 		if (reply_parse(r.lb.buf, &q, &reason) == REPLY_OK)
 			result = (ssize_t)len;
@@ -699,7 +695,7 @@ held_read(void)
 			    "shown)", opt.socket);
 		return false;
 	}
-	replies_start(&r, fd, &q, 1);
+	replies_start(&r, fd, &q, 1, false);
 	while (!ended && replies_next(&r) == LINE_READY) {
 		ended = true;
 		switch (reply_parse(r.lb.buf, &q, &reason)) {

@@ -95,6 +95,7 @@
 					 * its virsh's pidfd; each give-back's
 					 * virsh; the ledger being written */
 #define SHELLS		4		/* resident virsh shells at most */
+#define DOMSTATE_MAX	256		/* what we keep of "virsh domstate" */
 #define FDS_SHELLS	(SHELLS * 3)	/* their stdin, stdout and stderr */
 #define FDS_FOLLOW	3		/* the uevents socket, its stop pipe */
 #define DEFAULT_SOCKET_MODE 0600
@@ -2003,8 +2004,8 @@ vm_stop(void)
  * exactly SYSFS/PORT.
  */
 static int
-usb_at_port(const struct usb_device *d, struct usb_addr *addr, char *why,
-    size_t whysz)
+usb_at_port(const struct usb_device *d, struct usb_addr *addr,
+    unsigned long long *serial, char *why, size_t whysz)
 {
 	char dir[PATH_MAX], dev[DEVICE_TEXT];
 	struct usb_device there;
@@ -2017,6 +2018,8 @@ usb_at_port(const struct usb_device *d, struct usb_addr *addr, char *why,
 		ids = sysfs_ids(dfd, &there) && device_ids_equal(&there, d);
 		bus = sysfs_attr_number(dfd, "busnum", 10, 255);
 		num = sysfs_attr_number(dfd, "devnum", 10, 255);
+		if (serial != NULL)
+			*serial = sysfs_serial(dfd);
 		close(dfd);
 	}
 	if (!ids || bus < 1 || num < 1) {
@@ -2034,15 +2037,13 @@ usb_at_port(const struct usb_device *d, struct usb_addr *addr, char *why,
 static unsigned long long
 usb_serial(const char *port)
 {
-	char dir[PATH_MAX], serial[256];
+	char dir[PATH_MAX];
 	unsigned long long h = 0;
-	ssize_t n;
 	int dfd;
 
 	if (fit(snprintf(dir, sizeof(dir), "%s/%s", opt.sysfs, port),
 	    sizeof(dir)) >= 0 && (dfd = sysfs_dir(AT_FDCWD, dir)) != -1) {
-		if ((n = sysfs_attr(dfd, "serial", serial, sizeof(serial))) > 0)
-			h = serial_hash(serial, (size_t)n);
+		h = sysfs_serial(dfd);
 		close(dfd);
 	}
 	return h;
@@ -2119,10 +2120,9 @@ usb_place(struct command *cmd)
 			return;
 		memcpy(at.port, ports[0], sizeof(at.port));
 	}
-	if (usb_at_port(&at, &cmd->addr, why, sizeof(why)) == 0) {
+	if (usb_at_port(&at, &cmd->addr, &cmd->serial, why, sizeof(why)) == 0) {
 		memcpy(cmd->at, at.port, sizeof(cmd->at));
 		cmd->placed = true;
-		cmd->serial = usb_serial(at.port);
 	}
 }
 
@@ -2283,10 +2283,7 @@ static char	*shell_env[8];		/* virsh_env, and readline tamed */
 static bool
 shell_quotable(const char *arg)
 {
-	for (const char *p = arg; *p != '\0'; p++)
-		if (*p < 0x20 || *p > 0x7e || *p == '\'')
-			return false;
-	return true;
+	return is_text(arg, strlen(arg)) && strchr(arg, '\'') == NULL;
 }
 
 static void
@@ -2443,6 +2440,7 @@ shell_take(bool *fresh, char *why, size_t whysz)
 static void
 shell_give(struct shell *sh, bool failed, const char *why)
 {
+	char esc[MAX_REASON * 4 + 1];
 	bool rest = false;
 
 	pthread_mutex_lock(&shells.lock);
@@ -2456,9 +2454,11 @@ shell_give(struct shell *sh, bool failed, const char *why)
 		rest = true;
 	}
 	pthread_mutex_unlock(&shells.lock);
-	if (rest)
+	if (rest) {
+		escape_text(esc, sizeof(esc), why, strlen(why));
 		log_warn("[VMusb] virsh's shell keeps failing (%s): running "
-		    "virsh once per command for %d s", why, SHELL_REST_MS / 1000);
+		    "virsh once per command for %d s", esc, SHELL_REST_MS / 1000);
+	}
 }
 
 /* Writes buf[0..len) to sh by the deadline: how much it took. */
@@ -2782,6 +2782,33 @@ virsh_query(const char *const *args, char *out, size_t size, struct run *r)
 }
 
 /*
+ * vm's state, as "virsh domstate" says it, its first line trimmed, into
+ * state: true when virsh said one (r says how it went, RUN_NORUN when
+ * there is no virsh to run).
+ */
+static bool
+domain_state(const char *vm, char state[DOMSTATE_MAX], struct run *r)
+{
+	const char *args[] = { "domstate", "--domain", vm, NULL };
+	const char *s;
+	char out[DOMSTATE_MAX];
+	size_t n;
+
+	state[0] = '\0';
+	if (!virsh_query(args, out, sizeof(out), r)) {
+		r->outcome = RUN_NORUN;
+		return false;
+	}
+	if (r->outcome != RUN_OK)
+		return false;
+	out[r->outlen] = '\0';
+	n = line_trim(out, strcspn(out, "\n"), &s);
+	memcpy(state, s, n);
+	state[n] = '\0';
+	return true;
+}
+
+/*
  * vm's USB hostdevs, as "virsh dumpxml" says, into devs[0..max): how
  * many, or -1 when it cannot tell (no XML, or more hostdevs than max).
  */
@@ -2870,7 +2897,7 @@ virsh_device(struct command *cmd)
 	cmd->outcome = OUT_FAILED;
 	if (cmd->placed && cmd->req.action == ACT_DETACH)
 		at = &cmd->addr;
-	else if (device_has_port(d) && usb_at_port(d, &addr, cmd->why,
+	else if (device_has_port(d) && usb_at_port(d, &addr, NULL, cmd->why,
 	    sizeof(cmd->why)) == 0)
 		at = &addr;
 	else if (device_has_port(d) && cmd->req.action == ACT_ATTACH)
@@ -3262,7 +3289,6 @@ struct giveback_job {
 					 * attached to e[0]'s domain, for cause */
 	bool			if_running;	/* if the domain runs */
 	char			port[PORT_MAX + 1];
-	struct usb_addr		addr;
 	size_t			n;
 	struct ledger_entry	e[LEDGER_MAX];
 };
@@ -3534,15 +3560,12 @@ watch_reconcile(void)
 		{ "pmsuspended", "suspended", false },
 		{ "shut off", "stopped", true },
 	};
-	char out[256];
+	char state[DOMSTATE_MAX];
 	size_t n = ledger_domains(vms, LEDGER_MAX);
-	const char *state;
 	struct run r;
 
 	for (size_t i = 0; i < n; i++) {
-		const char *args[] = { "domstate", "--domain", vms[i], NULL };
-
-		if (!virsh_query(args, out, sizeof(out), &r))
+		if (!domain_state(vms[i], state, &r) && r.outcome == RUN_NORUN)
 			return;
 		if (r.outcome == RUN_FAILED && (strstr(r.reason,
 		    "failed to get domain") != NULL || strstr(r.reason,
@@ -3552,8 +3575,6 @@ watch_reconcile(void)
 		}
 		if (r.outcome != RUN_OK)
 			continue;
-		out[r.outlen] = '\0';
-		(void)line_trim(out, strcspn(out, "\n"), &state);
 		if (strncmp(state, "shut off", 8) != 0)
 			watch_reconcile_xml(vms[i]);
 		for (size_t a = 0; a < sizeof(acts) / sizeof(acts[0]); a++)
@@ -3941,16 +3962,10 @@ follow_run(const struct giveback_job *job)
 static bool
 domain_runs(const char *vm)
 {
-	const char *args[] = { "domstate", "--domain", vm, NULL };
-	const char *state;
-	char out[256];
+	char state[DOMSTATE_MAX];
 	struct run r;
 
-	if (!virsh_query(args, out, sizeof(out), &r) || r.outcome != RUN_OK)
-		return false;
-	out[r.outlen] = '\0';
-	return line_trim(out, strcspn(out, "\n"), &state) == 7 &&
-	    strncmp(state, "running", 7) == 0;
+	return domain_state(vm, state, &r) && strcmp(state, "running") == 0;
 }
 
 /* Does the ledger have a device of vm with d's ids? */
@@ -4081,7 +4096,6 @@ follow_event(const struct uevent *ev)
 			job->follow = true;
 			job->n = 1;
 			job->e[0] = *e;
-			job->addr = ev->addr;
 			memcpy(job->port, ev->port, sizeof(job->port));
 			jobs[njobs++] = job;
 		}
@@ -5098,7 +5112,7 @@ usage(int status)
 	    "                             up on %s\n"
 	    "                             (default: virsh)\n"
 	    "  -c, --connect URI          passed to virsh as -c URI\n"
-	    "  -t, --timeout SECONDS      deadline for one virsh command (default %d)\n"
+	    "  -t, --timeout SECONDS      one virsh command's deadline (default %d)\n"
 	    "      --one-shot             run virsh once per command, not in the\n"
 	    "                             shells kept running\n"
 	    "      --line-timeout SECONDS a client that is not a guest may leave a\n"
