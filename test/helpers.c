@@ -81,8 +81,9 @@ scratch_dir(void)
  *   flood*  4 MB of lines on stderr, then an "error:" line, exit 1
  *   orphan* leaves a child holding its output open (its pid in
  *           "orphan.pid"), exit 0
- *   late*   succeeds, and a moment later an "error:" line comes as virsh
- *           says it lost libvirtd, then "said" on the events FIFO
+ *   late*   succeeds; once a line comes on the gate FIFO, an "error:"
+ *           line comes as virsh says it lost libvirtd, then "said" on
+ *           the events FIFO
  *   kept*   as libvirt: a detach fails unless the domain holds the device,
  *           at the address the XML names (by its ids, without one)
  *   other   "Device attached successfully", exit 0
@@ -197,7 +198,7 @@ static const char fake_virsh[] =
     "flood*) yes 'a line of noise, again and again' | head -n 125000 >&2\n"
     "	echo 'error: flooded' >&2; status=1 ;;\n"
     "orphan*) sleep 60 & echo $! > \"$dir/orphan.pid\" ;;\n"
-    "late*) (sleep 0.2\n"
+    "late*) (read go < \"$dir/gate\"\n"
     "	echo 'error: Disconnected from qemu:///system due to end of file' >&2\n"
     "	echo \"said $id $dom late\" > \"$dir/events\") & ;;\n"
     "kept*) if [ \"$verb\" = detach-device ]; then\n"

@@ -2113,6 +2113,23 @@ uevent_msg(char *buf, size_t size, const char *const *fields)
 	"DEVTYPE=usb_device", "PRODUCT=627/1/0", "TYPE=0/0/0", \
 	"BUSNUM=001", "DEVNUM=002", "SEQNUM=1794"
 
+/* The message of fields parses, as action, port, device, bus:dev. */
+static struct uevent
+expect_uevent(const char *const *fields, enum uevent_action action,
+    const char *port, const char *device, unsigned bus, unsigned dev)
+{
+	char buf[UEVENT_MAX], text[DEVICE_TEXT];
+	struct uevent ev;
+
+	ck_assert(uevent_parse(buf, uevent_msg(buf, sizeof(buf), fields), &ev));
+	ck_assert_int_eq(ev.action, action);
+	ck_assert_str_eq(ev.port, port);
+	ck_assert_str_eq(device_text(&ev.device, text), device);
+	ck_assert_uint_eq(ev.addr.bus, bus);
+	ck_assert_uint_eq(ev.addr.dev, dev);
+	return ev;
+}
+
 START_TEST(test_uevent_of_a_usb_device_added_and_removed)
 {
 	static const char *const add[] = { KBD_ADD, NULL };
@@ -2122,23 +2139,12 @@ START_TEST(test_uevent_of_a_usb_device_added_and_removed)
 		"DEVPATH=/devices/pci0000:00/0000:00:04.0/usb1/1-1/1-1.4",
 		"SUBSYSTEM=usb", "DEVTYPE=usb_device", "PRODUCT=46d/c52b/1201",
 		"BUSNUM=003", "DEVNUM=127", "SEQNUM=1", NULL };
-	char buf[UEVENT_MAX];
 	struct uevent ev;
-	char dev[DEVICE_TEXT];
 
-	ck_assert(uevent_parse(buf, uevent_msg(buf, sizeof(buf), add), &ev));
-	ck_assert_int_eq(ev.action, UEVENT_ADD);
-	ck_assert_str_eq(ev.port, "1-1");
-	ck_assert_str_eq(device_text(&ev.device, dev), "0627:0001");
-	ck_assert_uint_eq(ev.addr.bus, 1);
-	ck_assert_uint_eq(ev.addr.dev, 2);
+	ev = expect_uevent(add, UEVENT_ADD, "1-1", "0627:0001", 1, 2);
 	ck_assert_uint_eq(ev.seqnum, 1794);
-	ck_assert(uevent_parse(buf, uevent_msg(buf, sizeof(buf), removed), &ev));
-	ck_assert_int_eq(ev.action, UEVENT_REMOVE);
-	ck_assert_str_eq(ev.port, "1-1.4");
-	ck_assert_str_eq(device_text(&ev.device, dev), "046d:c52b");
-	ck_assert_uint_eq(ev.addr.bus, 3);
-	ck_assert_uint_eq(ev.addr.dev, 127);
+	(void)expect_uevent(removed, UEVENT_REMOVE, "1-1.4", "046d:c52b", 3,
+	    127);
 }
 END_TEST
 

@@ -1204,6 +1204,24 @@ START_TEST(test_virsh_gets_no_descriptor_of_ours)
 }
 END_TEST
 
+/* The request req (one word) is answered "ok req" alone to host client
+ * c, which is closed then; a guest is refused it. */
+static void
+expect_host_only(struct client *c, const char *req)
+{
+	char line[LINE], out[LINE], want[LINE];
+
+	snprintf(line, sizeof(line), "%s\n", req);
+	client_send(c, line);
+	snprintf(want, sizeof(want), "ok %s", req);
+	expect_reply(c, want);
+	client_close(c);
+	snprintf(line, sizeof(line), "reply on\n%s\n", req);
+	guest_as(0, 0, "vmA", line, out, sizeof(out));
+	snprintf(want, sizeof(want), "error %s: not allowed\n", req);
+	ck_assert_str_eq(out, want);
+}
+
 /* ------------------------------------------------------------------ */
 /* virsh's shells                                                      */
 
@@ -1374,7 +1392,7 @@ START_TEST(test_a_shell_gets_its_three_pipes_and_nothing_else)
 {
 	struct client c;
 	pid_t shells[4];
-	char dir[64], path[PATH_MAX], target[PATH_MAX], fd0[PATH_MAX] = "";
+	char dir[64], path[PATH_MAX], target[PATH_MAX], std[3][64] = { "" };
 	const char *vglogs = getenv("VALGRIND_LOGS");
 	struct dirent *de;
 	DIR *d;
@@ -1394,13 +1412,9 @@ START_TEST(test_a_shell_gets_its_three_pipes_and_nothing_else)
 		ck_assert_int_gt(n = readlink(path, target, sizeof(target) - 1), 0);
 		target[n] = '\0';
 		if (fd <= 2) {
-			/* Three pipes of their own: stdin, stdout, stderr. */
 			ck_assert_msg(strncmp(target, "pipe:", 5) == 0, "%d -> %s",
 			    fd, target);
-			if (fd == 0)
-				snprintf(fd0, sizeof(fd0), "%s", target);
-			else
-				ck_assert_str_ne(target, fd0);
+			snprintf(std[fd], sizeof(std[fd]), "%.63s", target);
 		} else if (vglogs == NULL ||
 		    strncmp(target, vglogs, strlen(vglogs)) != 0)
 			/* dash's copy of its script, nothing of the daemon's
@@ -1409,6 +1423,13 @@ START_TEST(test_a_shell_gets_its_three_pipes_and_nothing_else)
 			    "the shell holds %d -> %s", fd, target);
 	}
 	closedir(d);
+	/* Three pipes of their own: stdin, stdout, stderr, each there. */
+	ck_assert_str_ne(std[0], "");
+	ck_assert_str_ne(std[1], "");
+	ck_assert_str_ne(std[2], "");
+	ck_assert_str_ne(std[0], std[1]);
+	ck_assert_str_ne(std[0], std[2]);
+	ck_assert_str_ne(std[1], std[2]);
 }
 END_TEST
 
@@ -1417,7 +1438,7 @@ END_TEST
 START_TEST(test_domains_are_what_virsh_lists_for_host_clients_only)
 {
 	struct client c;
-	char path[PATH_MAX], out[LINE], id[32], args[LINE];
+	char path[PATH_MAX], id[32], args[LINE];
 	pid_t shells[4];
 	glob_t g;
 
@@ -1444,12 +1465,7 @@ START_TEST(test_domains_are_what_virsh_lists_for_host_clients_only)
 	snprintf(path, sizeof(path), "%s/domains", w.dir);
 	/* None running: "ok" alone. */
 	write_file(path, "", 0644);
-	client_send(&c, "domains\n");
-	expect_reply(&c, "ok domains");
-	client_close(&c);
-
-	guest_as(0, 0, "vmA", "reply on\ndomains\n", out, sizeof(out));
-	ck_assert_str_eq(out, "error domains: not allowed\n");
+	expect_host_only(&c, "domains");
 }
 END_TEST
 
@@ -1463,6 +1479,8 @@ START_TEST(test_what_an_idle_shell_says_fails_no_command)
 
 	start_with_replies(&c);
 	attach_ok(&c, "latevm", "046d:c52b");
+	/* Its command answered, virsh speaks up of its own accord. */
+	ck_assert_int_eq(write(w.gate, "go\n", 3), 3);
 	event_wait("said", "latevm", id, sizeof(id));
 	attach_ok(&c, "win10", "046d:c077");
 	expect_log("[VMusb] virsh said: error: Disconnected from qemu:///system "
@@ -3044,7 +3062,7 @@ END_TEST
 START_TEST(test_status_tells_the_ledger_and_the_leases)
 {
 	static const char *const one[] = { "046d:c52b", NULL };
-	char line[LINE], out[LINE], vm[MAX_VM_NAME + 1];
+	char line[LINE], vm[MAX_VM_NAME + 1];
 	struct ledger_entry e;
 	unsigned seconds, left;
 	struct client c;
@@ -3076,12 +3094,7 @@ START_TEST(test_status_tells_the_ledger_and_the_leases)
 	libvirt_says("event 'lifecycle' for domain 'vmB': Stopped Destroyed\n");
 	libvirt_says("event 'lifecycle' for domain 'vmA': Stopped Destroyed\n");
 	expect_log("[VMusb] vmA stopped: device 046d:c52b is the host's again");
-	client_send(&c, "status\n");
-	expect_reply(&c, "ok status");
-	client_close(&c);
-
-	guest_as(0, 0, "vmA", "reply on\nstatus\n", out, sizeof(out));
-	ck_assert_str_eq(out, "error status: not allowed\n");
+	expect_host_only(&c, "status");
 }
 END_TEST
 
@@ -3158,6 +3171,39 @@ uevent_send(const char *action, const char *port, const char *product,
 	close(fd);
 }
 
+/* The device vid:pid comes at port of the sysfs tree sys, as bus:dev,
+ * and the kernel says so; or it leaves, and the kernel says so. */
+static void
+plug_event(const char *action, const char *sys, const char *port,
+    const char *vid, const char *pid, int bus, int dev)
+{
+	char product[32], path[300];
+
+	snprintf(product, sizeof(product), "%lx/%lx/1200", strtoul(vid, NULL,
+	    16), strtoul(pid, NULL, 16));
+	if (strcmp(action, "add") == 0)
+		sysfs_device(sys, port, vid, pid, bus, dev);
+	else {
+		snprintf(path, sizeof(path), "%s/%s", sys, port);
+		remove_tree(path);
+	}
+	uevent_send(action, port, product, bus, dev);
+}
+
+static void
+plug(const char *sys, const char *port, const char *vid, const char *pid,
+    int bus, int dev)
+{
+	plug_event("add", sys, port, vid, pid, bus, dev);
+}
+
+static void
+unplug(const char *sys, const char *port, const char *vid, const char *pid,
+    int bus, int dev)
+{
+	plug_event("remove", sys, port, vid, pid, bus, dev);
+}
+
 /*
  * A device in the ledger that leaves the host and comes back, at any
  * port, or at its own when it was named by one, is detached where
@@ -3182,14 +3228,11 @@ START_TEST(test_a_replugged_device_is_attached_again_where_it_is)
 	expect_reply(&c, "ok kept2 attach 046d:c077@2-1");
 
 	/* Out, and in again at another port with another number. */
-	snprintf(path, sizeof(path), "%s/1-2", sys);
-	remove_tree(path);
-	uevent_send("remove", "1-2", "46d/c52b/1200", 1, 5);
+	unplug(sys, "1-2", "046d", "c52b", 1, 5);
 	expect_log("[VMusb] kept1: device 046d:c52b left the host (port 1-2): "
 	    "waiting for it to come back");
 	uevent_send("add", "1-4", "46d/c077/1200", 1, 6);	/* not it */
-	sysfs_device(sys, "1-3", "046d", "c52b", 1, 9);
-	uevent_send("add", "1-3", "46d/c52b/1200", 1, 9);
+	plug(sys, "1-3", "046d", "c52b", 1, 9);
 	expect_log("[VMusb] kept1: device 046d:c52b was replugged: detached it "
 	    "where libvirt held it");
 	expect_log("[VMusb] kept1: device 046d:c52b@1-3 is back: attached it "
@@ -3200,13 +3243,10 @@ START_TEST(test_a_replugged_device_is_attached_again_where_it_is)
 	/* Kept under the name it was attached by: followed again, to
 	 * another port still. */
 	expect_ledger("kept2 046d:c077@2-1 2-1 2 3;kept1 046d:c52b 1-3 1 9;");
-	snprintf(path, sizeof(path), "%s/1-3", sys);
-	remove_tree(path);
-	uevent_send("remove", "1-3", "46d/c52b/1200", 1, 9);
+	unplug(sys, "1-3", "046d", "c52b", 1, 9);
 	expect_log("[VMusb] kept1: device 046d:c52b left the host (port 1-3): "
 	    "waiting for it to come back");
-	sysfs_device(sys, "1-5", "046d", "c52b", 1, 11);
-	uevent_send("add", "1-5", "46d/c52b/1200", 1, 11);
+	plug(sys, "1-5", "046d", "c52b", 1, 11);
 	expect_log("[VMusb] kept1: device 046d:c52b was replugged: detached it "
 	    "where libvirt held it");
 	expect_log("[VMusb] kept1: device 046d:c52b@1-5 is back: attached it "
@@ -3216,15 +3256,11 @@ START_TEST(test_a_replugged_device_is_attached_again_where_it_is)
 	ck_assert_str_eq(text, "046d c52b 1 11\n");
 
 	/* Named by its port: only there is it the same device. */
-	snprintf(path, sizeof(path), "%s/2-1", sys);
-	remove_tree(path);
-	uevent_send("remove", "2-1", "46d/c077/1200", 2, 3);
+	unplug(sys, "2-1", "046d", "c077", 2, 3);
 	expect_log("[VMusb] kept2: device 046d:c077@2-1 left the host (port "
 	    "2-1): waiting for it to come back");
-	sysfs_device(sys, "2-2", "046d", "c077", 2, 4);
-	uevent_send("add", "2-2", "46d/c077/1200", 2, 4);
-	sysfs_device(sys, "2-1", "046d", "c077", 2, 5);
-	uevent_send("add", "2-1", "46d/c077/1200", 2, 5);
+	plug(sys, "2-2", "046d", "c077", 2, 4);
+	plug(sys, "2-1", "046d", "c077", 2, 5);
 	ck_assert(log_wait("[VMusb] kept2: ", line, sizeof(line)));
 	ck_assert_msg(log_peer(line, "[VMusb] kept2: device 046d:c077@2-1 was "
 	    "replugged: detached it where libvirt held it") >= 0, "%s", line);
@@ -3232,14 +3268,20 @@ START_TEST(test_a_replugged_device_is_attached_again_where_it_is)
 	    "again");
 
 	/* A domain that stopped meanwhile gets nothing back. */
-	remove_tree(path);
-	uevent_send("remove", "2-1", "46d/c077/1200", 2, 5);
+	unplug(sys, "2-1", "046d", "c077", 2, 5);
 	expect_log_part("kept2: device 046d:c077@2-1 left the host");
 	libvirt_says("event 'lifecycle' for domain 'kept2': Stopped Destroyed\n");
 	expect_log("[VMusb] kept2 stopped: device 046d:c077@2-1 is the host's "
 	    "again");
-	sysfs_device(sys, "2-1", "046d", "c077", 2, 6);
-	uevent_send("add", "2-1", "46d/c077/1200", 2, 6);
+	plug(sys, "2-1", "046d", "c077", 2, 6);
+	/* Heard after it, in order: kept1's device goes once more. Whatever
+	 * that add set going is then under way, and ends before we do. */
+	unplug(sys, "1-5", "046d", "c52b", 1, 11);
+	expect_log("[VMusb] kept1: device 046d:c52b left the host (port 1-5): "
+	    "waiting for it to come back");
+	plug(sys, "1-5", "046d", "c52b", 1, 12);
+	expect_log("[VMusb] kept1: device 046d:c52b@1-5 is back: attached it "
+	    "again");
 
 	/* What came back is detached as any other. */
 	client_send(&c, "kept1 detach 046d:c52b\n");
@@ -3269,24 +3311,18 @@ START_TEST(test_a_follow_takes_nothing_stale_nor_a_domain_that_does_not_run)
 	client_open(&c);
 	client_send(&c, "reply on\nkept1 attach 046d:c52b\n");
 	expect_reply(&c, "ok kept1 attach 046d:c52b");
-	snprintf(path, sizeof(path), "%s/1-2", sys);
-	remove_tree(path);
-	uevent_send("remove", "1-2", "46d/c52b/1200", 1, 5);
+	unplug(sys, "1-2", "046d", "c52b", 1, 5);
 	expect_log_part("kept1: device 046d:c52b left the host");
 	libvirt_says("event 'lifecycle' for domain 'kept1': Stopped Destroyed\n");
 	expect_log("[VMusb] kept1 stopped: device 046d:c52b is the host's again");
 
 	/* It comes back to the host; kept2 takes it. */
-	sysfs_device(sys, "1-3", "046d", "c52b", 1, 6);
-	uevent_send("add", "1-3", "46d/c52b/1200", 1, 6);
+	plug(sys, "1-3", "046d", "c52b", 1, 6);
 	client_send(&c, "kept2 attach 046d:c52b\n");
 	expect_reply(&c, "ok kept2 attach 046d:c52b");
 	/* A twin comes: kept2's waits for nothing. Then kept2's leaves. */
-	sysfs_device(sys, "1-4", "046d", "c52b", 1, 7);
-	uevent_send("add", "1-4", "46d/c52b/1200", 1, 7);
-	snprintf(path, sizeof(path), "%s/1-3", sys);
-	remove_tree(path);
-	uevent_send("remove", "1-3", "46d/c52b/1200", 1, 6);
+	plug(sys, "1-4", "046d", "c52b", 1, 7);
+	unplug(sys, "1-3", "046d", "c52b", 1, 6);
 	ck_assert(log_wait("[VMusb] kept2: ", line, sizeof(line)));
 	ck_assert_msg(log_peer(line, "[VMusb] kept2: device 046d:c52b left the "
 	    "host (port 1-3): waiting for it to come back") >= 0, "%s", line);
@@ -3297,8 +3333,7 @@ START_TEST(test_a_follow_takes_nothing_stale_nor_a_domain_that_does_not_run)
 	/* It comes back while kept2 is paused, before libvirt says so. */
 	snprintf(path, sizeof(path), "%s/domstate.kept2", w.dir);
 	write_file(path, "paused\n", 0644);
-	sysfs_device(sys, "1-3", "046d", "c52b", 1, 8);
-	uevent_send("add", "1-3", "46d/c52b/1200", 1, 8);
+	plug(sys, "1-3", "046d", "c52b", 1, 8);
 	expect_log("[VMusb] kept2: device 046d:c52b was replugged: detached it "
 	    "where libvirt held it");
 	expect_log("[VMusb] kept2: device 046d:c52b is back, but the domain does "
@@ -3331,9 +3366,7 @@ START_TEST(test_a_twin_that_comes_is_not_the_device_that_left)
 	snprintf(want, sizeof(want), " %016llx\n", serial_hash("AAA", 3));
 	ck_assert_msg(strstr(text, want) != NULL, "%s", text);
 
-	snprintf(path, sizeof(path), "%s/1-2", sys);
-	remove_tree(path);
-	uevent_send("remove", "1-2", "46d/c52b/1200", 1, 5);
+	unplug(sys, "1-2", "046d", "c52b", 1, 5);
 	expect_log_part("kept1: device 046d:c52b left the host");
 	sysfs_device(sys, "1-3", "046d", "c52b", 1, 6);
 	snprintf(path, sizeof(path), "%s/1-3/serial", sys);
@@ -3380,12 +3413,9 @@ START_TEST(test_an_assigned_device_follows_its_domain)
 
 	/* kept1's twin comes: kept1 has one. kept2's device comes at
 	 * another port, then at its own. */
-	sysfs_device(sys, "1-3", "046d", "c52b", 1, 6);
-	uevent_send("add", "1-3", "46d/c52b/1200", 1, 6);
-	sysfs_device(sys, "2-2", "046d", "c077", 2, 3);
-	uevent_send("add", "2-2", "46d/c077/1200", 2, 3);
-	sysfs_device(sys, "2-1", "046d", "c077", 2, 4);
-	uevent_send("add", "2-1", "46d/c077/1200", 2, 4);
+	plug(sys, "1-3", "046d", "c52b", 1, 6);
+	plug(sys, "2-2", "046d", "c077", 2, 3);
+	plug(sys, "2-1", "046d", "c077", 2, 4);
 	ck_assert(log_wait("assigned device", line, sizeof(line)));
 	ck_assert_msg(log_peer(line, "[VMusb] kept2: attached its assigned "
 	    "device 046d:c077@2-1, as the device came") >= 0, "%s", line);
