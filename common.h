@@ -76,13 +76,14 @@ enum action {
 	ACT_STATUS,	/* a host client asks what the ledger and the
 			 * leases hold */
 	ACT_DOMAINS,	/* a host client asks which domains run */
+	ACT_WATCH,	/* a host client asks for a line at each switch */
 };
 
 static inline const char *
 action_name(enum action a)
 {
 	static const char *const names[] = { "attach", "detach", "release",
-	    "alive", "status", "domains" };
+	    "alive", "status", "domains", "watch" };
 
 	return (size_t)a < sizeof(names) / sizeof(names[0]) ? names[a] : "?";
 }
@@ -443,6 +444,7 @@ escape_text(char *dst, size_t size, const char *src, size_t len)
 /*					every domain's                      */
 /*	status				the ledger and the leases, a line   */
 /*					each, then "ok status"              */
+/*	watch on			a "switched" line at each switch    */
 /*	reply on|off			answer this connection's lines      */
 
 struct request {
@@ -550,8 +552,9 @@ parse_operand(const char *f, size_t len, struct request *req,
 }
 
 /* The line's fields f[0..nf), not "reply ..." nor blank, into *req:
- * "release", "status" or "domains" alone, "VM release", or "VM VERB
- * OPERAND". */
+ * "release", "status" or "domains" alone, "watch on", "VM release", or
+ * "VM VERB OPERAND". A domain named "watch" keeps its lines: none of
+ * them is "watch on". */
 static inline enum parse_result
 parse_fields(const char **f, const size_t *flen, size_t nf,
     struct request *req, const char **why)
@@ -567,6 +570,11 @@ parse_fields(const char **f, const size_t *flen, size_t nf,
 	}
 	if (nf == 1 && field_is(f[0], flen[0], action_name(ACT_DOMAINS))) {
 		req->action = ACT_DOMAINS;
+		return PARSE_COMMAND;
+	}
+	if (nf == 2 && field_is(f[0], flen[0], action_name(ACT_WATCH)) &&
+	    field_is(f[1], flen[1], "on")) {
+		req->action = ACT_WATCH;
 		return PARSE_COMMAND;
 	}
 	req->action = ACT_RELEASE;
@@ -634,6 +642,8 @@ request_text(char buf[REQUEST_TEXT], const struct request *req)
 	if ((req->action == ACT_RELEASE && req->vm[0] == '\0') ||
 	    req->action == ACT_STATUS || req->action == ACT_DOMAINS)
 		snprintf(buf, REQUEST_TEXT, "%s", act);
+	else if (req->action == ACT_WATCH)
+		snprintf(buf, REQUEST_TEXT, "%s on", act);
 	else if (req->action == ACT_RELEASE)
 		snprintf(buf, REQUEST_TEXT, "%s %s", req->vm, act);
 	else if (req->action == ACT_ALIVE)
@@ -1062,6 +1072,57 @@ assign_parse(const char *line, size_t len, char vm[MAX_VM_NAME + 1],
 /* What "domains" answers, before its "ok domains": a line per running
  * domain, "domain NAME", in libvirt's order. */
 #define DOMAINS_LINE	"domain "
+
+/*
+ * What a host client that said "watch on" is sent at each switch, when a
+ * domain's devices in the ledger go from none to some ("guest": they
+ * went to it) or from some to none ("host": all came back), whatever
+ * moved them: "switched VM guest|host REASON DEVICE", DEVICE the one
+ * whose move made the switch. REASON is a word: client (a host client's
+ * line), guest (the guest's line), release, lease (it lapsed), crashed,
+ * paused, suspended, stopped, gone, replug (the device came back, and
+ * not to the domain), assign, daemon.
+ */
+#define SWITCHED_LINE	"switched "
+#define SWITCH_REASON_MAX 16
+
+struct switch_event {
+	char			vm[MAX_VM_NAME + 1];
+	bool			guest;		/* to the domain; else the host */
+	char			reason[SWITCH_REASON_MAX + 1];
+	struct usb_device	device;
+};
+
+static inline int
+switch_format(char *buf, size_t size, const struct switch_event *ev)
+{
+	char dev[DEVICE_TEXT];
+
+	return fit(snprintf(buf, size, SWITCHED_LINE "%s %s %s %s\n", ev->vm,
+	    ev->guest ? "guest" : "host", ev->reason,
+	    device_text(&ev->device, dev)), size);
+}
+
+/* A "switched" line (after its "switched "), strictly. */
+static inline bool
+switch_parse(const char *line, size_t len, struct switch_event *ev)
+{
+	const char *f[5];
+	size_t flen[5];
+
+	if (split_fields(line, len, f, flen, 5) != 4 ||
+	    !vm_name_copy(ev->vm, f[0], flen[0]) ||
+	    flen[2] == 0 || flen[2] > SWITCH_REASON_MAX ||
+	    !device_parse(f[3], flen[3], &ev->device))
+		return false;
+	for (size_t i = 0; i < flen[2]; i++)
+		if (f[2][i] < 'a' || f[2][i] > 'z')
+			return false;
+	memcpy(ev->reason, f[2], flen[2]);
+	ev->reason[flen[2]] = '\0';
+	ev->guest = field_is(f[1], flen[1], "guest");
+	return ev->guest || field_is(f[1], flen[1], "host");
+}
 
 static inline int
 lease_format(char *buf, size_t size, const char *vm, unsigned seconds,

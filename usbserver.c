@@ -27,6 +27,7 @@
  *	Queue: one command at a time per domain
  *	Run: a device by its port, the XML file, virsh
  *	Record: the ledger of what we attached
+ *	Switches: a line for each, to the host clients that watch
  *	Give back: libvirt's events, a source of commands; release
  *	Follow: devices that leave the host and come back
  *	Leases: a guest's heartbeat, and the clock that lets it lapse;
@@ -98,6 +99,9 @@
 #define DOMSTATE_MAX	256		/* what we keep of "virsh domstate" */
 #define FDS_SHELLS	(SHELLS * 3)	/* their stdin, stdout and stderr */
 #define FDS_FOLLOW	3		/* the uevents socket, its stop pipe */
+#define WATCHERS_MAX	16		/* connections told of each switch */
+#define WATCHERS_PER_UID 4		/* of them one user's, but root's */
+#define FDS_WATCHERS	(WATCHERS_MAX * 2)	/* a pipe each */
 #define DEFAULT_SOCKET_MODE 0600
 #define DEFAULT_LEDGER	"/run/usbserver/ledger"
 #define DEFAULT_QEMU_RUN_DIR "/run/libvirt/qemu"	/* libvirt's NAME.pid files */
@@ -275,6 +279,8 @@ struct conn {
 	size_t		outlen;		/* replies not yet sent */
 	unsigned long	dropped;	/* replies lost to a peer that does not read */
 	struct budget	*budget;	/* its peer identity's log budget */
+	int		switches;	/* "watch on": its switch lines come
+					 * here (see Switches); -1: none */
 	unsigned long long accepted;	/* when: clock ticks since boot */
 	int64_t		partial_since;	/* an unfinished line's first byte */
 	struct linebuf	in;
@@ -343,6 +349,11 @@ static void	release_run(struct command *);
 static void	lease_run(struct command *);
 static void	status_run(struct command *);
 static void	domains_run(struct command *);
+static void	switches_join(struct command *);
+static void	switch_check_locked(const char *, const char *,
+		    const struct usb_device *);
+static bool	switch_note_locked(const char *, bool);
+static const char *switch_reason(const struct command *);
 static void	lease_renew_of(const char *);
 static bool	lease_end(const char *);
 
@@ -856,7 +867,8 @@ admission_init(void)
 {
 	struct rlimit rl;
 	struct dirent *de;
-	rlim_t own = FDS_SPARE + FDS_WATCH + FDS_SHELLS + FDS_FOLLOW, room;
+	rlim_t own = FDS_SPARE + FDS_WATCH + FDS_SHELLS + FDS_FOLLOW +
+	    FDS_WATCHERS, room;
 	DIR *d;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
@@ -917,6 +929,7 @@ conn_start(int fd, pthread_attr_t *attr)
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return -1;
 	c->fd = fd;
+	c->switches = -1;
 	c->accepted = boot_ticks();
 	pthread_mutex_lock(&conn_lock);
 	conn_live++;
@@ -1108,11 +1121,11 @@ conn_flush(struct conn *c)
 	}
 }
 
-/* Queues one reply line whole, or drops it whole. */
+/* Queues one line whole, or drops it whole. */
 static void
-conn_reply(struct conn *c, const char *line, int len)
+conn_send(struct conn *c, const char *line, int len)
 {
-	if (!c->reply || len < 0)
+	if (len < 0)
 		return;
 	if ((size_t)len > sizeof(c->out) - c->outlen) {
 		if (c->dropped++ == 0)
@@ -1123,6 +1136,36 @@ conn_reply(struct conn *c, const char *line, int len)
 	memcpy(c->out + c->outlen, line, (size_t)len);
 	c->outlen += (size_t)len;
 	conn_flush(c);
+}
+
+/* Queues a reply, if the peer asked for them. */
+static void
+conn_reply(struct conn *c, const char *line, int len)
+{
+	if (c->reply)
+		conn_send(c, line, len);
+}
+
+static void	switches_leave(struct conn *);
+
+/* The switch lines in the connection's pipe, as many as its outbox takes
+ * now; the rest wait there. At the pipe's end (the daemon dropped this
+ * watcher: it did not read), the peer is told. */
+static void
+conn_switches(struct conn *c)
+{
+	static const char lost[] = "error watch on: switch lines were lost "
+	    "(this client did not read them)\n";
+	ssize_t n = read(c->switches, c->out + c->outlen,
+	    sizeof(c->out) - c->outlen);
+
+	if (n > 0) {
+		c->outlen += (size_t)n;
+		conn_flush(c);
+	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+		switches_leave(c);
+		conn_send(c, lost, (int)sizeof(lost) - 1);
+	}
 }
 
 
@@ -1221,6 +1264,7 @@ conn_linger(struct conn *c)
 static void
 conn_end(struct conn *c)
 {
+	switches_leave(c);
 	conn_linger(c);
 	close(c->fd);
 	log_debug("[VMusb] connection %lu closed", c->id);
@@ -1317,17 +1361,24 @@ conn_main(void *arg)
 		return NULL;
 	}
 	while (!c->eof) {
-		struct pollfd p = { .fd = c->fd,
-		    .events = POLLIN | (c->outlen > 0 ? POLLOUT : 0) };
-		int r = poll(&p, 1, conn_wait(c));
+		/* Switch lines are taken while the outbox has room. */
+		struct pollfd p[2] = {
+			{ .fd = c->fd,
+			  .events = POLLIN | (c->outlen > 0 ? POLLOUT : 0) },
+			{ .fd = c->outlen < sizeof(c->out) ? c->switches : -1,
+			  .events = POLLIN },
+		};
+		int r = poll(p, 2, conn_wait(c));
 
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r == -1 || (r == 0 && conn_unfinished(c)))
 			break;
-		if (p.revents & POLLOUT)
+		if (p[0].revents & POLLOUT)
 			conn_flush(c);
-		if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
+		if (p[1].revents != 0)
+			conn_switches(c);
+		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		n = read(c->fd, buf, sizeof(buf));
 		if (n == -1 && (errno == EINTR || errno == EAGAIN))
@@ -1857,6 +1908,8 @@ policy_denies(const struct peer *p, const struct request *req)
 			return "a guest may not ask for the host's status";
 		if (req->action == ACT_DOMAINS)
 			return "a guest may not ask which domains run";
+		if (req->action == ACT_WATCH)
+			return "a guest may not watch the host's switches";
 		if (strcmp(req->vm, p->vm) != 0)
 			return "a guest may only act on its own domain";
 		if (req->action == ACT_ATTACH && !opt.guest_attach)
@@ -2935,6 +2988,9 @@ command_run(struct command *cmd)
 	case ACT_DOMAINS:
 		domains_run(cmd);
 		return;
+	case ACT_WATCH:
+		switches_join(cmd);
+		return;
 	case ACT_ATTACH:
 	case ACT_DETACH:
 		break;
@@ -2984,6 +3040,10 @@ static struct {
 	size_t			n;
 	bool			full_said;
 	bool			save_failed;	/* said; said again when it works */
+	/* The domains last said to hold devices (see Switches): each has
+	 * an entry, or a follow that may bring it back. */
+	char			guest[LEDGER_MAX][MAX_VM_NAME + 1];
+	size_t			nguest;
 } ledger = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* Writes the ledger's file anew, with ledger.lock held. */
@@ -3123,6 +3183,12 @@ ledger_record(struct command *cmd)
 	if (changed) {
 		ledger.full_said = ledger.full_said && ledger.n == LEDGER_MAX;
 		ledger_save_locked();
+		/* A follow's detach of the stale device switches nothing:
+		 * its attach comes next (follow_run settles it). */
+		if (!(cmd->follow && req->action == ACT_DETACH))
+			switch_check_locked(req->vm, switch_reason(cmd),
+			    req->action == ACT_ATTACH ? &e.device :
+			    &req->device);
 	}
 	pthread_mutex_unlock(&ledger.lock);
 	if (full)
@@ -3258,6 +3324,9 @@ ledger_load(void)
 				first_bad = lineno;
 		}
 	}
+	/* Its domains switched before we started: told to no one. */
+	for (size_t i = 0; i < ledger.n; i++)
+		switch_note_locked(ledger.slot[i].e.vm, true);
 	pthread_mutex_unlock(&ledger.lock);
 	if (bad > 0)
 		log_warn("[VMusb] ledger %s: %zu line%s skipped, the first line "
@@ -3266,6 +3335,173 @@ ledger_load(void)
 	if (ledger.n > 0)
 		log_info("[VMusb] ledger %s: %zu device%s attached before we "
 		    "started", opt.ledger, ledger.n, ledger.n == 1 ? "" : "s");
+}
+
+/* ------------------------------------------------------------------ */
+/* Switches: a line for each, to the host clients that watch           */
+
+/*
+ * A domain switches to the guest when its first device goes into the
+ * ledger, and back to the host when its last one leaves it, whatever
+ * moved them. The host clients that said "watch on" (WATCHERS_MAX of
+ * them, WATCHERS_PER_UID of one user but root) are each sent a line
+ * (common.h's switch_format), in the order of the ledger's changes: it
+ * is written, with ledger.lock held, to a pipe of the connection's,
+ * whose own thread queues it as it queues a reply. A watcher that lets
+ * its pipe fill (64 KiB) is dropped, and told so at the pipe's end: no
+ * one waits for a client that does not read.
+ */
+static struct {
+	pthread_mutex_t	lock;
+	struct switch_watcher {
+		const struct conn	*c;
+		int			fd;	/* the pipe's end we write */
+		uid_t			uid;
+	}		w[WATCHERS_MAX];
+	size_t		n;
+} switches = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* The word a switch line gives for what moved cmd's device. */
+static const char *
+switch_reason(const struct command *cmd)
+{
+	static const struct { const char *cause, *reason; } causes[] = {
+		{ "crashed", "crashed" }, { "paused", "paused" },
+		{ "suspended", "suspended" }, { "stopped", "stopped" },
+		{ "is gone", "gone" }, { "holds it no more", "gone" },
+		{ "released", "release" }, { "lease lapsed", "lease" },
+	};
+
+	if (cmd->follow)
+		return "replug";
+	if (cmd->assigned != NULL)
+		return "assign";
+	if (cmd->cause != NULL) {
+		for (size_t i = 0; i < sizeof(causes) / sizeof(causes[0]); i++)
+			if (strcmp(cmd->cause, causes[i].cause) == 0)
+				return causes[i].reason;
+		return "daemon";
+	}
+	return cmd->who->kind == PEER_GUEST ? "guest" : "client";
+}
+
+/* Notes that vm holds devices now (guest) or none: true if that is a
+ * switch. With ledger.lock. */
+static bool
+switch_note_locked(const char *vm, bool guest)
+{
+	size_t i;
+
+	for (i = 0; i < ledger.nguest && strcmp(ledger.guest[i], vm) != 0;
+	    i++)
+		;
+	if (guest == (i < ledger.nguest))
+		return false;
+	if (!guest)
+		memcpy(ledger.guest[i], ledger.guest[--ledger.nguest],
+		    sizeof(ledger.guest[i]));
+	else if (ledger.nguest < LEDGER_MAX)
+		snprintf(ledger.guest[ledger.nguest++], sizeof(ledger.guest[0]),
+		    "%s", vm);
+	return true;
+}
+
+/* Drops watcher i, with switches.lock: its connection reads to the
+ * pipe's end. */
+static void
+switches_drop_locked(size_t i)
+{
+	close(switches.w[i].fd);
+	switches.w[i] = switches.w[--switches.n];
+}
+
+/* Logs the switch ev and tells every watcher. */
+static void
+switches_tell(const struct switch_event *ev)
+{
+	char line[MAX_LINE + 1];
+	int len = switch_format(line, sizeof(line), ev);
+
+	log_info("[VMusb] %s switched to the %s (%s)", ev->vm, ev->guest ?
+	    "guest" : "host", ev->reason);
+	pthread_mutex_lock(&switches.lock);
+	for (size_t i = switches.n; len > 0 && i-- > 0; )
+		/* Whole or not at all: the line is shorter than PIPE_BUF. */
+		if (write(switches.w[i].fd, line, (size_t)len) != len) {
+			log_warn("[VMusb] a client that watches the switches "
+			    "does not read them: it watches no more");
+			switches_drop_locked(i);
+		}
+	pthread_mutex_unlock(&switches.lock);
+}
+
+/* Whether vm switched, now that the ledger changed by d's move for
+ * reason; if it did, it is told. With ledger.lock, so that the lines go
+ * out in the order of the changes. */
+static void
+switch_check_locked(const char *vm, const char *reason,
+    const struct usb_device *d)
+{
+	struct switch_event ev = { .device = *d };
+	bool holds = false;
+
+	for (size_t i = 0; i < ledger.n && !holds; i++)
+		holds = strcmp(ledger.slot[i].e.vm, vm) == 0;
+	if (!switch_note_locked(vm, holds))
+		return;
+	snprintf(ev.vm, sizeof(ev.vm), "%s", vm);
+	snprintf(ev.reason, sizeof(ev.reason), "%s", reason);
+	ev.guest = holds;
+	switches_tell(&ev);
+}
+
+/* The run step of "watch on", in the connection's thread: a pipe for it,
+ * if there is room. */
+static void
+switches_join(struct command *cmd)
+{
+	struct conn *c = cmd->from;
+	size_t mine = 0;
+	char eb[128];
+	int fds[2];
+
+	if (c == NULL || c->switches != -1) {	/* none, or it watches */
+		command_done(cmd, c == NULL ? OUT_FAILED : OUT_OK,
+		    c == NULL ? "no connection" : NULL);
+		return;
+	}
+	pthread_mutex_lock(&switches.lock);
+	for (size_t i = 0; i < switches.n; i++)
+		mine += switches.w[i].uid == c->peer.uid;
+	if (switches.n == WATCHERS_MAX ||
+	    (c->peer.uid != 0 && mine == WATCHERS_PER_UID))
+		command_done(cmd, OUT_FAILED, "too many clients watch");
+	else if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) == -1)
+		command_done(cmd, OUT_FAILED, errstr(errno, eb, sizeof(eb)));
+	else {
+		switches.w[switches.n++] = (struct switch_watcher){ .c = c,
+		    .fd = fds[1], .uid = c->peer.uid };
+		c->switches = fds[0];
+		command_done(cmd, OUT_OK, NULL);
+	}
+	pthread_mutex_unlock(&switches.lock);
+}
+
+/* The connection watches no more: it ended, or its pipe did. */
+static void
+switches_leave(struct conn *c)
+{
+	if (c->switches == -1)
+		return;
+	pthread_mutex_lock(&switches.lock);
+	for (size_t i = 0; i < switches.n; i++)
+		if (switches.w[i].c == c) {
+			switches_drop_locked(i);
+			break;
+		}
+	pthread_mutex_unlock(&switches.lock);
+	close(c->switches);
+	c->switches = -1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -3938,15 +4174,21 @@ follow_run(const struct giveback_job *job)
 	command_do(&gone);
 	/* Attached again whatever came of it (libvirt may have let the
 	 * stale one go), if the domain runs. */
-	if (!domain_runs(e->vm)) {
+	if (!domain_runs(e->vm))
 		log_info("[VMusb] %s: device %s is back, but the domain does "
 		    "not run: it stays with the host", e->vm,
 		    device_text(&e->device, dev));
-		return;
+	else {
+		memcpy(back.req.vm, e->vm, sizeof(back.req.vm));
+		memcpy(back.req.device.port, job->port,
+		    sizeof(back.req.device.port));
+		command_do(&back);
 	}
-	memcpy(back.req.vm, e->vm, sizeof(back.req.vm));
-	memcpy(back.req.device.port, job->port, sizeof(back.req.device.port));
-	command_do(&back);
+	/* Its detach switched nothing: whether the domain holds devices
+	 * still is settled now. */
+	pthread_mutex_lock(&ledger.lock);
+	switch_check_locked(e->vm, "replug", &e->device);
+	pthread_mutex_unlock(&ledger.lock);
 }
 
 /*
@@ -4946,7 +5188,7 @@ answer(struct command *cmd)
 	}
 	if (cmd->outcome != OUT_INVALID && (req->action == ACT_RELEASE ||
 	    req->action == ACT_ALIVE || req->action == ACT_STATUS ||
-	    req->action == ACT_DOMAINS)) {
+	    req->action == ACT_DOMAINS || req->action == ACT_WATCH)) {
 		answer_domain(cmd);
 		return;
 	}

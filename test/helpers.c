@@ -753,7 +753,8 @@ call_file(const char *id, const char *what, char *buf, size_t size)
  * writes its pid there, as libvirt does for a QEMU it starts; with --as
  * it then drops to that user, group and no others. ARGS are only what it
  * says of itself, such as QEMU's "-name guest=vmA". It sends its standard
- * input, then copies the daemon's answers to standard output until EOF.
+ * input, and copies the daemon's answers to standard output as they come,
+ * until the daemon's EOF.
  */
 static int
 fit_path(char *dst, size_t size, const char *path)
@@ -796,14 +797,27 @@ peer_main(int argc, char *argv[])
 		perror(argv[2]);
 		return 1;
 	}
-	while ((n = read(STDIN_FILENO, buf, sizeof(buf))) > 0)
-		if (send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n)
+	/* Both ways at once: a test may hold the input open and read. */
+	for (struct pollfd p[2] = { { .fd = STDIN_FILENO, .events = POLLIN },
+	    { .fd = fd, .events = POLLIN } }; ; ) {
+		if (poll(p, 2, -1) == -1)
 			return 1;
-	shutdown(fd, SHUT_WR);
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		if (p[0].revents != 0) {
+			if ((n = read(STDIN_FILENO, buf, sizeof(buf))) > 0 &&
+			    send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n)
+				return 1;
+			if (n <= 0) {
+				shutdown(fd, SHUT_WR);
+				p[0].fd = -1;
+			}
+		}
+		if (p[1].revents == 0)
+			continue;
+		if ((n = read(fd, buf, sizeof(buf))) <= 0)
+			return n == 0 ? 0 : 1;
 		if (write(STDOUT_FILENO, buf, (size_t)n) != n)
 			return 1;
-	return n == 0 ? 0 : 1;
+	}
 }
 
 /*

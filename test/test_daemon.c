@@ -3484,6 +3484,217 @@ END_TEST
 
 /* Attack 3: pass as another guest; 5: signals; 6: learn the host's
  * ports; 8: name another domain; 9: stall the start. */
+/* ------------------------------------------------------------------ */
+/* Switches: the lines a host client that watches is sent              */
+
+/* A guest of a domain on a connection held open: the runner as "peer",
+ * its input a pipe of ours and its output one we read. */
+struct held {
+	pid_t		pid;
+	int		in;
+	struct reader	out;
+};
+
+static void
+guest_hold(struct held *g, const char *vm)
+{
+	char self[PATH_MAX], pidfile[256];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	int in[2], out[2];
+
+	ck_assert_int_gt(n, 0);
+	self[n] = '\0';
+	snprintf(pidfile, sizeof(pidfile), "%s/%s.pid", w.qemu_run, vm);
+	ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+	ck_assert_int_ne(g->pid = fork(), -1);
+	if (g->pid == 0) {
+		if (dup2(in[0], STDIN_FILENO) == -1 ||
+		    dup2(out[1], STDOUT_FILENO) == -1)
+			_exit(127);
+		execl(self, self, "peer", w.sock, "--pidfile", pidfile,
+		    (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	g->in = in[1];
+	g->out.fd = out[0];
+	g->out.len = 0;
+}
+
+static void
+held_says(struct held *g, const char *text)
+{
+	ck_assert_int_eq(write(g->in, text, strlen(text)),
+	    (ssize_t)strlen(text));
+}
+
+static void
+held_expect(struct held *g, const char *want)
+{
+	char line[LINE];
+
+	ck_assert_msg(reader_line(&g->out, line, sizeof(line), WAIT_MS) == 1,
+	    "the guest was not answered '%s'", want);
+	ck_assert_str_eq(line, want);
+}
+
+/* Its last line, answered in order after anything the daemon sent it
+ * before; then it goes. */
+static void
+held_end(struct held *g, const char *last, const char *want)
+{
+	int status;
+
+	held_says(g, last);
+	held_expect(g, want);
+	close(g->in);
+	ck_assert_int_eq(waitpid(g->pid, &status, 0), g->pid);
+	ck_assert_int_eq(status, 0);
+	close(g->out.fd);
+}
+
+/* A host client's attach, answered. */
+static void
+host_attach(const char *vm, const char *dev)
+{
+	const char *const one[] = { dev, NULL };
+
+	attach_all(vm, one);
+}
+
+/* A watcher that asked and was told yes. */
+static void
+watcher_open(struct client *c)
+{
+	client_open(c);
+	client_send(c, "reply on\nwatch on\n");
+	expect_reply(c, "ok watch on");
+}
+
+/*
+ * A host client that watches is sent a line when a domain gets its
+ * first device and when it gives back its last, once each, in order,
+ * whatever moved them: a host client, the guest, libvirt's events, a
+ * release, a lapsed lease, a replug to a domain that no longer runs. A
+ * replug that goes back to the domain switches nothing. A guest that
+ * asks to watch is refused and sent nothing.
+ */
+START_TEST(test_a_watcher_sees_each_switch_once_in_order)
+{
+	static const struct { const char *says, *reason; } events[] = {
+		{ "Crashed Panicked", "crashed" },
+		{ "Suspended Paused", "paused" },
+		{ "PMSuspended Memory", "suspended" },
+		{ "Stopped Destroyed", "stopped" },
+	};
+	char sys[256], uevents[300], path[300], line[LINE];
+	struct client wc, c;
+	struct held g;
+
+	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
+	snprintf(uevents, sizeof(uevents), "%s/uevents", w.dir);
+	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
+	/* Its first look at the ledger is behind it: the fake virsh's XML
+	 * holds no device. */
+	w.ready = "[VMusb] watching libvirt's events";
+	daemon_start("--sysfs", sys, "--uevents", uevents, NULL);
+	watcher_open(&wc);
+	guest_hold(&g, "vmA");
+	held_says(&g, "reply on\nwatch on\n");
+	held_expect(&g, "error watch on: not allowed");
+
+	/* Two devices in: one switch. The guest gives both back: one. */
+	host_attach("vmA", "046d:c52b");
+	host_attach("vmA", "1050:0407");
+	expect_reply(&wc, "switched vmA guest client 046d:c52b");
+	held_says(&g, "vmA detach 046d:c52b\nvmA detach 1050:0407\n");
+	held_expect(&g, "ok vmA detach 046d:c52b");
+	held_expect(&g, "ok vmA detach 1050:0407");
+	expect_reply(&wc, "switched vmA host guest 1050:0407");
+
+	/* libvirt's events. */
+	for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+		host_attach("vmA", "046d:c52b");
+		expect_reply(&wc, "switched vmA guest client 046d:c52b");
+		snprintf(line, sizeof(line), "event 'lifecycle' for domain "
+		    "'vmA': %s\n", events[i].says);
+		libvirt_says(line);
+		snprintf(line, sizeof(line), "switched vmA host %s 046d:c52b",
+		    events[i].reason);
+		expect_reply(&wc, line);
+	}
+
+	/* A release, and a lease that lapses. */
+	host_attach("vmA", "046d:c52b");
+	client_open(&c);
+	client_send(&c, "reply on\nvmA release\n");
+	expect_reply(&c, "ok vmA release");
+	client_close(&c);
+	expect_reply(&wc, "switched vmA guest client 046d:c52b");
+	expect_reply(&wc, "switched vmA host release 046d:c52b");
+	host_attach("vmA", "046d:c52b");
+	held_says(&g, "vmA alive 1\n");
+	held_expect(&g, "ok vmA alive 1");
+	expect_reply(&wc, "switched vmA guest client 046d:c52b");
+	expect_reply(&wc, "switched vmA host lease 046d:c52b");
+
+	/* Replugged while the domain runs: no switch. Then while it is
+	 * paused: the host's. */
+	host_attach("vmA", "046d:c52b");
+	expect_reply(&wc, "switched vmA guest client 046d:c52b");
+	unplug(sys, "1-2", "046d", "c52b", 1, 5);
+	plug(sys, "1-3", "046d", "c52b", 1, 6);
+	expect_log("[VMusb] vmA: device 046d:c52b@1-3 is back: attached it "
+	    "again");
+	unplug(sys, "1-3", "046d", "c52b", 1, 6);
+	snprintf(path, sizeof(path), "%s/domstate.vmA", w.dir);
+	write_file(path, "paused\n", 0644);
+	plug(sys, "1-4", "046d", "c52b", 1, 7);
+	expect_reply(&wc, "switched vmA host replug 046d:c52b");
+
+	/* Nothing else came between: the next line is the next switch. */
+	host_attach("vmB", "046d:c52b");
+	expect_reply(&wc, "switched vmB guest client 046d:c52b");
+	expect_log("[VMusb] vmB switched to the guest (client)");
+	held_end(&g, "hello\n", "error: expected: VM attach|detach VID:PID");
+	client_close(&wc);
+}
+END_TEST
+
+/* WATCHERS_MAX (16) connections may watch at once; one more is told
+ * no, and the connection lives on. One that ends makes room. */
+START_TEST(test_watchers_are_bounded)
+{
+	struct client wc[17];
+
+	daemon_start(NULL);
+	for (int i = 0; i < 16; i++)
+		watcher_open(&wc[i]);
+	client_open(&wc[16]);
+	client_send(&wc[16], "reply on\nwatch on\n");
+	expect_reply(&wc[16], "error watch on: too many clients watch");
+	client_close(&wc[0]);
+	/* It ended when the daemon says a command of its went; the
+	 * refused one tries until its turn comes. */
+	for (int tries = 0; ; tries++) {
+		char line[LINE];
+
+		ck_assert_int_lt(tries, 100);
+		client_send(&wc[16], "watch on\n");
+		client_reply(&wc[16], line, sizeof(line));
+		if (strcmp(line, "ok watch on") == 0)
+			break;
+		ck_assert_str_eq(line, "error watch on: too many clients watch");
+		(void)poll(NULL, 0, 20);
+	}
+	host_attach("vmA", "046d:c52b");
+	for (int i = 1; i < 17; i++)
+		expect_reply(&wc[i], "switched vmA guest client 046d:c52b");
+}
+END_TEST
+
 void
 daemon_attacks(TCase *tc)
 {
@@ -3509,8 +3720,9 @@ daemon_suite(void)
 	TCase *sd = tcase_create("systemd");
 	TCase *give = tcase_create("giving back");
 	TCase *shell = tcase_create("shells");
+	TCase *sw = tcase_create("switches");
 	TCase *all[] = { proto, hostile_tc, virsh, shell, life, policy, sd,
-	    give, real };
+	    give, sw, real };
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		tcase_add_checked_fixture(all[i], world_setup, world_teardown);
@@ -3607,6 +3819,9 @@ daemon_suite(void)
 	tcase_add_test(give, test_a_follow_takes_nothing_stale_nor_a_domain_that_does_not_run);
 	tcase_add_test(give, test_an_assigned_device_follows_its_domain);
 	tcase_add_test(give, test_hung_give_backs_do_not_hold_up_the_watcher);
+
+	tcase_add_test(sw, test_a_watcher_sees_each_switch_once_in_order);
+	tcase_add_test(sw, test_watchers_are_bounded);
 
 	tcase_add_test(real, test_real_virsh_error_is_replied);
 	tcase_add_test(real, test_syslog_messages_have_the_guides_format);
