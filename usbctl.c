@@ -7,6 +7,11 @@
  *	usbctl [options] [attach|detach|toggle] [VID:PID[@PORT]...]
  *	usbctl [options] status | devices
  *	usbctl [options] [-d VM] release
+ *	usbctl [options] watch
+ *
+ * watch stays: it runs the hooks of the configuration file at each
+ * switch usbserver makes, and asks for a hotkey's action when its keys
+ * are pressed on a keyboard (evdev).
  *
  * Exit status: 0 if every device moved (or the listing worked), 1 if any
  * did not, 2 for a usage error.
@@ -20,17 +25,24 @@
  *	What is attached where: a domain's XML
  *	The host's USB devices: sysfs
  *	status and devices: for people, and JSON for scripts
+ *	Watching: switch lines, hooks and hotkeys
  *	Start-up: options, toggle, main
  */
 #define _GNU_SOURCE
 
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <linux/input.h>
 
 #include <dirent.h>
 #include <err.h>
 #include <getopt.h>
 #include <grp.h>
+#include <stdarg.h>
 
 #include "common.h"
 
@@ -51,8 +63,51 @@
 #define REPLY_WAIT_S(n)	((VIRSH_TIMEOUT + 5) * (n) + 5)
 #define RELEASE_RUNS	16	/* virsh runs a release is waited for: a
 				 * keyboard and a mouse for a few domains */
+#define MAX_HOOKS	8	/* hook lines */
+#define HOOK_ARGS	8	/* words after a hook's program */
+#define HOOK_TIMEOUT	10	/* seconds a hook may run, by default */
+#define MAX_KEYBOARDS	8	/* keyboard lines */
+#define MAX_HOTKEYS	8	/* hotkey lines */
+#define CHORD_KEYS	4	/* keys of a hotkey, at most */
+#define INPUT_DIR	"/dev/input"
+#define INPUT_MAX	32	/* input devices read at once */
+#define SWITCHES_HELD	32	/* switch lines waiting for their hooks */
+#define RECONNECT_MS	250	/* the first wait to connect again, doubled */
+#define RECONNECT_MAX_MS 5000	/* each time up to this */
+#define KILL_GRACE_MS	1000	/* a hook past its deadline: SIGTERM, then
+				 * this long before SIGKILL */
 
 extern char **environ;
+
+enum verb { ATTACH, DETACH, TOGGLE, STATUS, DEVICES, RELEASE, WATCH };
+
+/* A hotkey's keys, by their evdev codes (linux/input-event-codes.h). */
+struct chord {
+	unsigned short	key[CHORD_KEYS];
+	unsigned	n;
+};
+
+/* "hook guest|host PATH [ARGS...]": run at each switch that way. */
+struct hook {
+	bool	guest;
+	char	words[MAX_CONFIG_LINE + 1];	/* PATH and ARGS, each ended
+						 * by a NUL */
+	size_t	nwords;
+};
+
+/* "keyboard VID:PID" or "keyboard NAME": an input device to read. */
+struct keyboard {
+	bool			by_ids;
+	struct usb_device	ids;
+	char			name[MAX_CONFIG_LINE + 1];	/* as the
+						 * kernel names it */
+};
+
+/* "hotkey KEY[+KEY...] VERB": a chord, and what it asks. */
+struct hotkey {
+	struct chord	chord;
+	enum verb	verb;		/* TOGGLE, ATTACH, DETACH or RELEASE */
+};
 
 static struct {
 	const char	*socket;
@@ -61,12 +116,14 @@ static struct {
 	const char	*virsh;
 	const char	*config;	/* --config: the only file read */
 	const char	*sysfs;		/* the host's USB devices (tests: a tree) */
+	const char	*input;		/* watch: the input devices' directory */
 	bool		 json;
 	bool		 socket_given;	/* on the command line: it wins */
 } opt = {
 	.socket = DEFAULT_SOCKET,
 	.virsh = DEFAULT_VIRSH,
 	.sysfs = SYSFS_USB,
+	.input = INPUT_DIR,
 };
 
 /* What the configuration files give; the command line comes first. */
@@ -76,7 +133,14 @@ static struct {
 	char			domain[MAX_VM_NAME + 1];
 	struct usb_device	devices[MAX_DEVICES];
 	int			ndevices;
-} conf;
+	struct hook		hooks[MAX_HOOKS];
+	int			nhooks;
+	unsigned		hook_timeout;	/* seconds */
+	struct keyboard		keyboards[MAX_KEYBOARDS];
+	int			nkeyboards;
+	struct hotkey		hotkeys[MAX_HOTKEYS];
+	int			nhotkeys;
+} conf = { .hook_timeout = HOOK_TIMEOUT };
 
 
 /* A host USB device, from sysfs. */
@@ -91,48 +155,325 @@ struct usbdev {
 /* ------------------------------------------------------------------ */
 /* The configuration files                                             */
 
-/* One line of a configuration file: "domain VM", "device VID:PID",
- * "socket PATH" or "connect URI"; '#' starts a comment. Exits on a line
- * it does not understand. */
-static void
-conf_line(const char *path, int lineno, const char *line, size_t len,
-    int *ndevices)
-{
-	const char *fld[3], *hash;
-	size_t flen[3], nf;
+/* The keys a hotkey may name, as linux/input-event-codes.h does. */
+#define KEY_NAME(k)	{ #k, k }
+static const struct { const char *name; unsigned short code; } key_names[] = {
+	KEY_NAME(KEY_ESC), KEY_NAME(KEY_1), KEY_NAME(KEY_2), KEY_NAME(KEY_3),
+	KEY_NAME(KEY_4), KEY_NAME(KEY_5), KEY_NAME(KEY_6), KEY_NAME(KEY_7),
+	KEY_NAME(KEY_8), KEY_NAME(KEY_9), KEY_NAME(KEY_0), KEY_NAME(KEY_MINUS),
+	KEY_NAME(KEY_EQUAL), KEY_NAME(KEY_BACKSPACE), KEY_NAME(KEY_TAB),
+	KEY_NAME(KEY_Q), KEY_NAME(KEY_W), KEY_NAME(KEY_E), KEY_NAME(KEY_R),
+	KEY_NAME(KEY_T), KEY_NAME(KEY_Y), KEY_NAME(KEY_U), KEY_NAME(KEY_I),
+	KEY_NAME(KEY_O), KEY_NAME(KEY_P), KEY_NAME(KEY_LEFTBRACE),
+	KEY_NAME(KEY_RIGHTBRACE), KEY_NAME(KEY_ENTER), KEY_NAME(KEY_LEFTCTRL),
+	KEY_NAME(KEY_A), KEY_NAME(KEY_S), KEY_NAME(KEY_D), KEY_NAME(KEY_F),
+	KEY_NAME(KEY_G), KEY_NAME(KEY_H), KEY_NAME(KEY_J), KEY_NAME(KEY_K),
+	KEY_NAME(KEY_L), KEY_NAME(KEY_SEMICOLON), KEY_NAME(KEY_APOSTROPHE),
+	KEY_NAME(KEY_GRAVE), KEY_NAME(KEY_LEFTSHIFT), KEY_NAME(KEY_BACKSLASH),
+	KEY_NAME(KEY_Z), KEY_NAME(KEY_X), KEY_NAME(KEY_C), KEY_NAME(KEY_V),
+	KEY_NAME(KEY_B), KEY_NAME(KEY_N), KEY_NAME(KEY_M), KEY_NAME(KEY_COMMA),
+	KEY_NAME(KEY_DOT), KEY_NAME(KEY_SLASH), KEY_NAME(KEY_RIGHTSHIFT),
+	KEY_NAME(KEY_KPASTERISK), KEY_NAME(KEY_LEFTALT), KEY_NAME(KEY_SPACE),
+	KEY_NAME(KEY_CAPSLOCK), KEY_NAME(KEY_F1), KEY_NAME(KEY_F2),
+	KEY_NAME(KEY_F3), KEY_NAME(KEY_F4), KEY_NAME(KEY_F5), KEY_NAME(KEY_F6),
+	KEY_NAME(KEY_F7), KEY_NAME(KEY_F8), KEY_NAME(KEY_F9), KEY_NAME(KEY_F10),
+	KEY_NAME(KEY_NUMLOCK), KEY_NAME(KEY_SCROLLLOCK), KEY_NAME(KEY_KP7),
+	KEY_NAME(KEY_KP8), KEY_NAME(KEY_KP9), KEY_NAME(KEY_KPMINUS),
+	KEY_NAME(KEY_KP4), KEY_NAME(KEY_KP5), KEY_NAME(KEY_KP6),
+	KEY_NAME(KEY_KPPLUS), KEY_NAME(KEY_KP1), KEY_NAME(KEY_KP2),
+	KEY_NAME(KEY_KP3), KEY_NAME(KEY_KP0), KEY_NAME(KEY_KPDOT),
+	KEY_NAME(KEY_102ND), KEY_NAME(KEY_F11), KEY_NAME(KEY_F12),
+	KEY_NAME(KEY_KPENTER), KEY_NAME(KEY_RIGHTCTRL), KEY_NAME(KEY_KPSLASH),
+	KEY_NAME(KEY_SYSRQ), KEY_NAME(KEY_RIGHTALT), KEY_NAME(KEY_HOME),
+	KEY_NAME(KEY_UP), KEY_NAME(KEY_PAGEUP), KEY_NAME(KEY_LEFT),
+	KEY_NAME(KEY_RIGHT), KEY_NAME(KEY_END), KEY_NAME(KEY_DOWN),
+	KEY_NAME(KEY_PAGEDOWN), KEY_NAME(KEY_INSERT), KEY_NAME(KEY_DELETE),
+	KEY_NAME(KEY_MUTE), KEY_NAME(KEY_VOLUMEDOWN), KEY_NAME(KEY_VOLUMEUP),
+	KEY_NAME(KEY_PAUSE), KEY_NAME(KEY_LEFTMETA), KEY_NAME(KEY_RIGHTMETA),
+	KEY_NAME(KEY_COMPOSE), KEY_NAME(KEY_F13), KEY_NAME(KEY_F14),
+	KEY_NAME(KEY_F15), KEY_NAME(KEY_F16), KEY_NAME(KEY_F17),
+	KEY_NAME(KEY_F18), KEY_NAME(KEY_F19), KEY_NAME(KEY_F20),
+	KEY_NAME(KEY_F21), KEY_NAME(KEY_F22), KEY_NAME(KEY_F23),
+	KEY_NAME(KEY_F24), KEY_NAME(KEY_PRINT), KEY_NAME(KEY_PLAYPAUSE),
+	KEY_NAME(KEY_NEXTSONG), KEY_NAME(KEY_PREVIOUSSONG),
+	KEY_NAME(BTN_LEFT), KEY_NAME(BTN_RIGHT), KEY_NAME(BTN_MIDDLE),
+	KEY_NAME(BTN_SIDE), KEY_NAME(BTN_EXTRA), KEY_NAME(BTN_FORWARD),
+	KEY_NAME(BTN_BACK),
+};
 
-	if (len > MAX_CONFIG_LINE)
-		errx(2, "%s:%d: line too long", path, lineno);
-	if (memchr(line, '\0', len) != NULL)
-		errx(2, "%s:%d: a NUL byte", path, lineno);
+/* The code of the key name[0..len): a name of key_names, or a number of
+ * 1 to KEY_MAX for any other; -1 if it is neither. */
+static int
+key_code(const char *name, size_t len)
+{
+	long long n;
+
+	for (size_t i = 0; i < sizeof(key_names) / sizeof(key_names[0]); i++)
+		if (field_is(name, len, key_names[i].name))
+			return key_names[i].code;
+	n = decimal_parse(name, len, KEY_MAX);
+	return n >= 1 ? (int)n : -1;
+}
+
+/* "KEY[+KEY...]", each key once: false if it is not one. */
+static bool
+chord_parse(const char *s, size_t len, struct chord *c)
+{
+	size_t i = 0, j;
+	int code;
+
+	c->n = 0;
+	while (i <= len) {
+		for (j = i; j < len && s[j] != '+'; j++)
+			;
+		if (c->n == CHORD_KEYS || (code = key_code(s + i, j - i)) < 0)
+			return false;
+		for (unsigned k = 0; k < c->n; k++)
+			if (c->key[k] == code)
+				return false;
+		c->key[c->n++] = (unsigned short)code;
+		i = j + 1;
+	}
+	return true;
+}
+
+/* What a line of usbctl's configuration file says. */
+enum ctl_key {
+	CTL_NOTHING,		/* blank, or a comment */
+	CTL_DOMAIN,		/* text */
+	CTL_DEVICE,		/* device */
+	CTL_SOCKET,		/* text */
+	CTL_CONNECT,		/* text */
+	CTL_HOOK,		/* hook */
+	CTL_HOOK_TIMEOUT,	/* seconds */
+	CTL_KEYBOARD,		/* keyboard */
+	CTL_HOTKEY,		/* hotkey */
+	CTL_ERROR,		/* why */
+};
+
+struct ctl_line {
+	enum ctl_key		key;
+	const char		*why;
+	char			text[MAX_CONFIG_LINE + 1];
+	struct usb_device	device;
+	struct hook		hook;
+	unsigned		seconds;
+	struct keyboard		keyboard;
+	struct hotkey		hotkey;
+};
+
+#define CTL_FIELDS	(3 + HOOK_ARGS + 1)	/* a hook's, and one more */
+
+/* "hook guest|host PATH [ARGS...]": PATH absolute, every word printable
+ * (no shell reads them: they are argv as they stand). */
+static enum ctl_key
+ctl_hook(const char **f, const size_t *flen, size_t nf, struct ctl_line *l)
+{
+	struct hook *h = &l->hook;
+	size_t at = 0;
+
+	if (nf < 3 || nf == CTL_FIELDS) {
+		l->why = "expected 'hook guest|host PATH [ARGS...]', at most "
+		    "8 arguments";
+		return CTL_ERROR;
+	}
+	h->guest = field_is(f[1], flen[1], "guest");
+	if (!h->guest && !field_is(f[1], flen[1], "host")) {
+		l->why = "a hook runs at a switch to the 'guest' or the 'host'";
+		return CTL_ERROR;
+	}
+	if (f[2][0] != '/') {
+		l->why = "a hook's program is named by its absolute path";
+		return CTL_ERROR;
+	}
+	for (size_t i = 2; i < nf; i++) {
+		if (!is_text(f[i], flen[i])) {
+			l->why = "a hook's words are printable ASCII";
+			return CTL_ERROR;
+		}
+		memcpy(h->words + at, f[i], flen[i]);
+		at += flen[i];
+		h->words[at++] = '\0';
+	}
+	h->nwords = nf - 2;
+	return CTL_HOOK;
+}
+
+/* "keyboard VID:PID" or "keyboard NAME", the name the rest of the line
+ * (names have blanks: "AT Translated Set 2 keyboard"). */
+static enum ctl_key
+ctl_keyboard(const char *rest, size_t len, struct ctl_line *l)
+{
+	struct keyboard *k = &l->keyboard;
+
+	len = line_trim(rest, len, &rest);
+	if (len == 0 || !is_text(rest, len)) {
+		l->why = "expected 'keyboard VID:PID' or 'keyboard NAME', the "
+		    "name printable";
+		return CTL_ERROR;
+	}
+	k->by_ids = device_parse(rest, len, &k->ids) &&
+	    !device_has_port(&k->ids);
+	memcpy(k->name, rest, len);
+	k->name[len] = '\0';
+	return CTL_KEYBOARD;
+}
+
+/* "hotkey KEY[+KEY...] toggle|attach|detach|release". */
+static enum ctl_key
+ctl_hotkey(const char **f, const size_t *flen, size_t nf, struct ctl_line *l)
+{
+	static const struct { const char *word; enum verb verb; } verbs[] = {
+		{ "toggle", TOGGLE }, { "attach", ATTACH },
+		{ "detach", DETACH }, { "release", RELEASE },
+	};
+
+	if (nf != 3 || !chord_parse(f[1], flen[1], &l->hotkey.chord)) {
+		l->why = "expected 'hotkey KEY[+KEY...] ACTION', 1 to 4 keys "
+		    "named as in linux/input-event-codes.h (KEY_LEFTCTRL), "
+		    "each once";
+		return CTL_ERROR;
+	}
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (field_is(f[2], flen[2], verbs[i].word)) {
+			l->hotkey.verb = verbs[i].verb;
+			return CTL_HOTKEY;
+		}
+	l->why = "a hotkey's action is toggle, attach, detach or release";
+	return CTL_ERROR;
+}
+
+/* A text value: fits text, and is printable. */
+static enum ctl_key
+ctl_text(enum ctl_key key, const char *f, size_t len, size_t max,
+    struct ctl_line *l)
+{
+	if (len >= max || !is_text(f, len)) {
+		l->why = "value too long, or not printable";
+		return CTL_ERROR;
+	}
+	memcpy(l->text, f, len);
+	l->text[len] = '\0';
+	return key;
+}
+
+/*
+ * One line of a configuration file, any bytes: "domain VM", "device
+ * VID:PID[@PORT]", "socket PATH", "connect URI"; for usbctl watch "hook
+ * guest|host PATH [ARGS...]", "hook-timeout SECONDS", "keyboard
+ * VID:PID|NAME", "hotkey KEY[+KEY...] ACTION"; '#' starts a comment.
+ */
+static enum ctl_key
+ctl_line_parse(const char *line, size_t len, struct ctl_line *l)
+{
+	const char *f[CTL_FIELDS], *hash;
+	size_t flen[CTL_FIELDS], nf;
+	long long n;
+
+	l->why = "expected domain, device, socket, connect, hook, "
+	    "hook-timeout, keyboard or hotkey, with a valid value";
+	if (len > MAX_CONFIG_LINE) {
+		l->why = "line too long";
+		return CTL_ERROR;
+	}
+	if (memchr(line, '\0', len) != NULL) {
+		l->why = "a NUL byte";
+		return CTL_ERROR;
+	}
 	if ((hash = memchr(line, '#', len)) != NULL)
 		len = (size_t)(hash - line);
-	if ((nf = split_fields(line, len, fld, flen, 3)) == 0)
-		return;
-	if (nf != 2)
-		errx(2, "%s:%d: expected 'KEY VALUE'", path, lineno);
-	if (field_is(fld[0], flen[0], "device")) {
-		if (*ndevices == MAX_DEVICES)
+	if ((nf = split_fields(line, len, f, flen, CTL_FIELDS)) == 0)
+		return CTL_NOTHING;
+	if (field_is(f[0], flen[0], "hook"))
+		return ctl_hook(f, flen, nf, l);
+	if (field_is(f[0], flen[0], "hotkey"))
+		return ctl_hotkey(f, flen, nf, l);
+	if (field_is(f[0], flen[0], "keyboard"))
+		return ctl_keyboard(f[0] + flen[0], len - (size_t)(f[0] +
+		    flen[0] - line), l);
+	if (nf != 2) {
+		l->why = "expected 'KEY VALUE'";
+		return CTL_ERROR;
+	}
+	if (field_is(f[0], flen[0], "device")) {
+		if (device_parse(f[1], flen[1], &l->device))
+			return CTL_DEVICE;
+		l->why = "not a device (VID:PID)";
+	} else if (field_is(f[0], flen[0], "domain") &&
+	    valid_vm_name(f[1], flen[1]))
+		return ctl_text(CTL_DOMAIN, f[1], flen[1], MAX_VM_NAME + 1, l);
+	else if (field_is(f[0], flen[0], "socket"))
+		return ctl_text(CTL_SOCKET, f[1], flen[1],
+		    sizeof(conf.socket), l);
+	else if (field_is(f[0], flen[0], "connect"))
+		return ctl_text(CTL_CONNECT, f[1], flen[1],
+		    sizeof(conf.connect), l);
+	else if (field_is(f[0], flen[0], "hook-timeout")) {
+		if ((n = decimal_parse(f[1], flen[1], MAX_TIMEOUT)) >= 1) {
+			l->seconds = (unsigned)n;
+			return CTL_HOOK_TIMEOUT;
+		}
+		l->why = "a hook's timeout is 1 to 3600 seconds";
+	}
+	return CTL_ERROR;
+}
+
+/* What each list of a configuration file held: a later file's list
+ * replaces an earlier one's, a list at a time. */
+struct conf_lists {
+	int	ndevices, nhooks, nkeyboards, nhotkeys;
+};
+
+/* One line of a configuration file, applied to conf; exits on a line it
+ * does not understand, or one too many. */
+static void
+conf_line(const char *path, int lineno, const char *line, size_t len,
+    struct conf_lists *n)
+{
+	static struct ctl_line l;
+
+	switch (ctl_line_parse(line, len, &l)) {
+	case CTL_NOTHING:
+		break;
+	case CTL_ERROR:
+		errx(2, "%s:%d: %s", path, lineno, l.why);
+	case CTL_DOMAIN:
+		memcpy(conf.domain, l.text, strlen(l.text) + 1);
+		break;
+	case CTL_SOCKET:
+		memcpy(conf.socket, l.text, strlen(l.text) + 1);
+		break;
+	case CTL_CONNECT:
+		memcpy(conf.connect, l.text, strlen(l.text) + 1);
+		break;
+	case CTL_HOOK_TIMEOUT:
+		conf.hook_timeout = l.seconds;
+		break;
+	case CTL_DEVICE:
+		if (n->ndevices == MAX_DEVICES)
 			errx(2, "%s:%d: more than %d devices", path, lineno,
 			    MAX_DEVICES);
-		if (!device_parse(fld[1], flen[1], &conf.devices[*ndevices]))
-			errx(2, "%s:%d: not a device (VID:PID)", path, lineno);
-		(*ndevices)++;
-	} else if (field_is(fld[0], flen[0], "domain") &&
-	    valid_vm_name(fld[1], flen[1]))
-		snprintf(conf.domain, sizeof(conf.domain), "%.*s", (int)flen[1],
-		    fld[1]);
-	else if (field_is(fld[0], flen[0], "socket") &&
-	    flen[1] < sizeof(conf.socket))
-		snprintf(conf.socket, sizeof(conf.socket), "%.*s", (int)flen[1],
-		    fld[1]);
-	else if (field_is(fld[0], flen[0], "connect") &&
-	    flen[1] < sizeof(conf.connect))
-		snprintf(conf.connect, sizeof(conf.connect), "%.*s",
-		    (int)flen[1], fld[1]);
-	else
-		errx(2, "%s:%d: expected domain, device, socket or connect, "
-		    "with a valid value", path, lineno);
+		conf.devices[n->ndevices++] = l.device;
+		break;
+	case CTL_HOOK:
+		if (n->nhooks == MAX_HOOKS)
+			errx(2, "%s:%d: more than %d hooks", path, lineno,
+			    MAX_HOOKS);
+		conf.hooks[n->nhooks++] = l.hook;
+		break;
+	case CTL_KEYBOARD:
+		if (n->nkeyboards == MAX_KEYBOARDS)
+			errx(2, "%s:%d: more than %d keyboards", path, lineno,
+			    MAX_KEYBOARDS);
+		conf.keyboards[n->nkeyboards++] = l.keyboard;
+		break;
+	case CTL_HOTKEY:
+		if (n->nhotkeys == MAX_HOTKEYS)
+			errx(2, "%s:%d: more than %d hotkeys", path, lineno,
+			    MAX_HOTKEYS);
+		conf.hotkeys[n->nhotkeys++] = l.hotkey;
+		break;
+	}
 }
 
 /* Reads a configuration file. One that is not there is fine unless it
@@ -143,9 +484,10 @@ conf_load(const char *path, bool must)
 {
 	static char buf[FILE_MAX + 1];
 	const char *line;
+	struct conf_lists n = { 0 };
 	struct stat st;
 	size_t at = 0, llen;
-	int lineno = 0, ndevices = 0;
+	int lineno = 0;
 	ssize_t len;
 
 	/* A regular file only: a FIFO must not hang us, nor /dev/zero
@@ -160,9 +502,15 @@ conf_load(const char *path, bool must)
 		return;
 	}
 	while (text_line(buf, (size_t)len, &at, &line, &llen))
-		conf_line(path, ++lineno, line, llen, &ndevices);
-	if (ndevices > 0)
-		conf.ndevices = ndevices;
+		conf_line(path, ++lineno, line, llen, &n);
+	if (n.ndevices > 0)
+		conf.ndevices = n.ndevices;
+	if (n.nhooks > 0)
+		conf.nhooks = n.nhooks;
+	if (n.nkeyboards > 0)
+		conf.nkeyboards = n.nkeyboards;
+	if (n.nhotkeys > 0)
+		conf.nhotkeys = n.nhotkeys;
 }
 
 /* --config alone, or /etc/usbctl.conf then the user's; then fills in
@@ -1189,6 +1537,667 @@ cmd_devices(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* Watching: switch lines, hooks and hotkeys                           */
+
+/*
+ * "usbctl watch" stays. It asks usbserver for its switch lines ("watch
+ * on") and runs the hooks of each switch, one at a time, each with a
+ * deadline. It reads the keyboards' key events (evdev: no X11, no
+ * Wayland) and, when a hotkey's chord is pressed, runs "usbctl ACTION"
+ * as a child, as if the user had typed it. It never grabs a keyboard:
+ * the desktop sees every key too. One poll loop serves it all: the
+ * daemon's connection, the input devices and inotify on their
+ * directory, a signalfd for children and the end, and the deadlines.
+ */
+
+/* The keys held down on one input device. */
+struct keys_down {
+	unsigned char	bit[KEY_MAX / 8 + 1];
+	unsigned	n;
+};
+
+static bool
+key_is_down(const struct keys_down *k, unsigned code)
+{
+	return code <= KEY_MAX && (k->bit[code / 8] & (1u << (code % 8)));
+}
+
+/* Whether exactly c's keys are down, and code among them. */
+static bool
+chord_held(const struct chord *c, const struct keys_down *k, unsigned code)
+{
+	bool has = false;
+
+	if (c->n != k->n)
+		return false;
+	for (unsigned j = 0; j < c->n; j++) {
+		if (!key_is_down(k, c->key[j]))
+			return false;
+		has |= c->key[j] == code;
+	}
+	return has;
+}
+
+/*
+ * One key event (value 1 down, 0 up, 2 a repeat) into k: the index of
+ * the hotkey of h[0..nh) whose chord it completes (the key just went
+ * down, and exactly the chord's keys are down), or -1. Holding the
+ * chord fires it once; another key held with it, never.
+ */
+static int
+chord_feed(struct keys_down *k, const struct hotkey *h, int nh, unsigned code,
+    int value)
+{
+	unsigned char m;
+
+	if (code > KEY_MAX || (value != 0 && value != 1))
+		return -1;
+	m = (unsigned char)(1u << (code % 8));
+	if (value == 0) {
+		if (k->bit[code / 8] & m) {
+			k->bit[code / 8] &= (unsigned char)~m;
+			k->n--;
+		}
+		return -1;
+	}
+	if (k->bit[code / 8] & m)
+		return -1;
+	k->bit[code / 8] |= m;
+	k->n++;
+	for (int i = 0; i < nh; i++)
+		if (chord_held(&h[i].chord, k, code))
+			return i;
+	return -1;
+}
+
+/* The keys down as the kernel says, after it dropped events. */
+static void
+keys_sync(struct keys_down *k, const unsigned char *bits, size_t size)
+{
+	memset(k, 0, sizeof(*k));
+	memcpy(k->bit, bits, size < sizeof(k->bit) ? size : sizeof(k->bit));
+	for (size_t i = 0; i < sizeof(k->bit); i++)
+		k->n += (unsigned)__builtin_popcount(k->bit[i]);
+}
+
+/* An input device read for the hotkeys. */
+struct input {
+	int		fd;
+	char		node[NAME_MAX + 1];	/* "event3" */
+	char		name[256];		/* as the kernel names it */
+	bool		dropped;	/* events lost: wait for SYN_REPORT */
+	struct keys_down keys;
+};
+
+static struct {
+	const char	*cli[5];	/* -s, -c, -d, -V, -C as given: a
+					 * hotkey's usbctl gets them too */
+	int		self;		/* our program, for a hotkey's usbctl */
+	int		signals;	/* SIGCHLD, SIGTERM, SIGINT */
+	int		daemon;		/* -1: not connected */
+	struct linebuf	lb;
+	int64_t		reconnect_at;
+	int		backoff;	/* ms */
+	bool		away_said;
+	int		inotify;	/* -1: no hotkeys */
+	struct input	in[INPUT_MAX];
+	int		nin;
+	char		denied[PATH_MAX];	/* a device we may not read */
+	bool		none_said;
+	struct switch_event queue[SWITCHES_HELD];	/* waiting for hooks */
+	int		qhead, qn;
+	pid_t		hook;		/* running; 0: none */
+	int		hook_next;	/* the next hook for queue[qhead] */
+	int64_t		hook_deadline;
+	bool		hook_termed;	/* SIGTERM sent; SIGKILL next */
+	pid_t		action;		/* a hotkey's usbctl; 0: none */
+	const struct hotkey *action_of;
+} wt = { .self = -1, .signals = -1, .daemon = -1, .inotify = -1 };
+
+static void __attribute__((format(printf, 1, 2)))
+say(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vwarnx(fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Starts argv with env in a process group of its own (a deadline's
+ * signal reaches what it started), standard input /dev/null, output as
+ * ours; our own program (wt.self) if self, else argv[0]. Its pid, or -1.
+ * The child only sets up and execs.
+ */
+static pid_t
+watch_spawn(char *const argv[], char *const env[], bool self)
+{
+	sigset_t none;
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	pid_t pid;
+
+	sigemptyset(&none);
+	if (null == -1) {
+		warn("/dev/null");
+		return -1;
+	}
+	if ((pid = fork()) == 0) {
+		(void)setpgid(0, 0);
+		(void)sigprocmask(SIG_SETMASK, &none, NULL);
+		if (dup2(null, STDIN_FILENO) == -1)
+			_exit(126);
+		if (self)
+			fexecve(wt.self, argv, env);
+		else
+			execve(argv[0], argv, env);
+		_exit(127);
+	}
+	if (pid == -1)
+		warn("fork");
+	close(null);
+	return pid;
+}
+
+/* How a child ended, for the log. */
+static const char *
+exit_text(int status, char *buf, size_t size)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, size, "exit %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, size, "killed by signal %d", WTERMSIG(status));
+	else
+		snprintf(buf, size, "status %d", status);
+	return buf;
+}
+
+/* --- Hooks ---------------------------------------------------------- */
+
+/* Runs hook h for the switch ev: its words as argv, our environment
+ * and USBCTL_DOMAIN, USBCTL_SWITCH (guest or host), USBCTL_REASON and
+ * USBCTL_DEVICES. */
+static void
+hook_start(const struct hook *h, const struct switch_event *ev)
+{
+	static const char *const ours[] = { "USBCTL_DOMAIN=", "USBCTL_SWITCH=",
+	    "USBCTL_REASON=", "USBCTL_DEVICES=" };
+	char *argv[HOOK_ARGS + 2], vars[4][MAX_VM_NAME + 32], dev[DEVICE_TEXT];
+	char **env;
+	size_t n = 0, k = 0;
+	const char *p = h->words;
+
+	for (size_t i = 0; i < h->nwords; i++, p += strlen(p) + 1)
+		argv[i] = (char *)p;
+	argv[h->nwords] = NULL;
+	snprintf(vars[0], sizeof(vars[0]), "%s%s", ours[0], ev->vm);
+	snprintf(vars[1], sizeof(vars[1]), "%s%s", ours[1], ev->guest ?
+	    "guest" : "host");
+	snprintf(vars[2], sizeof(vars[2]), "%s%s", ours[2], ev->reason);
+	snprintf(vars[3], sizeof(vars[3]), "%s%s", ours[3],
+	    device_text(&ev->device, dev));
+	while (environ[n] != NULL)
+		n++;
+	if ((env = calloc(n + 5, sizeof(*env))) == NULL) {
+		warn("hook %s", argv[0]);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t j;
+
+		for (j = 0; j < 4 && strncmp(environ[i], ours[j],
+		    strlen(ours[j])) != 0; j++)
+			;
+		if (j == 4)
+			env[k++] = environ[i];
+	}
+	for (size_t j = 0; j < 4; j++)
+		env[k++] = vars[j];
+	say("%s switched to the %s (%s): running %s", ev->vm, ev->guest ?
+	    "guest" : "host", ev->reason, argv[0]);
+	if ((wt.hook = watch_spawn(argv, env, false)) == -1)
+		wt.hook = 0;
+	wt.hook_deadline = now_ms() + (int64_t)conf.hook_timeout * 1000;
+	wt.hook_termed = false;
+	free(env);
+}
+
+/* The next hook to run, if none runs: the queue's first switch's next
+ * hook of its way; a switch with none left leaves the queue. */
+static void
+hook_next(void)
+{
+	while (wt.hook == 0 && wt.qn > 0) {
+		const struct switch_event *ev = &wt.queue[wt.qhead];
+		int i = wt.hook_next;
+
+		while (i < conf.nhooks && conf.hooks[i].guest != ev->guest)
+			i++;
+		if (i == conf.nhooks) {
+			wt.qhead = (wt.qhead + 1) % SWITCHES_HELD;
+			wt.qn--;
+			wt.hook_next = 0;
+			continue;
+		}
+		wt.hook_next = i + 1;
+		hook_start(&conf.hooks[i], ev);
+	}
+}
+
+/* A hook past its deadline: SIGTERM to its group, then SIGKILL. */
+static void
+hook_overdue(void)
+{
+	say("a hook ran past its %u s: %s", conf.hook_timeout,
+	    wt.hook_termed ? "killed" : "stopping it");
+	(void)kill(-wt.hook, wt.hook_termed ? SIGKILL : SIGTERM);
+	wt.hook_deadline = now_ms() + (wt.hook_termed ? INT32_MAX :
+	    KILL_GRACE_MS);
+	wt.hook_termed = true;
+}
+
+/* --- The daemon's switch lines --------------------------------------- */
+
+static void
+watch_away(const char *why)
+{
+	if (wt.daemon != -1)
+		close(wt.daemon);
+	wt.daemon = -1;
+	wt.reconnect_at = now_ms() + wt.backoff;
+	wt.backoff = wt.backoff * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS :
+	    wt.backoff * 2;
+	if (!wt.away_said)
+		say("usbserver at %s: %s; trying again", opt.socket, why);
+	wt.away_said = true;
+}
+
+/* Connects, and asks for the switch lines. */
+static void
+watch_connect(void)
+{
+	static const char ask[] = "reply on\nwatch on\n";
+
+	if ((wt.daemon = daemon_connect(1)) == -1) {
+		watch_away(strerror(errno));
+		return;
+	}
+	line_clear(&wt.lb);
+	if (send(wt.daemon, ask, sizeof(ask) - 1, MSG_NOSIGNAL) !=
+	    (ssize_t)sizeof(ask) - 1)
+		watch_away("cannot ask it for its switches");
+}
+
+/* A line from the daemon: a switch, queued for its hooks, or the
+ * answer to "watch on". */
+static void
+watch_line(const char *line, size_t len)
+{
+	const size_t sl = strlen(SWITCHED_LINE);
+	struct switch_event ev;
+
+	if (len > sl && memcmp(line, SWITCHED_LINE, sl) == 0 &&
+	    switch_parse(line + sl, len - sl, &ev)) {
+		if (wt.qn == SWITCHES_HELD) {
+			say("%s switched, but %d switches wait for their "
+			    "hooks: its hooks do not run", ev.vm, SWITCHES_HELD);
+			return;
+		}
+		wt.queue[(wt.qhead + wt.qn++) % SWITCHES_HELD] = ev;
+	} else if (strcmp(line, "ok watch on") == 0) {
+		say("watching usbserver's switches at %s", opt.socket);
+		wt.away_said = false;
+		wt.backoff = RECONNECT_MS;
+	} else {
+		char esc[MAX_LINE * 4 + 1];
+
+		escape_text(esc, sizeof(esc), line, len);
+		watch_away(esc);	/* an older one says "error: ..." */
+	}
+}
+
+static void
+watch_read(void)
+{
+	char buf[4096];
+	const char *p = buf;
+	size_t n;
+	ssize_t got = read(wt.daemon, buf, sizeof(buf));
+
+	if (got == -1 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (got <= 0) {
+		watch_away("it went away");
+		return;
+	}
+	for (n = (size_t)got; n > 0 && wt.daemon != -1; )
+		if (line_feed(&wt.lb, &p, &n) == LINE_READY)
+			watch_line(wt.lb.buf, wt.lb.len);
+}
+
+/* --- Hotkeys: the input devices ------------------------------------- */
+
+#define BITS_SIZE(n)	((n) / 8 + 1)
+
+static bool
+bit_is_set(const unsigned char *bits, unsigned n)
+{
+	return (bits[n / 8] & (1u << (n % 8))) != 0;
+}
+
+/* Is the device one to read: named by a keyboard line (every device,
+ * without one), and able to send some hotkey's every key? */
+static bool
+input_wanted(const char *name, const struct input_id *id,
+    const unsigned char *keys)
+{
+	bool named = conf.nkeyboards == 0;
+
+	for (int i = 0; i < conf.nkeyboards && !named; i++) {
+		const struct keyboard *k = &conf.keyboards[i];
+
+		named = k->by_ids ? id->vendor == k->ids.vendor &&
+		    id->product == k->ids.product : strcmp(name, k->name) == 0;
+	}
+	for (int i = 0; i < conf.nhotkeys && named; i++) {
+		const struct chord *c = &conf.hotkeys[i].chord;
+		unsigned j;
+
+		for (j = 0; j < c->n && bit_is_set(keys, c->key[j]); j++)
+			;
+		if (j == c->n)
+			return true;
+	}
+	return false;
+}
+
+/* Opens the input device node (in opt.input) if it is one to read. */
+static void
+input_open(const char *node)
+{
+	unsigned char keys[BITS_SIZE(KEY_MAX)] = { 0 };
+	char path[PATH_MAX], name[256] = "";
+	struct input_id id;
+	struct input *in;
+	int fd;
+
+	if (strncmp(node, "event", 5) != 0 || wt.nin == INPUT_MAX ||
+	    fit(snprintf(path, sizeof(path), "%s/%s", opt.input, node),
+	    sizeof(path)) < 0)
+		return;
+	for (int i = 0; i < wt.nin; i++)
+		if (strcmp(wt.in[i].node, node) == 0)
+			return;
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1) {
+		if (errno == EACCES || errno == EPERM)
+			snprintf(wt.denied, sizeof(wt.denied), "%s", path);
+		return;
+	}
+	if (ioctl(fd, EVIOCGNAME(sizeof(name) - 1), name) < 0 ||
+	    ioctl(fd, EVIOCGID, &id) < 0 ||
+	    ioctl(fd, EVIOCGBIT(EV_KEY, sizeof(keys)), keys) < 0 ||
+	    !input_wanted(name, &id, keys)) {
+		close(fd);
+		return;
+	}
+	in = &wt.in[wt.nin++];
+	memset(in, 0, sizeof(*in));
+	in->fd = fd;
+	snprintf(in->node, sizeof(in->node), "%s", node);
+	escape_text(in->name, sizeof(in->name), name, strlen(name));
+	memset(keys, 0, sizeof(keys));
+	if (ioctl(fd, EVIOCGKEY(sizeof(keys)), keys) >= 0)
+		keys_sync(&in->keys, keys, sizeof(keys));
+	say("reading %s (%s, %04x:%04x) for the hotkeys", path, in->name,
+	    id.vendor, id.product);
+	wt.none_said = false;
+}
+
+static void
+input_close(int i, const char *why)
+{
+	say("%s/%s (%s): %s", opt.input, wt.in[i].node, wt.in[i].name, why);
+	close(wt.in[i].fd);
+	wt.in[i] = wt.in[--wt.nin];
+}
+
+/* Every device of opt.input not read yet, that is one to read. */
+static void
+input_scan(void)
+{
+	struct dirent *de;
+	DIR *d;
+
+	if ((d = opendir(opt.input)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL)
+		input_open(de->d_name);
+	closedir(d);
+}
+
+/* When no keyboard is read: says why, once. */
+static void
+input_report(void)
+{
+	if (wt.nin > 0 || wt.none_said)
+		return;
+	wt.none_said = true;
+	if (wt.denied[0] != '\0')
+		say("cannot read %s, nor any other keyboard for the hotkeys: "
+		    "permission denied. The user must be in group input "
+		    "(adduser USER input, then log in again), or run usbctl "
+		    "watch as the usbctl-watch service", wt.denied);
+	else
+		say("no keyboard for the hotkeys in %s%s; waiting for one",
+		    opt.input, conf.nkeyboards > 0 ? " (as the keyboard lines "
+		    "name it)" : "");
+}
+
+/* Runs "usbctl ACTION" for the hotkey h, as the user would. */
+static void
+action_start(const struct hotkey *h)
+{
+	static const char *const flags[] = { "--socket", "--connect",
+	    "--domain", "--virsh", "--config" };
+	static const char *const words[] = { [ATTACH] = "attach",
+	    [DETACH] = "detach", [TOGGLE] = "toggle", [RELEASE] = "release" };
+	char *argv[2 + 2 * 5 + 1];
+	int n = 0;
+
+	if (wt.action != 0) {
+		say("hotkey: the last one's usbctl still runs: this one is "
+		    "passed over");
+		return;
+	}
+	argv[n++] = (char *)"usbctl";
+	for (int i = 0; i < 5; i++)
+		if (wt.cli[i] != NULL) {
+			argv[n++] = (char *)flags[i];
+			argv[n++] = (char *)wt.cli[i];
+		}
+	argv[n++] = (char *)words[h->verb];
+	argv[n] = NULL;
+	say("hotkey: usbctl %s", words[h->verb]);
+	wt.action_of = h;
+	if ((wt.action = watch_spawn(argv, environ, true)) == -1)
+		wt.action = 0;
+}
+
+/* A device's events: key events through the chord matcher. */
+static void
+input_read(int i)
+{
+	struct input *in = &wt.in[i];
+	struct input_event ev[64];
+	unsigned char keys[BITS_SIZE(KEY_MAX)];
+	ssize_t got = read(in->fd, ev, sizeof(ev));
+	int h;
+
+	if (got == -1 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (got <= 0) {
+		/* ENODEV: unplugged, or gone to a guest. */
+		input_close(i, got == 0 ? "ended" : strerror(errno));
+		return;
+	}
+	for (size_t k = 0; k < (size_t)got / sizeof(ev[0]); k++) {
+		if (ev[k].type == EV_SYN && ev[k].code == SYN_DROPPED)
+			in->dropped = true;
+		else if (in->dropped && ev[k].type == EV_SYN &&
+		    ev[k].code == SYN_REPORT) {
+			in->dropped = false;
+			memset(keys, 0, sizeof(keys));
+			if (ioctl(in->fd, EVIOCGKEY(sizeof(keys)), keys) >= 0)
+				keys_sync(&in->keys, keys, sizeof(keys));
+		} else if (!in->dropped && ev[k].type == EV_KEY &&
+		    (h = chord_feed(&in->keys, conf.hotkeys, conf.nhotkeys,
+		    ev[k].code, ev[k].value)) >= 0)
+			action_start(&conf.hotkeys[h]);
+	}
+}
+
+/* What inotify says of opt.input: a device node came, or may now be
+ * read (udev sets its group and mode after it is made). */
+static void
+input_changed(void)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct
+	    inotify_event))));
+	const struct inotify_event *ie;
+	ssize_t got = read(wt.inotify, buf, sizeof(buf));
+
+	for (ssize_t at = 0; got > 0 && at < got;
+	    at += (ssize_t)(sizeof(*ie) + ie->len)) {
+		ie = (const struct inotify_event *)(buf + at);
+		if (ie->len > 0)
+			input_open(ie->name);
+	}
+}
+
+/* --- The loop --------------------------------------------------------- */
+
+/* Children that ended: a hook, or a hotkey's usbctl. False on SIGTERM
+ * or SIGINT. */
+static bool
+watch_signal(void)
+{
+	struct signalfd_siginfo si;
+	char how[64];
+	pid_t pid;
+	int status;
+
+	if (read(wt.signals, &si, sizeof(si)) != (ssize_t)sizeof(si))
+		return true;
+	if (si.ssi_signo != SIGCHLD)
+		return false;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == wt.hook) {
+			say("the hook ended: %s", exit_text(status, how,
+			    sizeof(how)));
+			wt.hook = 0;
+		} else if (pid == wt.action) {
+			say("hotkey: usbctl ended: %s", exit_text(status, how,
+			    sizeof(how)));
+			wt.action = 0;
+		}
+	}
+	return true;
+}
+
+/* How long poll may wait: to the next deadline, or for ever. */
+static int
+watch_timeout(void)
+{
+	int64_t now = now_ms(), next = INT64_MAX;
+
+	if (wt.daemon == -1)
+		next = wt.reconnect_at;
+	if (wt.hook != 0 && wt.hook_deadline < next)
+		next = wt.hook_deadline;
+	if (next == INT64_MAX)
+		return -1;
+	return next <= now ? 0 : next - now > INT_MAX ? INT_MAX :
+	    (int)(next - now);
+}
+
+/* Signals, our program, inotify and the first scan: what the loop needs. */
+static void
+watch_start(void)
+{
+	sigset_t set;
+
+	if (conf.nhooks == 0 && conf.nhotkeys == 0)
+		errx(2, "nothing to watch for: the configuration has no hook "
+		    "and no hotkey lines");
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1 ||
+	    (wt.signals = signalfd(-1, &set, SFD_CLOEXEC)) == -1)
+		err(1, "signalfd");
+	if ((wt.self = open("/proc/self/exe", O_PATH | O_CLOEXEC)) == -1)
+		err(1, "/proc/self/exe");
+	wt.backoff = RECONNECT_MS;
+	if (conf.nhotkeys > 0) {
+		if ((wt.inotify = inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) == -1)
+			err(1, "inotify");
+		if (inotify_add_watch(wt.inotify, opt.input, IN_CREATE |
+		    IN_ATTRIB | IN_MOVED_TO) == -1)
+			err(1, "%s", opt.input);
+		input_scan();
+		input_report();
+	}
+	watch_connect();
+}
+
+/*
+ * "usbctl watch": until SIGTERM or SIGINT. A hook that runs then is
+ * stopped; a hotkey's usbctl ends by itself.
+ */
+static int
+cmd_watch(void)
+{
+	struct pollfd p[3 + INPUT_MAX];
+
+	watch_start();
+	for (;;) {
+		int r;
+
+		p[0] = (struct pollfd){ .fd = wt.signals, .events = POLLIN };
+		p[1] = (struct pollfd){ .fd = wt.daemon, .events = POLLIN };
+		p[2] = (struct pollfd){ .fd = wt.inotify, .events = POLLIN };
+		for (int i = 0; i < wt.nin; i++)
+			p[3 + i] = (struct pollfd){ .fd = wt.in[i].fd,
+			    .events = POLLIN };
+		if ((r = poll(p, (nfds_t)(3 + wt.nin), watch_timeout())) == -1 &&
+		    errno != EINTR)
+			err(1, "poll");
+		if (r > 0 && p[0].revents != 0 && !watch_signal())
+			break;
+		if (r > 0 && p[1].revents != 0 && wt.daemon != -1)
+			watch_read();
+		if (r > 0 && p[2].revents != 0)
+			input_changed();
+		for (int i = r > 0 ? wt.nin : 0; i-- > 0; )
+			if (p[3 + i].revents != 0)
+				input_read(i);
+		if (wt.inotify != -1)
+			input_report();
+		if (wt.daemon == -1 && now_ms() >= wt.reconnect_at)
+			watch_connect();
+		if (wt.hook != 0 && now_ms() >= wt.hook_deadline)
+			hook_overdue();
+		hook_next();
+	}
+	if (wt.hook != 0) {
+		(void)kill(-wt.hook, SIGTERM);
+		(void)waitpid(wt.hook, NULL, 0);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Start-up: options, toggle, main                                     */
 
 static void __attribute__((noreturn))
@@ -1198,6 +2207,7 @@ usage(int status)
 	    "usage: usbctl [options] [attach|detach|toggle] [VID:PID[@PORT]...]\n"
 	    "       usbctl [options] status|devices\n"
 	    "       usbctl [-d VM] release\n"
+	    "       usbctl [options] watch\n"
 	    "\n"
 	    "Asks usbserver to attach (the default), detach or toggle host USB\n"
 	    "devices for the first running libvirt domain, or the one named;\n"
@@ -1205,6 +2215,8 @@ usage(int status)
 	    "what is attached to each running domain, devices the host's USB\n"
 	    "devices and where they are. release has usbserver give back what\n"
 	    "it attached to the domain named with -d, or to every domain.\n"
+	    "watch stays, runs the configuration's hooks at each switch and\n"
+	    "its hotkeys' actions when their keys are pressed.\n"
 	    "\n"
 	    "  -s, --socket PATH   usbserver's socket (default %s)\n"
 	    "  -c, --connect URI   libvirt URI for finding the domain\n"
@@ -1214,31 +2226,51 @@ usage(int status)
 	    "                      ~/.config/usbctl.conf\n"
 	    "  -j, --json          status and devices as JSON\n"
 	    "      --sysfs DIR     the host's USB devices (default %s)\n"
+	    "      --input DIR     watch: the input devices (default %s)\n"
 	    "  -h, --help          show this help\n"
 	    "  -v, --version       show the version\n",
-	    DEFAULT_SOCKET, SYSTEM_CONFIG, SYSFS_USB);
+	    DEFAULT_SOCKET, SYSTEM_CONFIG, SYSFS_USB, INPUT_DIR);
 	exit(status);
 }
 
-/* "usbctl toggle": detach each device that is attached to the domain,
- * attach the others. */
+/* Does usbserver's ledger say it attached d to vm? */
+static bool
+held_has(const char *vm, const struct usb_device *d)
+{
+	for (int i = 0; i < held.n; i++) {
+		const struct ledger_entry *e = &held.e[i];
+
+		if (strcmp(e->vm, vm) == 0 && device_ids_equal(&e->device, d) &&
+		    (!device_has_port(d) || strcmp(d->port, e->at) == 0 ||
+		    strcmp(d->port, e->device.port) == 0))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * "usbctl toggle": detach each device that is attached to the domain,
+ * attach the others. What is attached is what usbserver's ledger says
+ * it attached: no virsh of ours, so a user with no access to libvirt
+ * but usbserver's socket (usbctl watch's service) may toggle. With an
+ * older usbserver, the domain's XML says.
+ */
 static void
 toggle(struct request *reqs, int n, const char *vm)
 {
 	struct hostdev devs[MAX_HOSTDEVS];
-	int k = domain_hostdevs(vm, devs, MAX_HOSTDEVS);
+	int k = 0;
 
-	if (k < 0)
+	if (!held_read() && (k = domain_hostdevs(vm, devs, MAX_HOSTDEVS)) < 0)
 		exit(1);
 	for (int i = 0; i < n; i++) {
-		reqs[i].action = ACT_ATTACH;
+		reqs[i].action = held.known && held_has(vm, &reqs[i].device) ?
+		    ACT_DETACH : ACT_ATTACH;
 		for (int j = 0; j < k; j++)
 			if (hostdev_is(&devs[j], &reqs[i].device))
 				reqs[i].action = ACT_DETACH;
 	}
 }
-
-enum verb { ATTACH, DETACH, TOGGLE, STATUS, DEVICES, RELEASE };
 
 /* The options, then the verb: what main is asked to do. argv[*optindp..]
  * is what is left, the devices. */
@@ -1253,16 +2285,18 @@ parse_options(int argc, char *argv[], int *optindp)
 		{ "config",	required_argument,	NULL, 'C' },
 		{ "json",	no_argument,		NULL, 'j' },
 		{ "sysfs",	required_argument,	NULL, 'S' },
+		{ "input",	required_argument,	NULL, 'I' },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ "version",	no_argument,		NULL, 'v' },
 		{ NULL,		0,			NULL, 0 },
 	};
 	static const char *const verbs[] = { "attach", "detach", "toggle",
-	    "status", "devices", "release" };
+	    "status", "devices", "release", "watch" };
 	const struct opt_word words[] = {
 		{ 's', &opt.socket }, { 'c', &opt.connect },
 		{ 'd', &opt.domain }, { 'V', &opt.virsh },
 		{ 'C', &opt.config }, { 'S', &opt.sysfs },
+		{ 'I', &opt.input },
 	};
 	size_t i;
 	int ch;
@@ -1352,7 +2386,17 @@ main(int argc, char *argv[])
 
 	verb = parse_options(argc, argv, &first);
 	domain = opt.domain;	/* the command line's, before the files' */
+	wt.cli[0] = opt.socket_given ? opt.socket : NULL;
+	wt.cli[1] = opt.connect;
+	wt.cli[2] = opt.domain;
+	wt.cli[3] = strcmp(opt.virsh, DEFAULT_VIRSH) != 0 ? opt.virsh : NULL;
+	wt.cli[4] = opt.config;
 	conf_apply();
+	if (verb == WATCH) {
+		if (first < argc)
+			usage(2);
+		return cmd_watch();
+	}
 	if (verb == STATUS || verb == DEVICES || verb == RELEASE) {
 		if (first < argc)
 			usage(2);

@@ -256,6 +256,8 @@ struct command {
 						 * replugged: see Follow */
 	const char		*assigned;	/* the daemon's, for an
 						 * assign line: why now */
+	int			 switched;	/* its domain's first device in
+						 * (1), or its last out (-1) */
 	bool			 named;		/* an attach's ledger entry is */
 	struct usb_device	 name;		/* under this, not req.device */
 	size_t			 given;	/* release: devices given back */
@@ -341,6 +343,7 @@ static void	ledger_where(struct command *);
 static void	vm_stop(void);
 static int	config_load(bool);
 static void	answer(struct command *);
+static void	answer_command(struct command *);
 static void	answer_give_back(struct command *);
 static void	answer_follow(struct command *);
 static void	answer_assigned(struct command *);
@@ -350,8 +353,9 @@ static void	lease_run(struct command *);
 static void	status_run(struct command *);
 static void	domains_run(struct command *);
 static void	switches_join(struct command *);
-static void	switch_check_locked(const char *, const char *,
+static int	switch_check_locked(const char *, const char *,
 		    const struct usb_device *);
+static void	switch_log(const char *, int, const char *);
 static bool	switch_note_locked(const char *, bool);
 static const char *switch_reason(const struct command *);
 static void	lease_renew_of(const char *);
@@ -3186,9 +3190,9 @@ ledger_record(struct command *cmd)
 		/* A follow's detach of the stale device switches nothing:
 		 * its attach comes next (follow_run settles it). */
 		if (!(cmd->follow && req->action == ACT_DETACH))
-			switch_check_locked(req->vm, switch_reason(cmd),
-			    req->action == ACT_ATTACH ? &e.device :
-			    &req->device);
+			cmd->switched = switch_check_locked(req->vm,
+			    switch_reason(cmd), req->action == ACT_ATTACH ?
+			    &e.device : &req->device);
 	}
 	pthread_mutex_unlock(&ledger.lock);
 	if (full)
@@ -3415,15 +3419,23 @@ switches_drop_locked(size_t i)
 	switches.w[i] = switches.w[--switches.n];
 }
 
-/* Logs the switch ev and tells every watcher. */
+/* The log line of a switch (1: to the guest, -1: to the host), which
+ * follows its command's. */
+static void
+switch_log(const char *vm, int switched, const char *reason)
+{
+	if (switched != 0)
+		log_info("[VMusb] %s switched to the %s (%s)", vm, switched > 0 ?
+		    "guest" : "host", reason);
+}
+
+/* Tells every watcher of the switch ev. */
 static void
 switches_tell(const struct switch_event *ev)
 {
 	char line[MAX_LINE + 1];
 	int len = switch_format(line, sizeof(line), ev);
 
-	log_info("[VMusb] %s switched to the %s (%s)", ev->vm, ev->guest ?
-	    "guest" : "host", ev->reason);
 	pthread_mutex_lock(&switches.lock);
 	for (size_t i = switches.n; len > 0 && i-- > 0; )
 		/* Whole or not at all: the line is shorter than PIPE_BUF. */
@@ -3436,9 +3448,10 @@ switches_tell(const struct switch_event *ev)
 }
 
 /* Whether vm switched, now that the ledger changed by d's move for
- * reason; if it did, it is told. With ledger.lock, so that the lines go
- * out in the order of the changes. */
-static void
+ * reason: 1 to the guest, -1 to the host, 0 not. If it did, the
+ * watchers are told, with ledger.lock held, so that the lines go out in
+ * the order of the changes. */
+static int
 switch_check_locked(const char *vm, const char *reason,
     const struct usb_device *d)
 {
@@ -3448,11 +3461,12 @@ switch_check_locked(const char *vm, const char *reason,
 	for (size_t i = 0; i < ledger.n && !holds; i++)
 		holds = strcmp(ledger.slot[i].e.vm, vm) == 0;
 	if (!switch_note_locked(vm, holds))
-		return;
+		return 0;
 	snprintf(ev.vm, sizeof(ev.vm), "%s", vm);
 	snprintf(ev.reason, sizeof(ev.reason), "%s", reason);
 	ev.guest = holds;
 	switches_tell(&ev);
+	return holds ? 1 : -1;
 }
 
 /* The run step of "watch on", in the connection's thread: a pipe for it,
@@ -4166,6 +4180,7 @@ follow_run(const struct giveback_job *job)
 		.name = e->device,
 	};
 	char dev[DEVICE_TEXT];
+	int switched;
 
 	if (!follow_pending(e))
 		return;
@@ -4187,8 +4202,9 @@ follow_run(const struct giveback_job *job)
 	/* Its detach switched nothing: whether the domain holds devices
 	 * still is settled now. */
 	pthread_mutex_lock(&ledger.lock);
-	switch_check_locked(e->vm, "replug", &e->device);
+	switched = switch_check_locked(e->vm, "replug", &e->device);
 	pthread_mutex_unlock(&ledger.lock);
+	switch_log(e->vm, switched, "replug");
 }
 
 /*
@@ -5165,10 +5181,18 @@ answer_domain(struct command *cmd)
 /*
  * The one place that says what came of a command: the log line (its
  * format, escaping, and the budget of lines a peer can provoke) and the
- * reply (what the source may be told). A success is always logged.
+ * reply (what the source may be told). A success is always logged, and
+ * then the switch it made, if it made one.
  */
 static void
 answer(struct command *cmd)
+{
+	answer_command(cmd);
+	switch_log(cmd->req.vm, cmd->switched, switch_reason(cmd));
+}
+
+static void
+answer_command(struct command *cmd)
 {
 	char esc[MAX_REASON * 4 + 1], buf[MAX_LINE + 1], dev[DEVICE_TEXT];
 	const struct request *req = &cmd->req;

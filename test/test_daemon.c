@@ -2614,6 +2614,13 @@ START_TEST(test_syslog_messages_have_the_guides_format)
 	    (unsigned long)geteuid());
 	ck_assert_int_eq(strncmp(msg, "<30>", 4), 0);
 	ck_assert_str_eq(strstr(msg, "usbserver["), want);
+	/* Its first device: the domain switched. */
+	memset(msg, 0, sizeof(msg));
+	ck_assert_int_gt(recv(fd, msg, sizeof(msg) - 1, 0), 0);
+	snprintf(want, sizeof(want), "usbserver[%d]: [VMusb] win10 switched to "
+	    "the guest (client)", (int)pid);
+	ck_assert_int_eq(strncmp(msg, "<30>", 4), 0);
+	ck_assert_str_eq(strstr(msg, "usbserver["), want);
 	memset(msg, 0, sizeof(msg));
 	ck_assert_int_gt(recv(fd, msg, sizeof(msg) - 1, 0), 0);
 	snprintf(want, sizeof(want), "usbserver[%d]: [VMusb] failvm detaching "
