@@ -366,6 +366,8 @@ ctl_text(enum ctl_key key, const char *f, size_t len, size_t max,
 static enum ctl_key
 ctl_line_parse(const char *line, size_t len, struct ctl_line *l)
 {
+	static const char *const keys[] = { "domain", "device", "socket",
+	    "connect", "hook-timeout" };
 	const char *f[CTL_FIELDS], *hash;
 	size_t flen[CTL_FIELDS], nf;
 	long long n;
@@ -392,7 +394,9 @@ ctl_line_parse(const char *line, size_t len, struct ctl_line *l)
 		return ctl_keyboard(f[0] + flen[0], len - (size_t)(f[0] +
 		    flen[0] - line), l);
 	if (nf != 2) {
-		l->why = "expected 'KEY VALUE'";
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (field_is(f[0], flen[0], keys[i]))
+				l->why = "expected 'KEY VALUE'";
 		return CTL_ERROR;
 	}
 	if (field_is(f[0], flen[0], "device")) {

@@ -1139,6 +1139,338 @@ END_TEST
 
 /* Attack 1: usbctl gives up on a held queue and says why; 9: a config
  * file that stalls usbctl. */
+/* ------------------------------------------------------------------ */
+/* usbctl watch: its configuration and its chords, in process          */
+
+static enum ctl_key
+ctl(const char *line, struct ctl_line *l)
+{
+	memset(l, 0, sizeof(*l));
+	return ctl_line_parse(line, strlen(line), l);
+}
+
+/* The line is refused, and why says so. */
+static void
+ctl_refused(const char *line, const char *why)
+{
+	struct ctl_line l;
+
+	ck_assert_msg(ctl(line, &l) == CTL_ERROR, "'%s' was taken", line);
+	ck_assert_msg(strstr(l.why, why) != NULL, "'%s': %s", line, l.why);
+}
+
+START_TEST(test_watch_config_lines_are_parsed_strictly)
+{
+	struct ctl_line l;
+	const char *p;
+
+	ck_assert_int_eq(ctl("hook guest /usr/local/bin/ddc-input 0x0f "
+	    "'$HOME' a;b # a comment", &l), CTL_HOOK);
+	ck_assert(l.hook.guest);
+	ck_assert_uint_eq(l.hook.nwords, 4);
+	p = l.hook.words;
+	ck_assert_str_eq(p, "/usr/local/bin/ddc-input");
+	p += strlen(p) + 1;
+	ck_assert_str_eq(p, "0x0f");
+	p += strlen(p) + 1;
+	ck_assert_str_eq(p, "'$HOME'");
+	p += strlen(p) + 1;
+	ck_assert_str_eq(p, "a;b");
+	ck_assert_int_eq(ctl("hook host /bin/true", &l), CTL_HOOK);
+	ck_assert(!l.hook.guest);
+	ck_assert_uint_eq(l.hook.nwords, 1);
+	ck_assert_int_eq(ctl("hook host /x 1 2 3 4 5 6 7 8", &l), CTL_HOOK);
+	ck_assert_uint_eq(l.hook.nwords, 9);
+	ctl_refused("hook host /x 1 2 3 4 5 6 7 8 9", "at most 8 arguments");
+	ctl_refused("hook guest ddcutil", "absolute path");
+	ctl_refused("hook sideways /bin/true", "'guest' or the 'host'");
+	ctl_refused("hook guest", "expected 'hook guest|host PATH");
+	ctl_refused("hook guest /bin/x \x01", "printable");
+
+	ck_assert_int_eq(ctl("hook-timeout 30", &l), CTL_HOOK_TIMEOUT);
+	ck_assert_uint_eq(l.seconds, 30);
+	ctl_refused("hook-timeout 0", "1 to 3600");
+	ctl_refused("hook-timeout 3601", "1 to 3600");
+
+	ck_assert_int_eq(ctl("keyboard 046D:C52B", &l), CTL_KEYBOARD);
+	ck_assert(l.keyboard.by_ids);
+	ck_assert_uint_eq(l.keyboard.ids.vendor, 0x046d);
+	ck_assert_uint_eq(l.keyboard.ids.product, 0xc52b);
+	ck_assert_int_eq(ctl("keyboard  AT Translated Set 2 keyboard  ", &l),
+	    CTL_KEYBOARD);
+	ck_assert(!l.keyboard.by_ids);
+	ck_assert_str_eq(l.keyboard.name, "AT Translated Set 2 keyboard");
+	ctl_refused("keyboard", "expected 'keyboard VID:PID'");
+
+	ck_assert_int_eq(ctl("hotkey KEY_LEFTCTRL+KEY_RIGHTCTRL toggle", &l),
+	    CTL_HOTKEY);
+	ck_assert_uint_eq(l.hotkey.chord.n, 2);
+	ck_assert_uint_eq(l.hotkey.chord.key[0], KEY_LEFTCTRL);
+	ck_assert_uint_eq(l.hotkey.chord.key[1], KEY_RIGHTCTRL);
+	ck_assert_int_eq(l.hotkey.verb, TOGGLE);
+	ck_assert_int_eq(ctl("hotkey KEY_PAUSE release", &l), CTL_HOTKEY);
+	ck_assert_uint_eq(l.hotkey.chord.n, 1);
+	ck_assert_uint_eq(l.hotkey.chord.key[0], KEY_PAUSE);
+	ck_assert_int_eq(l.hotkey.verb, RELEASE);
+	ck_assert_int_eq(ctl("hotkey 119+BTN_SIDE attach", &l), CTL_HOTKEY);
+	ck_assert_uint_eq(l.hotkey.chord.key[0], 119);
+	ck_assert_uint_eq(l.hotkey.chord.key[1], BTN_SIDE);
+	ctl_refused("hotkey KEY_NOPE toggle", "1 to 4 keys");
+	ctl_refused("hotkey KEY_A+KEY_A toggle", "each once");
+	ctl_refused("hotkey KEY_A+ toggle", "1 to 4 keys");
+	ctl_refused("hotkey +KEY_A toggle", "1 to 4 keys");
+	ctl_refused("hotkey KEY_A+KEY_B+KEY_C+KEY_D+KEY_E toggle", "1 to 4");
+	ctl_refused("hotkey 0 toggle", "1 to 4 keys");
+	ctl_refused("hotkey 768 toggle", "1 to 4 keys");
+	ctl_refused("hotkey KEY_A dance", "toggle, attach, detach or release");
+	ctl_refused("hotkey KEY_A", "expected 'hotkey");
+
+	/* The lines of before, as before. */
+	ck_assert_int_eq(ctl("domain win10", &l), CTL_DOMAIN);
+	ck_assert_str_eq(l.text, "win10");
+	ck_assert_int_eq(ctl("device 046d:c52b@1-2", &l), CTL_DEVICE);
+	ck_assert_str_eq(l.device.port, "1-2");
+	ck_assert_int_eq(ctl("  # nothing", &l), CTL_NOTHING);
+	ctl_refused("domain -x", "expected domain, device");
+	ctl_refused("device 046d", "not a device");
+	ctl_refused("hooks guest /bin/true", "expected domain, device");
+}
+END_TEST
+
+/* Feeds key events: the hotkey each fires, as "i" or "-" a key. */
+static void
+expect_chords(const struct hotkey *h, int nh, const int (*ev)[2], size_t n,
+    const char *want)
+{
+	struct keys_down k = { .n = 0 };
+	char got[64] = "";
+
+	for (size_t i = 0; i < n && i < sizeof(got) - 1; i++) {
+		int f = chord_feed(&k, h, nh, (unsigned)ev[i][0], ev[i][1]);
+
+		got[i] = f < 0 ? '-' : (char)('0' + f);
+	}
+	ck_assert_str_eq(got, want);
+}
+
+START_TEST(test_a_chord_fires_once_with_exactly_its_keys_down)
+{
+	struct hotkey h[2];
+	struct ctl_line l;
+	const int ctrls[][2] = {
+		{ KEY_LEFTCTRL, 1 }, { KEY_RIGHTCTRL, 1 },	/* fires */
+		{ KEY_RIGHTCTRL, 2 }, { KEY_LEFTCTRL, 2 },	/* repeats */
+		{ KEY_RIGHTCTRL, 0 }, { KEY_RIGHTCTRL, 1 },	/* again */
+		{ KEY_LEFTCTRL, 0 }, { KEY_RIGHTCTRL, 0 },
+		{ KEY_RIGHTCTRL, 1 }, { KEY_LEFTCTRL, 1 },	/* either order */
+		{ KEY_LEFTCTRL, 0 }, { KEY_RIGHTCTRL, 0 },
+		/* Another key held: no chord, even when it goes. */
+		{ KEY_LEFTSHIFT, 1 }, { KEY_LEFTCTRL, 1 }, { KEY_RIGHTCTRL, 1 },
+		{ KEY_LEFTSHIFT, 0 }, { KEY_LEFTCTRL, 0 }, { KEY_RIGHTCTRL, 0 },
+		/* The single key, alone; a release never seen, a stray up. */
+		{ KEY_PAUSE, 1 }, { KEY_PAUSE, 1 }, { KEY_A, 0 },
+		{ KEY_PAUSE, 0 }, { KEY_PAUSE, 1 }, { KEY_PAUSE, 0 },
+		/* Out of range, and values evdev never sends. */
+		{ KEY_MAX + 1, 1 }, { KEY_PAUSE, 7 }, { KEY_PAUSE, -1 },
+	};
+	const int dropped[][2] = { { KEY_RIGHTCTRL, 1 } };
+	unsigned char bits[KEY_MAX / 8 + 1] = { 0 };
+	struct keys_down k = { .n = 0 };
+
+	ck_assert_int_eq(ctl("hotkey KEY_LEFTCTRL+KEY_RIGHTCTRL toggle", &l),
+	    CTL_HOTKEY);
+	h[0] = l.hotkey;
+	ck_assert_int_eq(ctl("hotkey KEY_PAUSE release", &l), CTL_HOTKEY);
+	h[1] = l.hotkey;
+	expect_chords(h, 2, ctrls, sizeof(ctrls) / sizeof(ctrls[0]),
+	    "-0---0---0--------1---1----");
+	/* After events were dropped, the kernel's word: left ctrl is down. */
+	bits[KEY_LEFTCTRL / 8] |= 1u << (KEY_LEFTCTRL % 8);
+	keys_sync(&k, bits, sizeof(bits));
+	ck_assert_uint_eq(k.n, 1);
+	ck_assert_int_eq(chord_feed(&k, h, 2, (unsigned)dropped[0][0],
+	    dropped[0][1]), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* usbctl watch, live                                                  */
+
+/* A usbctl watch of the test's: its output (stdout and stderr) read as
+ * lines. */
+struct watching {
+	pid_t		pid;
+	struct reader	out;
+};
+
+static void
+watch_run(struct watching *u, const char *cfg, const char *input,
+    const char *as)
+{
+	char *argv[16];
+	int fds[2], argc = 0;
+
+	if (as != NULL) {
+		argv[argc++] = (char *)"setpriv";
+		argv[argc++] = (char *)"--reuid";
+		argv[argc++] = (char *)as;
+		argv[argc++] = (char *)"--regid";
+		argv[argc++] = (char *)as;
+		argv[argc++] = (char *)"--clear-groups";
+	}
+	argv[argc++] = (char *)USBCTL_BIN;
+	argv[argc++] = (char *)"--socket";
+	argv[argc++] = w.sock;
+	argv[argc++] = (char *)"--config";
+	argv[argc++] = (char *)cfg;
+	argv[argc++] = (char *)"--input";
+	argv[argc++] = (char *)input;
+	argv[argc++] = (char *)"watch";
+	argv[argc] = NULL;
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	ck_assert_int_ne(u->pid = fork(), -1);
+	if (u->pid == 0) {
+		if (dup2(fds[1], STDOUT_FILENO) == -1 ||
+		    dup2(fds[1], STDERR_FILENO) == -1)
+			_exit(127);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	u->out.fd = fds[0];
+	u->out.len = 0;
+}
+
+/* usbctl watch said a line with this in it. */
+static void
+watch_says(struct watching *u, const char *part)
+{
+	char line[1024];
+
+	ck_assert_msg(reader_wait(&u->out, part, line, sizeof(line)),
+	    "usbctl watch never said '%s'", part);
+}
+
+/* SIGTERM ends it, with status 0. */
+static void
+watch_end(struct watching *u)
+{
+	int status;
+
+	ck_assert_int_eq(kill(u->pid, SIGTERM), 0);
+	ck_assert_int_eq(waitpid(u->pid, &status, 0), u->pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "usbctl watch ended %#x", status);
+	close(u->out.fd);
+}
+
+/* A line a host client sends, answered ok. */
+static void
+host_says(const char *line, const char *want)
+{
+	struct client c;
+
+	client_open(&c);
+	client_send(&c, "reply on\n");
+	client_send(&c, line);
+	expect_reply(&c, want);
+	client_close(&c);
+}
+
+/*
+ * The hooks of each switch run one at a time, in the configuration's
+ * order, as argv (no shell reads their words), with the switch in
+ * USBCTL_* variables; one past its deadline is stopped and the next
+ * runs. When usbserver restarts, watch connects again.
+ */
+START_TEST(test_watch_runs_the_hooks_of_each_switch)
+{
+	char cfg[256], rec[256], hang[256], fifo[256], text[1024], line[1024];
+	struct watching u;
+	struct reader got;
+
+	snprintf(fifo, sizeof(fifo), "%s/hooks", w.dir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	/* Ours, read and written: never an EOF between hooks. */
+	ck_assert_int_ne(got.fd = open(fifo, O_RDWR | O_CLOEXEC), -1);
+	got.len = 0;
+	snprintf(rec, sizeof(rec), "%s/record", w.dir);
+	snprintf(text, sizeof(text), "#!/bin/sh\nprintf '%%s %%s %%s %%s "
+	    "|%%s|\\n' \"$USBCTL_SWITCH\" \"$USBCTL_DOMAIN\" "
+	    "\"$USBCTL_REASON\" \"$USBCTL_DEVICES\" \"$*\" > %s\n", fifo);
+	write_file(rec, text, 0755);
+	snprintf(hang, sizeof(hang), "%s/hang", w.dir);
+	write_file(hang, "#!/bin/sh\nexec sleep 60\n", 0755);
+	snprintf(cfg, sizeof(cfg), "%s/usbctl.conf", w.dir);
+	snprintf(text, sizeof(text), "hook guest %s 'a;b' $HOME\n"
+	    "hook host %s\nhook host %s back\nhook-timeout 1\n", rec, hang,
+	    rec);
+	write_file(cfg, text, 0644);
+
+	daemon_start(NULL);
+	watch_run(&u, cfg, w.dir, NULL);
+	watch_says(&u, "watching usbserver's switches at");
+	host_says("vmA attach 046d:c52b\n", "ok vmA attach 046d:c52b");
+	ck_assert_int_eq(reader_line(&got, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(line, "guest vmA client 046d:c52b |'a;b' $HOME|");
+	/* The hung one first: the next waits for its end (watch says so
+	 * in order). */
+	host_says("vmA detach 046d:c52b\n", "ok vmA detach 046d:c52b");
+	snprintf(text, sizeof(text), "vmA switched to the host (client): "
+	    "running %s", hang);
+	watch_says(&u, text);
+	watch_says(&u, "a hook ran past its 1 s: stopping it");
+	watch_says(&u, "the hook ended: killed by signal 15");
+	snprintf(text, sizeof(text), "vmA switched to the host (client): "
+	    "running %s", rec);
+	watch_says(&u, text);
+	ck_assert_int_eq(reader_line(&got, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(line, "host vmA client 046d:c52b |back|");
+
+	/* usbserver goes, and comes back. */
+	ck_assert_int_eq(daemon_stop(), 0);
+	watch_says(&u, "it went away; trying again");
+	daemon_start(NULL);
+	watch_says(&u, "watching usbserver's switches at");
+	host_says("vmB attach 046d:c077\n", "ok vmB attach 046d:c077");
+	ck_assert_int_eq(reader_line(&got, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(line, "guest vmB client 046d:c077 |'a;b' $HOME|");
+	watch_end(&u);
+	close(got.fd);
+}
+END_TEST
+
+/* With no keyboard to read, watch says why: none there, or none it may
+ * read (the input group). Files that are no input device are passed
+ * over. Nothing to do is a usage error. */
+START_TEST(test_watch_says_when_it_can_read_no_keyboard)
+{
+	char cfg[256], input[256], path[300], out[OUT];
+	struct watching u;
+
+	snprintf(cfg, sizeof(cfg), "%s/usbctl.conf", w.dir);
+	write_file(cfg, "hotkey KEY_LEFTCTRL+KEY_RIGHTCTRL toggle\n", 0644);
+	snprintf(input, sizeof(input), "%s/input", w.dir);
+	ck_assert_int_eq(mkdir(input, 0755), 0);
+	snprintf(path, sizeof(path), "%s/event0", input);
+	write_file(path, "not a keyboard\n", 0600);
+
+	watch_run(&u, cfg, input, NULL);
+	watch_says(&u, "no keyboard for the hotkeys in");
+	watch_end(&u);
+
+	ck_assert_int_eq(chmod(w.dir, 0755), 0);
+	watch_run(&u, cfg, input, "65534");
+	watch_says(&u, "event0, nor any other keyboard for the hotkeys: "
+	    "permission denied. The user must be in group input");
+	watch_end(&u);
+
+	write_file(cfg, "device 046d:c52b\n", 0644);
+	ck_assert_int_eq(usbctl(out, "--config", cfg, "watch", NULL), 2);
+	ck_assert_ptr_nonnull(strstr(out, "nothing to watch for"));
+}
+END_TEST
+
 void
 client_attacks(TCase *tc)
 {
@@ -1167,6 +1499,8 @@ client_suite(void)
 	tcase_add_test(list, test_hostdev_addresses_out_of_range_are_none);
 	tcase_add_test(list, test_reason_hints_say_what_to_do);
 	tcase_add_test(list, test_port_hint_shows_the_command_to_use);
+	tcase_add_test(list, test_watch_config_lines_are_parsed_strictly);
+	tcase_add_test(list, test_a_chord_fires_once_with_exactly_its_keys_down);
 	suite_add_tcase(s, list);
 
 	tcase_add_checked_fixture(live, world_setup, world_teardown);
@@ -1200,6 +1534,8 @@ client_suite(void)
 	tcase_add_test(live, test_usbctl_release_asks_the_daemon_to_give_back);
 	tcase_add_test(live, test_usbctl_status_shows_the_ledger_and_the_leases);
 	tcase_add_test(live, test_usbctl_status_shows_the_assignments);
+	tcase_add_test(live, test_watch_runs_the_hooks_of_each_switch);
+	tcase_add_test(live, test_watch_says_when_it_can_read_no_keyboard);
 	suite_add_tcase(s, live);
 	return s;
 }
