@@ -12,7 +12,8 @@
 #   make fuzz             libFuzzer on every reader of outside bytes
 #                         (FUZZ_SECONDS=60 a target; needs clang)
 #   make install          PREFIX=/usr/local, DESTDIR, BINDIR, MANDIR,
-#                         SYSTEMDUNITDIR, SYSUSERSDIR, DOCDIR, BASHCOMPDIR
+#                         SYSTEMDUNITDIR, SYSUSERSDIR, DOCDIR, BASHCOMPDIR,
+#                         LIBEXECDIR (usbctl watch's hooks)
 #
 # Your CFLAGS are added to ours, never in place of them.
 
@@ -20,6 +21,7 @@ PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/bin
 MANDIR	?= $(PREFIX)/share/man
 DOCDIR	?= $(PREFIX)/share/doc/usbserver
+LIBEXECDIR ?= $(PREFIX)/libexec/usbserver
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 # UNITDIR is this variable's old name.
 UNITDIR	?= /etc/systemd/system
@@ -164,7 +166,13 @@ $(USB)/vmlinuz: test/usb/mkimage
 
 usb-image: $(USB)/vmlinuz
 
-check-usb: $(O)/usbserver $(O)/usbctl $(O)/test/guest-usb.img $(USB)/vmlinuz
+# Its hands on a keyboard of the kernel's own (uinput), for the hotkeys.
+$(O)/test/usb-keys: test/usb/keys.c
+	@mkdir -p $(O)/test
+	$(CC) $(MY_CFLAGS) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ test/usb/keys.c
+
+check-usb: $(O)/usbserver $(O)/usbctl $(O)/test/guest-usb.img $(O)/test/usb-keys \
+	$(USB)/vmlinuz
 	test/usb/run $(USB) $(O)
 
 # The benchmark (test/bench/): it reports figures, it does not judge
@@ -198,8 +206,9 @@ bench-libvirt: $(O)/usbserver $(O)/usbctl $(O)/test/check_usbserver \
 	USBSERVER_BENCH=$(abspath build/bench/libvirt.json) \
 		CK_RUN_SUITE=e2e CK_RUN_CASE=bench $(O)/test/check_usbserver
 
-# The installed units and the root fallback name the installed binary.
-UNIT_SED = sed 's|/usr/local/bin/usbserver|$(BINDIR)/usbserver|'
+# The installed units and the root fallback name the installed binaries.
+UNIT_SED = sed -e 's|/usr/local/bin/|$(BINDIR)/|' \
+	-e 's|/usr/local/libexec/usbserver/|$(LIBEXECDIR)/|'
 GUEST_FILES = contrib/detach.ps1 contrib/detach.ahk contrib/usb-detach
 
 # libFuzzer targets (test/fuzz/): client lines, the configuration file's
@@ -208,7 +217,7 @@ GUEST_FILES = contrib/detach.ps1 contrib/detach.ahk contrib/usb-detach
 # seeds in test/fuzz/corpus/ and keeps what it finds in build/fuzz/.
 FUZZ_SECONDS ?= 60
 FUZZ_CC	?= clang
-FUZZ_TARGETS = line config usbctl libvirt uevent shell
+FUZZ_TARGETS = line config usbctl libvirt uevent shell ctlconf
 FUZZ_FLAGS = -std=c11 -g -O1 $(WARN) -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all
 
@@ -242,7 +251,7 @@ check-tsan:
 
 install: $(O)/usbserver $(O)/usbctl
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
-		$(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(LIBEXECDIR) \
 		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(BASHCOMPDIR)
 	install -m 0755 $(O)/usbserver $(O)/usbctl $(DESTDIR)$(BINDIR)/
@@ -252,9 +261,14 @@ install: $(O)/usbserver $(O)/usbctl
 	$(UNIT_SED) contrib/usbserver.service > \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/usbserver.service
 	install -m 0644 contrib/usbserver.socket $(DESTDIR)$(SYSTEMDUNITDIR)/
+	$(UNIT_SED) contrib/usbctl-watch.service > \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/usbctl-watch.service
+	$(UNIT_SED) contrib/ddc-input > $(DESTDIR)$(LIBEXECDIR)/ddc-input
+	chmod 0755 $(DESTDIR)$(LIBEXECDIR)/ddc-input
 	$(UNIT_SED) contrib/usbserver-root.service > \
 		$(DESTDIR)$(DOCDIR)/usbserver-root.service
 	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/usbserver.service \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/usbctl-watch.service \
 		$(DESTDIR)$(DOCDIR)/usbserver-root.service
 	install -m 0644 README.md $(GUEST_FILES) $(DESTDIR)$(DOCDIR)/
 	install -m 0644 contrib/usbserver.sysusers \
@@ -270,11 +284,13 @@ uninstall:
 		$(DESTDIR)$(BASHCOMPDIR)/usbctl \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/usbserver.service \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/usbserver.socket \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/usbctl-watch.service \
+		$(DESTDIR)$(LIBEXECDIR)/ddc-input \
 		$(DESTDIR)$(DOCDIR)/usbserver-root.service \
 		$(DESTDIR)$(DOCDIR)/README.md \
 		$(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(GUEST_FILES))) \
 		$(DESTDIR)$(SYSUSERSDIR)/usbserver.conf
-	-rmdir $(DESTDIR)$(DOCDIR)
+	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(LIBEXECDIR)
 	@# The user make install made (known by its comment, from
 	@# usbserver.sysusers), and its group; stop the units first.
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && getent passwd usbserver | \
@@ -286,6 +302,6 @@ uninstall:
 clean:
 	rm -rf --one-file-system usbserver usbctl test/check_usbserver \
 		test/guest.o test/fast-virsh \
-		test/guest-usb.o test/guest-usb.img \
+		test/guest-usb.o test/guest-usb.img test/usb-keys \
 		test/guest-panic.o test/guest-panic.img \
 		test/guest.img build

@@ -57,9 +57,9 @@ _usbctl_device_words()
 _usbctl()
 {
 	local cur prev words cword w seen=
-	local cmds="attach detach toggle status devices release"
+	local cmds="attach detach toggle status devices release watch"
 	local opts="--socket --connect --domain --virsh --config --json
-		--sysfs --help --version"
+		--sysfs --input --help --version"
 
 	COMPREPLY=()
 	# VID:PID@PORT has a colon and an @, which readline splits words at.
@@ -78,7 +78,7 @@ _usbctl()
 		compopt -o filenames 2>/dev/null
 		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
 		return 0 ;;
-	--sysfs)
+	--sysfs|--input)
 		compopt -o filenames 2>/dev/null
 		mapfile -t COMPREPLY < <(compgen -d -- "$cur")
 		return 0 ;;
@@ -93,7 +93,7 @@ _usbctl()
 		[[ " $cmds " == *" $w "* ]] && seen=$w
 	done
 	case $seen in
-	status|devices|release)
+	status|devices|release|watch)
 		;;
 	"")
 		_usbctl_add < <(printf '%s\n' $cmds)

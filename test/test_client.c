@@ -1471,6 +1471,81 @@ START_TEST(test_watch_says_when_it_can_read_no_keyboard)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* contrib/ddc-input, with a ddcutil of the test's                     */
+
+/* Runs ddc-input with args; the fake ddcutil answers each getvcp with the
+ * next line of answers. Its exit status; out has its output, calls
+ * ddcutil's arguments, a line each. */
+static int
+ddc_input(const char *answers, char *out, char *calls, const char *first, ...)
+{
+	char fake[256], ans[256], log[256], env[300], script[1024];
+	char *argv[16];
+	const char *a;
+	int argc = 0, status;
+	va_list ap;
+
+	snprintf(fake, sizeof(fake), "%s/ddcutil", w.dir);
+	snprintf(ans, sizeof(ans), "%s/answers", w.dir);
+	snprintf(log, sizeof(log), "%s/ddcutil.log", w.dir);
+	snprintf(script, sizeof(script), "#!/bin/sh\necho \"$*\" >> %s\n"
+	    "case \"$*\" in *getvcp*) head -1 %s; sed -i 1d %s ;; esac\n",
+	    log, ans, ans);
+	write_file(fake, script, 0755);
+	write_file(ans, answers, 0644);
+	unlink(log);
+	snprintf(env, sizeof(env), "DDCUTIL=%s", fake);
+	argv[argc++] = (char *)"env";
+	argv[argc++] = env;
+	argv[argc++] = (char *)SRC_DIR "/contrib/ddc-input";
+	va_start(ap, first);
+	for (a = first; a != NULL && argc < 15; a = va_arg(ap, const char *))
+		argv[argc++] = (char *)a;
+	va_end(ap);
+	argv[argc] = NULL;
+	status = run(argv, NULL, out, OUT);
+	if (slurp(log, calls, OUT) < 0)
+		calls[0] = '\0';
+	ck_assert(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+START_TEST(test_ddc_input_sets_checks_and_retries_a_bounded_number_of_times)
+{
+	char out[OUT], calls[OUT];
+
+	ck_assert_int_eq(ddc_input("VCP 60 SNC x0f\n", out, calls,
+	    "--display", "2", "0x0f", NULL), 0);
+	ck_assert_str_eq(calls, "--display 2 --noverify setvcp 60 15\n"
+	    "--display 2 --brief getvcp 60\n");
+	ck_assert_ptr_nonnull(strstr(out, "input is 15 now (try 1 of 3)"));
+
+	/* Taken at the third try: what is read is believed, not hoped. */
+	ck_assert_int_eq(ddc_input("VCP 60 SNC x11\nVCP 60 C 15 100\n"
+	    "VCP 60 SNC x0f\n", out, calls, "--wait", "0", "15", NULL), 0);
+	ck_assert_str_eq(calls, "--noverify setvcp 60 15\n--brief getvcp 60\n"
+	    "--noverify setvcp 60 15\n--brief getvcp 60\n"
+	    "--noverify setvcp 60 15\n--brief getvcp 60\n");
+	ck_assert_ptr_nonnull(strstr(out, "(try 3 of 3)"));
+
+	/* Never: as many tries as asked, then it says so. */
+	ck_assert_int_eq(ddc_input("VCP 60 SNC x11\nVCP 60 SNC x11\n"
+	    "VCP 60 SNC x0f\n", out, calls, "--tries", "2", "--wait", "0",
+	    "0x0f", NULL), 1);
+	ck_assert_str_eq(calls, "--noverify setvcp 60 15\n--brief getvcp 60\n"
+	    "--noverify setvcp 60 15\n--brief getvcp 60\n");
+	ck_assert_ptr_nonnull(strstr(out, "did not become 15 in 2 tries "
+	    "(last: 17)"));
+
+	ck_assert_int_eq(ddc_input("", out, calls, "0x100", NULL), 2);
+	ck_assert_int_eq(ddc_input("", out, calls, "--tries", "0", "15", NULL),
+	    2);
+	ck_assert_int_eq(ddc_input("", out, calls, "--bus", "x", "15", NULL), 2);
+	ck_assert_str_eq(calls, "");
+}
+END_TEST
+
 void
 client_attacks(TCase *tc)
 {
@@ -1536,6 +1611,7 @@ client_suite(void)
 	tcase_add_test(live, test_usbctl_status_shows_the_assignments);
 	tcase_add_test(live, test_watch_runs_the_hooks_of_each_switch);
 	tcase_add_test(live, test_watch_says_when_it_can_read_no_keyboard);
+	tcase_add_test(live, test_ddc_input_sets_checks_and_retries_a_bounded_number_of_times);
 	suite_add_tcase(s, live);
 	return s;
 }

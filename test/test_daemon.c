@@ -2320,7 +2320,8 @@ unit_exposure(const char *unit)
 }
 
 /* The unprivileged service no worse than 0.6 SAFE, its rating when the
- * install path was proven; the root fallback OK (up to 3.0). */
+ * install path was proven; the root fallback OK (up to 3.0); usbctl
+ * watch's no worse than 0.6 SAFE. */
 START_TEST(test_units_are_rated_safe_and_ok_by_systemd_analyze)
 {
 	if (access("/usr/bin/systemd-analyze", X_OK) == -1 &&
@@ -2328,6 +2329,7 @@ START_TEST(test_units_are_rated_safe_and_ok_by_systemd_analyze)
 		return;
 	ck_assert_double_le(unit_exposure("usbserver.service"), 0.6);
 	ck_assert_double_le(unit_exposure("usbserver-root.service"), 3.0);
+	ck_assert_double_le(unit_exposure("usbctl-watch.service"), 0.6);
 }
 END_TEST
 
@@ -2422,7 +2424,9 @@ START_TEST(test_make_install_and_uninstall)
 	    "/opt/usbs/share/man/man8/usbserver.8",
 	    "/opt/usbs/share/man/man1/usbctl.1",
 	    "/opt/usbs/share/bash-completion/completions/usbctl",
-	    "/etc/sysusers.d/usbserver.conf", NULL };
+	    "/etc/sysusers.d/usbserver.conf",
+	    "/lib/systemd/system/usbctl-watch.service",
+	    "/opt/usbs/libexec/usbserver/ddc-input", NULL };
 
 	snprintf(root, sizeof(root), "%s/root", w.dir);
 	snprintf(dest, sizeof(dest), "DESTDIR=%s", root);
@@ -2442,6 +2446,13 @@ START_TEST(test_make_install_and_uninstall)
 	    "usbserver-root.service", root);
 	ck_assert_int_gt(slurp(path, unit, sizeof(unit)), 0);
 	ck_assert_ptr_nonnull(strstr(unit, "\nExecStart=/opt/usbs/bin/usbserver "));
+	snprintf(path, sizeof(path), "%s/lib/systemd/system/usbctl-watch.service",
+	    root);
+	ck_assert_int_gt(slurp(path, unit, sizeof(unit)), 0);
+	ck_assert_ptr_nonnull(strstr(unit, "\nExecStart=/opt/usbs/bin/usbctl watch\n"));
+	snprintf(path, sizeof(path), "%s/opt/usbs/libexec/usbserver/ddc-input",
+	    root);
+	ck_assert_int_eq(access(path, X_OK), 0);
 
 	argv[15] = (char *)"uninstall";
 	ck_assert_msg(run(argv, NULL, out, sizeof(out)) == 0, "%s", out);
@@ -2452,6 +2463,8 @@ START_TEST(test_make_install_and_uninstall)
 	dir_list(path, files, sizeof(files));
 	ck_assert_str_eq(files, "");
 	snprintf(path, sizeof(path), "%s/opt/usbs/share/doc/usbserver", root);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/opt/usbs/libexec/usbserver", root);
 	ck_assert_int_eq(access(path, F_OK), -1);
 	snprintf(path, sizeof(path), "%s/opt/usbs/share/man/man8", root);
 	dir_list(path, files, sizeof(files));
