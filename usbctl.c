@@ -428,6 +428,16 @@ struct conf_lists {
 	int	ndevices, nhooks, nkeyboards, nhotkeys;
 };
 
+/* The next of a list's max places, *n of them taken; exits when the file
+ * has one too many. */
+static int
+conf_slot(const char *path, int lineno, int *n, int max, const char *what)
+{
+	if (*n == max)
+		errx(2, "%s:%d: more than %d %s", path, lineno, max, what);
+	return (*n)++;
+}
+
 /* One line of a configuration file, applied to conf; exits on a line it
  * does not understand, or one too many. */
 static void
@@ -454,28 +464,20 @@ conf_line(const char *path, int lineno, const char *line, size_t len,
 		conf.hook_timeout = l.seconds;
 		break;
 	case CTL_DEVICE:
-		if (n->ndevices == MAX_DEVICES)
-			errx(2, "%s:%d: more than %d devices", path, lineno,
-			    MAX_DEVICES);
-		conf.devices[n->ndevices++] = l.device;
+		conf.devices[conf_slot(path, lineno, &n->ndevices, MAX_DEVICES,
+		    "devices")] = l.device;
 		break;
 	case CTL_HOOK:
-		if (n->nhooks == MAX_HOOKS)
-			errx(2, "%s:%d: more than %d hooks", path, lineno,
-			    MAX_HOOKS);
-		conf.hooks[n->nhooks++] = l.hook;
+		conf.hooks[conf_slot(path, lineno, &n->nhooks, MAX_HOOKS,
+		    "hooks")] = l.hook;
 		break;
 	case CTL_KEYBOARD:
-		if (n->nkeyboards == MAX_KEYBOARDS)
-			errx(2, "%s:%d: more than %d keyboards", path, lineno,
-			    MAX_KEYBOARDS);
-		conf.keyboards[n->nkeyboards++] = l.keyboard;
+		conf.keyboards[conf_slot(path, lineno, &n->nkeyboards,
+		    MAX_KEYBOARDS, "keyboards")] = l.keyboard;
 		break;
 	case CTL_HOTKEY:
-		if (n->nhotkeys == MAX_HOTKEYS)
-			errx(2, "%s:%d: more than %d hotkeys", path, lineno,
-			    MAX_HOTKEYS);
-		conf.hotkeys[n->nhotkeys++] = l.hotkey;
+		conf.hotkeys[conf_slot(path, lineno, &n->nhotkeys, MAX_HOTKEYS,
+		    "hotkeys")] = l.hotkey;
 		break;
 	}
 }

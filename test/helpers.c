@@ -591,6 +591,23 @@ client_close(struct client *c)
 	c->r.fd = -1;
 }
 
+pid_t
+spawn_fds(char *const argv[], int in, int out, int err)
+{
+	const int fds[3] = { in, out, err };
+	pid_t pid = fork();
+
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		for (int i = 0; i < 3; i++)
+			if (fds[i] != -1 && dup2(fds[i], i) == -1)
+				_exit(127);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
 int
 spawn_capture(char *const argv[], const char *in, char *out, size_t size,
     int timeout_ms)

@@ -1328,14 +1328,7 @@ watch_run(struct watching *u, const char *cfg, const char *input,
 	argv[argc++] = (char *)"watch";
 	argv[argc] = NULL;
 	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
-	ck_assert_int_ne(u->pid = fork(), -1);
-	if (u->pid == 0) {
-		if (dup2(fds[1], STDOUT_FILENO) == -1 ||
-		    dup2(fds[1], STDERR_FILENO) == -1)
-			_exit(127);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
+	u->pid = spawn_fds(argv, -1, fds[1], fds[1]);
 	close(fds[1]);
 	u->out.fd = fds[0];
 	u->out.len = 0;

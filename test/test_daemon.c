@@ -3519,6 +3519,8 @@ static void
 guest_hold(struct held *g, const char *vm)
 {
 	char self[PATH_MAX], pidfile[256];
+	char *argv[] = { self, (char *)"peer", w.sock, (char *)"--pidfile",
+	    pidfile, NULL };
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	int in[2], out[2];
 
@@ -3527,15 +3529,7 @@ guest_hold(struct held *g, const char *vm)
 	snprintf(pidfile, sizeof(pidfile), "%s/%s.pid", w.qemu_run, vm);
 	ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
 	ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
-	ck_assert_int_ne(g->pid = fork(), -1);
-	if (g->pid == 0) {
-		if (dup2(in[0], STDIN_FILENO) == -1 ||
-		    dup2(out[1], STDOUT_FILENO) == -1)
-			_exit(127);
-		execl(self, self, "peer", w.sock, "--pidfile", pidfile,
-		    (char *)NULL);
-		_exit(127);
-	}
+	g->pid = spawn_fds(argv, in[0], out[1], -1);
 	close(in[0]);
 	close(out[1]);
 	g->in = in[1];

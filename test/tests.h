@@ -113,6 +113,9 @@ void	client_close(struct client *);
  * (NUL-terminated, cut to size) and stdin from in (NULL: /dev/null); its
  * wait status, or -1 if it did not run or was killed at timeout_ms. */
 int	spawn_capture(char *const [], const char *, char *, size_t, int);
+/* Starts argv (looked up on PATH) with its standard input, output and
+ * error on these descriptors (-1: the runner's own); its pid. */
+pid_t	spawn_fds(char *const [], int, int, int);
 /* The same within WAIT_MS, failing the test when it cannot. */
 int	run(char *const [], const char *, char *, size_t);
 /* The names in dir but "." and "..", each followed by a space. */
