@@ -283,6 +283,8 @@ struct conn {
 	struct budget	*budget;	/* its peer identity's log budget */
 	int		switches;	/* "watch on": its switch lines come
 					 * here (see Switches); -1: none */
+	size_t		swlen;		/* and wait here to be queued whole */
+	char		sw[MAX_LINE + 1];
 	unsigned long long accepted;	/* when: clock ticks since boot */
 	int64_t		partial_since;	/* an unfinished line's first byte */
 	struct linebuf	in;
@@ -1152,21 +1154,40 @@ conn_reply(struct conn *c, const char *line, int len)
 
 static void	switches_leave(struct conn *);
 
-/* The switch lines in the connection's pipe, as many as its outbox takes
- * now; the rest wait there. At the pipe's end (the daemon dropped this
- * watcher: it did not read), the peer is told. */
+/* Moves the whole switch lines read into the outbox, as many as it takes:
+ * a line is never cut, nor a reply put inside one. */
+static void
+conn_switches_queue(struct conn *c)
+{
+	const char *nl;
+	size_t len;
+
+	conn_flush(c);
+	while ((nl = memchr(c->sw, '\n', c->swlen)) != NULL &&
+	    (len = (size_t)(nl - c->sw) + 1) <= sizeof(c->out) - c->outlen) {
+		memcpy(c->out + c->outlen, c->sw, len);
+		c->outlen += len;
+		memmove(c->sw, c->sw + len, c->swlen - len);
+		c->swlen -= len;
+	}
+	conn_flush(c);
+}
+
+/* Reads the connection's pipe of switch lines while there is room for
+ * them; the rest wait in the pipe. At the pipe's end (the daemon dropped
+ * this watcher: it did not read), the peer is told. */
 static void
 conn_switches(struct conn *c)
 {
 	static const char lost[] = "error watch on: switch lines were lost "
 	    "(this client did not read them)\n";
-	ssize_t n = read(c->switches, c->out + c->outlen,
-	    sizeof(c->out) - c->outlen);
+	ssize_t n = read(c->switches, c->sw + c->swlen,
+	    sizeof(c->sw) - c->swlen);
 
-	if (n > 0) {
-		c->outlen += (size_t)n;
-		conn_flush(c);
-	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+	if (n > 0)
+		c->swlen += (size_t)n;
+	conn_switches_queue(c);
+	if (n == 0 || (n == -1 && errno != EINTR && errno != EAGAIN)) {
 		switches_leave(c);
 		conn_send(c, lost, (int)sizeof(lost) - 1);
 	}
@@ -1365,11 +1386,11 @@ conn_main(void *arg)
 		return NULL;
 	}
 	while (!c->eof) {
-		/* Switch lines are taken while the outbox has room. */
+		/* Switch lines are read while they have room. */
 		struct pollfd p[2] = {
 			{ .fd = c->fd,
 			  .events = POLLIN | (c->outlen > 0 ? POLLOUT : 0) },
-			{ .fd = c->outlen < sizeof(c->out) ? c->switches : -1,
+			{ .fd = c->swlen < sizeof(c->sw) ? c->switches : -1,
 			  .events = POLLIN },
 		};
 		int r = poll(p, 2, conn_wait(c));
@@ -1379,7 +1400,7 @@ conn_main(void *arg)
 		if (r == -1 || (r == 0 && conn_unfinished(c)))
 			break;
 		if (p[0].revents & POLLOUT)
-			conn_flush(c);
+			conn_switches_queue(c);	/* flushes, and queues more */
 		if (p[1].revents != 0)
 			conn_switches(c);
 		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
