@@ -3515,18 +3515,29 @@ struct held {
 	struct reader	out;
 };
 
+/* The runner as "peer", with --pidfile PIDFILE and --as AS where not
+ * NULL. */
 static void
-guest_hold(struct held *g, const char *vm)
+peer_hold(struct held *g, const char *pidfile, const char *as)
 {
-	char self[PATH_MAX], pidfile[256];
-	char *argv[] = { self, (char *)"peer", w.sock, (char *)"--pidfile",
-	    pidfile, NULL };
+	char self[PATH_MAX], *argv[8];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	int in[2], out[2];
+	int in[2], out[2], argc = 0;
 
 	ck_assert_int_gt(n, 0);
 	self[n] = '\0';
-	snprintf(pidfile, sizeof(pidfile), "%s/%s.pid", w.qemu_run, vm);
+	argv[argc++] = self;
+	argv[argc++] = (char *)"peer";
+	argv[argc++] = w.sock;
+	if (pidfile != NULL) {
+		argv[argc++] = (char *)"--pidfile";
+		argv[argc++] = (char *)pidfile;
+	}
+	if (as != NULL) {
+		argv[argc++] = (char *)"--as";
+		argv[argc++] = (char *)as;
+	}
+	argv[argc] = NULL;
 	ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
 	ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
 	g->pid = spawn_fds(argv, in[0], out[1], -1);
@@ -3535,6 +3546,15 @@ guest_hold(struct held *g, const char *vm)
 	g->in = in[1];
 	g->out.fd = out[0];
 	g->out.len = 0;
+}
+
+static void
+guest_hold(struct held *g, const char *vm)
+{
+	char pidfile[256];
+
+	snprintf(pidfile, sizeof(pidfile), "%s/%s.pid", w.qemu_run, vm);
+	peer_hold(g, pidfile, NULL);
 }
 
 static void
@@ -3674,6 +3694,25 @@ START_TEST(test_a_watcher_sees_each_switch_once_in_order)
 	expect_log("[VMusb] vmB switched to the guest (client)");
 	held_end(&g, "hello\n", "error: expected: VM attach|detach VID:PID");
 	client_close(&wc);
+}
+END_TEST
+
+/* A user other than root watches on 4 connections at most. */
+START_TEST(test_one_user_watches_on_four_connections_at_most)
+{
+	struct held g[5];
+	char run_dir[256];
+
+	if (!socket_for_nobody("per-user watchers", run_dir, sizeof(run_dir)))
+		return;
+	for (int i = 0; i < 5; i++) {
+		peer_hold(&g[i], NULL, "65534:65534");
+		held_says(&g[i], "reply on\nwatch on\n");
+		held_expect(&g[i], i < 4 ? "ok watch on" :
+		    "error watch on: too many clients watch");
+	}
+	for (int i = 0; i < 5; i++)
+		held_end(&g[i], "status\n", "ok status");
 }
 END_TEST
 
@@ -3836,6 +3875,7 @@ daemon_suite(void)
 
 	tcase_add_test(sw, test_a_watcher_sees_each_switch_once_in_order);
 	tcase_add_test(sw, test_watchers_are_bounded);
+	tcase_add_test(sw, test_one_user_watches_on_four_connections_at_most);
 
 	tcase_add_test(real, test_real_virsh_error_is_replied);
 	tcase_add_test(real, test_syslog_messages_have_the_guides_format);
