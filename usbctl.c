@@ -312,8 +312,12 @@ ctl_keyboard(const char *rest, size_t len, struct ctl_line *l)
 		    "name printable";
 		return CTL_ERROR;
 	}
-	k->by_ids = device_parse(rest, len, &k->ids) &&
-	    !device_has_port(&k->ids);
+	if ((k->by_ids = device_parse(rest, len, &k->ids)) &&
+	    device_has_port(&k->ids)) {
+		l->why = "a keyboard is named by its ids, or its name: not by "
+		    "a port";
+		return CTL_ERROR;
+	}
 	memcpy(k->name, rest, len);
 	k->name[len] = '\0';
 	return CTL_KEYBOARD;
@@ -1629,6 +1633,7 @@ keys_sync(struct keys_down *k, const unsigned char *bits, size_t size)
 /* An input device read for the hotkeys. */
 struct input {
 	int		fd;
+	dev_t		rdev;			/* the device it is */
 	char		node[NAME_MAX + 1];	/* "event3" */
 	char		name[256];		/* as the kernel names it */
 	bool		dropped;	/* events lost: wait for SYN_REPORT */
@@ -1701,6 +1706,8 @@ watch_spawn(char *const argv[], char *const env[], bool self)
 	}
 	if (pid == -1)
 		warn("fork");
+	else
+		(void)setpgid(pid, pid);	/* so that it is, before kill */
 	close(null);
 	return pid;
 }
@@ -1709,7 +1716,10 @@ watch_spawn(char *const argv[], char *const env[], bool self)
 static const char *
 exit_text(int status, char *buf, size_t size)
 {
-	if (WIFEXITED(status))
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+		snprintf(buf, size, "exit 127: it could not be run (not there, "
+		    "or not executable by this user)");
+	else if (WIFEXITED(status))
 		snprintf(buf, size, "exit %d", WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
 		snprintf(buf, size, "killed by signal %d", WTERMSIG(status));
@@ -1800,6 +1810,24 @@ hook_overdue(void)
 	wt.hook_deadline = now_ms() + (wt.hook_termed ? INT32_MAX :
 	    KILL_GRACE_MS);
 	wt.hook_termed = true;
+}
+
+/* At the end: the hook that runs gets SIGTERM, then SIGKILL after
+ * KILL_GRACE_MS, and is reaped. */
+static void
+hook_stop(void)
+{
+	int64_t end = now_ms() + KILL_GRACE_MS;
+
+	(void)kill(-wt.hook, SIGTERM);
+	while (waitpid(wt.hook, NULL, WNOHANG) == 0) {
+		if (now_ms() >= end) {
+			(void)kill(-wt.hook, SIGKILL);
+			(void)waitpid(wt.hook, NULL, 0);
+			break;
+		}
+		(void)poll(NULL, 0, 10);
+	}
 }
 
 /* --- The daemon's switch lines --------------------------------------- */
@@ -1917,6 +1945,14 @@ input_wanted(const char *name, const struct input_id *id,
 	return false;
 }
 
+static void
+input_close(int i, const char *why)
+{
+	say("%s/%s (%s): %s", opt.input, wt.in[i].node, wt.in[i].name, why);
+	close(wt.in[i].fd);
+	wt.in[i] = wt.in[--wt.nin];
+}
+
 /* Opens the input device node (in opt.input) if it is one to read. */
 static void
 input_open(const char *node)
@@ -1925,20 +1961,33 @@ input_open(const char *node)
 	char path[PATH_MAX], name[256] = "";
 	struct input_id id;
 	struct input *in;
+	struct stat st;
 	int fd;
 
 	if (strncmp(node, "event", 5) != 0 || wt.nin == INPUT_MAX ||
 	    fit(snprintf(path, sizeof(path), "%s/%s", opt.input, node),
 	    sizeof(path)) < 0)
 		return;
-	for (int i = 0; i < wt.nin; i++)
-		if (strcmp(wt.in[i].node, node) == 0)
-			return;
 	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1) {
 		if (errno == EACCES || errno == EPERM)
 			snprintf(wt.denied, sizeof(wt.denied), "%s", path);
 		return;
 	}
+	if (fstat(fd, &st) == -1) {
+		close(fd);
+		return;
+	}
+	/* The node read already, or a new device under its name: the
+	 * old one left, and its read has not said so yet. */
+	for (int i = 0; i < wt.nin; i++)
+		if (strcmp(wt.in[i].node, node) == 0) {
+			if (wt.in[i].rdev == st.st_rdev) {
+				close(fd);
+				return;
+			}
+			input_close(i, "gone");
+			break;
+		}
 	if (ioctl(fd, EVIOCGNAME(sizeof(name) - 1), name) < 0 ||
 	    ioctl(fd, EVIOCGID, &id) < 0 ||
 	    ioctl(fd, EVIOCGBIT(EV_KEY, sizeof(keys)), keys) < 0 ||
@@ -1949,6 +1998,7 @@ input_open(const char *node)
 	in = &wt.in[wt.nin++];
 	memset(in, 0, sizeof(*in));
 	in->fd = fd;
+	in->rdev = st.st_rdev;
 	snprintf(in->node, sizeof(in->node), "%s", node);
 	escape_text(in->name, sizeof(in->name), name, strlen(name));
 	memset(keys, 0, sizeof(keys));
@@ -1957,14 +2007,6 @@ input_open(const char *node)
 	say("reading %s (%s, %04x:%04x) for the hotkeys", path, in->name,
 	    id.vendor, id.product);
 	wt.none_said = false;
-}
-
-static void
-input_close(int i, const char *why)
-{
-	say("%s/%s (%s): %s", opt.input, wt.in[i].node, wt.in[i].name, why);
-	close(wt.in[i].fd);
-	wt.in[i] = wt.in[--wt.nin];
 }
 
 /* Every device of opt.input not read yet, that is one to read. */
@@ -2075,7 +2117,9 @@ input_changed(void)
 	for (ssize_t at = 0; got > 0 && at < got;
 	    at += (ssize_t)(sizeof(*ie) + ie->len)) {
 		ie = (const struct inotify_event *)(buf + at);
-		if (ie->len > 0)
+		if (ie->mask & IN_Q_OVERFLOW)
+			input_scan();	/* events lost: look at them all */
+		else if (ie->len > 0)
 			input_open(ie->name);
 	}
 }
@@ -2088,7 +2132,7 @@ static bool
 watch_signal(void)
 {
 	struct signalfd_siginfo si;
-	char how[64];
+	char how[128];
 	pid_t pid;
 	int status;
 
@@ -2135,6 +2179,9 @@ watch_start(void)
 	if (conf.nhooks == 0 && conf.nhotkeys == 0)
 		errx(2, "nothing to watch for: the configuration has no hook "
 		    "and no hotkey lines");
+	/* Its ends come through the signalfd, even if we were started with
+	 * SIGCHLD ignored (that would reap them unseen). */
+	(void)signal(SIGCHLD, SIG_DFL);
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
@@ -2173,21 +2220,25 @@ cmd_watch(void)
 		p[0] = (struct pollfd){ .fd = wt.signals, .events = POLLIN };
 		p[1] = (struct pollfd){ .fd = wt.daemon, .events = POLLIN };
 		p[2] = (struct pollfd){ .fd = wt.inotify, .events = POLLIN };
-		for (int i = 0; i < wt.nin; i++)
+		int nin = wt.nin;
+
+		for (int i = 0; i < nin; i++)
 			p[3 + i] = (struct pollfd){ .fd = wt.in[i].fd,
 			    .events = POLLIN };
-		if ((r = poll(p, (nfds_t)(3 + wt.nin), watch_timeout())) == -1 &&
+		if ((r = poll(p, (nfds_t)(3 + nin), watch_timeout())) == -1 &&
 		    errno != EINTR)
 			err(1, "poll");
 		if (r > 0 && p[0].revents != 0 && !watch_signal())
 			break;
 		if (r > 0 && p[1].revents != 0 && wt.daemon != -1)
 			watch_read();
-		if (r > 0 && p[2].revents != 0)
-			input_changed();
-		for (int i = r > 0 ? wt.nin : 0; i-- > 0; )
+		/* Backwards: input_read may close i, moving the last in;
+		 * then the devices that came. */
+		for (int i = r > 0 ? nin : 0; i-- > 0; )
 			if (p[3 + i].revents != 0)
 				input_read(i);
+		if (r > 0 && p[2].revents != 0)
+			input_changed();
 		if (wt.inotify != -1)
 			input_report();
 		if (wt.daemon == -1 && now_ms() >= wt.reconnect_at)
@@ -2196,10 +2247,8 @@ cmd_watch(void)
 			hook_overdue();
 		hook_next();
 	}
-	if (wt.hook != 0) {
-		(void)kill(-wt.hook, SIGTERM);
-		(void)waitpid(wt.hook, NULL, 0);
-	}
+	if (wt.hook != 0)
+		hook_stop();
 	return 0;
 }
 

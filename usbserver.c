@@ -285,6 +285,8 @@ struct conn {
 					 * here (see Switches); -1: none */
 	size_t		swlen;		/* and wait here to be queued whole */
 	char		sw[MAX_LINE + 1];
+	bool		sw_lost;	/* dropped as a watcher: it is told
+					 * after the lines before */
 	unsigned long long accepted;	/* when: clock ticks since boot */
 	int64_t		partial_since;	/* an unfinished line's first byte */
 	struct linebuf	in;
@@ -1154,11 +1156,22 @@ conn_reply(struct conn *c, const char *line, int len)
 
 static void	switches_leave(struct conn *);
 
-/* Moves the whole switch lines read into the outbox, as many as it takes:
- * a line is never cut, nor a reply put inside one. */
+/* Whether switch lines, or the word that they were lost, wait for room
+ * in the outbox. */
+static bool
+conn_switches_wait(const struct conn *c)
+{
+	return c->sw_lost || memchr(c->sw, '\n', c->swlen) != NULL;
+}
+
+/* Moves the whole switch lines read into the outbox, as many as it takes,
+ * then the word that lines were lost if it is owed: a line is never cut,
+ * nor a reply put inside one. What does not fit waits for POLLOUT. */
 static void
 conn_switches_queue(struct conn *c)
 {
+	static const char lost[] = "error watch on: switch lines were lost "
+	    "(this client did not read them)\n";
 	const char *nl;
 	size_t len;
 
@@ -1170,6 +1183,12 @@ conn_switches_queue(struct conn *c)
 		memmove(c->sw, c->sw + len, c->swlen - len);
 		c->swlen -= len;
 	}
+	if (c->sw_lost && c->swlen == 0 &&
+	    sizeof(lost) - 1 <= sizeof(c->out) - c->outlen) {
+		memcpy(c->out + c->outlen, lost, sizeof(lost) - 1);
+		c->outlen += sizeof(lost) - 1;
+		c->sw_lost = false;
+	}
 	conn_flush(c);
 }
 
@@ -1179,18 +1198,16 @@ conn_switches_queue(struct conn *c)
 static void
 conn_switches(struct conn *c)
 {
-	static const char lost[] = "error watch on: switch lines were lost "
-	    "(this client did not read them)\n";
 	ssize_t n = read(c->switches, c->sw + c->swlen,
 	    sizeof(c->sw) - c->swlen);
 
 	if (n > 0)
 		c->swlen += (size_t)n;
-	conn_switches_queue(c);
-	if (n == 0 || (n == -1 && errno != EINTR && errno != EAGAIN)) {
+	else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
 		switches_leave(c);
-		conn_send(c, lost, (int)sizeof(lost) - 1);
+		c->sw_lost = true;
 	}
+	conn_switches_queue(c);
 }
 
 
@@ -1388,8 +1405,8 @@ conn_main(void *arg)
 	while (!c->eof) {
 		/* Switch lines are read while they have room. */
 		struct pollfd p[2] = {
-			{ .fd = c->fd,
-			  .events = POLLIN | (c->outlen > 0 ? POLLOUT : 0) },
+			{ .fd = c->fd, .events = POLLIN | (c->outlen > 0 ||
+			  conn_switches_wait(c) ? POLLOUT : 0) },
 			{ .fd = c->swlen < sizeof(c->sw) ? c->switches : -1,
 			  .events = POLLIN },
 		};
@@ -3422,10 +3439,11 @@ switch_note_locked(const char *vm, bool guest)
 		;
 	if (guest == (i < ledger.nguest))
 		return false;
-	if (!guest)
-		memcpy(ledger.guest[i], ledger.guest[--ledger.nguest],
-		    sizeof(ledger.guest[i]));
-	else if (ledger.nguest < LEDGER_MAX)
+	if (!guest) {
+		if (i != --ledger.nguest)
+			memcpy(ledger.guest[i], ledger.guest[ledger.nguest],
+			    sizeof(ledger.guest[i]));
+	} else if (ledger.nguest < LEDGER_MAX)
 		snprintf(ledger.guest[ledger.nguest++], sizeof(ledger.guest[0]),
 		    "%s", vm);
 	return true;
