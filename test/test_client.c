@@ -1201,6 +1201,7 @@ START_TEST(test_watch_config_lines_are_parsed_strictly)
 	ck_assert(!l.keyboard.by_ids);
 	ck_assert_str_eq(l.keyboard.name, "AT Translated Set 2 keyboard");
 	ctl_refused("keyboard", "expected 'keyboard VID:PID'");
+	ctl_refused("keyboard 046d:c52b@1-2", "not by a port");
 
 	ck_assert_int_eq(ctl("hotkey KEY_LEFTCTRL+KEY_RIGHTCTRL toggle", &l),
 	    CTL_HOTKEY);
@@ -1307,9 +1308,11 @@ static void
 watch_run(struct watching *u, const char *cfg, const char *input,
     const char *as)
 {
-	char *argv[16];
+	char *argv[20];
 	int fds[2], argc = 0;
 
+	argv[argc++] = (char *)"env";
+	argv[argc++] = (char *)"--ignore-signal=CHLD";
 	if (as != NULL) {
 		argv[argc++] = (char *)"setpriv";
 		argv[argc++] = (char *)"--reuid";
@@ -1373,8 +1376,11 @@ host_says(const char *line, const char *want)
 /*
  * The hooks of each switch run one at a time, in the configuration's
  * order, as argv (no shell reads their words), with the switch in
- * USBCTL_* variables; one past its deadline is stopped and the next
- * runs. When usbserver restarts, watch connects again.
+ * USBCTL_* variables; one that cannot run is said so; one past its
+ * deadline that shrugs off SIGTERM is killed, and the next runs. When
+ * usbserver restarts, watch connects again; at SIGTERM it ends within a
+ * second, its hook killed. usbctl runs with SIGCHLD ignored, as a
+ * careless parent may leave it: its hooks' ends are still seen.
  */
 START_TEST(test_watch_runs_the_hooks_of_each_switch)
 {
@@ -1393,17 +1399,18 @@ START_TEST(test_watch_runs_the_hooks_of_each_switch)
 	    "\"$USBCTL_REASON\" \"$USBCTL_DEVICES\" \"$*\" > %s\n", fifo);
 	write_file(rec, text, 0755);
 	snprintf(hang, sizeof(hang), "%s/hang", w.dir);
-	write_file(hang, "#!/bin/sh\nexec sleep 60\n", 0755);
+	write_file(hang, "#!/bin/sh\ntrap '' TERM\nsleep 60 & wait\n", 0755);
 	snprintf(cfg, sizeof(cfg), "%s/usbctl.conf", w.dir);
-	snprintf(text, sizeof(text), "hook guest %s 'a;b' $HOME\n"
-	    "hook host %s\nhook host %s back\nhook-timeout 1\n", rec, hang,
-	    rec);
+	snprintf(text, sizeof(text), "hook guest %s/nothing-here\n"
+	    "hook guest %s 'a;b' $HOME\nhook host %s\nhook host %s back\n"
+	    "hook-timeout 1\n", w.dir, rec, hang, rec);
 	write_file(cfg, text, 0644);
 
 	daemon_start(NULL);
 	watch_run(&u, cfg, w.dir, NULL);
 	watch_says(&u, "watching usbserver's switches at");
 	host_says("vmA attach 046d:c52b\n", "ok vmA attach 046d:c52b");
+	watch_says(&u, "the hook ended: exit 127: it could not be run");
 	ck_assert_int_eq(reader_line(&got, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_str_eq(line, "guest vmA client 046d:c52b |'a;b' $HOME|");
 	/* The hung one first: the next waits for its end (watch says so
@@ -1413,7 +1420,8 @@ START_TEST(test_watch_runs_the_hooks_of_each_switch)
 	    "running %s", hang);
 	watch_says(&u, text);
 	watch_says(&u, "a hook ran past its 1 s: stopping it");
-	watch_says(&u, "the hook ended: killed by signal 15");
+	watch_says(&u, "a hook ran past its 1 s: killed");
+	watch_says(&u, "the hook ended: killed by signal 9");
 	snprintf(text, sizeof(text), "vmA switched to the host (client): "
 	    "running %s", rec);
 	watch_says(&u, text);
@@ -1428,6 +1436,11 @@ START_TEST(test_watch_runs_the_hooks_of_each_switch)
 	host_says("vmB attach 046d:c077\n", "ok vmB attach 046d:c077");
 	ck_assert_int_eq(reader_line(&got, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_str_eq(line, "guest vmB client 046d:c077 |'a;b' $HOME|");
+	/* It ends while the hung hook runs. */
+	host_says("vmB detach 046d:c077\n", "ok vmB detach 046d:c077");
+	snprintf(text, sizeof(text), "vmB switched to the host (client): "
+	    "running %s", hang);
+	watch_says(&u, text);
 	watch_end(&u);
 	close(got.fd);
 }
