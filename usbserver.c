@@ -99,7 +99,7 @@
 #define DOMSTATE_MAX	256		/* what we keep of "virsh domstate" */
 #define FDS_SHELLS	(SHELLS * 3)	/* their stdin, stdout and stderr */
 #define FDS_FOLLOW	3		/* the uevents socket, its stop pipe */
-#define WATCHERS_MAX	16		/* connections told of each switch */
+#define WATCHERS_MAX	8		/* connections told of each switch */
 #define WATCHERS_PER_UID 4		/* of them one user's, but root's */
 #define FDS_WATCHERS	(WATCHERS_MAX * 2)	/* a pipe each */
 #define DEFAULT_SOCKET_MODE 0600

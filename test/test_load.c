@@ -1246,7 +1246,7 @@ START_TEST(test_out_of_descriptors_clients_wait_and_are_served_later)
 	const char *at;
 
 	w.prefix[0] = "prlimit";
-	w.prefix[1] = "--nofile=96:4096";
+	w.prefix[1] = "--nofile=112:4096";
 	w.prefix[2] = "--";
 	daemon_start(NULL);
 	ck_assert(log_wait("descriptors leave room for ", line, sizeof(line)));
