@@ -3611,7 +3611,8 @@ watcher_open(struct client *c)
  * A host client that watches is sent a line when a domain gets its
  * first device and when it gives back its last, once each, in order,
  * whatever moved them: a host client, the guest, libvirt's events, a
- * release, a lapsed lease, a replug to a domain that no longer runs. A
+ * release, a lapsed lease, a replug to a domain that no longer runs, an
+ * assign line as its domain starts. A
  * replug that goes back to the domain switches nothing. A guest that
  * asks to watch is refused and sent nothing.
  */
@@ -3630,6 +3631,7 @@ START_TEST(test_a_watcher_sees_each_switch_once_in_order)
 	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
 	snprintf(uevents, sizeof(uevents), "%s/uevents", w.dir);
 	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
+	write_file(w.config, "assign vmC 046d:c077\n", 0600);
 	/* Its first look at the ledger is behind it: the fake virsh's XML
 	 * holds no device. */
 	w.ready = "[VMusb] watching libvirt's events";
@@ -3687,6 +3689,10 @@ START_TEST(test_a_watcher_sees_each_switch_once_in_order)
 	write_file(path, "paused\n", 0644);
 	plug(sys, "1-4", "046d", "c52b", 1, 7);
 	expect_reply(&wc, "switched vmA host replug 046d:c52b");
+
+	/* An assign line, as its domain starts. */
+	libvirt_says("event 'lifecycle' for domain 'vmC': Started Booted\n");
+	expect_reply(&wc, "switched vmC guest assign 046d:c077");
 
 	/* Nothing else came between: the next line is the next switch. */
 	host_attach("vmB", "046d:c52b");

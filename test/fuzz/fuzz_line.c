@@ -59,7 +59,8 @@ one_line(const char *line, size_t len)
 	case PARSE_COMMAND:
 		/* What names no device: its text parses back to itself. */
 		if (cmd.action == ACT_RELEASE || cmd.action == ACT_STATUS ||
-		    cmd.action == ACT_DOMAINS || cmd.action == ACT_ALIVE) {
+		    cmd.action == ACT_DOMAINS || cmd.action == ACT_ALIVE ||
+		    cmd.action == ACT_WATCH) {
 			char text[REQUEST_TEXT];
 			struct request back;
 
@@ -67,6 +68,7 @@ one_line(const char *line, size_t len)
 			    valid_vm_name(cmd.vm, strlen(cmd.vm)));
 			CHECK(cmd.action != ACT_STATUS || cmd.vm[0] == '\0');
 			CHECK(cmd.action != ACT_DOMAINS || cmd.vm[0] == '\0');
+			CHECK(cmd.action != ACT_WATCH || cmd.vm[0] == '\0');
 			CHECK(cmd.lease <= MAX_LEASE);
 			request_text(text, &cmd);
 			CHECK(parse_line(text, strlen(text), &back, &why) ==
