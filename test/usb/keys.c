@@ -3,8 +3,8 @@
  * uinput device, "usb-test keys", that stays with the outer machine
  * whatever usbserver moves. For each line on standard input it presses
  * the chord Left Ctrl + Right Ctrl and lets go, as a person would, and
- * answers "pressed" with the time (CLOCK_BOOTTIME, as /proc/uptime and
- * the journal's monotonic clock count) when the second key went down.
+ * answers "pressed" with the time (CLOCK_MONOTONIC, the clock of the
+ * journal's monotonic stamps) when the second key went down.
  * It prints "ready" once the device is there; EOF ends it.
  */
 #define _GNU_SOURCE
@@ -57,7 +57,7 @@ main(void)
 	while (fgets(line, sizeof(line), stdin) != NULL) {
 		key(fd, KEY_LEFTCTRL, 1);
 		key(fd, KEY_RIGHTCTRL, 1);
-		clock_gettime(CLOCK_BOOTTIME, &ts);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
 		key(fd, KEY_RIGHTCTRL, 0);
 		key(fd, KEY_LEFTCTRL, 0);
 		printf("pressed %lld\n", (long long)ts.tv_sec * 1000 +
