@@ -260,12 +260,15 @@ END_TEST
  * named by the pid file pidfile first if there is one (as libvirt names
  * the QEMU it starts), saying "-name SAYS" of itself as QEMU does if says
  * is not NULL. Sends in, returns what the daemon answered. */
-static int
-peer_spawn(uid_t uid, gid_t gid, const char *pidfile, const char *says,
-    const char *in, char *out, size_t size)
+/* The runner's argv as "peer", into argv[0..8] (self holds its path):
+ * --pidfile, --as and -name where not NULL. */
+static void
+peer_argv(char *argv[9], char self[PATH_MAX], const char *pidfile,
+    const char *as, const char *says)
 {
-	char self[PATH_MAX], *argv[16], as[48];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	ssize_t n = readlink("/proc/self/exe", self, PATH_MAX - 1);
+	const char *opt[3][2] = { { "--pidfile", pidfile }, { "--as", as },
+	    { "-name", says } };
 	int argc = 0;
 
 	ck_assert_int_gt(n, 0);
@@ -273,21 +276,23 @@ peer_spawn(uid_t uid, gid_t gid, const char *pidfile, const char *says,
 	argv[argc++] = self;
 	argv[argc++] = (char *)"peer";
 	argv[argc++] = w.sock;
-	if (pidfile != NULL) {
-		argv[argc++] = (char *)"--pidfile";
-		argv[argc++] = (char *)pidfile;
-	}
-	if (uid != 0) {
-		snprintf(as, sizeof(as), "%lu:%lu", (unsigned long)uid,
-		    (unsigned long)gid);
-		argv[argc++] = (char *)"--as";
-		argv[argc++] = as;
-	}
-	if (says != NULL) {
-		argv[argc++] = (char *)"-name";
-		argv[argc++] = (char *)says;
-	}
+	for (int i = 0; i < 3; i++)
+		if (opt[i][1] != NULL) {
+			argv[argc++] = (char *)opt[i][0];
+			argv[argc++] = (char *)opt[i][1];
+		}
 	argv[argc] = NULL;
+}
+
+static int
+peer_spawn(uid_t uid, gid_t gid, const char *pidfile, const char *says,
+    const char *in, char *out, size_t size)
+{
+	char self[PATH_MAX], *argv[9], as[48];
+
+	snprintf(as, sizeof(as), "%lu:%lu", (unsigned long)uid,
+	    (unsigned long)gid);
+	peer_argv(argv, self, pidfile, uid != 0 ? as : NULL, says);
 	return run(argv, in, out, size);
 }
 
@@ -3520,24 +3525,10 @@ struct held {
 static void
 peer_hold(struct held *g, const char *pidfile, const char *as)
 {
-	char self[PATH_MAX], *argv[8];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	int in[2], out[2], argc = 0;
+	char self[PATH_MAX], *argv[9];
+	int in[2], out[2];
 
-	ck_assert_int_gt(n, 0);
-	self[n] = '\0';
-	argv[argc++] = self;
-	argv[argc++] = (char *)"peer";
-	argv[argc++] = w.sock;
-	if (pidfile != NULL) {
-		argv[argc++] = (char *)"--pidfile";
-		argv[argc++] = (char *)pidfile;
-	}
-	if (as != NULL) {
-		argv[argc++] = (char *)"--as";
-		argv[argc++] = (char *)as;
-	}
-	argv[argc] = NULL;
+	peer_argv(argv, self, pidfile, as, NULL);
 	ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
 	ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
 	g->pid = spawn_fds(argv, in[0], out[1], -1);
