@@ -4,7 +4,7 @@
  * whatever usbserver moves. For each line on standard input it presses
  * the chord Left Ctrl + Right Ctrl and lets go, as a person would, and
  * answers "pressed" with the time (CLOCK_MONOTONIC, the clock of the
- * journal's monotonic stamps) when the second key went down.
+ * journal's monotonic stamps) just before the second key went down.
  * It prints "ready" once the device is there; EOF ends it.
  */
 #define _GNU_SOURCE
@@ -56,8 +56,9 @@ main(void)
 	fflush(stdout);
 	while (fgets(line, sizeof(line), stdin) != NULL) {
 		key(fd, KEY_LEFTCTRL, 1);
+		clock_gettime(CLOCK_MONOTONIC, &ts);	/* before: the reader
+							 * may run first */
 		key(fd, KEY_RIGHTCTRL, 1);
-		clock_gettime(CLOCK_MONOTONIC, &ts);
 		key(fd, KEY_RIGHTCTRL, 0);
 		key(fd, KEY_LEFTCTRL, 0);
 		printf("pressed %lld\n", (long long)ts.tv_sec * 1000 +
