@@ -102,6 +102,8 @@
 #define WATCHERS_MAX	8		/* connections told of each switch */
 #define WATCHERS_PER_UID 4		/* of them one user's, but root's */
 #define FDS_WATCHERS	(WATCHERS_MAX * 2)	/* a pipe each */
+#define SWITCHES_PIPE	4096		/* bytes of switch lines a watcher's
+					 * pipe holds: a page, its least */
 #define DEFAULT_SOCKET_MODE 0600
 #define DEFAULT_LEDGER	"/run/usbserver/ledger"
 #define DEFAULT_QEMU_RUN_DIR "/run/libvirt/qemu"	/* libvirt's NAME.pid files */
@@ -3390,8 +3392,9 @@ ledger_load(void)
  * (common.h's switch_format), in the order of the ledger's changes: it
  * is written, with ledger.lock held, to a pipe of the connection's,
  * whose own thread queues it as it queues a reply. A watcher that lets
- * its pipe fill (64 KiB) is dropped, and told so at the pipe's end: no
- * one waits for a client that does not read.
+ * its pipe fill (SWITCHES_PIPE, once its socket and outbox are full) is
+ * dropped, and told so at the pipe's end: no one waits for a client that
+ * does not read.
  */
 static struct {
 	pthread_mutex_t	lock;
@@ -3532,6 +3535,8 @@ switches_join(struct command *cmd)
 	else if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) == -1)
 		command_done(cmd, OUT_FAILED, errstr(errno, eb, sizeof(eb)));
 	else {
+		/* Less than the default 64 KiB: bounded per peer. */
+		(void)fcntl(fds[1], F_SETPIPE_SZ, SWITCHES_PIPE);
 		switches.w[switches.n++] = (struct switch_watcher){ .c = c,
 		    .fd = fds[1], .uid = c->peer.uid };
 		c->switches = fds[0];

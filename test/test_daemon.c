@@ -3694,6 +3694,60 @@ START_TEST(test_a_watcher_sees_each_switch_once_in_order)
 }
 END_TEST
 
+/*
+ * A watcher that does not read is dropped once its socket, its outbox
+ * and its pipe are full, and told so after every line it was sent, in
+ * order; it is sent no switch after that, and the daemon and its other
+ * clients go on.
+ */
+START_TEST(test_a_watcher_that_does_not_read_is_dropped_and_told)
+{
+	char line[LINE];
+	struct client wc, c;
+	int pairs = 0, n = 0;
+	bool dropped = false;
+
+	daemon_start(NULL);
+	watcher_open(&wc);
+	client_open(&c);
+	client_send(&c, "reply on\n");
+	/* Switches, 50 of each way at a time, until the daemon says it gave
+	 * up on the watcher (its log read after each batch is answered). */
+	while (!dropped) {
+		ck_assert_int_lt(pairs, 10000);
+		for (int i = 0; i < 50; i++)
+			client_send(&c, "vmA attach 046d:c52b\n"
+			    "vmA detach 046d:c52b\n");
+		for (int i = 0; i < 50; i++, pairs++) {
+			expect_reply(&c, "ok vmA attach 046d:c52b");
+			expect_reply(&c, "ok vmA detach 046d:c52b");
+		}
+		while (reader_line(&w.log, line, sizeof(line), 0) == 1)
+			dropped |= strstr(line, "does not read them: it watches "
+			    "no more") != NULL;
+	}
+	host_attach("vmA", "046d:c52b");
+	for (;; n++) {
+		client_reply(&wc, line, sizeof(line));
+		if (strncmp(line, "error ", 6) == 0)
+			break;
+		ck_assert_str_eq(line, n % 2 == 0 ?
+		    "switched vmA guest client 046d:c52b" :
+		    "switched vmA host client 046d:c52b");
+	}
+	ck_assert_str_eq(line, "error watch on: switch lines were lost (this "
+	    "client did not read them)");
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_lt(n, 2 * pairs);
+	/* The attach after it went to no one: the next line is the answer
+	 * to this one. */
+	client_send(&wc, "hello\n");
+	expect_reply(&wc, "error: expected: VM attach|detach VID:PID");
+	fprintf(stderr, "switches: a watcher that did not read was dropped "
+	    "after %d lines, of %d switches\n", n, 2 * pairs);
+}
+END_TEST
+
 /* A user other than root watches on 4 connections at most. */
 START_TEST(test_one_user_watches_on_four_connections_at_most)
 {
@@ -3864,6 +3918,7 @@ daemon_suite(void)
 	tcase_add_test(sw, test_a_watcher_sees_each_switch_once_in_order);
 	tcase_add_test(sw, test_watchers_are_bounded);
 	tcase_add_test(sw, test_one_user_watches_on_four_connections_at_most);
+	tcase_add_test(sw, test_a_watcher_that_does_not_read_is_dropped_and_told);
 
 	tcase_add_test(real, test_real_virsh_error_is_replied);
 	tcase_add_test(real, test_syslog_messages_have_the_guides_format);
