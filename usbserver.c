@@ -4359,15 +4359,23 @@ follow_was(const struct ledger_entry *e, const struct uevent *ev)
 	return e->at[0] != '\0' && strcmp(e->at, ev->port) == 0;
 }
 
+/* How closely waiting entry e names a device that came, where several
+ * might take it: by the port it came at, by its serial, by its ids. */
+static int
+follow_claim(const struct ledger_entry *e)
+{
+	return (device_has_port(&e->device) ? 2 : 0) + (e->serial != 0);
+}
+
 /* What the kernel said of a USB device, ev, for the ledger. */
 static void
 follow_event(const struct uevent *ev)
 {
 	struct ledger_entry left[LEDGER_MAX];
-	struct giveback_job *jobs[LEDGER_MAX];
-	size_t nleft = 0, njobs = 0;
+	struct ledger_slot *came = NULL;
+	struct giveback_job *job = NULL;
+	size_t nleft = 0;
 	char dev[DEVICE_TEXT];
-	bool starved = false;
 	/* The one that came: its serial, to tell it from its twin. */
 	unsigned long long serial = ev->action == UEVENT_ADD ?
 	    usb_serial(ev->port) : 0;
@@ -4387,32 +4395,28 @@ follow_event(const struct uevent *ev)
 		} else if (ev->action == UEVENT_ADD && s->waiting &&
 		    (e->serial == 0 || e->serial == serial) &&
 		    (!device_has_port(&e->device) ||
-		    strcmp(e->device.port, ev->port) == 0)) {
-			struct giveback_job *job = calloc(1, sizeof(*job));
-
-			if (job == NULL) {
-				starved = true;
-				continue;
-			}
-			s->waiting = false;
-			job->follow = true;
-			job->n = 1;
-			job->e[0] = *e;
-			memcpy(job->port, ev->port, sizeof(job->port));
-			jobs[njobs++] = job;
-		}
+		    strcmp(e->device.port, ev->port) == 0) &&
+		    (came == NULL || follow_claim(e) > follow_claim(&came->e)))
+			came = s;	/* one device came: one entry's */
+	}
+	if (came != NULL && (job = calloc(1, sizeof(*job))) != NULL) {
+		came->waiting = false;
+		job->follow = true;
+		job->n = 1;
+		job->e[0] = came->e;
+		memcpy(job->port, ev->port, sizeof(job->port));
 	}
 	pthread_mutex_unlock(&ledger.lock);
 	for (size_t i = 0; i < nleft; i++)
 		log_info("[VMusb] %s: device %s left the host (port %s): "
 		    "waiting for it to come back", left[i].vm,
 		    device_text(&left[i].device, dev), ev->port);
-	if (starved)
+	if (came != NULL && job == NULL)
 		log_warn("[VMusb] out of memory to follow device %s",
 		    device_text(&ev->device, dev));
-	for (size_t i = 0; i < njobs; i++)
-		giveback_submit(jobs[i]);
-	if (ev->action == UEVENT_ADD && njobs == 0)
+	if (job != NULL)
+		giveback_submit(job);
+	if (ev->action == UEVENT_ADD && came == NULL)
 		assign_due(NULL, ev, "the device came");
 }
 

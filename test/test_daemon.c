@@ -260,10 +260,10 @@ END_TEST
  * named by the pid file pidfile first if there is one (as libvirt names
  * the QEMU it starts), saying "-name SAYS" of itself as QEMU does if says
  * is not NULL. Sends in, returns what the daemon answered. */
-/* The runner's argv as "peer", into argv[0..8] (self holds its path):
+/* The runner's argv as "peer", into argv[0..9] (self holds its path):
  * --pidfile, --as and -name where not NULL. */
 static void
-peer_argv(char *argv[9], char self[PATH_MAX], const char *pidfile,
+peer_argv(char *argv[10], char self[PATH_MAX], const char *pidfile,
     const char *as, const char *says)
 {
 	ssize_t n = readlink("/proc/self/exe", self, PATH_MAX - 1);
@@ -288,7 +288,7 @@ static int
 peer_spawn(uid_t uid, gid_t gid, const char *pidfile, const char *says,
     const char *in, char *out, size_t size)
 {
-	char self[PATH_MAX], *argv[9], as[48];
+	char self[PATH_MAX], *argv[10], as[48];
 
 	snprintf(as, sizeof(as), "%lu:%lu", (unsigned long)uid,
 	    (unsigned long)gid);
@@ -3170,6 +3170,17 @@ START_TEST(test_a_replugged_device_is_detached_where_the_domain_holds_it)
 }
 END_TEST
 
+/* Starts the daemon with the sysfs tree sys, and --uevents on the
+ * socket uevent_send() writes to. */
+static void
+daemon_follows(const char *sys)
+{
+	char uevents[300];
+
+	snprintf(uevents, sizeof(uevents), "%s/uevents", w.dir);
+	daemon_start("--sysfs", sys, "--uevents", uevents, NULL);
+}
+
 /* A uevent of a USB device, as the kernel words one, sent to the
  * daemon's --uevents socket. */
 static void
@@ -3238,14 +3249,13 @@ unplug(const char *sys, const char *port, const char *vid, const char *pid,
  */
 START_TEST(test_a_replugged_device_is_attached_again_where_it_is)
 {
-	char sys[256], path[300], uevents[300], text[LINE], line[LINE];
+	char sys[256], path[300], text[LINE], line[LINE];
 	struct client c;
 
 	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
-	snprintf(uevents, sizeof(uevents), "%s/uevents", w.dir);
 	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
 	sysfs_device(sys, "2-1", "046d", "c077", 2, 3);
-	daemon_start("--sysfs", sys, "--uevents", uevents, NULL);
+	daemon_follows(sys);
 	client_open(&c);
 	client_send(&c, "reply on\nkept1 attach 046d:c52b\n"
 	    "kept2 attach 046d:c077@2-1\n");
@@ -3326,13 +3336,12 @@ END_TEST
  * that comes back to a domain that no longer runs stays with the host. */
 START_TEST(test_a_follow_takes_nothing_stale_nor_a_domain_that_does_not_run)
 {
-	char sys[256], path[300], uevents[300], line[LINE];
+	char sys[256], path[300], line[LINE];
 	struct client c;
 
 	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
-	snprintf(uevents, sizeof(uevents), "%s/uevents", w.dir);
 	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
-	daemon_start("--sysfs", sys, "--uevents", uevents, NULL);
+	daemon_follows(sys);
 	client_open(&c);
 	client_send(&c, "reply on\nkept1 attach 046d:c52b\n");
 	expect_reply(&c, "ok kept1 attach 046d:c52b");
@@ -3368,21 +3377,53 @@ START_TEST(test_a_follow_takes_nothing_stale_nor_a_domain_that_does_not_run)
 }
 END_TEST
 
+/* One device that comes back is one entry's: two twins waiting, one
+ * named by the port it comes at, take one replug each. */
+START_TEST(test_a_device_that_comes_back_is_followed_once)
+{
+	char sys[256];
+	struct client c;
+
+	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
+	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
+	daemon_follows(sys);
+	client_open(&c);
+	client_send(&c, "reply on\nkept1 attach 046d:c52b\n");
+	expect_reply(&c, "ok kept1 attach 046d:c52b");
+	plug(sys, "1-3", "046d", "c52b", 1, 6);
+	client_send(&c, "kept2 attach 046d:c52b@1-3\n");
+	expect_reply(&c, "ok kept2 attach 046d:c52b@1-3");
+	unplug(sys, "1-2", "046d", "c52b", 1, 5);
+	expect_log_part("[VMusb] kept1: device 046d:c52b left the host");
+	unplug(sys, "1-3", "046d", "c52b", 1, 6);
+	expect_log_part("[VMusb] kept2: device 046d:c52b@1-3 left the host");
+
+	/* At kept2's port: kept2's alone. Then anywhere: kept1's. */
+	plug(sys, "1-3", "046d", "c52b", 1, 7);
+	expect_log("[VMusb] kept2: device 046d:c52b@1-3 is back: attached it "
+	    "again");
+	plug(sys, "1-4", "046d", "c52b", 1, 8);
+	expect_log("[VMusb] kept1: device 046d:c52b@1-4 is back: attached it "
+	    "again");
+	expect_ledger("kept2 046d:c52b@1-3 1-3 1 7;kept1 046d:c52b 1-4 1 8;");
+	client_close(&c);
+}
+END_TEST
+
 /* Twins, one vendor and product, are told apart by their serial
  * numbers: a twin that comes is not the device that left, and the one
  * that comes back is; the ledger keeps the serial's hash. */
 START_TEST(test_a_twin_that_comes_is_not_the_device_that_left)
 {
-	char sys[256], path[300], uevents[300], text[LINE], line[LINE],
+	char sys[256], path[300], text[LINE], line[LINE],
 	    want[64];
 	struct client c;
 
 	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
-	snprintf(uevents, sizeof(uevents), "%s/uevents", w.dir);
 	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
 	snprintf(path, sizeof(path), "%s/1-2/serial", sys);
 	write_file(path, "AAA\n", 0644);
-	daemon_start("--sysfs", sys, "--uevents", uevents, NULL);
+	daemon_follows(sys);
 	client_open(&c);
 	client_send(&c, "reply on\nkept1 attach 046d:c52b\n");
 	expect_reply(&c, "ok kept1 attach 046d:c52b");
@@ -3420,14 +3461,13 @@ END_TEST
  */
 START_TEST(test_an_assigned_device_follows_its_domain)
 {
-	char sys[256], path[300], uevents[300], text[LINE], line[LINE];
+	char sys[256], path[300], text[LINE], line[LINE];
 
 	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
-	snprintf(uevents, sizeof(uevents), "%s/uevents", w.dir);
 	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
 	write_file(w.config, "assign kept1 046d:c52b\n"
 	    "assign kept2 046d:c077@2-1   # the mouse, at its port\n", 0600);
-	daemon_start("--sysfs", sys, "--uevents", uevents, NULL);
+	daemon_follows(sys);
 
 	libvirt_says("event 'lifecycle' for domain 'kept1': Started Booted\n");
 	expect_log("[VMusb] kept1: attached its assigned device 046d:c52b, as "
@@ -3525,7 +3565,7 @@ struct held {
 static void
 peer_hold(struct held *g, const char *pidfile, const char *as)
 {
-	char self[PATH_MAX], *argv[9];
+	char self[PATH_MAX], *argv[10];
 	int in[2], out[2];
 
 	peer_argv(argv, self, pidfile, as, NULL);
@@ -3615,18 +3655,17 @@ START_TEST(test_a_watcher_sees_each_switch_once_in_order)
 		{ "PMSuspended Memory", "suspended" },
 		{ "Stopped Destroyed", "stopped" },
 	};
-	char sys[256], uevents[300], path[300], line[LINE];
+	char sys[256], path[300], line[LINE];
 	struct client wc, c;
 	struct held g;
 
 	snprintf(sys, sizeof(sys), "%s/sys", w.dir);
-	snprintf(uevents, sizeof(uevents), "%s/uevents", w.dir);
 	sysfs_device(sys, "1-2", "046d", "c52b", 1, 5);
 	write_file(w.config, "assign vmC 046d:c077\n", 0600);
 	/* Its first look at the ledger is behind it: the fake virsh's XML
 	 * holds no device. */
 	w.ready = "[VMusb] watching libvirt's events";
-	daemon_start("--sysfs", sys, "--uevents", uevents, NULL);
+	daemon_follows(sys);
 	watcher_open(&wc);
 	guest_hold(&g, "vmA");
 	held_says(&g, "reply on\nwatch on\n");
@@ -3911,6 +3950,7 @@ daemon_suite(void)
 	tcase_add_test(give, test_a_replugged_device_is_detached_where_the_domain_holds_it);
 	tcase_add_test(give, test_a_replugged_device_is_attached_again_where_it_is);
 	tcase_add_test(give, test_a_twin_that_comes_is_not_the_device_that_left);
+	tcase_add_test(give, test_a_device_that_comes_back_is_followed_once);
 	tcase_add_test(give, test_a_follow_takes_nothing_stale_nor_a_domain_that_does_not_run);
 	tcase_add_test(give, test_an_assigned_device_follows_its_domain);
 	tcase_add_test(give, test_hung_give_backs_do_not_hold_up_the_watcher);
