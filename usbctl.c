@@ -407,9 +407,9 @@ ctl_line_parse(const char *line, size_t len, struct ctl_line *l)
 		if (device_parse(f[1], flen[1], &l->device))
 			return CTL_DEVICE;
 		l->why = "not a device (VID:PID)";
-	} else if (field_is(f[0], flen[0], "domain") &&
-	    valid_vm_name(f[1], flen[1]))
-		return ctl_text(CTL_DOMAIN, f[1], flen[1], MAX_VM_NAME + 1, l);
+	} else if (field_is(f[0], flen[0], "domain") && flen[1] <= MAX_VM_NAME &&
+	    vm_name_copy(l->text, f[1], flen[1]))
+		return CTL_DOMAIN;
 	else if (field_is(f[0], flen[0], "socket"))
 		return ctl_text(CTL_SOCKET, f[1], flen[1],
 		    sizeof(conf.socket), l);
@@ -1566,10 +1566,17 @@ struct keys_down {
 	unsigned	n;
 };
 
+/* Is bit n set in bits, an evdev bitmap (EVIOCGBIT, EVIOCGKEY)? */
+static bool
+bit_is_set(const unsigned char *bits, unsigned n)
+{
+	return (bits[n / 8] & (1u << (n % 8))) != 0;
+}
+
 static bool
 key_is_down(const struct keys_down *k, unsigned code)
 {
-	return code <= KEY_MAX && (k->bit[code / 8] & (1u << (code % 8)));
+	return code <= KEY_MAX && bit_is_set(k->bit, code);
 }
 
 /* Whether exactly c's keys are down, and code among them. */
@@ -1643,7 +1650,6 @@ struct input {
 static struct {
 	const char	*cli[5];	/* -s, -c, -d, -V, -C as given: a
 					 * hotkey's usbctl gets them too */
-	int		self;		/* our program, for a hotkey's usbctl */
 	int		signals;	/* SIGCHLD, SIGTERM, SIGINT */
 	int		daemon;		/* -1: not connected */
 	struct linebuf	lb;
@@ -1662,8 +1668,7 @@ static struct {
 	int64_t		hook_deadline;
 	bool		hook_termed;	/* SIGTERM sent; SIGKILL next */
 	pid_t		action;		/* a hotkey's usbctl; 0: none */
-	const struct hotkey *action_of;
-} wt = { .self = -1, .signals = -1, .daemon = -1, .inotify = -1 };
+} wt = { .signals = -1, .daemon = -1, .inotify = -1 };
 
 static void __attribute__((format(printf, 1, 2)))
 say(const char *fmt, ...)
@@ -1676,40 +1681,37 @@ say(const char *fmt, ...)
 }
 
 /*
- * Starts argv with env in a process group of its own (a deadline's
- * signal reaches what it started), standard input /dev/null, output as
- * ours; our own program (wt.self) if self, else argv[0]. Its pid, or -1.
- * The child only sets up and execs.
+ * Starts argv with env as common.h's runs start virsh: in a process group
+ * of its own (a deadline's signal reaches what it started), signals as
+ * at boot, standard input /dev/null, output as ours. Our own program
+ * (/proc/self/exe, whatever became of its file since) if self, else
+ * argv[0]. Its pid, or -1, said.
  */
 static pid_t
 watch_spawn(char *const argv[], char *const env[], bool self)
 {
-	sigset_t none;
-	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	pid_t pid;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t sa;
+	pid_t pid = -1;
+	int e;
 
-	sigemptyset(&none);
-	if (null == -1) {
-		warn("/dev/null");
-		return -1;
+	if ((e = posix_spawn_file_actions_init(&fa)) != 0)
+		goto out;
+	if ((e = posix_spawnattr_init(&sa)) == 0) {
+		if ((e = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO,
+		    "/dev/null", O_RDONLY, 0)) == 0 &&
+		    (e = run_spawn_attrs(&sa, true)) == 0)
+			e = posix_spawn(&pid, self ? "/proc/self/exe" : argv[0],
+			    &fa, &sa, argv, env);
+		posix_spawnattr_destroy(&sa);
 	}
-	if ((pid = fork()) == 0) {
-		(void)setpgid(0, 0);
-		(void)sigprocmask(SIG_SETMASK, &none, NULL);
-		if (dup2(null, STDIN_FILENO) == -1)
-			_exit(126);
-		if (self)
-			fexecve(wt.self, argv, env);
-		else
-			execve(argv[0], argv, env);
-		_exit(127);
-	}
-	if (pid == -1)
-		warn("fork");
-	else
-		(void)setpgid(pid, pid);	/* so that it is, before kill */
-	close(null);
-	return pid;
+	posix_spawn_file_actions_destroy(&fa);
+out:
+	if (e == 0)
+		return pid;
+	errno = e;
+	warn("%s", argv[0]);
+	return -1;
 }
 
 /* How a child ended, for the log. */
@@ -1911,13 +1913,6 @@ watch_read(void)
 
 /* --- Hotkeys: the input devices ------------------------------------- */
 
-#define BITS_SIZE(n)	((n) / 8 + 1)
-
-static bool
-bit_is_set(const unsigned char *bits, unsigned n)
-{
-	return (bits[n / 8] & (1u << (n % 8))) != 0;
-}
 
 /* Is the device one to read: named by a keyboard line (every device,
  * without one), and able to send some hotkey's every key? */
@@ -1953,18 +1948,31 @@ input_close(int i, const char *why)
 	wt.in[i] = wt.in[--wt.nin];
 }
 
+/* Is name an event device's, as the kernel names them: "event" and a
+ * number? Only those are opened, or named in a line we print. */
+static bool
+input_node(const char *name)
+{
+	size_t n;
+
+	if (strncmp(name, "event", 5) != 0)
+		return false;
+	n = strspn(name + 5, "0123456789");
+	return n > 0 && n < 6 && name[5 + n] == '\0';
+}
+
 /* Opens the input device node (in opt.input) if it is one to read. */
 static void
 input_open(const char *node)
 {
-	unsigned char keys[BITS_SIZE(KEY_MAX)] = { 0 };
+	unsigned char keys[KEY_MAX / 8 + 1] = { 0 };
 	char path[PATH_MAX], name[256] = "";
 	struct input_id id;
 	struct input *in;
 	struct stat st;
 	int fd;
 
-	if (strncmp(node, "event", 5) != 0 || wt.nin == INPUT_MAX ||
+	if (!input_node(node) || wt.nin == INPUT_MAX ||
 	    fit(snprintf(path, sizeof(path), "%s/%s", opt.input, node),
 	    sizeof(path)) < 0)
 		return;
@@ -2066,7 +2074,6 @@ action_start(const struct hotkey *h)
 	argv[n++] = (char *)words[h->verb];
 	argv[n] = NULL;
 	say("hotkey: usbctl %s", words[h->verb]);
-	wt.action_of = h;
 	if ((wt.action = watch_spawn(argv, environ, true)) == -1)
 		wt.action = 0;
 }
@@ -2077,7 +2084,7 @@ input_read(int i)
 {
 	struct input *in = &wt.in[i];
 	struct input_event ev[64];
-	unsigned char keys[BITS_SIZE(KEY_MAX)];
+	unsigned char keys[KEY_MAX / 8 + 1];
 	ssize_t got = read(in->fd, ev, sizeof(ev));
 	int h;
 
@@ -2189,8 +2196,6 @@ watch_start(void)
 	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1 ||
 	    (wt.signals = signalfd(-1, &set, SFD_CLOEXEC)) == -1)
 		err(1, "signalfd");
-	if ((wt.self = open("/proc/self/exe", O_PATH | O_CLOEXEC)) == -1)
-		err(1, "/proc/self/exe");
 	wt.backoff = RECONNECT_MS;
 	if (conf.nhotkeys > 0) {
 		if ((wt.inotify = inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) == -1)

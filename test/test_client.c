@@ -1137,8 +1137,6 @@ START_TEST(test_bash_completion_offers_ports_where_needed)
 }
 END_TEST
 
-/* Attack 1: usbctl gives up on a held queue and says why; 9: a config
- * file that stalls usbctl. */
 /* ------------------------------------------------------------------ */
 /* usbctl watch: its configuration and its chords, in process          */
 
@@ -1347,6 +1345,31 @@ watch_says(struct watching *u, const char *part)
 	    "usbctl watch never said '%s'", part);
 }
 
+/* pid is no more, or a zombie whose parent went. */
+static bool
+process_gone(pid_t pid)
+{
+	char path[64], stat[512], *close_paren;
+
+	if (kill(pid, 0) == -1 && errno == ESRCH)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	return slurp(path, stat, sizeof(stat)) > 0 &&
+	    (close_paren = strrchr(stat, ')')) != NULL &&
+	    close_paren[1] == ' ' && close_paren[2] == 'Z';
+}
+
+/* usbctl watch said it runs hook for vm's switch to the host. */
+static void
+watch_runs(struct watching *u, const char *vm, const char *hook)
+{
+	char text[1024];
+
+	snprintf(text, sizeof(text), "%s switched to the host (client): "
+	    "running %s", vm, hook);
+	watch_says(u, text);
+}
+
 /* SIGTERM ends it, with status 0. */
 static void
 watch_end(struct watching *u)
@@ -1376,7 +1399,7 @@ host_says(const char *line, const char *want)
 /*
  * The hooks of each switch run one at a time, in the configuration's
  * order, as argv (no shell reads their words), with the switch in
- * USBCTL_* variables; one that cannot run is said so; one past its
+ * USBCTL_* variables; one that cannot run is said so, and why; one past its
  * deadline that shrugs off SIGTERM is killed, and the next runs. When
  * usbserver restarts, watch connects again; at SIGTERM it ends within a
  * second, its hook killed. usbctl runs with SIGCHLD ignored, as a
@@ -1387,6 +1410,7 @@ START_TEST(test_watch_runs_the_hooks_of_each_switch)
 	char cfg[256], rec[256], hang[256], fifo[256], text[1024], line[1024];
 	struct watching u;
 	struct reader got;
+	long sh, sleeper;
 
 	snprintf(fifo, sizeof(fifo), "%s/hooks", w.dir);
 	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
@@ -1399,7 +1423,9 @@ START_TEST(test_watch_runs_the_hooks_of_each_switch)
 	    "\"$USBCTL_REASON\" \"$USBCTL_DEVICES\" \"$*\" > %s\n", fifo);
 	write_file(rec, text, 0755);
 	snprintf(hang, sizeof(hang), "%s/hang", w.dir);
-	write_file(hang, "#!/bin/sh\ntrap '' TERM\nsleep 60 & wait\n", 0755);
+	snprintf(text, sizeof(text), "#!/bin/sh\ntrap '' TERM\nsleep 60 &\n"
+	    "echo hang $$ $! > %s\nwait\n", fifo);
+	write_file(hang, text, 0755);
 	snprintf(cfg, sizeof(cfg), "%s/usbctl.conf", w.dir);
 	snprintf(text, sizeof(text), "hook guest %s/nothing-here\n"
 	    "hook guest %s 'a;b' $HOME\nhook host %s\nhook host %s back\n"
@@ -1410,21 +1436,19 @@ START_TEST(test_watch_runs_the_hooks_of_each_switch)
 	watch_run(&u, cfg, w.dir, NULL);
 	watch_says(&u, "watching usbserver's switches at");
 	host_says("vmA attach 046d:c52b\n", "ok vmA attach 046d:c52b");
-	watch_says(&u, "the hook ended: exit 127: it could not be run");
+	watch_says(&u, "nothing-here: No such file or directory");
 	ck_assert_int_eq(reader_line(&got, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_str_eq(line, "guest vmA client 046d:c52b |'a;b' $HOME|");
 	/* The hung one first: the next waits for its end (watch says so
 	 * in order). */
 	host_says("vmA detach 046d:c52b\n", "ok vmA detach 046d:c52b");
-	snprintf(text, sizeof(text), "vmA switched to the host (client): "
-	    "running %s", hang);
-	watch_says(&u, text);
+	watch_runs(&u, "vmA", hang);
+	ck_assert_int_eq(reader_line(&got, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_int_eq(strncmp(line, "hang ", 5), 0);
 	watch_says(&u, "a hook ran past its 1 s: stopping it");
 	watch_says(&u, "a hook ran past its 1 s: killed");
 	watch_says(&u, "the hook ended: killed by signal 9");
-	snprintf(text, sizeof(text), "vmA switched to the host (client): "
-	    "running %s", rec);
-	watch_says(&u, text);
+	watch_runs(&u, "vmA", rec);
 	ck_assert_int_eq(reader_line(&got, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_str_eq(line, "host vmA client 046d:c52b |back|");
 
@@ -1438,10 +1462,13 @@ START_TEST(test_watch_runs_the_hooks_of_each_switch)
 	ck_assert_str_eq(line, "guest vmB client 046d:c077 |'a;b' $HOME|");
 	/* It ends while the hung hook runs. */
 	host_says("vmB detach 046d:c077\n", "ok vmB detach 046d:c077");
-	snprintf(text, sizeof(text), "vmB switched to the host (client): "
-	    "running %s", hang);
-	watch_says(&u, text);
+	watch_runs(&u, "vmB", hang);
+	ck_assert_int_eq(reader_line(&got, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_int_eq(sscanf(line, "hang %ld %ld", &sh, &sleeper), 2);
 	watch_end(&u);
+	/* Its whole group went with it. */
+	ck_assert(process_gone((pid_t)sh));
+	ck_assert(process_gone((pid_t)sleeper));
 	close(got.fd);
 }
 END_TEST
@@ -1552,6 +1579,8 @@ START_TEST(test_ddc_input_sets_checks_and_retries_a_bounded_number_of_times)
 }
 END_TEST
 
+/* Attack 1: usbctl gives up on a held queue and says why; 9: a config
+ * file that stalls usbctl. */
 void
 client_attacks(TCase *tc)
 {
