@@ -814,15 +814,18 @@ peer_main(int argc, char *argv[])
 		perror(argv[2]);
 		return 1;
 	}
-	/* Both ways at once: a test may hold the input open and read. */
+	/* Both ways at once: a test may hold the input open and read. The
+	 * input is read to its end even after the daemon's (what it closed
+	 * at once is not sent), so that whoever writes it never meets a
+	 * closed pipe. */
 	for (struct pollfd p[2] = { { .fd = STDIN_FILENO, .events = POLLIN },
-	    { .fd = fd, .events = POLLIN } }; ; ) {
+	    { .fd = fd, .events = POLLIN } }; p[0].fd != -1 || p[1].fd != -1; ) {
 		if (poll(p, 2, -1) == -1)
 			return 1;
 		if (p[0].revents != 0) {
 			if ((n = read(STDIN_FILENO, buf, sizeof(buf))) > 0 &&
-			    send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n)
-				return 1;
+			    p[1].fd != -1)
+				(void)send(fd, buf, (size_t)n, MSG_NOSIGNAL);
 			if (n <= 0) {
 				shutdown(fd, SHUT_WR);
 				p[0].fd = -1;
@@ -830,11 +833,14 @@ peer_main(int argc, char *argv[])
 		}
 		if (p[1].revents == 0)
 			continue;
-		if ((n = read(fd, buf, sizeof(buf))) <= 0)
-			return n == 0 ? 0 : 1;
-		if (write(STDOUT_FILENO, buf, (size_t)n) != n)
+		if ((n = read(fd, buf, sizeof(buf))) < 0)
+			return 1;
+		if (n == 0)
+			p[1].fd = -1;
+		else if (write(STDOUT_FILENO, buf, (size_t)n) != n)
 			return 1;
 	}
+	return 0;
 }
 
 /*
