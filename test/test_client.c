@@ -10,6 +10,7 @@ int usbctl_main(int, char *[]);
 
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
@@ -1345,18 +1346,19 @@ watch_says(struct watching *u, const char *part)
 	    "usbctl watch never said '%s'", part);
 }
 
-/* pid is no more, or a zombie whose parent went. */
+/* pid ends within WAIT_MS, if it has not already: its pidfd says so
+ * (it need not be our child). */
 static bool
 process_gone(pid_t pid)
 {
-	char path[64], stat[512], *close_paren;
+	struct pollfd p = { .events = POLLIN };
+	bool gone;
 
-	if (kill(pid, 0) == -1 && errno == ESRCH)
-		return true;
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	return slurp(path, stat, sizeof(stat)) > 0 &&
-	    (close_paren = strrchr(stat, ')')) != NULL &&
-	    close_paren[1] == ' ' && close_paren[2] == 'Z';
+	if ((p.fd = (int)syscall(SYS_pidfd_open, pid, 0)) == -1)
+		return errno == ESRCH;
+	gone = poll(&p, 1, WAIT_MS) == 1;
+	close(p.fd);
+	return gone;
 }
 
 /* usbctl watch said it runs hook for vm's switch to the host. */
